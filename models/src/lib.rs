@@ -1,0 +1,11 @@
+//! Audio-language models for emomon (see `../shared/DESIGN.md`, "Models").
+//!
+//! Done so far: the Whisper log-mel front end ([`mel`]), HF safetensors loading by
+//! explicit name ([`safetensors_load`]), shared transformer blocks ([`nn`]) and Whisper
+//! encoder/decoder with KV cache on burn ([`whisper`]). To come under the models issue:
+//! Qwen2-Audio and Voxtral, tokenizer/chat template loading and the emotion scorers.
+
+pub mod mel;
+pub mod nn;
+pub mod safetensors_load;
+pub mod whisper;

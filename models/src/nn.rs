@@ -1,0 +1,243 @@
+//! Building blocks shared by the transformer models, and constructors that fill burn's
+//! layers from a [`TensorStore`] by Hugging Face name.
+//!
+//! Constructors build the burn layers directly from loaded tensors (no random init
+//! followed by overwrite), so loading a large model does not pay for initialisers.
+//! HF stores linear weights as `[out, in]`; burn's `Linear` (row layout) wants
+//! `[in, out]`, so weights are transposed once on load, into contiguous memory.
+
+use burn::module::Param;
+use burn::nn::conv::Conv1d;
+use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear, PaddingConfig1d};
+use burn::prelude::*;
+use burn::tensor::module::attention;
+use burn::tensor::ops::AttentionModuleOptions;
+
+use crate::safetensors_load::TensorStore;
+
+/// `{prefix}.weight` `[d_out, d_in]` (+ `{prefix}.bias` `[d_out]` if `bias`) as a burn `Linear`.
+pub fn load_linear(
+    store: &mut TensorStore,
+    prefix: &str,
+    d_in: usize,
+    d_out: usize,
+    bias: bool,
+    device: &Device,
+) -> Linear {
+    let name = format!("{prefix}.weight");
+    let weight = match store.take_vec(&name, &[d_out, d_in]) {
+        Some(w) => {
+            let mut t = vec![0.0f32; w.len()];
+            for o in 0..d_out {
+                for i in 0..d_in {
+                    t[i * d_out + o] = w[o * d_in + i];
+                }
+            }
+            Tensor::from_data(TensorData::new(t, [d_in, d_out]), device)
+        }
+        None => Tensor::zeros([d_in, d_out], device),
+    };
+    let bias =
+        bias.then(|| Param::from_tensor(store.take(&format!("{prefix}.bias"), [d_out], device)));
+    Linear {
+        weight: Param::from_tensor(weight),
+        bias,
+    }
+}
+
+/// `{prefix}.weight` and `{prefix}.bias` as a LayerNorm (`torch.nn.LayerNorm`, eps 1e-5).
+pub fn load_layer_norm(
+    store: &mut TensorStore,
+    prefix: &str,
+    d: usize,
+    device: &Device,
+) -> LayerNorm {
+    let mut ln = LayerNormConfig::new(d).with_epsilon(1e-5).init(device);
+    ln.gamma = Param::from_tensor(store.take(&format!("{prefix}.weight"), [d], device));
+    ln.beta = Some(Param::from_tensor(store.take(
+        &format!("{prefix}.bias"),
+        [d],
+        device,
+    )));
+    ln
+}
+
+/// `{prefix}.weight` `[c_out, c_in, k]` + bias as a Conv1d with symmetric padding `k / 2`.
+pub fn load_conv1d(
+    store: &mut TensorStore,
+    prefix: &str,
+    c_in: usize,
+    c_out: usize,
+    kernel: usize,
+    stride: usize,
+    device: &Device,
+) -> Conv1d {
+    Conv1d {
+        weight: Param::from_tensor(store.take(
+            &format!("{prefix}.weight"),
+            [c_out, c_in, kernel],
+            device,
+        )),
+        bias: Some(Param::from_tensor(store.take(
+            &format!("{prefix}.bias"),
+            [c_out],
+            device,
+        ))),
+        stride,
+        kernel_size: kernel,
+        dilation: 1,
+        groups: 1,
+        padding: PaddingConfig1d::Explicit(kernel / 2, kernel / 2),
+    }
+}
+
+/// `{prefix}.weight` `[n, d]` as an Embedding.
+pub fn load_embedding(
+    store: &mut TensorStore,
+    prefix: &str,
+    n: usize,
+    d: usize,
+    device: &Device,
+) -> Embedding {
+    Embedding {
+        weight: Param::from_tensor(store.take(&format!("{prefix}.weight"), [n, d], device)),
+    }
+}
+
+/// Keys and values of one attention layer, `[batch, heads, seq, head_dim]`.
+#[derive(Debug, Clone)]
+pub struct KeyValue {
+    /// Keys.
+    pub k: Tensor<4>,
+    /// Values.
+    pub v: Tensor<4>,
+}
+
+impl KeyValue {
+    /// Number of cached positions.
+    pub fn len(&self) -> usize {
+        self.k.dims()[2]
+    }
+
+    /// True if nothing is cached.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// Multi-head attention with separate q/k/v/out projections (BART/Whisper layout),
+/// using burn's fused `attention` op (scale 1/sqrt(head_dim), as HF's `scaling`).
+#[derive(Module, Debug)]
+pub struct MultiHeadAttention {
+    /// Query projection.
+    pub q_proj: Linear,
+    /// Key projection (Whisper: no bias).
+    pub k_proj: Linear,
+    /// Value projection.
+    pub v_proj: Linear,
+    /// Output projection.
+    pub out_proj: Linear,
+    /// Number of heads.
+    pub n_heads: usize,
+}
+
+impl MultiHeadAttention {
+    /// Loads `{prefix}.{q,k,v,out}_proj`; `k_bias` is false for Whisper.
+    pub fn load(
+        store: &mut TensorStore,
+        prefix: &str,
+        d: usize,
+        n_heads: usize,
+        k_bias: bool,
+        device: &Device,
+    ) -> Self {
+        Self {
+            q_proj: load_linear(store, &format!("{prefix}.q_proj"), d, d, true, device),
+            k_proj: load_linear(store, &format!("{prefix}.k_proj"), d, d, k_bias, device),
+            v_proj: load_linear(store, &format!("{prefix}.v_proj"), d, d, true, device),
+            out_proj: load_linear(store, &format!("{prefix}.out_proj"), d, d, true, device),
+            n_heads,
+        }
+    }
+
+    /// `[b, t, d]` → `[b, heads, t, d / heads]`.
+    fn split_heads(&self, x: Tensor<3>) -> Tensor<4> {
+        let [b, t, d] = x.dims();
+        x.reshape([b, t, self.n_heads, d / self.n_heads])
+            .swap_dims(1, 2)
+    }
+
+    /// Keys and values of `x` (`[b, s, d]`), e.g. encoder states for cross-attention.
+    pub fn key_value(&self, x: Tensor<3>) -> KeyValue {
+        KeyValue {
+            k: self.split_heads(self.k_proj.forward(x.clone())),
+            v: self.split_heads(self.v_proj.forward(x)),
+        }
+    }
+
+    /// Attends queries from `x` to `kv`; `causal` masks future positions, aligned so that
+    /// the last query sees every key (queries are the newest positions of a cache).
+    pub fn attend(&self, x: Tensor<3>, kv: &KeyValue, causal: bool) -> Tensor<3> {
+        let [b, t, d] = x.dims();
+        let q = self.split_heads(self.q_proj.forward(x));
+        let options = AttentionModuleOptions {
+            is_causal: causal,
+            ..Default::default()
+        };
+        let ctx = attention(q, kv.k.clone(), kv.v.clone(), None, None, options);
+        self.out_proj
+            .forward(ctx.swap_dims(1, 2).reshape([b, t, d]))
+    }
+
+    /// Bidirectional self-attention (encoder).
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        let kv = self.key_value(x.clone());
+        self.attend(x, &kv, false)
+    }
+
+    /// Causal self-attention over `cache` plus the new positions `x`; appends them to `cache`.
+    pub fn forward_cached(&self, x: Tensor<3>, cache: &mut Option<KeyValue>) -> Tensor<3> {
+        let new = self.key_value(x.clone());
+        let kv = match cache.take() {
+            Some(old) => KeyValue {
+                k: Tensor::cat(vec![old.k, new.k], 2),
+                v: Tensor::cat(vec![old.v, new.v], 2),
+            },
+            None => new,
+        };
+        let out = self.attend(x, &kv, true);
+        *cache = Some(kv);
+        out
+    }
+}
+
+/// Transformer MLP `fc2(gelu(fc1(x)))` (erf GELU, as `torch.nn.functional.gelu`).
+#[derive(Module, Debug)]
+pub struct GeluMlp {
+    /// Up projection.
+    pub fc1: Linear,
+    /// Down projection.
+    pub fc2: Linear,
+}
+
+impl GeluMlp {
+    /// Loads `{prefix}fc1` and `{prefix}fc2` (prefix includes the trailing dot, if any).
+    pub fn load(
+        store: &mut TensorStore,
+        prefix: &str,
+        d: usize,
+        ffn: usize,
+        device: &Device,
+    ) -> Self {
+        Self {
+            fc1: load_linear(store, &format!("{prefix}fc1"), d, ffn, true, device),
+            fc2: load_linear(store, &format!("{prefix}fc2"), ffn, d, true, device),
+        }
+    }
+
+    /// Applies the MLP.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        self.fc2
+            .forward(burn::tensor::activation::gelu(self.fc1.forward(x)))
+    }
+}

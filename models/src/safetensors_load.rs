@@ -1,0 +1,337 @@
+//! Loading Hugging Face safetensors checkpoints into burn tensors by explicit name.
+//!
+//! Why not a generic "apply the whole file to the module" loader: a silent partial load
+//! (a renamed tensor left at its random init, a transposed matrix of the right element
+//! count) is the worst failure a fidelity-critical model can have. Every model here asks
+//! for each tensor by its HF name and expected shape; the store records every problem
+//! instead of stopping at the first, and [`TensorStore::finish`] fails with a list of
+//! all missing, mis-shaped and unused tensors.
+//!
+//! Files are read fully into memory (one copy); f32, f16 and bf16 are converted to f32
+//! on load. Sharded checkpoints (`model.safetensors.index.json`) are supported.
+
+use std::collections::{BTreeSet, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Device, Tensor, TensorData};
+use safetensors::{Dtype, SafeTensors};
+
+/// Errors while reading checkpoints or matching tensors to a model.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// A file could not be read.
+    #[error("{path}: {source}")]
+    Io {
+        /// File that failed.
+        path: PathBuf,
+        /// Underlying error.
+        source: std::io::Error,
+    },
+    /// A file is not a valid safetensors file.
+    #[error("{path}: not a valid safetensors file: {message}")]
+    Format {
+        /// File that failed.
+        path: PathBuf,
+        /// What the parser said.
+        message: String,
+    },
+    /// A JSON file (config, shard index) is invalid.
+    #[error("{path}: {message}")]
+    Json {
+        /// File that failed.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// No checkpoint file found in a model directory.
+    #[error("{dir}: no model.safetensors or model.safetensors.index.json")]
+    NoWeights {
+        /// Directory searched.
+        dir: PathBuf,
+    },
+    /// The same tensor name appears in two shards.
+    #[error("tensor `{name}` appears in both {first} and {second}")]
+    Duplicate {
+        /// Tensor name.
+        name: String,
+        /// First file.
+        first: PathBuf,
+        /// Second file.
+        second: PathBuf,
+    },
+    /// The checkpoint does not match the model; every problem is listed.
+    #[error("checkpoint {source_desc} does not match the model:\n{report}")]
+    Mismatch {
+        /// Which files were loaded.
+        source_desc: String,
+        /// All problems, one per line.
+        report: MismatchReport,
+    },
+}
+
+/// Every way a checkpoint failed to match the model, collected in one pass.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct MismatchReport {
+    /// Tensors the model needs that the checkpoint lacks.
+    pub missing: Vec<String>,
+    /// Tensors present with a different shape: (name, expected, found).
+    pub mis_shaped: Vec<(String, Vec<usize>, Vec<usize>)>,
+    /// Tensors stored in a dtype we cannot convert: (name, dtype).
+    pub bad_dtype: Vec<(String, String)>,
+    /// Tensors in the checkpoint the model never asked for.
+    pub unused: Vec<String>,
+}
+
+impl MismatchReport {
+    /// True when nothing is wrong.
+    pub fn is_empty(&self) -> bool {
+        self.missing.is_empty()
+            && self.mis_shaped.is_empty()
+            && self.bad_dtype.is_empty()
+            && self.unused.is_empty()
+    }
+}
+
+impl fmt::Display for MismatchReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for name in &self.missing {
+            writeln!(f, "  missing tensor `{name}`")?;
+        }
+        for (name, want, got) in &self.mis_shaped {
+            writeln!(f, "  tensor `{name}` has shape {got:?}, expected {want:?}")?;
+        }
+        for (name, dtype) in &self.bad_dtype {
+            writeln!(
+                f,
+                "  tensor `{name}` has dtype {dtype}; supported: F32, F16, BF16"
+            )?;
+        }
+        for name in &self.unused {
+            writeln!(f, "  unused tensor `{name}`")?;
+        }
+        Ok(())
+    }
+}
+
+/// Where one tensor lives: shard index, dtype, shape, byte range in that shard's data.
+#[derive(Debug, Clone)]
+struct Entry {
+    shard: usize,
+    dtype: Dtype,
+    shape: Vec<usize>,
+    start: usize,
+    end: usize,
+}
+
+/// An in-memory safetensors checkpoint (one or more shards) that hands out tensors by name.
+pub struct TensorStore {
+    files: Vec<PathBuf>,
+    /// Raw bytes of each shard (header included; `Entry` offsets are absolute).
+    shards: Vec<Vec<u8>>,
+    entries: HashMap<String, Entry>,
+    used: BTreeSet<String>,
+    report: MismatchReport,
+}
+
+impl fmt::Debug for TensorStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TensorStore")
+            .field("files", &self.files)
+            .field("tensors", &self.entries.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TensorStore {
+    /// Opens the checkpoint of a HF model directory: `model.safetensors`, or the shards
+    /// listed in `model.safetensors.index.json`.
+    pub fn from_dir(dir: &Path) -> Result<Self, LoadError> {
+        let single = dir.join("model.safetensors");
+        if single.is_file() {
+            return Self::from_files(&[single]);
+        }
+        let index = dir.join("model.safetensors.index.json");
+        if !index.is_file() {
+            return Err(LoadError::NoWeights {
+                dir: dir.to_path_buf(),
+            });
+        }
+        let text = std::fs::read_to_string(&index).map_err(|source| LoadError::Io {
+            path: index.clone(),
+            source,
+        })?;
+        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| LoadError::Json {
+            path: index.clone(),
+            message: e.to_string(),
+        })?;
+        let map = json
+            .get("weight_map")
+            .and_then(|m| m.as_object())
+            .ok_or_else(|| LoadError::Json {
+                path: index.clone(),
+                message: "no `weight_map` object".into(),
+            })?;
+        let mut files = BTreeSet::new();
+        for (name, file) in map {
+            let file = file.as_str().ok_or_else(|| LoadError::Json {
+                path: index.clone(),
+                message: format!("weight_map entry for `{name}` is not a file name"),
+            })?;
+            files.insert(dir.join(file));
+        }
+        let files: Vec<PathBuf> = files.into_iter().collect();
+        Self::from_files(&files)
+    }
+
+    /// Opens one or more safetensors files as a single checkpoint.
+    pub fn from_files(paths: &[PathBuf]) -> Result<Self, LoadError> {
+        let mut shards = Vec::with_capacity(paths.len());
+        let mut entries: HashMap<String, Entry> = HashMap::new();
+        for (shard, path) in paths.iter().enumerate() {
+            let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let (header_len, metadata) =
+                SafeTensors::read_metadata(&bytes).map_err(|e| LoadError::Format {
+                    path: path.clone(),
+                    message: e.to_string(),
+                })?;
+            let base = 8 + header_len;
+            for (name, info) in metadata.tensors() {
+                let entry = Entry {
+                    shard,
+                    dtype: info.dtype,
+                    shape: info.shape.clone(),
+                    start: base + info.data_offsets.0,
+                    end: base + info.data_offsets.1,
+                };
+                if entry.end > bytes.len() {
+                    return Err(LoadError::Format {
+                        path: path.clone(),
+                        message: format!("tensor `{name}` extends past the end of the file"),
+                    });
+                }
+                if let Some(prev) = entries.insert(name.clone(), entry) {
+                    return Err(LoadError::Duplicate {
+                        name,
+                        first: paths[prev.shard].clone(),
+                        second: path.clone(),
+                    });
+                }
+            }
+            shards.push(bytes);
+        }
+        Ok(Self {
+            files: paths.to_vec(),
+            shards,
+            entries,
+            used: BTreeSet::new(),
+            report: MismatchReport::default(),
+        })
+    }
+
+    /// Names of all tensors in the checkpoint, sorted.
+    pub fn names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.entries.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Whether the checkpoint holds `name`.
+    pub fn contains(&self, name: &str) -> bool {
+        self.entries.contains_key(name)
+    }
+
+    /// Shape of `name`, if present.
+    pub fn shape(&self, name: &str) -> Option<&[usize]> {
+        self.entries.get(name).map(|e| e.shape.as_slice())
+    }
+
+    /// The values of `name` as f32, checked against `shape`. Problems are recorded
+    /// (see [`finish`](Self::finish)) and `None` is returned.
+    pub fn take_vec(&mut self, name: &str, shape: &[usize]) -> Option<Vec<f32>> {
+        let Some(entry) = self.entries.get(name) else {
+            self.report.missing.push(name.to_string());
+            return None;
+        };
+        self.used.insert(name.to_string());
+        if entry.shape != shape {
+            self.report
+                .mis_shaped
+                .push((name.to_string(), shape.to_vec(), entry.shape.clone()));
+            return None;
+        }
+        let bytes = &self.shards[entry.shard][entry.start..entry.end];
+        let values = match entry.dtype {
+            Dtype::F32 => bytes
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            Dtype::F16 => bytes
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            Dtype::BF16 => bytes
+                .chunks_exact(2)
+                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect(),
+            other => {
+                self.report
+                    .bad_dtype
+                    .push((name.to_string(), format!("{other:?}")));
+                return None;
+            }
+        };
+        Some(values)
+    }
+
+    /// Tensor `name` with shape `shape` on `device`. On any problem the problem is
+    /// recorded and a zero tensor of the expected shape is returned, so that a model can
+    /// be assembled completely and *all* problems reported by [`finish`](Self::finish).
+    pub fn take<const D: usize>(
+        &mut self,
+        name: &str,
+        shape: [usize; D],
+        device: &Device,
+    ) -> Tensor<D> {
+        match self.take_vec(name, &shape) {
+            Some(values) => Tensor::from_data(TensorData::new(values, shape), device),
+            None => Tensor::zeros(shape, device),
+        }
+    }
+
+    /// Marks `name` as deliberately ignored (e.g. buffers the reference recomputes).
+    pub fn ignore(&mut self, name: &str) {
+        if self.entries.contains_key(name) {
+            self.used.insert(name.to_string());
+        }
+    }
+
+    /// Ends loading: `Ok` only if every requested tensor was found with the right shape
+    /// and dtype and every tensor in the checkpoint was used.
+    pub fn finish(mut self) -> Result<(), LoadError> {
+        let mut unused: Vec<String> = self
+            .entries
+            .keys()
+            .filter(|k| !self.used.contains(*k))
+            .cloned()
+            .collect();
+        unused.sort();
+        self.report.unused = unused;
+        if self.report.is_empty() {
+            return Ok(());
+        }
+        let source_desc = self
+            .files
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ");
+        Err(LoadError::Mismatch {
+            source_desc,
+            report: self.report,
+        })
+    }
+}

@@ -1,0 +1,215 @@
+//! Whisper text decoder with a key/value cache.
+//!
+//! The cache holds, per layer, the self-attention keys/values of every position decoded
+//! so far and the cross-attention keys/values of the encoder states (computed once per
+//! utterance by [`WhisperDecoder::start`]). Feeding a prompt and then one token at a
+//! time gives the same logits as recomputing the whole sequence, which the fixture
+//! tests check against transformers' uncached forward.
+
+use burn::module::Param;
+use burn::nn::{Embedding, LayerNorm};
+use burn::prelude::*;
+
+use super::{WhisperConfig, WhisperError};
+use crate::nn::{GeluMlp, KeyValue, MultiHeadAttention, load_embedding, load_layer_norm};
+use crate::safetensors_load::TensorStore;
+
+/// One pre-norm decoder layer: causal self-attention, cross-attention, MLP.
+#[derive(Module, Debug)]
+pub struct DecoderLayer {
+    self_attn_layer_norm: LayerNorm,
+    self_attn: MultiHeadAttention,
+    encoder_attn_layer_norm: LayerNorm,
+    encoder_attn: MultiHeadAttention,
+    final_layer_norm: LayerNorm,
+    mlp: GeluMlp,
+}
+
+impl DecoderLayer {
+    fn load(store: &mut TensorStore, prefix: &str, c: &WhisperConfig, device: &Device) -> Self {
+        let (d, h) = (c.d_model, c.decoder_attention_heads);
+        Self {
+            self_attn_layer_norm: load_layer_norm(
+                store,
+                &format!("{prefix}.self_attn_layer_norm"),
+                d,
+                device,
+            ),
+            self_attn: MultiHeadAttention::load(
+                store,
+                &format!("{prefix}.self_attn"),
+                d,
+                h,
+                false,
+                device,
+            ),
+            encoder_attn_layer_norm: load_layer_norm(
+                store,
+                &format!("{prefix}.encoder_attn_layer_norm"),
+                d,
+                device,
+            ),
+            encoder_attn: MultiHeadAttention::load(
+                store,
+                &format!("{prefix}.encoder_attn"),
+                d,
+                h,
+                false,
+                device,
+            ),
+            final_layer_norm: load_layer_norm(
+                store,
+                &format!("{prefix}.final_layer_norm"),
+                d,
+                device,
+            ),
+            mlp: GeluMlp::load(store, &format!("{prefix}."), d, c.decoder_ffn_dim, device),
+        }
+    }
+
+    fn forward(&self, x: Tensor<3>, cache: &mut LayerCache) -> Tensor<3> {
+        let x = x.clone()
+            + self
+                .self_attn
+                .forward_cached(self.self_attn_layer_norm.forward(x), &mut cache.self_kv);
+        let x = x.clone()
+            + self.encoder_attn.attend(
+                self.encoder_attn_layer_norm.forward(x),
+                &cache.cross_kv,
+                false,
+            );
+        x.clone() + self.mlp.forward(self.final_layer_norm.forward(x))
+    }
+}
+
+#[derive(Debug, Clone)]
+struct LayerCache {
+    self_kv: Option<KeyValue>,
+    cross_kv: KeyValue,
+}
+
+/// Decoding state of a batch of utterances: cross-attention keys/values of their encoder
+/// states and the self-attention keys/values of the tokens decoded so far.
+#[derive(Debug, Clone)]
+pub struct DecoderCache {
+    layers: Vec<LayerCache>,
+    len: usize,
+}
+
+impl DecoderCache {
+    /// Number of token positions already decoded.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True before the first token.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// `WhisperDecoder` plus the output projection (tied to the token embedding unless the
+/// checkpoint has `proj_out.weight`).
+#[derive(Module, Debug)]
+pub struct WhisperDecoder {
+    embed_tokens: Embedding,
+    embed_positions: Param<Tensor<2>>,
+    layers: Vec<DecoderLayer>,
+    layer_norm: LayerNorm,
+    /// Separate output projection `[vocab, d]`; `None` = tied to `embed_tokens`.
+    proj_out: Option<Param<Tensor<2>>>,
+}
+
+impl WhisperDecoder {
+    /// Loads the decoder from HF names under `prefix` (e.g. `model.decoder`) and the output
+    /// projection from `proj_out_name` when present or when embeddings are not tied.
+    pub fn load(
+        store: &mut TensorStore,
+        prefix: &str,
+        proj_out_name: &str,
+        c: &WhisperConfig,
+        device: &Device,
+    ) -> Self {
+        let d = c.d_model;
+        let embed_tokens = load_embedding(
+            store,
+            &format!("{prefix}.embed_tokens"),
+            c.vocab_size,
+            d,
+            device,
+        );
+        // A tied checkpoint may still carry proj_out.weight (a copy); use it only when
+        // untied, and then it must be there.
+        let proj_out = if c.tie_word_embeddings {
+            store.ignore(proj_out_name);
+            None
+        } else {
+            Some(Param::from_tensor(store.take(
+                proj_out_name,
+                [c.vocab_size, d],
+                device,
+            )))
+        };
+        Self {
+            embed_tokens,
+            embed_positions: Param::from_tensor(store.take(
+                &format!("{prefix}.embed_positions.weight"),
+                [c.max_target_positions, d],
+                device,
+            )),
+            layers: (0..c.decoder_layers)
+                .map(|i| DecoderLayer::load(store, &format!("{prefix}.layers.{i}"), c, device))
+                .collect(),
+            layer_norm: load_layer_norm(store, &format!("{prefix}.layer_norm"), d, device),
+            proj_out,
+        }
+    }
+
+    /// Starts decoding against encoder states `[batch, frames, d]`.
+    pub fn start(&self, encoder_states: Tensor<3>) -> DecoderCache {
+        DecoderCache {
+            layers: self
+                .layers
+                .iter()
+                .map(|l| LayerCache {
+                    self_kv: None,
+                    cross_kv: l.encoder_attn.key_value(encoder_states.clone()),
+                })
+                .collect(),
+            len: 0,
+        }
+    }
+
+    /// Feeds `tokens` `[batch, new]` after the cached positions; returns logits
+    /// `[batch, new, vocab]` and extends the cache.
+    pub fn forward(
+        &self,
+        tokens: Tensor<2, Int>,
+        cache: &mut DecoderCache,
+    ) -> Result<Tensor<3>, WhisperError> {
+        let [_, new] = tokens.dims();
+        let [max_pos, _] = self.embed_positions.dims();
+        if cache.len + new > max_pos {
+            return Err(WhisperError::Input(format!(
+                "decoder sequence of {} tokens exceeds max_target_positions {max_pos}",
+                cache.len + new
+            )));
+        }
+        let pos = self
+            .embed_positions
+            .val()
+            .slice(s![cache.len..cache.len + new, ..])
+            .unsqueeze_dim::<3>(0);
+        let mut x = self.embed_tokens.forward(tokens) + pos;
+        for (layer, lc) in self.layers.iter().zip(cache.layers.iter_mut()) {
+            x = layer.forward(x, lc);
+        }
+        cache.len += new;
+        let x = self.layer_norm.forward(x);
+        let w = match &self.proj_out {
+            Some(p) => p.val(),
+            None => self.embed_tokens.weight.val(),
+        };
+        Ok(burn::tensor::module::linear(x, w.transpose(), None))
+    }
+}

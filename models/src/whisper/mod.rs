@@ -1,0 +1,149 @@
+//! Whisper (`WhisperForConditionalGeneration`) on burn: config, encoder, decoder with
+//! KV cache, loading from a Hugging Face directory by HF tensor names.
+
+mod config;
+mod decoder;
+mod encoder;
+
+use std::path::Path;
+
+use burn::prelude::*;
+
+pub use config::WhisperConfig;
+pub use decoder::{DecoderCache, WhisperDecoder};
+pub use encoder::WhisperEncoder;
+
+use crate::safetensors_load::{LoadError, TensorStore};
+
+/// Errors of the Whisper model.
+#[derive(Debug, thiserror::Error)]
+pub enum WhisperError {
+    /// Loading config or weights failed.
+    #[error(transparent)]
+    Load(#[from] LoadError),
+    /// The input does not fit the model.
+    #[error("invalid Whisper input: {0}")]
+    Input(String),
+}
+
+/// Encoder, decoder and config of one Whisper model.
+#[derive(Debug)]
+pub struct Whisper {
+    /// Hyper-parameters from config.json.
+    pub config: WhisperConfig,
+    /// Audio encoder.
+    pub encoder: WhisperEncoder,
+    /// Text decoder with output projection.
+    pub decoder: WhisperDecoder,
+}
+
+/// Result of greedy decoding: the new tokens and, for each, the logits it was chosen from.
+#[derive(Debug, Clone)]
+pub struct Greedy {
+    /// Generated token ids (the prompt excluded), up to and including EOS if reached.
+    pub tokens: Vec<u32>,
+    /// Logits `[vocab]` of the position each token was chosen at.
+    pub logits: Vec<Vec<f32>>,
+}
+
+impl Whisper {
+    /// Loads `config.json` and the safetensors checkpoint of a HF model directory.
+    pub fn load(dir: &Path, device: &Device) -> Result<Self, WhisperError> {
+        let config = WhisperConfig::from_file(&dir.join("config.json"))?;
+        let store = TensorStore::from_dir(dir)?;
+        Self::from_store(config, store, device)
+    }
+
+    /// Builds the model from an opened checkpoint; fails listing every missing,
+    /// mis-shaped or unused tensor.
+    pub fn from_store(
+        config: WhisperConfig,
+        mut store: TensorStore,
+        device: &Device,
+    ) -> Result<Self, WhisperError> {
+        config.validate().map_err(WhisperError::Input)?;
+        let encoder = WhisperEncoder::load(&mut store, "model.encoder", &config, device);
+        let decoder = WhisperDecoder::load(
+            &mut store,
+            "model.decoder",
+            "proj_out.weight",
+            &config,
+            device,
+        );
+        store.finish()?;
+        Ok(Self {
+            config,
+            encoder,
+            decoder,
+        })
+    }
+
+    /// Encoder states of log-mel features `[batch, n_mels, frames]`.
+    pub fn encode(&self, features: Tensor<3>) -> Result<Tensor<3>, WhisperError> {
+        self.encoder.forward(features)
+    }
+
+    /// Greedy decoding of one utterance (batch 1) after `prompt`, at most `max_new` tokens,
+    /// stopping after `eos` if given. Uses the KV cache: the prompt in one pass, then one
+    /// token per step.
+    pub fn greedy(
+        &self,
+        encoder_states: Tensor<3>,
+        prompt: &[u32],
+        max_new: usize,
+        eos: Option<u32>,
+    ) -> Result<Greedy, WhisperError> {
+        if encoder_states.dims()[0] != 1 {
+            return Err(WhisperError::Input(
+                "greedy decoding takes a batch of 1".into(),
+            ));
+        }
+        if prompt.is_empty() {
+            return Err(WhisperError::Input("empty decoder prompt".into()));
+        }
+        let device = encoder_states.device();
+        let mut cache = self.decoder.start(encoder_states);
+        let mut input: Vec<u32> = prompt.to_vec();
+        let mut out = Greedy {
+            tokens: Vec::new(),
+            logits: Vec::new(),
+        };
+        for _ in 0..max_new {
+            let logits = self
+                .decoder
+                .forward(token_tensor(&input, &device), &mut cache)?;
+            let [_, t, v] = logits.dims();
+            let last: Vec<f32> = logits
+                .slice(s![0..1, t - 1..t, ..])
+                .reshape([v])
+                .into_data()
+                .try_into_vec::<f32>()
+                .map_err(|e| WhisperError::Input(format!("reading logits: {e:?}")))?;
+            let next = argmax(&last);
+            out.tokens.push(next);
+            out.logits.push(last);
+            if Some(next) == eos {
+                break;
+            }
+            input = vec![next];
+        }
+        Ok(out)
+    }
+}
+
+/// Token ids as a `[1, n]` Int tensor.
+pub fn token_tensor(ids: &[u32], device: &Device) -> Tensor<2, Int> {
+    let data: Vec<i64> = ids.iter().map(|&i| i64::from(i)).collect();
+    Tensor::from_data(TensorData::new(data, [1, ids.len()]), device)
+}
+
+/// Index of the largest value (first on ties, like `torch.argmax`).
+fn argmax(v: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[best] {
+            best = i;
+        }
+    }
+    best as u32
+}

@@ -1,0 +1,262 @@
+#!/usr/bin/env python3
+"""Build the tiny reference fixtures that emomon-models' Rust tests compare against.
+
+What it writes (all under models/fixtures/, committed, a few MB in all):
+
+* ``tiny-whisper/`` — a Hugging Face directory of a *randomly initialised*
+  ``WhisperForConditionalGeneration`` (d_model 64, 2 encoder + 2 decoder layers,
+  4 heads, 80 mel bins, the real 1500/3000-frame geometry): config.json,
+  model.safetensors (f32, tied output projection as HF saves it),
+  generation_config.json, preprocessor_config.json, tokenizer.json.
+* ``tiny-whisper-dtypes/`` — the same weights stored as f16 and bf16
+  (model.f16.safetensors, model.bf16.safetensors) to test dtype conversion on load.
+* ``tiny-whisper-ref.safetensors`` — inputs and reference outputs:
+  ``audio.{i}`` (f32 samples of clip i), ``mel80.{i}`` / ``mel128.{i}`` (log-mel
+  without padding, [bins, frames]), ``mel80_padded.0`` (30 s padded, [80, 3000]),
+  ``encoder.0`` ([1500, 64]), ``prompt`` (i64 token ids), ``prompt_logits.{i}``
+  ([prompt_len, vocab]), ``greedy_tokens.{i}`` and ``greedy_logits.{i}``
+  ([steps, vocab], logits of the last position at each greedy step).
+* ``tiny-whisper-ref.json`` — human-readable metadata (clips, lengths, margins).
+
+The tokenizer is an honest miniature of Whisper's: a byte-level BPE trained by the
+``tokenizers`` library on a small fixed corpus of emotion words and prompt phrases
+(so leading-space variants such as "Ġhappy" exist, as in GPT-2/Whisper vocabularies),
+followed by Whisper's special tokens (<|endoftext|>, <|startoftranscript|>, a few
+language tokens, <|transcribe|>, <|notimestamps|>, ...). Ids are not Whisper's ids.
+
+No model hub is involved: weights are random (fixed seed) and re-drawn with a
+larger spread than HF's init_std=0.02 so that logits are not near-ties (greedy
+tokens must be robust to 1e-5 numerical noise; the minimum top-1/top-2 margin is
+printed and stored in the metadata).
+
+Regenerate (needs the reference venv, never used in CI):
+    /root/.cache/emomon-venv/bin/python scripts/make_fixtures.py
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+from safetensors.torch import save_file
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import WhisperConfig, WhisperFeatureExtractor, WhisperForConditionalGeneration
+
+SEED = 1234
+REPO = Path(__file__).resolve().parent.parent
+OUT = REPO / "models" / "fixtures"
+DATA = Path(os.environ.get("EMOMON_DATA", REPO.parent / "shared" / "data"))
+
+# (file, number of samples kept). Lengths are deliberately not multiples of the
+# 160-sample hop so framing edge cases are covered.
+CLIPS = [
+    ("pyaudioanalysis/00.wav", 32000),
+    ("pyaudioanalysis/02.wav", 40037),
+    ("pyaudioanalysis/01.wav", 20811),
+]
+
+SPECIALS = [
+    "<|endoftext|>",
+    "<|startoftranscript|>",
+    "<|en|>",
+    "<|de|>",
+    "<|ur|>",
+    "<|translate|>",
+    "<|transcribe|>",
+    "<|startoflm|>",
+    "<|startofprev|>",
+    "<|nospeech|>",
+    "<|notimestamps|>",
+]
+
+CORPUS = [
+    "neutral happy sad angry fear disgust surprise boredom calm",
+    " neutral happy sad angry fear disgust surprise boredom calm",
+    "Neutral Happy Sad Angry Fear Disgust Surprise Boredom Calm",
+    "The speaker sounds happy. The speaker sounds sad. The speaker sounds angry.",
+    "Which emotion does the speaker express? Answer with one word.",
+    "emotion: neutral, emotion: happy, emotion: sad, emotion: angry, emotion: fear",
+    "happy 60%, neutral 30%, sad 10%. angry 50%, disgust 25%, fear 25%.",
+    "Kids are talking by the door. Dogs are sitting by the door.",
+    "the a an and is are was of to in it that this with for on",
+]
+
+N_GREEDY = 8
+
+
+def build_tokenizer() -> Tokenizer:
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        min_frequency=1,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+        special_tokens=[],
+    )
+    tok.train_from_iterator(CORPUS * 4, trainer=trainer)
+    tok.add_special_tokens(SPECIALS)
+    return tok
+
+
+def load_clip(rel: str, n: int) -> np.ndarray:
+    path = DATA / rel
+    audio, sr = sf.read(str(path), dtype="float32", always_2d=False)
+    if sr != 16000 or audio.ndim != 1:
+        sys.exit(f"{path}: expected 16 kHz mono, got sr={sr} shape={audio.shape}")
+    if len(audio) < n:
+        sys.exit(f"{path}: only {len(audio)} samples, need {n}")
+    return np.ascontiguousarray(audio[:n])
+
+
+def randomise(model: WhisperForConditionalGeneration, gen: torch.Generator) -> None:
+    """Re-draw every weight with a spread that gives well-separated logits."""
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name == "model.encoder.embed_positions.weight":
+                continue  # keep Whisper's sinusoids (HF keeps them frozen too)
+            if name.endswith("layer_norm.weight"):
+                p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=gen))
+            elif p.ndim == 1:
+                p.copy_(0.05 * torch.randn(p.shape, generator=gen))
+            else:
+                fan_in = p.shape[1] * (p.shape[2] if p.ndim == 3 else 1)
+                std = 1.0 / np.sqrt(fan_in)
+                if name.endswith("embed_tokens.weight") or name.endswith("embed_positions.weight"):
+                    std = 0.5
+                p.copy_(std * torch.randn(p.shape, generator=gen))
+
+
+def main() -> None:
+    torch.manual_seed(SEED)
+    gen = torch.Generator().manual_seed(SEED)
+    model_dir = OUT / "tiny-whisper"
+    dtype_dir = OUT / "tiny-whisper-dtypes"
+    model_dir.mkdir(parents=True, exist_ok=True)
+    dtype_dir.mkdir(parents=True, exist_ok=True)
+
+    tok = build_tokenizer()
+    vocab = tok.get_vocab_size()
+    sid = {s: tok.token_to_id(s) for s in SPECIALS}
+    tok.save(str(model_dir / "tokenizer.json"))
+
+    config = WhisperConfig(
+        vocab_size=vocab,
+        num_mel_bins=80,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=4,
+        decoder_attention_heads=4,
+        encoder_ffn_dim=128,
+        decoder_ffn_dim=128,
+        d_model=64,
+        max_source_positions=1500,
+        max_target_positions=64,
+        pad_token_id=sid["<|endoftext|>"],
+        bos_token_id=sid["<|endoftext|>"],
+        eos_token_id=sid["<|endoftext|>"],
+        decoder_start_token_id=sid["<|startoftranscript|>"],
+        begin_suppress_tokens=None,
+        suppress_tokens=None,
+    )
+    model = WhisperForConditionalGeneration(config).eval()
+    randomise(model, gen)
+    model.save_pretrained(str(model_dir), safe_serialization=True)
+    # Keep the directory minimal and deterministic (no chat/processor extras).
+    fe = WhisperFeatureExtractor(feature_size=80)
+    fe.save_pretrained(str(model_dir))
+    tok_cfg = {
+        "tokenizer_class": "PreTrainedTokenizerFast",
+        "bos_token": "<|endoftext|>",
+        "eos_token": "<|endoftext|>",
+        "pad_token": "<|endoftext|>",
+        "unk_token": "<|endoftext|>",
+        "model_max_length": 64,
+    }
+    (model_dir / "tokenizer_config.json").write_text(json.dumps(tok_cfg, indent=2) + "\n")
+
+    # Same weights in f16 and bf16 (all tensors, including the tied head as HF saves it).
+    sd = {k: v.contiguous() for k, v in model.state_dict().items() if k != "proj_out.weight"}
+    save_file({k: v.to(torch.float16) for k, v in sd.items()}, str(dtype_dir / "model.f16.safetensors"))
+    save_file({k: v.to(torch.bfloat16) for k, v in sd.items()}, str(dtype_dir / "model.bf16.safetensors"))
+
+    fe128 = WhisperFeatureExtractor(feature_size=128)
+    prompt_text = " The speaker sounds"
+    prompt = [
+        sid["<|startoftranscript|>"],
+        sid["<|en|>"],
+        sid["<|transcribe|>"],
+        sid["<|notimestamps|>"],
+    ] + tok.encode(prompt_text).ids
+    prompt_t = torch.tensor([prompt], dtype=torch.long)
+
+    ref: dict[str, torch.Tensor] = {"prompt": prompt_t[0].clone()}
+    meta: dict = {
+        "seed": SEED,
+        "torch": torch.__version__,
+        "transformers": __import__("transformers").__version__,
+        "clips": [],
+        "prompt": prompt,
+        "prompt_text": prompt_text,
+        "special_ids": sid,
+        "vocab_size": vocab,
+        "greedy_steps": N_GREEDY,
+    }
+    min_margin = float("inf")
+    for i, (rel, n) in enumerate(CLIPS):
+        audio = load_clip(rel, n)
+        ref[f"audio.{i}"] = torch.from_numpy(audio)
+        mel = fe(audio, sampling_rate=16000, padding="longest", return_tensors="np").input_features[0]
+        ref[f"mel80.{i}"] = torch.from_numpy(np.ascontiguousarray(mel, dtype=np.float32))
+        mel128 = fe128(audio, sampling_rate=16000, padding="longest", return_tensors="np").input_features[0]
+        ref[f"mel128.{i}"] = torch.from_numpy(np.ascontiguousarray(mel128, dtype=np.float32))
+        padded = fe(audio, sampling_rate=16000, return_tensors="pt").input_features  # [1, 80, 3000]
+        if i == 0:
+            ref["mel80_padded.0"] = padded[0].contiguous()
+
+        with torch.no_grad():
+            enc = model.model.encoder(padded).last_hidden_state  # [1, 1500, 64]
+            if i == 0:
+                ref["encoder.0"] = enc[0].contiguous()
+            out = model(encoder_outputs=(enc,), decoder_input_ids=prompt_t, use_cache=False)
+            ref[f"prompt_logits.{i}"] = out.logits[0].contiguous()
+
+            # Greedy decoding by full recomputation (no cache): the Rust side uses a
+            # KV cache, so agreement also checks the cache.
+            tokens = list(prompt)
+            step_logits = []
+            for _ in range(N_GREEDY):
+                ids = torch.tensor([tokens], dtype=torch.long)
+                logits = model(encoder_outputs=(enc,), decoder_input_ids=ids, use_cache=False).logits[0, -1]
+                top2 = torch.topk(logits, 2).values
+                min_margin = min(min_margin, float(top2[0] - top2[1]))
+                step_logits.append(logits)
+                tokens.append(int(torch.argmax(logits)))
+            ref[f"greedy_tokens.{i}"] = torch.tensor(tokens[len(prompt) :], dtype=torch.long)
+            ref[f"greedy_logits.{i}"] = torch.stack(step_logits).contiguous()
+        meta["clips"].append(
+            {
+                "file": rel,
+                "samples": n,
+                "frames_unpadded": int(mel.shape[-1]),
+                "greedy_tokens": tokens[len(prompt) :],
+                "greedy_text": tok.decode(tokens[len(prompt) :], skip_special_tokens=False),
+            }
+        )
+    meta["min_greedy_margin"] = min_margin
+    ref = {k: v.detach().contiguous() for k, v in ref.items()}
+    save_file(ref, str(OUT / "tiny-whisper-ref.safetensors"))
+    (OUT / "tiny-whisper-ref.json").write_text(json.dumps(meta, indent=2) + "\n")
+    print(json.dumps(meta, indent=2))
+    if min_margin < 1e-3:
+        sys.exit(f"greedy margin {min_margin} too small for a robust token test; change SEED")
+
+
+if __name__ == "__main__":
+    main()
