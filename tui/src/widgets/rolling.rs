@@ -1,0 +1,110 @@
+//! "Rolling": the distribution over the selected window and how its dominant label moved.
+
+use ratatui::{
+    buffer::Buffer,
+    layout::Rect,
+    style::{Modifier, Style},
+    text::{Line, Span},
+    widgets::{Block, Paragraph, Widget, Wrap},
+};
+
+use super::bars::Bars;
+use super::now::ambiguity_line;
+use crate::palette::{self, Palette};
+use crate::view::{RollingWindow, ViewState, clock, top_two};
+
+/// The Rolling panel.
+pub struct RollingPanel<'a> {
+    /// What to draw.
+    pub view: &'a ViewState,
+    /// Which window is selected.
+    pub window: RollingWindow,
+    /// Label colours and letters.
+    pub palette: &'a Palette,
+}
+
+/// Window tabs; the selected one is bracketed (not only highlighted).
+fn tabs<'a>(selected: RollingWindow) -> Line<'a> {
+    let mut spans = vec![Span::raw(" Rolling ")];
+    for w in RollingWindow::ALL {
+        if w == selected {
+            spans.push(Span::styled(
+                format!("[{}]", w.short()),
+                Style::default().add_modifier(Modifier::BOLD | Modifier::REVERSED),
+            ));
+        } else {
+            spans.push(Span::styled(format!(" {} ", w.short()), palette::dim()));
+        }
+    }
+    spans.push(Span::raw(" (w) "));
+    Line::from(spans)
+}
+
+impl Widget for RollingPanel<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let dist = self.view.rolling.get(self.window);
+        let stats = format!(" {} utt · {:.0} s speech ", dist.utterances, dist.speech_s);
+        let block = Block::bordered()
+            .title(tabs(self.window))
+            .title_bottom(Line::styled(stats, palette::dim()).right_aligned());
+        let inner = block.inner(area);
+        block.render(area, buf);
+        if dist.probs.is_empty() {
+            let what = match self.window {
+                RollingWindow::Session => "No utterances yet this session.".to_string(),
+                w => format!("No speech in the last {w}."),
+            };
+            Paragraph::new(vec![
+                Line::raw(what),
+                Line::styled("Press w for another window.", palette::dim()),
+            ])
+            .wrap(Wrap { trim: true })
+            .render(inner, buf);
+            return;
+        }
+        let labels = &self.view.labels;
+        let k = labels.len() as u16;
+        let bars_h = k.min(inner.height.saturating_sub(2));
+        Bars {
+            labels,
+            probs: &dist.probs,
+            palette: self.palette,
+        }
+        .render(
+            Rect {
+                height: bars_h,
+                ..inner
+            },
+            buf,
+        );
+        let name = |i: usize| labels.get(i).map_or("?", String::as_str);
+        let mut lines = Vec::new();
+        if let Some((top, _)) = top_two(&dist.probs) {
+            let mut spans = vec![
+                Span::raw("dominant "),
+                Span::styled(
+                    name(top).to_string(),
+                    Style::default().add_modifier(Modifier::BOLD),
+                ),
+            ];
+            match dist.shift {
+                Some(s) if s.to == top => spans.push(Span::raw(format!(
+                    " · was {} until {}",
+                    name(s.from),
+                    clock(s.at_s)
+                ))),
+                _ => spans.push(Span::styled(" · steady", palette::dim())),
+            }
+            lines.push(Line::from(spans));
+        }
+        lines.push(ambiguity_line(labels, &dist.probs, false));
+        Paragraph::new(lines).render(
+            Rect {
+                y: inner.y + bars_h,
+                height: inner.height.saturating_sub(bars_h),
+                ..inner
+            },
+            buf,
+        );
+    }
+}

@@ -1,0 +1,161 @@
+//! "Timeline": one column per utterance, newest on the right.
+//!
+//! With room, each label gets a sparkline row (height of the glyph = probability) under
+//! a "top" row that spells the dominant label's letter per utterance; with little room
+//! only the "top" row is drawn. An "ambiguity" row draws each utterance's normalised
+//! entropy (row "mixed": tall = mixed) when there is room. Markers sit on their own row as `▲`.
+
+use ratatui::{
+    buffer::Buffer,
+    layout::Rect,
+    style::Style,
+    text::{Line, Span},
+    widgets::{Block, Paragraph, Widget},
+};
+
+use crate::palette::{self, Palette};
+use crate::view::{ViewState, clock, normalised_entropy, top_two};
+
+/// Sparkline glyphs from 0 to 1 in eighths.
+const LEVELS: [char; 9] = [' ', '▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+
+/// The Timeline panel.
+pub struct TimelinePanel<'a> {
+    /// What to draw.
+    pub view: &'a ViewState,
+    /// Label colours and letters.
+    pub palette: &'a Palette,
+}
+
+impl Widget for TimelinePanel<'_> {
+    fn render(self, area: Rect, buf: &mut Buffer) {
+        let view = self.view;
+        let labels = &view.labels;
+        let name_w = labels
+            .iter()
+            .map(|l| l.chars().count())
+            .max()
+            .unwrap_or(0)
+            .clamp(7, 10);
+        let prefix_w = name_w + 3;
+        let inner_w = area.width.saturating_sub(2) as usize;
+        let plot_w = inner_w.saturating_sub(prefix_w).max(1);
+        let offset = view.timeline.len().saturating_sub(plot_w);
+        let shown = &view.timeline[offset..];
+
+        let title = match (shown.first(), shown.last()) {
+            (Some(first), Some(last)) => format!(
+                " Timeline · {}–{} · {} of {} utterances, one column each ",
+                clock(first.start_s),
+                clock(last.end_s),
+                shown.len(),
+                view.timeline.len()
+            ),
+            _ => " Timeline ".to_string(),
+        };
+        let block = Block::bordered().title(title);
+        let inner = block.inner(area);
+        block.render(area, buf);
+        if view.timeline.is_empty() && view.markers.is_empty() {
+            Line::styled(
+                "Utterances will appear here, one column each.",
+                palette::dim(),
+            )
+            .render(inner, buf);
+            return;
+        }
+
+        let prefix = |name: &str, letter: Option<usize>| -> Vec<Span<'static>> {
+            let name: String = name.chars().take(name_w).collect();
+            let mut v = vec![Span::raw(format!("{name:<name_w$} "))];
+            match letter {
+                Some(i) => v.push(Span::styled(
+                    self.palette.letter(i).to_string(),
+                    self.palette.block(i),
+                )),
+                None => v.push(Span::raw(" ")),
+            }
+            v.push(Span::raw(" "));
+            v
+        };
+
+        let mut lines: Vec<Line> = Vec::new();
+        // Dominant letter per column: the band that survives every size.
+        let mut top_row = prefix("top", None);
+        for e in shown {
+            match top_two(&e.probs) {
+                Some((i, _)) => top_row.push(Span::styled(
+                    self.palette.letter(i).to_string(),
+                    self.palette.block(i),
+                )),
+                None => top_row.push(Span::raw("?")),
+            }
+        }
+        lines.push(Line::from(top_row));
+
+        // Row budget, by priority: top, markers, per-label rows (all or none), ambiguity.
+        let height = inner.height as usize;
+        let full = height >= labels.len() + 2;
+        let ambiguity_row = height >= if full { labels.len() + 3 } else { 3 };
+        if ambiguity_row {
+            let mut row = prefix("mixed", None);
+            let cells: String = shown
+                .iter()
+                .map(|e| LEVELS[(normalised_entropy(&e.probs) * 8.0).round() as usize])
+                .collect();
+            row.push(Span::raw(cells));
+            lines.push(Line::from(row));
+        }
+        if full {
+            for (i, label) in labels.iter().enumerate() {
+                let mut row = prefix(label, Some(i));
+                let cells: String = shown
+                    .iter()
+                    .map(|e| {
+                        let p = e.probs.get(i).copied().unwrap_or(0.0).clamp(0.0, 1.0);
+                        LEVELS[(p * 8.0).round() as usize]
+                    })
+                    .collect();
+                row.push(Span::styled(cells, self.palette.fg(i)));
+                lines.push(Line::from(row));
+            }
+        }
+
+        // Markers: at the column of the first utterance starting after the marker.
+        let mut marks = vec![' '; plot_w];
+        let mut hidden = 0;
+        for m in &view.markers {
+            let idx = view.timeline.partition_point(|e| e.start_s < m.at_s);
+            if idx < offset && offset > 0 {
+                hidden += 1;
+                continue;
+            }
+            let col = (idx - offset.min(idx)).min(plot_w - 1);
+            marks[col] = '▲';
+        }
+        if inner.height as usize > lines.len() {
+            let mut row = prefix("markers", None);
+            row.push(Span::styled(
+                marks.iter().collect::<String>().trim_end().to_string(),
+                Style::default(),
+            ));
+            let n = view.markers.len();
+            if n > 0 {
+                row.push(Span::styled(
+                    format!(
+                        "  {n} marker{}{}",
+                        if n == 1 { "" } else { "s" },
+                        if hidden > 0 {
+                            format!(", {hidden} off-screen")
+                        } else {
+                            String::new()
+                        }
+                    ),
+                    palette::dim(),
+                ));
+            }
+            lines.push(Line::from(row));
+        }
+        Paragraph::new(lines).render(inner, buf);
+    }
+}
