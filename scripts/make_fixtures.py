@@ -88,6 +88,44 @@ CORPUS = [
 
 N_GREEDY = 8
 
+# First-token scorer reference: labels, verbaliser forms and temperatures. The Rust
+# scorer must reproduce these distributions from the same logits (max |Δ| ≤ 1e-4).
+LABELS = ["neutral", "happy", "sad", "angry", "fear", "disgust", "surprise"]
+FORMS = [" {}", " {cap}"]  # leading-space lower case and capitalised
+TEMPERATURES = [1.0, 0.5]
+
+
+def label_first_tokens(tok: Tokenizer) -> list[list[int]]:
+    """Distinct first token ids of each label's verbalised forms (in form order).
+
+    A form whose first token is only whitespace (e.g. " Neutral" → "Ġ", "Neutral") says
+    nothing about the label and is skipped, as the Rust verbaliser does.
+    """
+    out = []
+    for label in LABELS:
+        ids: list[int] = []
+        for form in FORMS:
+            text = form.format(label, cap=label[:1].upper() + label[1:])
+            first = tok.encode(text, add_special_tokens=False).ids[0]
+            if tok.decode([first]).strip() == "":
+                continue
+            if first not in ids:
+                ids.append(first)
+        if not ids:
+            sys.exit(f"label {label!r} has no informative first token")
+        out.append(ids)
+    flat = [i for ids in out for i in ids]
+    if len(flat) != len(set(flat)):
+        sys.exit(f"label first tokens collide: {out}")
+    return out
+
+
+def first_token_scores(logits: np.ndarray, first: list[list[int]], temperature: float):
+    """Label logit = logsumexp over its forms' first tokens; probs = softmax(z / T)."""
+    z = np.array([np.logaddexp.reduce(logits[ids].astype(np.float64)) for ids in first])
+    e = np.exp((z - z.max()) / temperature)
+    return z, e / e.sum()
+
 
 def build_tokenizer() -> Tokenizer:
     tok = Tokenizer(models.BPE())
@@ -249,6 +287,20 @@ def main() -> None:
                 "greedy_text": tok.decode(tokens[len(prompt) :], skip_special_tokens=False),
             }
         )
+    first = label_first_tokens(tok)
+    meta["scorer"] = {
+        "labels": LABELS,
+        "forms": FORMS,
+        "first_tokens": first,
+        "temperatures": TEMPERATURES,
+        "position": "last prompt position",
+    }
+    for i in range(len(CLIPS)):
+        answer_logits = ref[f"prompt_logits.{i}"][-1].numpy()
+        for k, temp in enumerate(TEMPERATURES):
+            z, probs = first_token_scores(answer_logits, first, temp)
+            ref[f"label_logits.{i}"] = torch.from_numpy(z.astype(np.float32))
+            ref[f"label_probs.{i}.t{k}"] = torch.from_numpy(probs.astype(np.float32))
     meta["min_greedy_margin"] = min_margin
     ref = {k: v.detach().contiguous() for k, v in ref.items()}
     save_file(ref, str(OUT / "tiny-whisper-ref.safetensors"))

@@ -2,10 +2,13 @@
 //!
 //! Done so far: the Whisper log-mel front end ([`mel`]), HF safetensors loading by
 //! explicit name ([`safetensors_load`]), shared transformer blocks ([`nn`]) and Whisper
-//! encoder/decoder with KV cache on burn ([`whisper`]). To come under the models issue:
-//! Qwen2-Audio and Voxtral, tokenizer/chat template loading and the emotion scorers.
+//! encoder/decoder with KV cache on burn ([`whisper`]), `tokenizer.json` loading
+//! ([`tokenizer`]) and the verbaliser + `first-token` scorer ([`scorer`]). To come under
+//! the models issue: Qwen2-Audio and Voxtral, chat templates, the other scorers.
 
 pub mod mel;
 pub mod nn;
 pub mod safetensors_load;
+pub mod scorer;
+pub mod tokenizer;
 pub mod whisper;

@@ -27,8 +27,11 @@ pub struct Reference(BTreeMap<String, RefTensor>);
 
 impl Reference {
     pub fn load() -> Self {
-        let path = fixture("tiny-whisper-ref.safetensors");
-        let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        Self::load_from(&fixture("tiny-whisper-ref.safetensors"))
+    }
+
+    pub fn load_from(path: &std::path::Path) -> Self {
+        let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let st = SafeTensors::deserialize(&bytes).expect("reference safetensors");
         let mut map = BTreeMap::new();
         for (name, view) in st.tensors() {
@@ -58,6 +61,13 @@ impl Reference {
         match self.0.get(name) {
             Some(RefTensor::F32(s, v)) => (s.clone(), v.clone()),
             other => panic!("reference `{name}`: expected f32, got {other:?}"),
+        }
+    }
+
+    pub fn try_f32(&self, name: &str) -> Option<(Vec<usize>, Vec<f32>)> {
+        match self.0.get(name) {
+            Some(RefTensor::F32(s, v)) => Some((s.clone(), v.clone())),
+            _ => None,
         }
     }
 

@@ -1,0 +1,88 @@
+//! `tokenizer.json` (Hugging Face `tokenizers`) behind a small trait, so that the
+//! verbaliser and scorers can be tested with hand-made vocabularies as well.
+
+use std::path::Path;
+
+/// Errors of tokenizer loading and use.
+#[derive(Debug, thiserror::Error)]
+pub enum TokenizerError {
+    /// The tokenizer file could not be loaded.
+    #[error("{path}: cannot load tokenizer: {message}")]
+    Load {
+        /// File that failed.
+        path: String,
+        /// What the tokenizers library said.
+        message: String,
+    },
+    /// Encoding or decoding failed.
+    #[error("tokenizer failed on {input:?}: {message}")]
+    Encode {
+        /// Input text (or ids, formatted).
+        input: String,
+        /// What the tokenizers library said.
+        message: String,
+    },
+}
+
+/// What the scorers need from a tokenizer: text ↔ ids, without special tokens added.
+pub trait TokenText {
+    /// Token ids of `text` exactly as written (no BOS/EOS or template added).
+    fn encode(&self, text: &str) -> Result<Vec<u32>, TokenizerError>;
+    /// Text of `ids` (special tokens kept).
+    fn decode(&self, ids: &[u32]) -> Result<String, TokenizerError>;
+}
+
+/// A Hugging Face `tokenizer.json`.
+pub struct HfTokenizer {
+    inner: tokenizers::Tokenizer,
+}
+
+impl std::fmt::Debug for HfTokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HfTokenizer")
+            .field("vocab_size", &self.inner.get_vocab_size(true))
+            .finish()
+    }
+}
+
+impl HfTokenizer {
+    /// Loads `tokenizer.json`.
+    pub fn from_file(path: &Path) -> Result<Self, TokenizerError> {
+        let inner = tokenizers::Tokenizer::from_file(path).map_err(|e| TokenizerError::Load {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        Ok(Self { inner })
+    }
+
+    /// Id of a token given by its exact string (e.g. `<|startoftranscript|>`).
+    pub fn token_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
+    /// Vocabulary size including added tokens.
+    pub fn vocab_size(&self) -> usize {
+        self.inner.get_vocab_size(true)
+    }
+}
+
+impl TokenText for HfTokenizer {
+    fn encode(&self, text: &str) -> Result<Vec<u32>, TokenizerError> {
+        self.inner
+            .encode(text, false)
+            .map(|e| e.get_ids().to_vec())
+            .map_err(|e| TokenizerError::Encode {
+                input: text.to_string(),
+                message: e.to_string(),
+            })
+    }
+
+    fn decode(&self, ids: &[u32]) -> Result<String, TokenizerError> {
+        self.inner
+            .decode(ids, false)
+            .map_err(|e| TokenizerError::Encode {
+                input: format!("{ids:?}"),
+                message: e.to_string(),
+            })
+    }
+}
