@@ -1,0 +1,57 @@
+//! Errors of audio sources, each naming the file or device and what to do.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AudioError {
+    #[error("cannot open audio file {}: {source}", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} is empty (0 bytes): nothing to analyse", path.display())]
+    EmptyFile { path: PathBuf },
+    #[error(
+        "{} is not a recognised audio file ({detail}); emomon reads WAV, FLAC, MP3 and Ogg Vorbis",
+        path.display()
+    )]
+    Unrecognised { path: PathBuf, detail: String },
+    #[error(
+        "{} uses a codec emomon cannot decode ({detail}); convert it, e.g. `sox IN -r 16000 -c 1 OUT.wav`",
+        path.display()
+    )]
+    UnsupportedCodec { path: PathBuf, detail: String },
+    #[error("{} has no audio samples (its data is empty)", path.display())]
+    NoSamples { path: PathBuf },
+    #[error(
+        "{} is truncated or corrupt: decoding stopped at {at_s:.2} s of {expected_s:.2} s ({detail}); audio before that point was used",
+        path.display()
+    )]
+    Truncated {
+        path: PathBuf,
+        at_s: f64,
+        expected_s: f64,
+        detail: String,
+    },
+    #[error("{} could not be read at {at_s:.2} s: {detail}", path.display())]
+    Read {
+        path: PathBuf,
+        at_s: f64,
+        detail: String,
+    },
+    #[error(
+        "no audio input device found; connect a microphone, or analyse a file with --input FILE"
+    )]
+    NoInputDevice,
+    #[error(
+        "no input device matches \"{wanted}\"; available: {available}. `emomon devices` lists them"
+    )]
+    DeviceNotFound { wanted: String, available: String },
+    #[error(
+        "input device \"{name}\" stopped delivering audio ({detail}); was it unplugged? What was captured before was kept"
+    )]
+    DeviceLost { name: String, detail: String },
+    #[error("input device \"{name}\": {detail}")]
+    Device { name: String, detail: String },
+}

@@ -1,0 +1,219 @@
+//! [`FileSource`]: decodes WAV, FLAC, MP3 and Ogg Vorbis with symphonia.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use symphonia::core::audio::SampleBuffer;
+use symphonia::core::codecs::{CODEC_TYPE_NULL, Decoder, DecoderOptions};
+use symphonia::core::errors::Error as SymphoniaError;
+use symphonia::core::formats::{FormatOptions, FormatReader};
+use symphonia::core::io::MediaSourceStream;
+use symphonia::core::meta::MetadataOptions;
+use symphonia::core::probe::Hint;
+
+use super::{AudioError, AudioSource, SourceInfo};
+
+/// Corrupt packets tolerated (skipped with a warning) before giving up on a file.
+const MAX_SKIPPED_PACKETS: usize = 16;
+
+/// An audio file decoded packet by packet, as fast as the consumer reads.
+///
+/// Wrap it in [`super::pace::Paced`] to deliver it at the pace of a microphone.
+pub struct FileSource {
+    path: PathBuf,
+    info: SourceInfo,
+    format: Box<dyn FormatReader>,
+    decoder: Box<dyn Decoder>,
+    track_id: u32,
+    /// Frames the container promises, when it says (WAV, FLAC): detects truncation.
+    expected_frames: Option<u64>,
+    decoded_frames: u64,
+    skipped_packets: usize,
+    sample_buf: Option<SampleBuffer<f32>>,
+    finished: bool,
+}
+
+impl FileSource {
+    /// Opens and probes `path`; fails with a message naming the file if it is
+    /// missing, empty, not audio, or in a codec symphonia cannot decode.
+    pub fn open(path: &Path) -> Result<Self, AudioError> {
+        let file = File::open(path).map_err(|source| AudioError::Open {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let len = file
+            .metadata()
+            .map_err(|source| AudioError::Open {
+                path: path.to_path_buf(),
+                source,
+            })?
+            .len();
+        if len == 0 {
+            return Err(AudioError::EmptyFile {
+                path: path.to_path_buf(),
+            });
+        }
+        let mss = MediaSourceStream::new(Box::new(file), Default::default());
+        let mut hint = Hint::new();
+        if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
+            hint.with_extension(ext);
+        }
+        let probed = symphonia::default::get_probe()
+            .format(
+                &hint,
+                mss,
+                &FormatOptions::default(),
+                &MetadataOptions::default(),
+            )
+            .map_err(|e| AudioError::Unrecognised {
+                path: path.to_path_buf(),
+                detail: e.to_string(),
+            })?;
+        let format = probed.format;
+        let track = format
+            .tracks()
+            .iter()
+            .find(|t| t.codec_params.codec != CODEC_TYPE_NULL)
+            .ok_or_else(|| AudioError::Unrecognised {
+                path: path.to_path_buf(),
+                detail: "it contains no audio track".into(),
+            })?;
+        let params = &track.codec_params;
+        let sample_rate = params.sample_rate.ok_or_else(|| AudioError::Unrecognised {
+            path: path.to_path_buf(),
+            detail: "the audio track does not state its sample rate".into(),
+        })?;
+        let channels = params.channels.map(|c| c.count()).unwrap_or(1);
+        if channels == 0 || sample_rate == 0 {
+            return Err(AudioError::Unrecognised {
+                path: path.to_path_buf(),
+                detail: format!("invalid format: {sample_rate} Hz, {channels} channels"),
+            });
+        }
+        let decoder = symphonia::default::get_codecs()
+            .make(params, &DecoderOptions::default())
+            .map_err(|e| AudioError::UnsupportedCodec {
+                path: path.to_path_buf(),
+                detail: e.to_string(),
+            })?;
+        let track_id = track.id;
+        let expected_frames = params.n_frames;
+        Ok(Self {
+            path: path.to_path_buf(),
+            info: SourceInfo {
+                name: path.display().to_string(),
+                sample_rate,
+                channels: channels as u16,
+            },
+            format,
+            decoder,
+            track_id,
+            expected_frames,
+            decoded_frames: 0,
+            skipped_packets: 0,
+            sample_buf: None,
+            finished: false,
+        })
+    }
+
+    fn seconds(&self, frames: u64) -> f64 {
+        frames as f64 / f64::from(self.info.sample_rate)
+    }
+
+    /// Called when the container has no more packets: checks it delivered all
+    /// it promised.
+    fn end_of_stream(&mut self, detail: &str) -> Result<bool, AudioError> {
+        self.finished = true;
+        if self.decoded_frames == 0 {
+            return Err(AudioError::NoSamples {
+                path: self.path.clone(),
+            });
+        }
+        match self.expected_frames {
+            Some(expected) if self.decoded_frames < expected => Err(AudioError::Truncated {
+                path: self.path.clone(),
+                at_s: self.seconds(self.decoded_frames),
+                expected_s: self.seconds(expected),
+                detail: detail.to_string(),
+            }),
+            _ => Ok(false),
+        }
+    }
+}
+
+impl AudioSource for FileSource {
+    fn info(&self) -> &SourceInfo {
+        &self.info
+    }
+
+    fn read_block(&mut self, out: &mut Vec<f32>) -> Result<bool, AudioError> {
+        while !self.finished {
+            let packet = match self.format.next_packet() {
+                Ok(packet) => packet,
+                // symphonia signals the normal end of a stream with UnexpectedEof.
+                Err(SymphoniaError::IoError(e))
+                    if e.kind() == std::io::ErrorKind::UnexpectedEof =>
+                {
+                    return self.end_of_stream("the file ends early");
+                }
+                Err(SymphoniaError::ResetRequired) => {
+                    return self.end_of_stream("the stream changed format mid-file");
+                }
+                Err(e) => {
+                    self.finished = true;
+                    return Err(AudioError::Read {
+                        path: self.path.clone(),
+                        at_s: self.seconds(self.decoded_frames),
+                        detail: e.to_string(),
+                    });
+                }
+            };
+            if packet.track_id() != self.track_id {
+                continue;
+            }
+            let decoded = match self.decoder.decode(&packet) {
+                Ok(decoded) => decoded,
+                Err(SymphoniaError::DecodeError(detail)) => {
+                    self.skipped_packets += 1;
+                    tracing::warn!(
+                        file = %self.path.display(),
+                        at_s = self.seconds(self.decoded_frames),
+                        "skipping a corrupt packet: {detail}"
+                    );
+                    if self.skipped_packets > MAX_SKIPPED_PACKETS {
+                        self.finished = true;
+                        return Err(AudioError::Read {
+                            path: self.path.clone(),
+                            at_s: self.seconds(self.decoded_frames),
+                            detail: format!("more than {MAX_SKIPPED_PACKETS} corrupt packets"),
+                        });
+                    }
+                    continue;
+                }
+                Err(e) => {
+                    self.finished = true;
+                    return Err(AudioError::Read {
+                        path: self.path.clone(),
+                        at_s: self.seconds(self.decoded_frames),
+                        detail: e.to_string(),
+                    });
+                }
+            };
+            let frames = decoded.frames();
+            if frames == 0 {
+                continue;
+            }
+            let spec = *decoded.spec();
+            let needed = (frames * spec.channels.count()) as u64;
+            let buf = match &mut self.sample_buf {
+                Some(buf) if buf.capacity() as u64 >= needed => buf,
+                slot => slot.insert(SampleBuffer::new(decoded.capacity() as u64, spec)),
+            };
+            buf.copy_interleaved_ref(decoded);
+            out.extend_from_slice(buf.samples());
+            self.decoded_frames += frames as u64;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+}

@@ -1,0 +1,185 @@
+//! The capture stage: source → 16 kHz mono → VAD → segmenter → utterances.
+//!
+//! [`FrontEnd`] is the synchronous core, fed block by block; [`run_capture`]
+//! drives it from any [`AudioSource`] until the stream ends, fails or is
+//! stopped, and always flushes the utterance in progress, so nothing already
+//! heard is lost when a file is truncated or a microphone disappears.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::audio::convert::MonoResampler;
+use crate::audio::{AudioError, AudioSource, SourceInfo};
+use crate::segmenter::{Activity, Segmenter, SegmenterConfig};
+use crate::utterance::Utterance;
+use crate::vad::{ConfigError, FrameVad, VadConfig};
+
+/// All front-end settings.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct FrontEndConfig {
+    pub vad: VadConfig,
+    pub segmenter: SegmenterConfig,
+}
+
+/// Source-format audio in, utterances out.
+pub struct FrontEnd {
+    resampler: MonoResampler,
+    vad: FrameVad,
+    segmenter: Segmenter,
+    /// 16 kHz mono not yet cut into whole frames.
+    mono: Vec<f32>,
+    consumed: usize,
+    /// Level of the most recent frame, dBFS, for a live meter.
+    last_frame_dbfs: f32,
+    last_frame_voiced: bool,
+}
+
+impl FrontEnd {
+    pub fn new(source: &SourceInfo, config: &FrontEndConfig) -> Result<Self, ConfigError> {
+        let vad = FrameVad::new(config.vad)?;
+        let segmenter = Segmenter::new(config.segmenter, config.vad.frame_ms)?;
+        let resampler = MonoResampler::new(source.sample_rate, source.channels).map_err(|_| {
+            ConfigError::Invalid {
+                name: "sample rate",
+                rule: "a positive number of Hz",
+                value: f64::from(source.sample_rate),
+            }
+        })?;
+        Ok(Self {
+            resampler,
+            vad,
+            segmenter,
+            mono: Vec::new(),
+            consumed: 0,
+            last_frame_dbfs: -120.0,
+            last_frame_voiced: false,
+        })
+    }
+
+    /// Feeds a block of interleaved source samples.
+    pub fn push(&mut self, interleaved: &[f32], emit: &mut dyn FnMut(Utterance)) {
+        self.resampler.push(interleaved, &mut self.mono);
+        self.run_frames(emit);
+    }
+
+    /// Ends the stream: flushes the resampler and the open utterance. The
+    /// trailing part-frame (under 30 ms) is padded with silence.
+    pub fn finish(&mut self, emit: &mut dyn FnMut(Utterance)) {
+        self.resampler.finish(&mut self.mono);
+        let frame_len = self.vad.frame_len();
+        let partial = (self.mono.len() - self.consumed) % frame_len;
+        if partial > 0 {
+            self.mono.resize(self.mono.len() + frame_len - partial, 0.0);
+        }
+        self.run_frames(emit);
+        if let Some(utterance) = self.segmenter.finish() {
+            emit(utterance);
+        }
+    }
+
+    pub fn activity(&self) -> Activity {
+        self.segmenter.activity()
+    }
+
+    /// Level and VAD decision of the latest frame.
+    pub fn last_frame(&self) -> (f32, bool) {
+        (self.last_frame_dbfs, self.last_frame_voiced)
+    }
+
+    pub fn discarded(&self) -> u64 {
+        self.segmenter.discarded()
+    }
+
+    fn run_frames(&mut self, emit: &mut dyn FnMut(Utterance)) {
+        let frame_len = self.vad.frame_len();
+        while self.mono.len() - self.consumed >= frame_len {
+            let frame = &self.mono[self.consumed..self.consumed + frame_len];
+            let voiced = self.vad.is_speech(frame);
+            let mean_square = frame.iter().map(|s| s * s).sum::<f32>() / frame_len as f32;
+            self.last_frame_dbfs = crate::utterance::to_dbfs(mean_square.sqrt());
+            self.last_frame_voiced = voiced;
+            if let Some(utterance) = self.segmenter.push(frame, voiced) {
+                emit(utterance);
+            }
+            self.consumed += frame_len;
+        }
+        // Compact now and then rather than on every frame.
+        if self.consumed > 1 << 16 {
+            self.mono.drain(..self.consumed);
+            self.consumed = 0;
+        }
+    }
+}
+
+/// What a capture run did.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CaptureSummary {
+    pub source: SourceInfo,
+    /// Seconds of 16 kHz audio analysed.
+    pub seconds: f64,
+    pub utterances: u64,
+    /// Frames the source dropped (ring overruns); also part of `seconds`' gaps.
+    pub dropped_frames: u64,
+    /// Speech stretches too short to keep.
+    pub discarded: u64,
+}
+
+/// How a capture run ended: its summary, and the error that ended it early, if any.
+/// Utterances found before an error have already been emitted.
+#[derive(Debug)]
+pub struct CaptureOutcome {
+    pub summary: CaptureSummary,
+    pub error: Option<AudioError>,
+}
+
+/// Reads `source` to its end (or until `stop` is set), emitting utterances as
+/// they close. Errors from the source end the run after the open utterance is
+/// flushed.
+pub fn run_capture(
+    source: &mut dyn AudioSource,
+    config: &FrontEndConfig,
+    stop: &AtomicBool,
+    emit: &mut dyn FnMut(Utterance),
+) -> Result<CaptureOutcome, ConfigError> {
+    let info = source.info().clone();
+    let mut front = FrontEnd::new(&info, config)?;
+    let mut block = Vec::new();
+    let mut count = 0u64;
+    let mut counting = |u: Utterance| {
+        count += 1;
+        emit(u);
+    };
+    let mut in_frames = 0u64;
+    let channels = usize::from(info.channels.max(1));
+    let error = loop {
+        if stop.load(Ordering::Relaxed) {
+            break None;
+        }
+        block.clear();
+        match source.read_block(&mut block) {
+            Ok(more) => {
+                in_frames += (block.len() / channels) as u64;
+                front.push(&block, &mut counting);
+                if !more {
+                    break None;
+                }
+            }
+            Err(e) => {
+                in_frames += (block.len() / channels) as u64;
+                front.push(&block, &mut counting);
+                break Some(e);
+            }
+        }
+    };
+    front.finish(&mut counting);
+    let discarded = front.discarded();
+    Ok(CaptureOutcome {
+        summary: CaptureSummary {
+            seconds: in_frames as f64 / f64::from(info.sample_rate.max(1)),
+            source: info,
+            utterances: count,
+            dropped_frames: source.dropped_frames(),
+            discarded,
+        },
+        error,
+    })
+}

@@ -1,0 +1,6 @@
+//! Subcommands of the binary; each parses its arguments and calls the library.
+
+pub mod bench;
+pub mod devices;
+pub mod frontend_args;
+pub mod segment;

@@ -1,0 +1,17 @@
+//! emomon: a live, offline monitor of how a speaker's emotion is heard.
+//!
+//! Data flow (see `../shared/DESIGN.md`): an [`audio`] source (microphone or
+//! file) feeds 16 kHz mono audio to the [`vad`] and [`segmenter`], which cut it
+//! into timed [`utterance::Utterance`]s; those are scored by an audio-language
+//! model (`emomon-models`), aggregated, logged and drawn by `emomon-tui`.
+
+pub mod aggregate;
+pub mod audio;
+pub mod capture;
+pub mod eval;
+pub mod prosody;
+pub mod replay;
+pub mod segmenter;
+pub mod session_log;
+pub mod utterance;
+pub mod vad;

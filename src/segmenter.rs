@@ -1,0 +1,480 @@
+//! [`Segmenter`]: turns per-frame VAD decisions into timed utterances.
+//!
+//! A state machine over fixed-length 16 kHz frames:
+//! * **idle** until `onset_ms` of consecutive voiced frames; the onset is then
+//!   traced back through the recent history over short unvoiced gaps, so a
+//!   soft start the VAD half-missed is not clipped (pre-roll);
+//! * **speech** until `hangover_ms` pass without a voiced frame; the utterance
+//!   ends after its last voiced frame;
+//! * speech reaching `max_utterance_s` is cut at the quietest frame of the last
+//!   `split_search_s` (a breath or a pause, rarely mid-word) and goes on as a
+//!   new utterance;
+//! * stretches with less than `min_speech_ms` of voiced frames are dropped as
+//!   clicks or noise.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use crate::audio::TARGET_RATE;
+use crate::utterance::{Utterance, to_dbfs};
+use crate::vad::ConfigError;
+
+/// Segmenter timing settings (all have defaults tuned on the shared clips).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SegmenterConfig {
+    /// Voiced run that opens an utterance.
+    pub onset_ms: u32,
+    /// Audio kept before the onset, and how far back the onset may be traced.
+    pub pre_roll_ms: u32,
+    /// Audio kept after the last voiced frame.
+    pub post_roll_ms: u32,
+    /// Unvoiced time that closes an utterance (pauses shorter than this are bridged).
+    pub hangover_ms: u32,
+    /// Utterances with less voiced time than this are discarded.
+    pub min_speech_ms: u32,
+    /// Longer speech is split.
+    pub max_utterance_s: f64,
+    /// How far before the limit to look for a quiet frame to split at.
+    pub split_search_s: f64,
+}
+
+impl Default for SegmenterConfig {
+    fn default() -> Self {
+        Self {
+            onset_ms: 60,
+            pre_roll_ms: 300,
+            post_roll_ms: 200,
+            hangover_ms: 400,
+            min_speech_ms: 250,
+            max_utterance_s: 15.0,
+            split_search_s: 3.0,
+        }
+    }
+}
+
+impl SegmenterConfig {
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let checks: [(&'static str, bool, &'static str, f64); 4] = [
+            (
+                "onset_ms",
+                self.onset_ms > 0,
+                "> 0",
+                f64::from(self.onset_ms),
+            ),
+            (
+                "hangover_ms",
+                self.hangover_ms > 0,
+                "> 0",
+                f64::from(self.hangover_ms),
+            ),
+            (
+                "max_utterance_s",
+                self.max_utterance_s >= 1.0 && self.max_utterance_s.is_finite(),
+                "at least 1 s",
+                self.max_utterance_s,
+            ),
+            (
+                "split_search_s",
+                self.split_search_s > 0.0 && self.split_search_s < self.max_utterance_s,
+                "> 0 and below max_utterance_s",
+                self.split_search_s,
+            ),
+        ];
+        for (name, ok, rule, value) in checks {
+            if !ok {
+                return Err(ConfigError::Invalid { name, rule, value });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Edge frames within this of the utterance's loudest frame count as speech.
+const EDGE_RANGE_DB: f32 = 35.0;
+/// Edge snapping moves neither end by more than this.
+const MAX_EDGE_MOVE_MS: u32 = 400;
+
+/// Frames must be this far above the background to count as speech.
+const ENERGY_GATE_DB: f32 = 6.0;
+/// The background is the quietest frame of this recent window (minimum
+/// statistics): natural speech pauses at least this often, steady noise never does.
+const NOISE_WINDOW_MS: f64 = 1500.0;
+/// No gating until this much audio has been seen (the minimum means little before).
+const NOISE_WARMUP_MS: f64 = 500.0;
+
+/// Sliding-window minimum of frame energy, the background-level estimate.
+struct NoiseFloor {
+    window: usize,
+    warmup: usize,
+    seen: usize,
+    /// (frame number, energy), energies increasing: the front is the minimum.
+    candidates: VecDeque<(usize, f32)>,
+}
+
+impl NoiseFloor {
+    fn new(window: usize) -> Self {
+        Self {
+            window: window.max(1),
+            warmup: (window as f64 * NOISE_WARMUP_MS / NOISE_WINDOW_MS) as usize,
+            seen: 0,
+            candidates: VecDeque::new(),
+        }
+    }
+
+    /// Adds a frame; returns the floor once warmed up.
+    fn push(&mut self, energy: f32) -> Option<f32> {
+        while self.candidates.back().is_some_and(|&(_, e)| e >= energy) {
+            self.candidates.pop_back();
+        }
+        self.candidates.push_back((self.seen, energy));
+        self.seen += 1;
+        while self
+            .candidates
+            .front()
+            .is_some_and(|&(n, _)| n + self.window < self.seen)
+        {
+            self.candidates.pop_front();
+        }
+        self.level()
+    }
+
+    fn level(&self) -> Option<f32> {
+        (self.seen >= self.warmup)
+            .then(|| self.candidates.front().map(|&(_, e)| e))
+            .flatten()
+    }
+}
+
+fn db_to_power(db: f32) -> f32 {
+    10f32.powf(db / 10.0)
+}
+
+#[derive(Debug, Clone, Copy)]
+struct FrameInfo {
+    voiced: bool,
+    energy: f32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    Idle {
+        run: u64,
+    },
+    Speech {
+        start: u64,
+        last_voiced: u64,
+        voiced: u64,
+    },
+}
+
+/// What the segmenter is doing now, for a live display.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Activity {
+    Silence,
+    /// In an utterance that started this many seconds ago.
+    Speech {
+        for_s: f64,
+    },
+}
+
+/// Frame-by-frame utterance detector (see the module docs).
+pub struct Segmenter {
+    frame_len: usize,
+    onset: u64,
+    pre_roll: u64,
+    post_roll: u64,
+    hangover: u64,
+    min_speech: u64,
+    max_frames: u64,
+    split_search: u64,
+    /// Index of the next frame to arrive.
+    next_frame: u64,
+    /// Frame index of `samples[0]` / `frames[0]`.
+    first_frame: u64,
+    samples: Vec<f32>,
+    frames: VecDeque<FrameInfo>,
+    state: State,
+    /// Where the previous utterance's speech ended: pre-roll never reaches back past it.
+    previous_end: u64,
+    next_id: u64,
+    discarded: u64,
+    noise_floor: NoiseFloor,
+}
+
+impl Segmenter {
+    pub fn new(config: SegmenterConfig, frame_ms: u32) -> Result<Self, ConfigError> {
+        config.validate()?;
+        let frames = |ms: f64| (ms / f64::from(frame_ms)).ceil().max(1.0) as u64;
+        Ok(Self {
+            frame_len: (TARGET_RATE * frame_ms / 1000) as usize,
+            onset: frames(f64::from(config.onset_ms)),
+            pre_roll: frames(f64::from(config.pre_roll_ms)),
+            post_roll: (f64::from(config.post_roll_ms) / f64::from(frame_ms)).round() as u64,
+            hangover: frames(f64::from(config.hangover_ms)),
+            min_speech: (f64::from(config.min_speech_ms) / f64::from(frame_ms)).ceil() as u64,
+            max_frames: frames(config.max_utterance_s * 1000.0),
+            split_search: frames(config.split_search_s * 1000.0),
+            next_frame: 0,
+            first_frame: 0,
+            samples: Vec::new(),
+            frames: VecDeque::new(),
+            state: State::Idle { run: 0 },
+            previous_end: 0,
+            next_id: 0,
+            discarded: 0,
+            noise_floor: NoiseFloor::new(frames(NOISE_WINDOW_MS) as usize),
+        })
+    }
+
+    pub fn frame_len(&self) -> usize {
+        self.frame_len
+    }
+
+    /// Speech stretches dropped for being shorter than `min_speech_ms`.
+    pub fn discarded(&self) -> u64 {
+        self.discarded
+    }
+
+    pub fn activity(&self) -> Activity {
+        match self.state {
+            State::Idle { .. } => Activity::Silence,
+            State::Speech { start, .. } => Activity::Speech {
+                for_s: self.seconds(self.next_frame - start),
+            },
+        }
+    }
+
+    /// Feeds one frame and its VAD decision; returns an utterance when one ends.
+    ///
+    /// A frame counts as speech only if the VAD says so *and* it stands
+    /// [`ENERGY_GATE_DB`] above the background: WebRTC's VAD readily keeps
+    /// calling steady noise speech right after real speech, which would glue
+    /// utterances together across noisy pauses.
+    pub fn push(&mut self, frame: &[f32], vad_voiced: bool) -> Option<Utterance> {
+        debug_assert_eq!(frame.len(), self.frame_len);
+        let energy = frame.iter().map(|s| s * s).sum::<f32>() / frame.len() as f32;
+        let floor = self.noise_floor.push(energy);
+        let voiced = vad_voiced && floor.is_none_or(|f| energy > f * db_to_power(ENERGY_GATE_DB));
+        let index = self.next_frame;
+        self.next_frame += 1;
+        self.samples.extend_from_slice(frame);
+        self.frames.push_back(FrameInfo { voiced, energy });
+
+        match self.state {
+            State::Idle { run } => {
+                let run = if voiced { run + 1 } else { 0 };
+                self.state = State::Idle { run };
+                if run >= self.onset {
+                    let start = self.trace_onset(index + 1 - run);
+                    let voiced = self.voiced_between(start, index + 1);
+                    self.state = State::Speech {
+                        start,
+                        last_voiced: index,
+                        voiced,
+                    };
+                } else {
+                    self.trim_to(self.next_frame.saturating_sub(self.pre_roll + self.onset));
+                }
+                None
+            }
+            State::Speech {
+                start,
+                mut last_voiced,
+                voiced: mut voiced_frames,
+            } => {
+                if voiced {
+                    last_voiced = index;
+                    voiced_frames += 1;
+                }
+                self.state = State::Speech {
+                    start,
+                    last_voiced,
+                    voiced: voiced_frames,
+                };
+                if index - last_voiced >= self.hangover {
+                    return self.close(start, last_voiced + 1, voiced_frames);
+                }
+                if index + 1 - start >= self.max_frames {
+                    return self.split(start, index);
+                }
+                None
+            }
+        }
+    }
+
+    /// Ends the stream: an utterance still open is closed after its last voiced frame.
+    pub fn finish(&mut self) -> Option<Utterance> {
+        match self.state {
+            State::Speech {
+                start,
+                last_voiced,
+                voiced,
+            } => self.close(start, last_voiced + 1, voiced),
+            State::Idle { .. } => None,
+        }
+    }
+
+    fn seconds(&self, frames: u64) -> f64 {
+        (frames * self.frame_len as u64) as f64 / f64::from(TARGET_RATE)
+    }
+
+    fn info(&self, frame: u64) -> FrameInfo {
+        self.frames[(frame - self.first_frame) as usize]
+    }
+
+    fn voiced_between(&self, from: u64, to: u64) -> u64 {
+        (from..to).filter(|&f| self.info(f).voiced).count() as u64
+    }
+
+    /// Walks back from `start` over voiced frames separated by gaps of at most
+    /// `onset` frames, within the pre-roll and after the previous utterance.
+    fn trace_onset(&self, mut start: u64) -> u64 {
+        let limit = start
+            .saturating_sub(self.pre_roll)
+            .max(self.first_frame)
+            .max(self.previous_end);
+        let mut probe = start;
+        while probe > limit {
+            probe -= 1;
+            if start - probe > self.onset + 1 {
+                break;
+            }
+            if self.info(probe).voiced {
+                start = probe;
+            }
+        }
+        start
+    }
+
+    /// Emits the utterance `[start, end)` (frames) if it holds enough voiced time,
+    /// and returns to idle.
+    fn close(&mut self, start: u64, end: u64, voiced: u64) -> Option<Utterance> {
+        self.state = State::Idle { run: 0 };
+        let utterance = self.emit(start, end, voiced, false);
+        self.previous_end = end;
+        self.trim_to(self.next_frame.saturating_sub(self.pre_roll + self.onset));
+        utterance
+    }
+
+    /// Cuts an over-long utterance at its quietest recent frame, preferring
+    /// unvoiced ones, and carries on with the rest as a new utterance.
+    fn split(&mut self, start: u64, index: u64) -> Option<Utterance> {
+        let search_from = (start + self.max_frames)
+            .saturating_sub(self.split_search)
+            .max(start + 1);
+        let cut = (search_from..=index)
+            .min_by(|&a, &b| {
+                let (fa, fb) = (self.info(a), self.info(b));
+                (fa.voiced, fa.energy)
+                    .partial_cmp(&(fb.voiced, fb.energy))
+                    .unwrap_or(std::cmp::Ordering::Equal)
+            })
+            .unwrap_or(index);
+        let end = (start..cut)
+            .rev()
+            .find(|&f| self.info(f).voiced)
+            .map_or(cut, |f| f + 1);
+        let voiced_before = self.voiced_between(start, end);
+        let utterance = self.emit(start, end, voiced_before, true);
+        self.previous_end = end;
+        let next_start = (cut..=index).find(|&f| self.info(f).voiced).unwrap_or(cut);
+        let last_voiced = (next_start..=index)
+            .rev()
+            .find(|&f| self.info(f).voiced)
+            .unwrap_or(next_start);
+        self.state = State::Speech {
+            start: next_start,
+            last_voiced,
+            voiced: self.voiced_between(next_start, index + 1),
+        };
+        self.trim_to(next_start.saturating_sub(self.pre_roll));
+        utterance
+    }
+
+    /// Snaps the edges of `[start, end)` to the energy contour: WebRTC's VAD
+    /// keeps flagging speech for ~100–150 ms after it ends (its built-in
+    /// overhang), can fire on a breath before it, and can miss a soft decaying
+    /// release. An edge frame belongs to the utterance if it is within
+    /// [`EDGE_RANGE_DB`] of the utterance's loudest frame and
+    /// [`ENERGY_GATE_DB`] above the background; each edge moves (out or in) by
+    /// at most [`MAX_EDGE_MOVE_MS`].
+    fn refine_edges(&self, start: u64, end: u64) -> (u64, u64) {
+        let loudest = (start..end)
+            .map(|f| self.info(f).energy)
+            .fold(0.0f32, f32::max);
+        let floor = self.noise_floor.level().unwrap_or(0.0);
+        let threshold =
+            (loudest * db_to_power(-EDGE_RANGE_DB)).max(floor * db_to_power(ENERGY_GATE_DB));
+        let max_move = (f64::from(MAX_EDGE_MOVE_MS) * f64::from(TARGET_RATE)
+            / 1000.0
+            / self.frame_len as f64) as u64;
+        let loud = |f: u64| self.info(f).energy >= threshold;
+
+        let earliest = start
+            .saturating_sub(max_move)
+            .max(self.first_frame)
+            .max(self.previous_end);
+        let mut new_start = start;
+        while new_start > earliest && loud(new_start - 1) {
+            new_start -= 1;
+        }
+        if new_start == start {
+            new_start = (start..end.min(start + max_move))
+                .find(|&f| loud(f))
+                .unwrap_or(start);
+        }
+        let latest = (end + max_move).min(self.next_frame);
+        let mut new_end = end;
+        while new_end < latest && loud(new_end) {
+            new_end += 1;
+        }
+        if new_end == end {
+            new_end = (new_start.max(end.saturating_sub(max_move))..end)
+                .rev()
+                .find(|&f| loud(f))
+                .map_or(end, |f| f + 1);
+        }
+        (new_start, new_end)
+    }
+
+    fn emit(&mut self, start: u64, end: u64, voiced: u64, split: bool) -> Option<Utterance> {
+        if voiced < self.min_speech {
+            self.discarded += 1;
+            return None;
+        }
+        let (start, end) = self.refine_edges(start, end);
+        let audio_start = start
+            .saturating_sub(self.pre_roll)
+            .max(self.first_frame)
+            .max(self.previous_end);
+        let audio_end = (end + self.post_roll).min(self.next_frame);
+        let offset = |frame: u64| (frame - self.first_frame) as usize * self.frame_len;
+        let speech = &self.samples[offset(start)..offset(end)];
+        let mean_square = speech.iter().map(|s| s * s).sum::<f32>() / speech.len().max(1) as f32;
+        let peak = speech.iter().fold(0.0f32, |m, s| m.max(s.abs()));
+        let id = self.next_id;
+        self.next_id += 1;
+        Some(Utterance {
+            id,
+            start_s: self.seconds(start),
+            end_s: self.seconds(end),
+            audio_start_s: self.seconds(audio_start),
+            samples: Arc::from(&self.samples[offset(audio_start)..offset(audio_end)]),
+            voiced_s: self.seconds(voiced),
+            rms_dbfs: to_dbfs(mean_square.sqrt()),
+            peak_dbfs: to_dbfs(peak),
+            split,
+        })
+    }
+
+    /// Forgets frames before `frame` (kept frames stay addressable by index).
+    fn trim_to(&mut self, frame: u64) {
+        if frame <= self.first_frame {
+            return;
+        }
+        let drop = (frame - self.first_frame) as usize;
+        self.frames.drain(..drop);
+        self.samples.drain(..drop * self.frame_len);
+        self.first_frame = frame;
+    }
+}
