@@ -85,6 +85,12 @@ fn categorical_metrics_match_sklearn() {
         .map(|row| vec_usize(row).into_iter().map(|x| x as u64).collect())
         .collect();
     assert_eq!(cm, want);
+    let all = categorical_metrics(&t, &p, k).expect("ok");
+    assert_close("summary accuracy", all.accuracy, f(&c["accuracy"]));
+    assert_close("summary uar", all.uar, f(&c["uar"]));
+    assert_close("summary macro_f1", all.macro_f1, f(&c["macro_f1"]));
+    assert_eq!(all.confusion, want);
+    assert_eq!(all.n_items, t.len());
     let scores = per_class_scores(&t, &p, k).expect("ok");
     for (i, s) in scores.iter().enumerate() {
         assert_close_opt(

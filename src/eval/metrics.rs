@@ -148,6 +148,39 @@ pub fn macro_f1(y_true: &[usize], y_pred: &[usize], n_classes: usize) -> Result<
     mean_defined(scores.iter().map(|s| s.f1))
 }
 
+/// All categorical metrics at once, as written to the eval summary.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CategoricalMetrics {
+    /// See [`accuracy`].
+    pub accuracy: f64,
+    /// See [`unweighted_average_recall`].
+    pub uar: f64,
+    /// See [`macro_f1`].
+    pub macro_f1: f64,
+    /// See [`confusion_matrix`] (rows true, columns predicted).
+    pub confusion: Vec<Vec<u64>>,
+    /// See [`per_class_scores`].
+    pub per_class: Vec<ClassScores>,
+    /// Items evaluated.
+    pub n_items: usize,
+}
+
+/// Accuracy, UAR, macro-F1, confusion matrix and per-class scores.
+pub fn categorical_metrics(
+    y_true: &[usize],
+    y_pred: &[usize],
+    n_classes: usize,
+) -> Result<CategoricalMetrics> {
+    Ok(CategoricalMetrics {
+        accuracy: accuracy(y_true, y_pred)?,
+        uar: unweighted_average_recall(y_true, y_pred, n_classes)?,
+        macro_f1: macro_f1(y_true, y_pred, n_classes)?,
+        confusion: confusion_matrix(y_true, y_pred, n_classes)?,
+        per_class: per_class_scores(y_true, y_pred, n_classes)?,
+        n_items: y_true.len(),
+    })
+}
+
 fn mean_defined(values: impl Iterator<Item = Option<f64>>) -> Result<f64> {
     let (sum, n) = values
         .flatten()
