@@ -79,11 +79,7 @@ pub fn list_input_devices() -> Result<Vec<InputDeviceInfo>, AudioError> {
 /// Live microphone input. Must be created and used on one thread (cpal
 /// streams are not `Send` on every platform): the capture thread owns it.
 pub struct MicSource {
-    info: SourceInfo,
-    reader: CaptureReader,
-    /// Set by cpal's error callback when the stream fails (e.g. unplugged device).
-    failure: Arc<Mutex<Option<String>>>,
-    last_audio: Instant,
+    ring: RingSource,
     _stream: Stream,
 }
 
@@ -100,41 +96,76 @@ impl MicSource {
                 detail: e.to_string(),
             })?;
         let config: StreamConfig = supported.config();
-        let (writer, reader) = capture_ring(
-            RING_SECONDS * config.sample_rate.0 as usize,
-            config.channels,
-        );
-        let failure = Arc::new(Mutex::new(None));
-        let stream = build_stream(
-            &device,
-            &config,
-            supported.sample_format(),
-            writer,
-            &failure,
-        )
-        .map_err(|detail| AudioError::Device {
+        let info = SourceInfo {
             name: name.clone(),
-            detail,
-        })?;
+            sample_rate: config.sample_rate.0,
+            channels: config.channels,
+        };
+        let (writer, ring) = RingSource::new(info, RING_SECONDS);
+        let failure = ring.failure_slot();
+        let stream = build_stream(&device, &config, supported.sample_format(), writer, failure)
+            .map_err(|detail| AudioError::Device {
+                name: name.clone(),
+                detail,
+            })?;
         stream.play().map_err(|e| AudioError::Device {
             name: name.clone(),
             detail: e.to_string(),
         })?;
         Ok(Self {
-            info: SourceInfo {
-                name,
-                sample_rate: config.sample_rate.0,
-                channels: config.channels,
-            },
-            reader,
-            failure,
-            last_audio: Instant::now(),
+            ring,
             _stream: stream,
         })
     }
 }
 
 impl AudioSource for MicSource {
+    fn info(&self) -> &SourceInfo {
+        self.ring.info()
+    }
+    fn read_block(&mut self, out: &mut Vec<f32>) -> Result<bool, AudioError> {
+        self.ring.read_block(out)
+    }
+    fn dropped_frames(&self) -> u64 {
+        self.ring.dropped_frames()
+    }
+}
+
+/// Where a stream failure is recorded by the (non-real-time) error callback.
+pub type FailureSlot = Arc<Mutex<Option<String>>>;
+
+/// The capture-thread side of a live input: everything behind the audio
+/// callback. [`MicSource`] is this plus a cpal stream; tests drive the same
+/// code by calling the [`CaptureWriter`] the way cpal would.
+pub struct RingSource {
+    info: SourceInfo,
+    reader: CaptureReader,
+    failure: FailureSlot,
+    last_audio: Instant,
+}
+
+impl RingSource {
+    /// A ring holding `seconds` of audio in `info`'s format, and its writer
+    /// for the callback.
+    pub fn new(info: SourceInfo, seconds: usize) -> (CaptureWriter, Self) {
+        let (writer, reader) = capture_ring(seconds * info.sample_rate as usize, info.channels);
+        let source = Self {
+            info,
+            reader,
+            failure: Arc::new(Mutex::new(None)),
+            last_audio: Instant::now(),
+        };
+        (writer, source)
+    }
+
+    /// Handle for the error callback: storing a message ends the stream once
+    /// the buffered audio has been read.
+    pub fn failure_slot(&self) -> &FailureSlot {
+        &self.failure
+    }
+}
+
+impl AudioSource for RingSource {
     fn info(&self) -> &SourceInfo {
         &self.info
     }
@@ -221,7 +252,7 @@ fn build_stream(
     config: &StreamConfig,
     format: SampleFormat,
     writer: CaptureWriter,
-    failure: &Arc<Mutex<Option<String>>>,
+    failure: &FailureSlot,
 ) -> Result<Stream, String> {
     match format {
         SampleFormat::I8 => typed_stream::<i8>(device, config, writer, failure),
@@ -240,7 +271,7 @@ fn typed_stream<T>(
     device: &Device,
     config: &StreamConfig,
     mut writer: CaptureWriter,
-    failure: &Arc<Mutex<Option<String>>>,
+    failure: &FailureSlot,
 ) -> Result<Stream, String>
 where
     T: cpal::SizedSample,
