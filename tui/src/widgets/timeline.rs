@@ -40,16 +40,24 @@ impl Widget for TimelinePanel<'_> {
         let prefix_w = name_w + 3;
         let inner_w = area.width.saturating_sub(2) as usize;
         let plot_w = inner_w.saturating_sub(prefix_w).max(1);
-        let offset = view.timeline.len().saturating_sub(plot_w);
+        // Few utterances on a wide screen: widen columns (up to 3 cells) to use the room.
+        let col_w = (plot_w / view.timeline.len().max(1)).clamp(1, 3);
+        let cols = plot_w / col_w;
+        let offset = view.timeline.len().saturating_sub(cols);
         let shown = &view.timeline[offset..];
 
         let title = match (shown.first(), shown.last()) {
             (Some(first), Some(last)) => format!(
-                " Timeline · {}–{} · {} of {} utterances, one column each ",
+                " Timeline · {}–{} · {} of {} utterances, {} each ",
                 clock(first.start_s),
                 clock(last.end_s),
                 shown.len(),
-                view.timeline.len()
+                view.timeline.len(),
+                if col_w == 1 {
+                    "one column".to_string()
+                } else {
+                    format!("{col_w} columns")
+                }
             ),
             _ => " Timeline ".to_string(),
         };
@@ -85,10 +93,10 @@ impl Widget for TimelinePanel<'_> {
         for e in shown {
             match top_two(&e.probs) {
                 Some((i, _)) => top_row.push(Span::styled(
-                    self.palette.letter(i).to_string(),
+                    self.palette.letter(i).to_string().repeat(col_w),
                     self.palette.block(i),
                 )),
-                None => top_row.push(Span::raw("?")),
+                None => top_row.push(Span::raw("?".repeat(col_w))),
             }
         }
         lines.push(Line::from(top_row));
@@ -101,23 +109,39 @@ impl Widget for TimelinePanel<'_> {
             let mut row = prefix("mixed", None);
             let cells: String = shown
                 .iter()
-                .map(|e| LEVELS[(normalised_entropy(&e.probs) * 8.0).round() as usize])
+                .flat_map(|e| {
+                    std::iter::repeat_n(
+                        LEVELS[(normalised_entropy(&e.probs) * 8.0).round() as usize],
+                        col_w,
+                    )
+                })
                 .collect();
             row.push(Span::raw(cells));
             lines.push(Line::from(row));
         }
         if full {
+            // Tall terminals: give each label several rows, so small differences show.
+            let spare = height.saturating_sub(labels.len() + 2 + usize::from(ambiguity_row));
+            let rows_per_label = (1 + spare / labels.len().max(1)).min(4);
             for (i, label) in labels.iter().enumerate() {
-                let mut row = prefix(label, Some(i));
-                let cells: String = shown
-                    .iter()
-                    .map(|e| {
-                        let p = e.probs.get(i).copied().unwrap_or(0.0).clamp(0.0, 1.0);
-                        LEVELS[(p * 8.0).round() as usize]
-                    })
-                    .collect();
-                row.push(Span::styled(cells, self.palette.fg(i)));
-                lines.push(Line::from(row));
+                for r in (0..rows_per_label).rev() {
+                    // Row r (0 = bottom) shows the part of p above r/rows_per_label.
+                    let mut row = if r == 0 {
+                        prefix(label, Some(i))
+                    } else {
+                        prefix("", None)
+                    };
+                    let cells: String = shown
+                        .iter()
+                        .flat_map(|e| {
+                            let p = e.probs.get(i).copied().unwrap_or(0.0).clamp(0.0, 1.0);
+                            let eighths = (p * (rows_per_label * 8) as f32).round() as usize;
+                            std::iter::repeat_n(LEVELS[eighths.saturating_sub(r * 8).min(8)], col_w)
+                        })
+                        .collect();
+                    row.push(Span::styled(cells, self.palette.fg(i)));
+                    lines.push(Line::from(row));
+                }
             }
         }
 
@@ -130,7 +154,7 @@ impl Widget for TimelinePanel<'_> {
                 hidden += 1;
                 continue;
             }
-            let col = (idx - offset.min(idx)).min(plot_w - 1);
+            let col = ((idx - offset.min(idx)) * col_w).min(plot_w - 1);
             marks[col] = '▲';
         }
         if inner.height as usize > lines.len() {
