@@ -191,3 +191,26 @@ fn encoder_accepts_unpadded_features() {
     let too_long = Tensor::<3>::zeros([1, 80, 3002], &device);
     assert!(model.encode(too_long).is_err());
 }
+
+#[test]
+fn batched_answer_logits_equal_reference() {
+    let device = device();
+    let reference = Reference::load();
+    let model = Whisper::load(&model_dir(), &device).expect("load");
+    let prompt = reference.ids("prompt");
+    let n = reference.clips();
+    let feats: Vec<Tensor<3>> = (0..n)
+        .map(|i| padded_features(&reference, i, &device))
+        .collect();
+    let enc = model.encode(Tensor::cat(feats, 0)).expect("batched encode");
+    let rows = model.answer_logits(enc, &prompt).expect("answer logits");
+    assert_eq!(rows.len(), n);
+    let vocab = model.config.vocab_size;
+    for (i, row) in rows.iter().enumerate() {
+        let (_, all) = reference.f32(&format!("prompt_logits.{i}"));
+        let want = &all[all.len() - vocab..];
+        let d = max_abs_diff(row, want);
+        println!("batched answer logits clip {i}: max |Δ| = {d:.3e}");
+        assert!(d <= TOL, "clip {i}: {d}");
+    }
+}

@@ -187,13 +187,50 @@ impl WhisperDecoder {
         tokens: Tensor<2, Int>,
         cache: &mut DecoderCache,
     ) -> Result<Tensor<3>, WhisperError> {
-        let [_, new] = tokens.dims();
+        let hidden = self.hidden(tokens, cache)?;
+        Ok(self.project(hidden))
+    }
+
+    /// Like [`forward`](Self::forward) but returns only the logits of the last new
+    /// position, `[batch, vocab]`: the only ones a scorer or a greedy step needs, and the
+    /// vocabulary projection is the decoder's largest matmul.
+    pub fn forward_last(
+        &self,
+        tokens: Tensor<2, Int>,
+        cache: &mut DecoderCache,
+    ) -> Result<Tensor<2>, WhisperError> {
+        let hidden = self.hidden(tokens, cache)?;
+        let [b, t, d] = hidden.dims();
+        let last = hidden.slice(s![.., t - 1..t, ..]);
+        let vocab = self.embed_tokens.weight.dims()[0];
+        debug_assert_eq!(d, self.embed_tokens.weight.dims()[1]);
+        Ok(self.project(last).reshape([b, vocab]))
+    }
+
+    /// Final hidden states `[batch, new, d]` (after the last LayerNorm).
+    fn hidden(
+        &self,
+        tokens: Tensor<2, Int>,
+        cache: &mut DecoderCache,
+    ) -> Result<Tensor<3>, WhisperError> {
+        let [batch, new] = tokens.dims();
         let [max_pos, _] = self.embed_positions.dims();
+        if new == 0 {
+            return Err(WhisperError::Input("no decoder tokens given".into()));
+        }
         if cache.len + new > max_pos {
             return Err(WhisperError::Input(format!(
                 "decoder sequence of {} tokens exceeds max_target_positions {max_pos}",
                 cache.len + new
             )));
+        }
+        if let Some(first) = cache.layers.first() {
+            let cached_batch = first.cross_kv.k.dims()[0];
+            if cached_batch != batch {
+                return Err(WhisperError::Input(format!(
+                    "{batch} token rows for a cache of {cached_batch} utterances"
+                )));
+            }
         }
         let pos = self
             .embed_positions
@@ -205,11 +242,15 @@ impl WhisperDecoder {
             x = layer.forward(x, lc);
         }
         cache.len += new;
-        let x = self.layer_norm.forward(x);
+        Ok(self.layer_norm.forward(x))
+    }
+
+    /// Vocabulary logits of hidden states (tied or separate output projection).
+    fn project(&self, hidden: Tensor<3>) -> Tensor<3> {
         let w = match &self.proj_out {
             Some(p) => p.val(),
             None => self.embed_tokens.weight.val(),
         };
-        Ok(burn::tensor::module::linear(x, w.transpose(), None))
+        burn::tensor::module::linear(hidden, w.transpose(), None)
     }
 }

@@ -111,14 +111,8 @@ impl Whisper {
         for _ in 0..max_new {
             let logits = self
                 .decoder
-                .forward(token_tensor(&input, &device), &mut cache)?;
-            let [_, t, v] = logits.dims();
-            let last: Vec<f32> = logits
-                .slice(s![0..1, t - 1..t, ..])
-                .reshape([v])
-                .into_data()
-                .try_into_vec::<f32>()
-                .map_err(|e| WhisperError::Input(format!("reading logits: {e:?}")))?;
+                .forward_last(token_tensor(&input, &device), &mut cache)?;
+            let last = rows(logits)?.pop().unwrap_or_default();
             let next = argmax(&last);
             out.tokens.push(next);
             out.logits.push(last);
@@ -129,6 +123,37 @@ impl Whisper {
         }
         Ok(out)
     }
+
+    /// Vocabulary logits at the answer position (after `prompt`) for each utterance of a
+    /// batch of encoder states `[batch, frames, d]`: one decoder pass, the prompt shared
+    /// by all rows. This is what the `first-token` scorer reads.
+    pub fn answer_logits(
+        &self,
+        encoder_states: Tensor<3>,
+        prompt: &[u32],
+    ) -> Result<Vec<Vec<f32>>, WhisperError> {
+        if prompt.is_empty() {
+            return Err(WhisperError::Input("empty decoder prompt".into()));
+        }
+        let [batch, _, _] = encoder_states.dims();
+        let device = encoder_states.device();
+        let mut cache = self.decoder.start(encoder_states);
+        let ids: Vec<i64> = (0..batch)
+            .flat_map(|_| prompt.iter().map(|&i| i64::from(i)))
+            .collect();
+        let tokens = Tensor::from_data(TensorData::new(ids, [batch, prompt.len()]), &device);
+        rows(self.decoder.forward_last(tokens, &mut cache)?)
+    }
+}
+
+/// Rows of a `[batch, vocab]` tensor as vectors.
+fn rows(logits: Tensor<2>) -> Result<Vec<Vec<f32>>, WhisperError> {
+    let [_, v] = logits.dims();
+    let flat: Vec<f32> = logits
+        .into_data()
+        .try_into_vec::<f32>()
+        .map_err(|e| WhisperError::Input(format!("reading logits: {e:?}")))?;
+    Ok(flat.chunks(v.max(1)).map(<[f32]>::to_vec).collect())
 }
 
 /// Token ids as a `[1, n]` Int tensor.
