@@ -171,7 +171,7 @@ pub struct RollingDist {
     pub utterances: usize,
     /// Seconds of speech contributing.
     pub speech_s: f64,
-    /// The latest change of the dominant label within this window's history.
+    /// The latest change of this window's dominant label (tracked as utterances arrive).
     pub shift: Option<DominantShift>,
 }
 
@@ -354,14 +354,29 @@ impl ViewState {
             probs: utterance.probs.clone(),
         });
         let now = self.session_s.max(utterance.end_s);
+        let at_s = utterance.end_s;
         self.latest = Some(utterance);
-        self.recompute_rolling(now);
+        for window in RollingWindow::ALL {
+            let before = top_two(&self.rolling.get(window).probs).map(|t| t.0);
+            let mut next = window_distribution(&self.timeline, window, now);
+            let after = top_two(&next.probs).map(|t| t.0);
+            next.shift = match (before, after) {
+                (Some(from), Some(to)) if from != to => Some(DominantShift { from, to, at_s }),
+                _ => self.rolling.get(window).shift,
+            };
+            *self.rolling.get_mut(window) = next;
+        }
     }
 
-    /// Recomputes all rolling windows at session time `now_s` from the timeline.
+    /// Recomputes all rolling windows at session time `now_s` from the timeline
+    /// (windows slide as time passes), keeping the recorded dominant shifts.
     pub fn recompute_rolling(&mut self, now_s: f64) {
         for window in RollingWindow::ALL {
-            *self.rolling.get_mut(window) = window_distribution(&self.timeline, window, now_s);
+            let shift = self.rolling.get(window).shift;
+            *self.rolling.get_mut(window) = RollingDist {
+                shift,
+                ..window_distribution(&self.timeline, window, now_s)
+            };
         }
     }
 }
@@ -370,8 +385,8 @@ impl ViewState {
 ///
 /// Each utterance weighs by the seconds it overlaps the window, so a long utterance
 /// counts more than a short interjection and one that is half out of the window counts
-/// half. The dominant shift is the latest change of the argmax among the utterances
-/// in the window (read in time order).
+/// half. The result has no `shift`: that needs history, which
+/// [`ViewState::push_utterance`] tracks.
 pub fn window_distribution(
     timeline: &[TimelineEntry],
     window: RollingWindow,
@@ -382,8 +397,6 @@ pub fn window_distribution(
     let mut acc = vec![0.0f64; k];
     let mut speech_s = 0.0;
     let mut utterances = 0;
-    let mut shift = None;
-    let mut prev_dominant: Option<usize> = None;
     for entry in timeline
         .iter()
         .filter(|e| e.end_s > from && e.start_s <= now_s)
@@ -400,16 +413,6 @@ pub fn window_distribution(
         }
         speech_s += overlap;
         utterances += 1;
-        if let Some((dominant, _)) = top_two(&entry.probs) {
-            if let Some(prev) = prev_dominant.filter(|p| *p != dominant) {
-                shift = Some(DominantShift {
-                    from: prev,
-                    to: dominant,
-                    at_s: entry.start_s,
-                });
-            }
-            prev_dominant = Some(dominant);
-        }
     }
     let total: f64 = acc.iter().sum();
     let probs = if utterances == 0 || total <= 0.0 {
@@ -421,7 +424,7 @@ pub fn window_distribution(
         probs,
         utterances,
         speech_s,
-        shift,
+        shift: None,
     }
 }
 
@@ -473,14 +476,33 @@ mod tests {
         let all = window_distribution(&tl, RollingWindow::Session, 60.0);
         assert_eq!(all.utterances, 2);
         assert!((all.probs[0] - 0.5).abs() < 1e-6);
-        assert_eq!(
-            all.shift,
-            Some(DominantShift {
-                from: 0,
-                to: 1,
-                at_s: 50.0
-            })
-        );
+    }
+
+    #[test]
+    fn dominant_shift_is_tracked_per_window() {
+        let mut v = ViewState::new(vec!["a".into(), "b".into()]);
+        let u = |id, s: f64, p: [f32; 2]| UtteranceView {
+            id,
+            start_s: s,
+            end_s: s + 2.0,
+            probs: p.to_vec(),
+            method: "m".into(),
+        };
+        v.push_utterance(u(1, 0.0, [0.9, 0.1]));
+        v.push_utterance(u(2, 3.0, [0.8, 0.2]));
+        assert_eq!(v.rolling.last_30s.shift, None);
+        v.push_utterance(u(3, 6.0, [0.0, 1.0]));
+        // Session mean is still "a"; the 30 s window too (1.7 vs 1.3 weighted).
+        assert_eq!(v.rolling.session.shift, None);
+        v.push_utterance(u(4, 9.0, [0.0, 1.0]));
+        let shift = DominantShift {
+            from: 0,
+            to: 1,
+            at_s: 11.0,
+        };
+        assert_eq!(v.rolling.last_30s.shift, Some(shift));
+        v.recompute_rolling(12.0);
+        assert_eq!(v.rolling.last_30s.shift, Some(shift), "kept across frames");
     }
 
     #[test]

@@ -20,6 +20,16 @@ pub struct NowPanel<'a> {
     pub palette: &'a Palette,
 }
 
+/// A probability difference in percentage points, e.g. "1 pt", "25 pts".
+fn points(diff: f32) -> String {
+    let pts = (diff * 100.0).round();
+    if pts == 1.0 {
+        "1 pt".to_string()
+    } else {
+        format!("{pts:.0} pts")
+    }
+}
+
 /// The ambiguity readout line: the word plus the numbers it is based on.
 ///
 /// Used by Now and Rolling so both panels read the same way.
@@ -41,8 +51,8 @@ pub fn ambiguity_line<'a>(labels: &[String], probs: &[f32], detail: bool) -> Lin
             Style::default().add_modifier(Modifier::BOLD),
         ),
         Span::raw(format!(
-            " · entropy {entropy:.2} · margin {:.0} pts",
-            margin * 100.0
+            " · entropy {entropy:.2} · margin {}",
+            points(margin)
         )),
     ];
     if let Some(b) = second.filter(|_| detail) {

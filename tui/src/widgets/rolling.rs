@@ -89,11 +89,12 @@ impl Widget for RollingPanel<'_> {
             ];
             match dist.shift {
                 Some(s) if s.to == top => spans.push(Span::raw(format!(
-                    " · was {} until {}",
-                    name(s.from),
-                    clock(s.at_s)
+                    " since {} (was {})",
+                    clock(s.at_s),
+                    name(s.from)
                 ))),
-                _ => spans.push(Span::styled(" · steady", palette::dim())),
+                Some(_) => {}
+                None => spans.push(Span::styled(" · no change yet", palette::dim())),
             }
             lines.push(Line::from(spans));
         }

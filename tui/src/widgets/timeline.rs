@@ -46,7 +46,14 @@ impl Widget for TimelinePanel<'_> {
         let offset = view.timeline.len().saturating_sub(cols);
         let shown = &view.timeline[offset..];
 
-        let title = match (shown.first(), shown.last()) {
+        let hidden = view
+            .markers
+            .iter()
+            .filter(|m| {
+                offset > 0 && view.timeline.partition_point(|e| e.start_s < m.at_s) < offset
+            })
+            .count();
+        let mut title = match (shown.first(), shown.last()) {
             (Some(first), Some(last)) => format!(
                 " Timeline · {}–{} · {} of {} utterances, {} each ",
                 clock(first.start_s),
@@ -61,6 +68,18 @@ impl Widget for TimelinePanel<'_> {
             ),
             _ => " Timeline ".to_string(),
         };
+        let n = view.markers.len();
+        if n > 0 {
+            title.push_str(&format!(
+                "· {n} marker{} ▲{} ",
+                if n == 1 { "" } else { "s" },
+                if hidden > 0 {
+                    format!(" ({hidden} off-screen)")
+                } else {
+                    String::new()
+                }
+            ));
+        }
         let block = Block::bordered().title(title);
         let inner = block.inner(area);
         block.render(area, buf);
@@ -147,11 +166,9 @@ impl Widget for TimelinePanel<'_> {
 
         // Markers: at the column of the first utterance starting after the marker.
         let mut marks = vec![' '; plot_w];
-        let mut hidden = 0;
         for m in &view.markers {
             let idx = view.timeline.partition_point(|e| e.start_s < m.at_s);
             if idx < offset && offset > 0 {
-                hidden += 1;
                 continue;
             }
             let col = ((idx - offset.min(idx)) * col_w).min(plot_w - 1);
@@ -163,21 +180,6 @@ impl Widget for TimelinePanel<'_> {
                 marks.iter().collect::<String>().trim_end().to_string(),
                 Style::default(),
             ));
-            let n = view.markers.len();
-            if n > 0 {
-                row.push(Span::styled(
-                    format!(
-                        "  {n} marker{}{}",
-                        if n == 1 { "" } else { "s" },
-                        if hidden > 0 {
-                            format!(", {hidden} off-screen")
-                        } else {
-                            String::new()
-                        }
-                    ),
-                    palette::dim(),
-                ));
-            }
             lines.push(Line::from(row));
         }
         Paragraph::new(lines).render(inner, buf);

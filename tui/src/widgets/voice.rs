@@ -42,7 +42,14 @@ impl Widget for VoicePanel<'_> {
             }
             None => Line::from(vec![
                 Span::raw("level  "),
-                Span::styled("n/a (not in log)", palette::dim()),
+                Span::styled(
+                    if self.view.is_replay {
+                        "— (the log has levels during speech only)"
+                    } else {
+                        "— (no input level)"
+                    },
+                    palette::dim(),
+                ),
             ]),
         };
         let vad_style = match v.vad {
