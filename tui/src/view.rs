@@ -357,27 +357,30 @@ impl ViewState {
         let at_s = utterance.end_s;
         self.latest = Some(utterance);
         for window in RollingWindow::ALL {
-            let before = top_two(&self.rolling.get(window).probs).map(|t| t.0);
-            let mut next = window_distribution(&self.timeline, window, now);
-            let after = top_two(&next.probs).map(|t| t.0);
-            next.shift = match (before, after) {
-                (Some(from), Some(to)) if from != to => Some(DominantShift { from, to, at_s }),
-                _ => self.rolling.get(window).shift,
-            };
-            *self.rolling.get_mut(window) = next;
+            self.update_window(window, now, at_s);
         }
     }
 
     /// Recomputes all rolling windows at session time `now_s` from the timeline
-    /// (windows slide as time passes), keeping the recorded dominant shifts.
+    /// (windows slide as time passes, so the dominant label can change without a new
+    /// utterance; such a change is recorded at `now_s`).
     pub fn recompute_rolling(&mut self, now_s: f64) {
         for window in RollingWindow::ALL {
-            let shift = self.rolling.get(window).shift;
-            *self.rolling.get_mut(window) = RollingDist {
-                shift,
-                ..window_distribution(&self.timeline, window, now_s)
-            };
+            self.update_window(window, now_s, now_s);
         }
+    }
+
+    /// Recomputes one window, recording a dominant-label change at `at_s`.
+    fn update_window(&mut self, window: RollingWindow, now_s: f64, at_s: f64) {
+        let old = self.rolling.get(window);
+        let before = top_two(&old.probs).map(|t| t.0);
+        let mut next = window_distribution(&self.timeline, window, now_s);
+        let after = top_two(&next.probs).map(|t| t.0);
+        next.shift = match (before, after) {
+            (Some(from), Some(to)) if from != to => Some(DominantShift { from, to, at_s }),
+            _ => old.shift,
+        };
+        *self.rolling.get_mut(window) = next;
     }
 }
 
