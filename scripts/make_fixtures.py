@@ -120,6 +120,17 @@ def label_first_tokens(tok: Tokenizer) -> list[list[int]]:
     return out
 
 
+def token_average_scores(step_logits: np.ndarray, first: list[list[int]]):
+    """Paper's token-level conceptualization as emomon defines it: per generated position the
+    label probability under the full-vocabulary softmax (summed over its first tokens),
+    averaged over positions, then phi_e = z_e / sum_n z_n. Also returns the mean label logit."""
+    x = step_logits.astype(np.float64)
+    log_norm = np.logaddexp.reduce(x, axis=1)
+    z = np.stack([np.logaddexp.reduce(x[:, ids], axis=1) for ids in first], axis=1)  # [steps, labels]
+    p = np.exp(z - log_norm[:, None]).mean(axis=0)
+    return z.mean(axis=0), p / p.sum()
+
+
 def first_token_scores(logits: np.ndarray, first: list[list[int]], temperature: float):
     """Label logit = logsumexp over its forms' first tokens; probs = softmax(z / T)."""
     z = np.array([np.logaddexp.reduce(logits[ids].astype(np.float64)) for ids in first])
@@ -301,6 +312,9 @@ def main() -> None:
             z, probs = first_token_scores(answer_logits, first, temp)
             ref[f"label_logits.{i}"] = torch.from_numpy(z.astype(np.float32))
             ref[f"label_probs.{i}.t{k}"] = torch.from_numpy(probs.astype(np.float32))
+        z, phi = token_average_scores(ref[f"greedy_logits.{i}"].numpy(), first)
+        ref[f"token_avg_logits.{i}"] = torch.from_numpy(z.astype(np.float32))
+        ref[f"token_avg_probs.{i}"] = torch.from_numpy(phi.astype(np.float32))
     meta["min_greedy_margin"] = min_margin
     ref = {k: v.detach().contiguous() for k, v in ref.items()}
     save_file(ref, str(OUT / "tiny-whisper-ref.safetensors"))

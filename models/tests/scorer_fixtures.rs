@@ -6,7 +6,7 @@ mod common;
 use burn::prelude::*;
 use common::{Reference, fixture, max_abs_diff};
 use emomon_models::mel::{MelConfig, MelExtractor, Padding};
-use emomon_models::scorer::{FirstTokenScorer, Form, ScoreError, Verbaliser};
+use emomon_models::scorer::{FirstTokenScorer, Form, ScoreError, TokenAverageScorer, Verbaliser};
 use emomon_models::tokenizer::HfTokenizer;
 use emomon_models::whisper::{Whisper, token_tensor};
 
@@ -105,5 +105,39 @@ fn first_token_distribution_matches_reference() {
             assert!(dp <= 1e-4, "probs clip {i} T={temp}: {dp}");
             assert!((scores.probs.iter().sum::<f32>() - 1.0).abs() < 1e-5);
         }
+    }
+}
+
+#[test]
+fn token_average_distribution_matches_reference() {
+    let device = Device::flex();
+    let reference = Reference::load();
+    let meta = meta();
+    let model = Whisper::load(&fixture("tiny-whisper"), &device).expect("model");
+    let verbaliser = Verbaliser::new(
+        &labels(&meta),
+        &[Form::Space, Form::SpaceCapital],
+        &tokenizer(),
+    )
+    .expect("verbaliser");
+    let scorer = TokenAverageScorer::new(verbaliser);
+    let mel = MelExtractor::new(MelConfig::whisper(80)).expect("mel");
+    let prompt = reference.ids("prompt");
+    for i in 0..reference.clips() {
+        let (_, audio) = reference.f32(&format!("audio.{i}"));
+        let m = mel.compute(&audio, Padding::Chunk).expect("mel");
+        let feats = Tensor::from_data(TensorData::new(m.data, [1, m.n_mels, m.n_frames]), &device);
+        let enc = model.encode(feats).expect("encode");
+        let steps = reference.ids(&format!("greedy_tokens.{i}")).len();
+        let greedy = model.greedy(enc, &prompt, steps, None).expect("greedy");
+        let scores = scorer.score(&greedy.logits).expect("score");
+        let (_, want_logits) = reference.f32(&format!("token_avg_logits.{i}"));
+        let (_, want_probs) = reference.f32(&format!("token_avg_probs.{i}"));
+        let dl = max_abs_diff(&scores.logits, &want_logits);
+        let dp = max_abs_diff(&scores.probs, &want_probs);
+        println!(
+            "clip {i}: token-average mean label logits max |Δ| = {dl:.3e}, φ max |Δ| = {dp:.3e}"
+        );
+        assert!(dl <= 1e-3 && dp <= 1e-4, "clip {i}: {dl} {dp}");
     }
 }

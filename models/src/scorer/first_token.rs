@@ -7,7 +7,7 @@
 //! this is just that token's logit, and the result equals a plain softmax over the
 //! label-token logits, as the paper's first-token readout.
 
-use super::{LabelScores, Method, ScoreError, Verbaliser};
+use super::{LabelScores, Method, ScoreError, Verbaliser, label_logit};
 
 /// The `first-token` scorer.
 #[derive(Debug, Clone)]
@@ -35,28 +35,12 @@ impl FirstTokenScorer {
 
     /// Scores one utterance from the vocabulary logits at its answer position.
     pub fn score(&self, vocab_logits: &[f32]) -> Result<LabelScores, ScoreError> {
-        let mut label_logits = Vec::with_capacity(self.verbaliser.len());
-        for l in self.verbaliser.label_tokens() {
-            let mut values = Vec::with_capacity(l.first_tokens.len());
-            for &t in &l.first_tokens {
-                let v =
-                    vocab_logits
-                        .get(t as usize)
-                        .copied()
-                        .ok_or(ScoreError::TokenOutOfRange {
-                            token: t,
-                            vocab: vocab_logits.len(),
-                        })?;
-                if !v.is_finite() {
-                    return Err(ScoreError::NonFinite {
-                        label: l.label.clone(),
-                        value: v,
-                    });
-                }
-                values.push(f64::from(v));
-            }
-            label_logits.push(log_sum_exp(&values));
-        }
+        let label_logits = self
+            .verbaliser
+            .label_tokens()
+            .iter()
+            .map(|l| label_logit(l, vocab_logits))
+            .collect::<Result<Vec<f64>, ScoreError>>()?;
         let probs = softmax(&label_logits, f64::from(self.temperature));
         Ok(LabelScores::new(
             self.verbaliser.labels().map(str::to_string).collect(),
@@ -65,12 +49,6 @@ impl FirstTokenScorer {
             probs,
         ))
     }
-}
-
-/// `log Σ exp(x)`, stable.
-fn log_sum_exp(x: &[f64]) -> f64 {
-    let max = x.iter().copied().fold(f64::NEG_INFINITY, f64::max);
-    max + x.iter().map(|v| (v - max).exp()).sum::<f64>().ln()
 }
 
 /// `softmax(z / t)` in f64, returned as f32.

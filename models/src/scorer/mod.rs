@@ -1,10 +1,15 @@
 //! Emotion scorers: turn label-token logits into a distribution over labels
-//! (DESIGN.md, "Scoring an utterance"). So far: the verbaliser and `first-token`.
+//! (DESIGN.md, "Scoring an utterance"): the verbaliser, `first-token`,
+//! `token-average` and the `text` parser.
 
 mod first_token;
+mod text;
+mod token_average;
 mod verbaliser;
 
 pub use first_token::FirstTokenScorer;
+pub use text::{Unparseable, parse_distribution};
+pub use token_average::TokenAverageScorer;
 pub use verbaliser::{Form, LabelTokens, Verbaliser};
 
 use crate::tokenizer::TokenizerError;
@@ -61,6 +66,33 @@ pub enum ScoreError {
 pub enum Method {
     /// Softmax over label-token logits at the answer position.
     FirstToken,
+    /// Label probabilities averaged over generated positions, normalised.
+    TokenAverage,
+    /// Percentages written by the model, parsed.
+    Text,
+}
+
+/// A label's logit at one position: log-sum-exp of its forms' first-token logits.
+fn label_logit(label: &LabelTokens, vocab_logits: &[f32]) -> Result<f64, ScoreError> {
+    let mut values = Vec::with_capacity(label.first_tokens.len());
+    for &t in &label.first_tokens {
+        let v = vocab_logits
+            .get(t as usize)
+            .copied()
+            .ok_or(ScoreError::TokenOutOfRange {
+                token: t,
+                vocab: vocab_logits.len(),
+            })?;
+        if !v.is_finite() {
+            return Err(ScoreError::NonFinite {
+                label: label.label.clone(),
+                value: v,
+            });
+        }
+        values.push(f64::from(v));
+    }
+    let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    Ok(max + values.iter().map(|v| (v - max).exp()).sum::<f64>().ln())
 }
 
 /// A distribution over labels for one utterance, with the raw numbers behind it.
@@ -70,7 +102,8 @@ pub struct LabelScores {
     pub labels: Vec<String>,
     /// Method that produced the scores.
     pub method: Method,
-    /// Raw label logits (per label; see the method for how forms are combined).
+    /// Raw label logits (per label; see the method for how forms are combined and, for
+    /// `token-average`, averaged over positions). For `text`: the numbers as written.
     pub logits: Vec<f32>,
     /// Probabilities, same order, summing to 1.
     pub probs: Vec<f32>,
