@@ -17,7 +17,7 @@ use emomon_tui::{
     App, Command, LoopOptions, Marker, ProsodyView, Source, UtteranceView, VadState, ViewState,
 };
 
-use crate::session_log::{self, Record, SessionLog, UtteranceRecord};
+use crate::session_log::{self, IssueKind, Record, SessionLog, UtteranceRecord};
 
 /// Arguments of `emomon replay`.
 #[derive(Debug, clap::Args)]
@@ -153,9 +153,25 @@ impl Player {
                 _ => None,
             })
             .collect();
+        // Short, because the notice shares the footer line with the key hints.
         let mut notes = Vec::new();
-        for issue in &log.issues {
-            notes.push(issue.to_string());
+        if let Some(t) = log
+            .issues
+            .iter()
+            .find(|i| i.kind == IssueKind::TruncatedLastLine)
+        {
+            notes.push(format!(
+                "log line {} truncated (interrupted write), ignored",
+                t.line
+            ));
+        }
+        let unknown = log
+            .issues
+            .iter()
+            .filter(|i| matches!(i.kind, IssueKind::UnknownType(_)))
+            .count();
+        if unknown > 0 {
+            notes.push(format!("{unknown} records of unknown type skipped"));
         }
         Ok(Self {
             labels: start.labels.clone(),
@@ -166,7 +182,7 @@ impl Player {
             next: 0,
             end_s,
             clean_end,
-            notice: (!notes.is_empty()).then(|| format!("log: {}", notes.join("; "))),
+            notice: (!notes.is_empty()).then(|| notes.join("; ")),
             spans,
             latencies_ms: Vec::new(),
             speech_s: 0.0,
@@ -220,7 +236,7 @@ impl Player {
         if self.next >= self.events.len() && t >= self.end_s && !view.finished {
             view.finished = true;
             if !self.clean_end {
-                let msg = "log has no session_end: the session was interrupted";
+                let msg = "log ends without session_end (session interrupted)";
                 view.notice = Some(match view.notice.take() {
                     Some(n) => format!("{n}; {msg}"),
                     None => msg.to_string(),
@@ -431,9 +447,24 @@ mod tests {
         assert!(
             v.notice
                 .as_deref()
-                .is_some_and(|n| n.contains("no session_end"))
+                .is_some_and(|n| n.contains("without session_end"))
         );
         assert_eq!(v.health.latency_p50_ms, Some(500.0));
+    }
+
+    #[test]
+    fn truncated_log_is_noticed_not_fatal() {
+        let mut l = log();
+        l.issues.push(crate::session_log::LineIssue {
+            line: 5,
+            kind: IssueKind::TruncatedLastLine,
+        });
+        let p = Player::new(&l, "t.jsonl", 1.0).unwrap();
+        let v = p.initial_view();
+        assert_eq!(
+            v.notice.as_deref(),
+            Some("log line 5 truncated (interrupted write), ignored")
+        );
     }
 
     #[test]

@@ -122,13 +122,15 @@ fn header_line(app: &App) -> Line<'static> {
 
 /// Key hints, or the driver's notice when there is one.
 fn footer_line(app: &App) -> Line<'static> {
-    let mut spans = vec![Span::styled(
-        " q quit · space pause · m marker · w window · ? help ",
-        palette::dim(),
-    )];
+    // A notice matters more than the full key list (which `?` shows anyway).
+    let hints = match app.view.notice {
+        Some(_) => " q quit · ? help ",
+        None => " q quit · space pause · m marker · w window · ? help ",
+    };
+    let mut spans = vec![Span::styled(hints, palette::dim())];
     if let Some(n) = &app.view.notice {
         spans.push(Span::styled(
-            format!(" {n} "),
+            format!("│ {n} "),
             Style::default().add_modifier(Modifier::BOLD),
         ));
     }
