@@ -8,7 +8,8 @@ tokens (no logits processors: the Rust side implements the same loop). The weigh
 themselves are not committed; see scripts/ct2_whisper_to_hf.py.
 
 Usage (reference venv, never in CI):
-    python scripts/whisper_reference.py MODEL_DIR models/fixtures/whisper-tiny-en-ref.safetensors
+    python scripts/whisper_reference.py TINY_EN_DIR models/fixtures/whisper-tiny-en-ref.safetensors
+    python scripts/whisper_reference.py BASE_DIR models/fixtures/whisper-base-ref.safetensors --full-logit-steps 1,1
 """
 
 from __future__ import annotations
@@ -29,7 +30,6 @@ REPO = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("EMOMON_DATA", REPO.parent / "shared" / "data"))
 # pyAudioAnalysis clips (Apache-2.0, so their audio may be committed as test data).
 CLIPS = ["pyaudioanalysis/00.wav", "pyaudioanalysis/03.wav"]
-FULL_LOGIT_STEPS = [2, 1]  # steps per clip whose full-vocabulary logits are stored
 MAX_STEPS = 40
 ENC_FRAMES = 64
 
@@ -38,13 +38,20 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("model_dir", type=Path)
     ap.add_argument("out", type=Path)
+    ap.add_argument("--full-logit-steps", default="2,1", help="per clip, steps whose full logits are stored")
     args = ap.parse_args()
+    full_steps = [int(x) for x in args.full_logit_steps.split(",")]
     torch.manual_seed(0)
     model = WhisperForConditionalGeneration.from_pretrained(str(args.model_dir), dtype=torch.float32).eval()
     cfg = model.config
     fe = WhisperFeatureExtractor(feature_size=cfg.num_mel_bins)
     tok = Tokenizer.from_file(str(args.model_dir / "tokenizer.json"))
-    prompt = [cfg.decoder_start_token_id, tok.token_to_id("<|notimestamps|>")]
+    # English-only models: <|startoftranscript|><|notimestamps|>; multilingual ones also
+    # need the language and task: <|startoftranscript|><|en|><|transcribe|><|notimestamps|>.
+    prompt = [cfg.decoder_start_token_id]
+    if cfg.vocab_size >= 51865:
+        prompt += [tok.token_to_id("<|en|>"), tok.token_to_id("<|transcribe|>")]
+    prompt.append(tok.token_to_id("<|notimestamps|>"))
     eos = cfg.eos_token_id
     ref: dict[str, torch.Tensor] = {"prompt": torch.tensor(prompt, dtype=torch.long)}
     meta = {"model_dir": str(args.model_dir), "clips": [], "prompt": prompt, "eos": eos}
@@ -60,7 +67,7 @@ def main() -> None:
             margins = []
             for step in range(MAX_STEPS):
                 logits = model(encoder_outputs=(enc,), decoder_input_ids=torch.tensor([tokens])).logits[0, -1]
-                if step < FULL_LOGIT_STEPS[i]:
+                if step < full_steps[i]:
                     ref[f"step_logits.{i}.{step}"] = logits.contiguous()
                 top2 = torch.topk(logits, 2).values
                 margins.append(float(top2[0] - top2[1]))

