@@ -7,6 +7,8 @@
 //! the replay looks like the live session did. When the log ends the dashboard stays
 //! up until `q`. Markers added during replay are shown but not written anywhere: the
 //! log being replayed is never modified.
+//!
+//! [`RecordFeeder`] (records → view state) is shared with the live `emomon run`.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -17,7 +19,7 @@ use emomon_tui::{
     App, Command, LoopOptions, Marker, ProsodyView, Source, UtteranceView, VadState, ViewState,
 };
 
-use crate::session_log::{self, IssueKind, Record, SessionLog, UtteranceRecord};
+use crate::session_log::{self, IssueKind, Record, SessionLog, SessionStart, UtteranceRecord};
 
 /// Arguments of `emomon replay`.
 #[derive(Debug, clap::Args)]
@@ -110,142 +112,41 @@ impl Clock {
     }
 }
 
-/// Replays a log's records into a [`ViewState`] as the session clock advances.
+/// Turns session-log records into dashboard updates.
+///
+/// Replay uses it for every record it plays; `emomon run` can use it for every record
+/// it writes to the log, so the live dashboard shows exactly what the log will replay.
+/// It keeps the running statistics the records alone do not carry (latency
+/// percentiles, real-time factor).
 #[derive(Debug, Clone)]
-pub struct Player {
+pub struct RecordFeeder {
     labels: Vec<String>,
-    source: String,
-    model: String,
-    device: String,
-    events: Vec<(f64, Record)>,
-    next: usize,
-    end_s: f64,
-    clean_end: bool,
-    notice: Option<String>,
-    /// (start_s, end_s, result_s, level_db) per utterance, for the voice panel.
-    spans: Vec<(f64, f64, f64, Option<f32>)>,
     latencies_ms: Vec<f64>,
     speech_s: f64,
     processing_s: f64,
-    clock: Clock,
 }
 
-impl Player {
-    /// Prepares a replay of `log` (shown as `name`) at `speed` × real time.
-    pub fn new(log: &SessionLog, name: &str, speed: f64) -> anyhow::Result<Self> {
-        let Some(start) = log.session_start() else {
-            bail!("no session_start record");
-        };
-        let mut events: Vec<(f64, Record)> = log
-            .entries
-            .iter()
-            .map(|e| (e.entry.t_s, e.entry.record.clone()))
-            .collect();
-        // Stable: records written at the same time keep file order.
-        events.sort_by(|a, b| a.0.total_cmp(&b.0));
-        let end_s = events.last().map_or(0.0, |e| e.0);
-        let clean_end = events.iter().any(|e| matches!(e.1, Record::SessionEnd(_)));
-        let spans = events
-            .iter()
-            .filter_map(|(t, r)| match r {
-                Record::Utterance(u) => Some((u.start_s, u.end_s, *t, u.level_db)),
-                Record::Skipped(s) => Some((s.start_s, s.end_s, s.start_s, None)),
-                _ => None,
-            })
-            .collect();
-        // Short, because the notice shares the footer line with the key hints.
-        let mut notes = Vec::new();
-        if let Some(t) = log
-            .issues
-            .iter()
-            .find(|i| i.kind == IssueKind::TruncatedLastLine)
-        {
-            notes.push(format!(
-                "log line {} truncated (interrupted write), ignored",
-                t.line
-            ));
-        }
-        let unknown = log
-            .issues
-            .iter()
-            .filter(|i| matches!(i.kind, IssueKind::UnknownType(_)))
-            .count();
-        if unknown > 0 {
-            notes.push(format!("{unknown} records of unknown type skipped"));
-        }
-        Ok(Self {
+impl RecordFeeder {
+    /// A feeder for a session with this `session_start`.
+    pub fn new(start: &SessionStart) -> Self {
+        Self {
             labels: start.labels.clone(),
-            source: format!("replay {name} ×{speed}"),
-            model: start.model.clone(),
-            device: start.device.clone(),
-            events,
-            next: 0,
-            end_s,
-            clean_end,
-            notice: (!notes.is_empty()).then(|| notes.join("; ")),
-            spans,
             latencies_ms: Vec::new(),
             speech_s: 0.0,
             processing_s: 0.0,
-            clock: Clock {
-                speed,
-                anchor: None,
-                anchor_s: 0.0,
-                paused: false,
-            },
-        })
+        }
     }
 
-    /// The view before any time has passed.
-    pub fn initial_view(&self) -> ViewState {
+    /// An empty view for the session: labels, model and device filled in.
+    pub fn initial_view(&self, start: &SessionStart) -> ViewState {
         let mut view = ViewState::new(self.labels.clone());
-        view.source = self.source.clone();
-        view.is_replay = true;
-        view.health.model = self.model.clone();
-        view.health.device = self.device.clone();
-        view.notice = self.notice.clone();
+        view.health.model = start.model.clone();
+        view.health.device = start.device.clone();
         view
     }
 
-    /// Starts the clock at session time 0.
-    pub fn start(&mut self, now: Instant) {
-        self.clock.anchor = Some(now);
-        self.clock.anchor_s = 0.0;
-    }
-
-    /// Session time at which the last record applies.
-    pub fn end_s(&self) -> f64 {
-        self.end_s
-    }
-
-    /// Applies every record up to session time `t_s` and updates the derived panels.
-    pub fn advance_to(&mut self, view: &mut ViewState, t_s: f64) {
-        let t = t_s.min(self.end_s).max(0.0);
-        while let Some((at, record)) = self.events.get(self.next) {
-            if *at > t {
-                break;
-            }
-            let at = *at;
-            let record = record.clone();
-            self.next += 1;
-            self.apply(view, at, &record);
-        }
-        view.session_s = t;
-        view.recompute_rolling(t);
-        self.update_voice(view, t);
-        if self.next >= self.events.len() && t >= self.end_s && !view.finished {
-            view.finished = true;
-            if !self.clean_end {
-                let msg = "log ends without session_end (session interrupted)";
-                view.notice = Some(match view.notice.take() {
-                    Some(n) => format!("{n}; {msg}"),
-                    None => msg.to_string(),
-                });
-            }
-        }
-    }
-
-    fn apply(&mut self, view: &mut ViewState, at: f64, record: &Record) {
+    /// Applies one record written at session time `at`.
+    pub fn apply(&mut self, view: &mut ViewState, at: f64, record: &Record) {
         match record {
             Record::SessionStart(_) => {}
             Record::Utterance(u) => {
@@ -318,6 +219,132 @@ impl Player {
             })
             .collect()
     }
+}
+
+/// Replays a log's records into a [`ViewState`] as the session clock advances.
+#[derive(Debug, Clone)]
+pub struct Player {
+    feeder: RecordFeeder,
+    start: SessionStart,
+    source: String,
+    events: Vec<(f64, Record)>,
+    next: usize,
+    end_s: f64,
+    clean_end: bool,
+    notice: Option<String>,
+    /// (start_s, end_s, result_s, level_db) per utterance, for the voice panel.
+    spans: Vec<(f64, f64, f64, Option<f32>)>,
+    clock: Clock,
+}
+
+impl Player {
+    /// Prepares a replay of `log` (shown as `name`) at `speed` × real time.
+    pub fn new(log: &SessionLog, name: &str, speed: f64) -> anyhow::Result<Self> {
+        let Some(start) = log.session_start() else {
+            bail!("no session_start record");
+        };
+        let mut events: Vec<(f64, Record)> = log
+            .entries
+            .iter()
+            .map(|e| (e.entry.t_s, e.entry.record.clone()))
+            .collect();
+        // Stable: records written at the same time keep file order.
+        events.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let end_s = events.last().map_or(0.0, |e| e.0);
+        let clean_end = events.iter().any(|e| matches!(e.1, Record::SessionEnd(_)));
+        let spans = events
+            .iter()
+            .filter_map(|(t, r)| match r {
+                Record::Utterance(u) => Some((u.start_s, u.end_s, *t, u.level_db)),
+                Record::Skipped(s) => Some((s.start_s, s.end_s, s.start_s, None)),
+                _ => None,
+            })
+            .collect();
+        // Short, because the notice shares the footer line with the key hints.
+        let mut notes = Vec::new();
+        if let Some(t) = log
+            .issues
+            .iter()
+            .find(|i| i.kind == IssueKind::TruncatedLastLine)
+        {
+            notes.push(format!(
+                "log line {} truncated (interrupted write), ignored",
+                t.line
+            ));
+        }
+        let unknown = log
+            .issues
+            .iter()
+            .filter(|i| matches!(i.kind, IssueKind::UnknownType(_)))
+            .count();
+        if unknown > 0 {
+            notes.push(format!("{unknown} records of unknown type skipped"));
+        }
+        Ok(Self {
+            feeder: RecordFeeder::new(start),
+            start: start.clone(),
+            source: format!("replay {name} ×{speed}"),
+            events,
+            next: 0,
+            end_s,
+            clean_end,
+            notice: (!notes.is_empty()).then(|| notes.join("; ")),
+            spans,
+            clock: Clock {
+                speed,
+                anchor: None,
+                anchor_s: 0.0,
+                paused: false,
+            },
+        })
+    }
+
+    /// The view before any time has passed.
+    pub fn initial_view(&self) -> ViewState {
+        let mut view = self.feeder.initial_view(&self.start);
+        view.source = self.source.clone();
+        view.is_replay = true;
+        view.notice = self.notice.clone();
+        view
+    }
+
+    /// Starts the clock at session time 0.
+    pub fn start(&mut self, now: Instant) {
+        self.clock.anchor = Some(now);
+        self.clock.anchor_s = 0.0;
+    }
+
+    /// Session time at which the last record applies.
+    pub fn end_s(&self) -> f64 {
+        self.end_s
+    }
+
+    /// Applies every record up to session time `t_s` and updates the derived panels.
+    pub fn advance_to(&mut self, view: &mut ViewState, t_s: f64) {
+        let t = t_s.min(self.end_s).max(0.0);
+        while let Some((at, record)) = self.events.get(self.next) {
+            if *at > t {
+                break;
+            }
+            let at = *at;
+            let record = record.clone();
+            self.next += 1;
+            self.feeder.apply(view, at, &record);
+        }
+        view.session_s = t;
+        view.recompute_rolling(t);
+        self.update_voice(view, t);
+        if self.next >= self.events.len() && t >= self.end_s && !view.finished {
+            view.finished = true;
+            if !self.clean_end {
+                let msg = "log ends without session_end (session interrupted)";
+                view.notice = Some(match view.notice.take() {
+                    Some(n) => format!("{n}; {msg}"),
+                    None => msg.to_string(),
+                });
+            }
+        }
+    }
 
     /// Speech while inside an utterance, processing until its result arrived.
     fn update_voice(&self, view: &mut ViewState, t: f64) {
@@ -371,7 +398,7 @@ fn percentile(values: &[f64], q: f64) -> Option<f64> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session_log::{Entry, LoggedEntry, MarkerRecord, SessionStart, read_from};
+    use crate::session_log::{Entry, LoggedEntry, MarkerRecord, read_from};
 
     fn log() -> SessionLog {
         let labels = vec!["neutral".to_string(), "sad".to_string()];
