@@ -283,3 +283,38 @@ fn find(buf: &Buffer, needle: &str) -> Option<(u16, u16)> {
     }
     None
 }
+
+#[test]
+fn label_colours_are_consistent_everywhere() {
+    // Every letter cell drawn on a label colour (bars, timeline, legend) uses that
+    // label's one colour, in every panel.
+    let mut app = App::new(long_session_view());
+    app.show_help = true;
+    let buf = render(&app, 120, 40);
+    let palette = emomon_tui::palette::Palette::new(&app.view.labels);
+    let mut seen = std::collections::BTreeMap::new();
+    for y in 0..buf.area.height {
+        for x in 0..buf.area.width {
+            let cell = &buf[(x, y)];
+            let Some(i) =
+                (0..LABELS.len()).find(|&i| cell.symbol() == palette.letter(i).to_string())
+            else {
+                continue;
+            };
+            if cell.bg != ratatui::style::Color::Reset {
+                assert_eq!(
+                    cell.bg,
+                    palette.colour(i),
+                    "cell ({x},{y}) letter {}",
+                    cell.symbol()
+                );
+                *seen.entry(i).or_insert(0) += 1;
+            }
+        }
+    }
+    assert_eq!(
+        seen.len(),
+        LABELS.len(),
+        "every label drawn with its colour: {seen:?}"
+    );
+}

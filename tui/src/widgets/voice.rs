@@ -44,7 +44,7 @@ impl Widget for VoicePanel<'_> {
                 Span::raw("level  "),
                 Span::styled(
                     if self.view.is_replay {
-                        "— (the log has levels during speech only)"
+                        "— (logged during speech only)"
                     } else {
                         "— (no input level)"
                     },
