@@ -324,5 +324,62 @@ def main() -> None:
         sys.exit(f"greedy margin {min_margin} too small for a robust token test; change SEED")
 
 
+def make_qwen2(tok: Tokenizer) -> None:
+    """Tiny random `Qwen2ForCausalLM` (the decoder of Qwen2-Audio) and its reference:
+    full-sequence logits of a prompt and greedy decoding by full recomputation."""
+    from transformers import Qwen2Config, Qwen2ForCausalLM
+
+    gen = torch.Generator().manual_seed(SEED + 1)
+    config = Qwen2Config(
+        vocab_size=tok.get_vocab_size(),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=128,
+        rms_norm_eps=1e-6,
+        rope_parameters={"rope_type": "default", "rope_theta": 1000000.0},
+        tie_word_embeddings=False,
+        use_sliding_window=False,
+        bos_token_id=None,
+        eos_token_id=tok.token_to_id("<|endoftext|>"),
+    )
+    model = Qwen2ForCausalLM(config).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("norm.weight"):
+                p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=gen))
+            elif p.ndim == 1:
+                p.copy_(0.05 * torch.randn(p.shape, generator=gen))
+            elif name.endswith("embed_tokens.weight"):
+                p.copy_(torch.randn(p.shape, generator=gen))
+            else:
+                p.copy_(torch.randn(p.shape, generator=gen) / np.sqrt(p.shape[1]))
+    out_dir = OUT / "tiny-qwen2"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out_dir), safe_serialization=True)
+    prompt = tok.encode("Which emotion does the speaker express? Answer with one word.").ids
+    ref: dict[str, torch.Tensor] = {"prompt": torch.tensor(prompt, dtype=torch.long)}
+    with torch.no_grad():
+        ref["prompt_logits"] = model(torch.tensor([prompt])).logits[0].contiguous()
+        tokens = list(prompt)
+        steps = []
+        margin = float("inf")
+        for _ in range(N_GREEDY):
+            logits = model(torch.tensor([tokens])).logits[0, -1]
+            top2 = torch.topk(logits, 2).values
+            margin = min(margin, float(top2[0] - top2[1]))
+            steps.append(logits)
+            tokens.append(int(logits.argmax()))
+    ref["greedy_tokens"] = torch.tensor(tokens[len(prompt) :], dtype=torch.long)
+    ref["greedy_logits"] = torch.stack(steps).contiguous()
+    save_file({k: v.contiguous() for k, v in ref.items()}, str(OUT / "tiny-qwen2-ref.safetensors"))
+    print(f"tiny-qwen2: prompt {len(prompt)} tokens, greedy {tokens[len(prompt):]}, min margin {margin:.4f}")
+    if margin < 1e-3:
+        sys.exit("qwen2 greedy margin too small")
+
+
 if __name__ == "__main__":
     main()
+    make_qwen2(build_tokenizer())

@@ -8,6 +8,7 @@
 
 pub mod mel;
 pub mod nn;
+pub mod qwen2;
 pub mod safetensors_load;
 pub mod scorer;
 pub mod tokenizer;

@@ -241,3 +241,141 @@ impl GeluMlp {
             .forward(burn::tensor::activation::gelu(self.fc1.forward(x)))
     }
 }
+
+/// RMSNorm as in Llama/Qwen2/Mistral: `w * x / sqrt(mean(x²) + eps)` (no bias, no centring).
+#[derive(Module, Debug)]
+pub struct RmsNorm {
+    /// Scale.
+    pub weight: Param<Tensor<1>>,
+    /// Added to the mean square.
+    pub eps: f64,
+}
+
+impl RmsNorm {
+    /// Loads `{prefix}.weight`.
+    pub fn load(
+        store: &mut TensorStore,
+        prefix: &str,
+        d: usize,
+        eps: f64,
+        device: &Device,
+    ) -> Self {
+        Self {
+            weight: Param::from_tensor(store.take(&format!("{prefix}.weight"), [d], device)),
+            eps,
+        }
+    }
+
+    /// Normalises over the last dimension.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let ms = x.clone().powi_scalar(2).mean_dim(D - 1);
+        let x = x * (ms + self.eps).sqrt().recip();
+        x * self.weight.val().unsqueeze::<D>()
+    }
+}
+
+/// Rotary position embedding tables (rotate-half convention of HF Llama/Qwen2, not the
+/// interleaved one): `x·cos + rotate_half(x)·sin`, with
+/// `inv_freq_i = theta^(-2i/d)` and the angle table duplicated over both halves.
+#[derive(Debug, Clone)]
+pub struct Rope {
+    cos: Tensor<2>,
+    sin: Tensor<2>,
+}
+
+impl Rope {
+    /// Tables for `max_positions` positions of `head_dim`-sized heads.
+    pub fn new(head_dim: usize, max_positions: usize, theta: f64, device: &Device) -> Self {
+        let half = head_dim / 2;
+        let mut cos = Vec::with_capacity(max_positions * head_dim);
+        let mut sin = Vec::with_capacity(max_positions * head_dim);
+        // HF computes inv_freq and the angles in f32; so do we, to stay bit-close.
+        let inv: Vec<f32> = (0..half)
+            .map(|i| (1.0 / theta.powf((2 * i) as f64 / head_dim as f64)) as f32)
+            .collect();
+        for p in 0..max_positions {
+            for _ in 0..2 {
+                for f in &inv {
+                    let a = p as f32 * f;
+                    cos.push(a.cos());
+                    sin.push(a.sin());
+                }
+            }
+        }
+        Self {
+            cos: Tensor::from_data(TensorData::new(cos, [max_positions, head_dim]), device),
+            sin: Tensor::from_data(TensorData::new(sin, [max_positions, head_dim]), device),
+        }
+    }
+
+    /// Number of positions covered.
+    pub fn max_positions(&self) -> usize {
+        self.cos.dims()[0]
+    }
+
+    /// Rotates `x` `[b, heads, t, head_dim]` whose first position is `offset`.
+    pub fn apply(&self, x: Tensor<4>, offset: usize) -> Tensor<4> {
+        let [_, _, t, d] = x.dims();
+        let cos = self
+            .cos
+            .clone()
+            .slice(s![offset..offset + t, ..])
+            .unsqueeze::<4>();
+        let sin = self
+            .sin
+            .clone()
+            .slice(s![offset..offset + t, ..])
+            .unsqueeze::<4>();
+        let x1 = x.clone().slice(s![.., .., .., 0..d / 2]);
+        let x2 = x.clone().slice(s![.., .., .., d / 2..d]);
+        let rotated = Tensor::cat(vec![x2.neg(), x1], 3);
+        x * cos + rotated * sin
+    }
+}
+
+/// Gated MLP `down(silu(gate(x)) * up(x))` (Llama/Qwen2 "SwiGLU"), no biases.
+#[derive(Module, Debug)]
+pub struct SwiGluMlp {
+    /// Gate projection.
+    pub gate_proj: Linear,
+    /// Up projection.
+    pub up_proj: Linear,
+    /// Down projection.
+    pub down_proj: Linear,
+}
+
+impl SwiGluMlp {
+    /// Loads `{prefix}.{gate,up,down}_proj`.
+    pub fn load(
+        store: &mut TensorStore,
+        prefix: &str,
+        d: usize,
+        ffn: usize,
+        device: &Device,
+    ) -> Self {
+        Self {
+            gate_proj: load_linear(store, &format!("{prefix}.gate_proj"), d, ffn, false, device),
+            up_proj: load_linear(store, &format!("{prefix}.up_proj"), d, ffn, false, device),
+            down_proj: load_linear(store, &format!("{prefix}.down_proj"), ffn, d, false, device),
+        }
+    }
+
+    /// Applies the MLP.
+    pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        let gate = burn::tensor::activation::silu(self.gate_proj.forward(x.clone()));
+        self.down_proj.forward(gate * self.up_proj.forward(x))
+    }
+}
+
+/// Repeats each of the `kv_heads` key/value heads `rep` times (grouped-query attention),
+/// `[b, kv_heads, s, d]` → `[b, kv_heads * rep, s, d]`, head `h` using kv head `h / rep`
+/// as HF's `repeat_kv`.
+pub fn repeat_kv(x: Tensor<4>, rep: usize) -> Tensor<4> {
+    if rep == 1 {
+        return x;
+    }
+    let [b, kvh, s, d] = x.dims();
+    x.unsqueeze_dim::<5>(2)
+        .expand([b, kvh, rep, s, d])
+        .reshape([b, kvh * rep, s, d])
+}
