@@ -97,6 +97,19 @@ fn sample() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sessions/sample.jsonl")
 }
 
+/// Markers counted in the Timeline title ("· 2 markers ▲"), 0 when none.
+fn marker_count(screen: &str) -> usize {
+    let Some(line) = screen.lines().find(|l| l.contains("Timeline")) else {
+        return 0;
+    };
+    line.split(" marker")
+        .next()
+        .and_then(|head| head.rsplit(' ').next())
+        .filter(|_| line.contains(" marker"))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
 /// The header line (first screen row).
 fn header(screen: &str) -> String {
     screen.lines().next().unwrap_or_default().to_string()
@@ -155,6 +168,10 @@ fn replay_in_tmux_shows_dashboard_and_restores_terminal() {
         header(&still),
         "the clock stops while paused"
     );
+    // While paused nothing arrives from the log, so a new marker is ours.
+    let before = marker_count(&still);
+    s.send("m");
+    s.wait_for("marker added", t, |x| marker_count(x) == before + 1);
     s.send("Space");
     s.wait_for("playing again", t, |x| !header(x).contains("PAUSED"));
 
