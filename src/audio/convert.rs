@@ -62,9 +62,12 @@ impl MonoResampler {
     pub fn push(&mut self, interleaved: &[f32], out: &mut Vec<f32>) {
         let channels = self.channels;
         self.in_frames += (interleaved.len() / channels) as u64;
-        let mono = interleaved
-            .chunks_exact(channels)
-            .map(|frame| frame.iter().sum::<f32>() / channels as f32);
+        // A misbehaving driver or decoder can hand over NaN or infinity, which
+        // would poison the FFT resampler and every later frame: they become silence.
+        let mono = interleaved.chunks_exact(channels).map(|frame| {
+            let mean = frame.iter().sum::<f32>() / channels as f32;
+            if mean.is_finite() { mean } else { 0.0 }
+        });
         if self.resampler.is_none() {
             let before = out.len();
             out.extend(mono);
@@ -165,6 +168,16 @@ mod tests {
                 .fold(0.0f32, f32::max);
             assert!(err < 0.04, "{rate} Hz: max error {err}");
         }
+    }
+
+    #[test]
+    fn non_finite_samples_become_silence_instead_of_poisoning_the_stream() {
+        let mut x = sine(44_100, 440.0, 0.5);
+        x[100] = f32::NAN;
+        x[2000] = f32::INFINITY;
+        let y = convert(&x, 44_100, 1, 512);
+        assert!(y.iter().all(|v| v.is_finite()));
+        assert_eq!(y.len(), 8_000);
     }
 
     #[test]

@@ -1,0 +1,87 @@
+//! `MicSource` end to end through cpal and ALSA, on a virtual capture device:
+//! ALSA's `file` plugin plays a recording as if a sound card captured it
+//! (behind `plug`, which converts to whatever format cpal asks for). The
+//! plugin delivers faster than real time and its clock is not the file's, so
+//! this checks the live path finds the speech, not its timestamps (those are
+//! covered by `live_input.rs`, which drives the same code behind the callback).
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::decode_16k;
+
+#[test]
+fn microphone_path_segments_a_virtual_alsa_device() {
+    let alsa_conf = Path::new("/usr/share/alsa/alsa.conf");
+    if !cfg!(target_os = "linux") || !alsa_conf.is_file() {
+        eprintln!(
+            "NOTICE: microphone_path_segments_a_virtual_alsa_device skipped: no ALSA configuration here"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/audio");
+    // 1 s silence, clip, 1.5 s silence, clip, 1.5 s silence, as 48 kHz stereo S16.
+    let mut mono = vec![0.0f32; 16_000];
+    for clip in ["03.wav", "07.wav"] {
+        mono.extend(decode_16k(&fixtures.join(clip)));
+        mono.extend(vec![0.0; 24_000]);
+    }
+    let raw: Vec<u8> = mono
+        .iter()
+        .flat_map(|&s| {
+            let v = ((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes();
+            [v; 6].concat() // 3× the rate (sample-and-hold), 2 channels
+        })
+        .collect();
+    let infile = dir.path().join("capture.raw");
+    std::fs::write(&infile, raw).unwrap();
+    let conf = dir.path().join("asound.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            r#"pcm.!default {{
+    type plug
+    slave {{ pcm "emomon_file" format S16_LE rate 48000 channels 2 }}
+}}
+pcm.emomon_file {{
+    type file
+    slave.pcm "null"
+    file "/dev/null"
+    infile "{}"
+    format "raw"
+}}
+"#,
+            infile.display()
+        ),
+    )
+    .unwrap();
+
+    let out = Command::new(env!("CARGO_BIN_EXE_emomon"))
+        .args(["segment", "--mic", "--seconds", "4", "--format", "jsonl"])
+        .env(
+            "ALSA_CONFIG_PATH",
+            format!("{}:{}", alsa_conf.display(), conf.display()),
+        )
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}\n{stderr}", out.status);
+    assert!(stderr.contains("Listening on \"default\""), "{stderr}");
+    let utterances: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(
+        utterances.len(),
+        2,
+        "one utterance per clip:\n{stdout}\n{stderr}"
+    );
+    for u in &utterances {
+        let duration = u["end_s"].as_f64().unwrap() - u["start_s"].as_f64().unwrap();
+        assert!(duration > 0.5, "{u}");
+    }
+}
