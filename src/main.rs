@@ -13,9 +13,13 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Log verbosity for diagnostics on stderr (error, warn, info, debug, trace).
+    /// Log verbosity for diagnostics (error, warn, info, debug, trace).
     #[arg(long, global = true, default_value = "warn", env = "EMOMON_LOG")]
     log: String,
+    /// Write diagnostics to this file instead of stderr (the dashboard owns the
+    /// terminal, so while it runs they go nowhere else).
+    #[arg(long, global = true, env = "EMOMON_LOG_FILE")]
+    log_file: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -33,13 +37,11 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_new(&cli.log)
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let uses_terminal = matches!(cli.command, Command::Replay(_));
+    if let Err(error) = init_logging(&cli, uses_terminal) {
+        eprintln!("emomon: error: {error:#}");
+        return ExitCode::FAILURE;
+    }
     let result = match &cli.command {
         Command::Segment(args) => cli::segment::run(args),
         Command::Devices => cli::devices::run(),
@@ -53,4 +55,29 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Diagnostics go to `--log-file` if given, else to stderr unless a dashboard
+/// owns the terminal (then they are dropped rather than garbling the screen).
+fn init_logging(cli: &Cli, uses_terminal: bool) -> anyhow::Result<()> {
+    use anyhow::Context;
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+        .with_context(|| format!("--log {:?} is not a valid log filter", cli.log))?;
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match &cli.log_file {
+        Some(path) => {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .with_context(|| format!("cannot open log file {}", path.display()))?;
+            builder
+                .with_ansi(false)
+                .with_writer(std::sync::Mutex::new(file))
+                .init();
+        }
+        None if uses_terminal => builder.with_writer(std::io::sink).init(),
+        None => builder.with_writer(std::io::stderr).init(),
+    }
+    Ok(())
 }

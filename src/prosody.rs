@@ -47,7 +47,7 @@ const POWER_FLOOR: f64 = 1e-10;
 
 /// Prosody descriptors of one utterance. Fields are `None` when undefined for
 /// this utterance (e.g. no voiced frames → no F0; no active frames → no energy).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Prosody {
     /// Median F0 over voiced frames, Hz.
     pub f0_median_hz: Option<f32>,

@@ -224,38 +224,9 @@ impl UtteranceRecord {
     }
 }
 
-/// Prosody of one utterance, as logged (mirrors `crate::prosody::Prosody`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-pub struct ProsodyRecord {
-    /// Median F0 over voiced frames, Hz.
-    pub f0_median_hz: Option<f32>,
-    /// F0 spread, Hz.
-    pub f0_range_hz: Option<f32>,
-    /// Voiced frames / all frames, 0–1.
-    pub voiced_fraction: f32,
-    /// Mean frame power over active frames, dBFS.
-    pub energy_db_mean: Option<f32>,
-    /// Variance of frame power over active frames, dB².
-    pub energy_db_var: Option<f32>,
-    /// Syllable nuclei per second of phonation time.
-    pub speaking_rate_syll_s: Option<f32>,
-    /// Pause time / active span, 0–1.
-    pub pause_ratio: Option<f32>,
-}
-
-impl From<&crate::prosody::Prosody> for ProsodyRecord {
-    fn from(p: &crate::prosody::Prosody) -> Self {
-        Self {
-            f0_median_hz: p.f0_median_hz,
-            f0_range_hz: p.f0_range_hz,
-            voiced_fraction: p.voiced_fraction,
-            energy_db_mean: p.energy_db_mean,
-            energy_db_var: p.energy_db_var,
-            speaking_rate_syll_s: p.speaking_rate_syll_s,
-            pause_ratio: p.pause_ratio,
-        }
-    }
-}
+/// Prosody of one utterance, as logged: the analyser's own type, so the log
+/// cannot drift from what is computed.
+pub type ProsodyRecord = crate::prosody::Prosody;
 
 /// `marker` record.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
