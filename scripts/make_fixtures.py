@@ -72,6 +72,12 @@ SPECIALS = [
     "<|startofprev|>",
     "<|nospeech|>",
     "<|notimestamps|>",
+    # Qwen2-Audio's chat/audio markers (ids 411..415 here).
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|audio_bos|>",
+    "<|AUDIO|>",
+    "<|audio_eos|>",
 ]
 
 CORPUS = [
@@ -380,6 +386,91 @@ def make_qwen2(tok: Tokenizer) -> None:
         sys.exit("qwen2 greedy margin too small")
 
 
+def make_qwen2_audio(tok: Tokenizer) -> None:
+    """Tiny random `Qwen2AudioForConditionalGeneration` and its reference on clip 0 and 2.
+
+    The input ids are built as Qwen2-Audio's processor + chat template would, with the
+    `<|AUDIO|>` placeholder already expanded to the number of audio tokens:
+    <|im_start|>user\n<|audio_bos|><|AUDIO|>×n<|audio_eos|>QUESTION<|im_end|>\n<|im_start|>assistant\n
+    """
+    from transformers import Qwen2AudioConfig, Qwen2AudioForConditionalGeneration
+
+    gen = torch.Generator().manual_seed(SEED + 2)
+    audio_id = tok.token_to_id("<|AUDIO|>")
+    config = Qwen2AudioConfig(
+        audio_config={
+            "model_type": "qwen2_audio_encoder",
+            "num_mel_bins": 80,
+            "encoder_layers": 2,
+            "encoder_attention_heads": 4,
+            "encoder_ffn_dim": 128,
+            "d_model": 64,
+            "max_source_positions": 1500,
+        },
+        text_config={
+            "model_type": "qwen2",
+            "vocab_size": tok.get_vocab_size(),
+            "hidden_size": 48,
+            "intermediate_size": 96,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "max_position_embeddings": 512,
+            "rms_norm_eps": 1e-6,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0},
+            "tie_word_embeddings": False,
+            "eos_token_id": tok.token_to_id("<|im_end|>"),
+        },
+        audio_token_index=audio_id,
+    )
+    model = Qwen2AudioForConditionalGeneration(config).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("embed_positions.weight"):
+                continue
+            if name.endswith("norm.weight"):
+                p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=gen))
+            elif p.ndim == 1:
+                p.copy_(0.05 * torch.randn(p.shape, generator=gen))
+            elif name.endswith("embed_tokens.weight"):
+                p.copy_(torch.randn(p.shape, generator=gen))
+            else:
+                fan_in = p.shape[1] * (p.shape[2] if p.ndim == 3 else 1)
+                p.copy_(torch.randn(p.shape, generator=gen) / np.sqrt(fan_in))
+    out_dir = OUT / "tiny-qwen2-audio"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out_dir), safe_serialization=True)
+
+    fe = WhisperFeatureExtractor(feature_size=80)
+    ids = lambda text: tok.encode(text).ids  # noqa: E731
+    question = "Which emotion does the speaker express? Answer with one word."
+    ref: dict[str, torch.Tensor] = {}
+    summary = []
+    for i, (rel, n) in [(0, CLIPS[0]), (2, CLIPS[2])]:
+        audio = load_clip(rel, n)
+        feats = fe(audio, sampling_rate=16000, return_attention_mask=True, return_tensors="pt")
+        valid = int(feats.attention_mask.sum())
+        conv_len = (valid - 1) // 2 + 1
+        n_audio = (conv_len - 2) // 2 + 1
+        input_ids = (
+            [tok.token_to_id("<|im_start|>")] + ids("user\n") + [tok.token_to_id("<|audio_bos|>")]
+            + [audio_id] * n_audio + [tok.token_to_id("<|audio_eos|>")] + ids(question)
+            + [tok.token_to_id("<|im_end|>")] + ids("\n") + [tok.token_to_id("<|im_start|>")] + ids("assistant\n")
+        )
+        with torch.no_grad():
+            out = model(
+                input_ids=torch.tensor([input_ids]),
+                input_features=feats.input_features,
+                feature_attention_mask=feats.attention_mask,
+            )
+        ref[f"input_ids.{i}"] = torch.tensor(input_ids, dtype=torch.long)
+        ref[f"logits.{i}"] = out.logits[0].contiguous()
+        summary.append((rel, valid, n_audio, len(input_ids)))
+    save_file({k: v.contiguous() for k, v in ref.items()}, str(OUT / "tiny-qwen2-audio-ref.safetensors"))
+    print(f"tiny-qwen2-audio: (clip, valid frames, audio tokens, sequence) {summary}")
+
+
 if __name__ == "__main__":
     main()
     make_qwen2(build_tokenizer())
+    make_qwen2_audio(build_tokenizer())

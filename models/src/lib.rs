@@ -9,6 +9,7 @@
 pub mod mel;
 pub mod nn;
 pub mod qwen2;
+pub mod qwen2_audio;
 pub mod safetensors_load;
 pub mod scorer;
 pub mod tokenizer;

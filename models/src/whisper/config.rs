@@ -126,6 +126,18 @@ impl WhisperConfig {
         Ok(())
     }
 
+    /// The encoder's shape.
+    pub fn encoder_dims(&self) -> super::EncoderDims {
+        super::EncoderDims {
+            num_mel_bins: self.num_mel_bins,
+            d_model: self.d_model,
+            encoder_layers: self.encoder_layers,
+            encoder_attention_heads: self.encoder_attention_heads,
+            encoder_ffn_dim: self.encoder_ffn_dim,
+            max_source_positions: self.max_source_positions,
+        }
+    }
+
     /// Mel frames the encoder accepts at most (twice its positions: conv2 has stride 2).
     pub fn max_input_frames(&self) -> usize {
         2 * self.max_source_positions

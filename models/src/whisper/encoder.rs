@@ -12,9 +12,33 @@ use burn::nn::conv::Conv1d;
 use burn::prelude::*;
 use burn::tensor::activation::gelu;
 
-use super::{WhisperConfig, WhisperError};
+use super::WhisperError;
 use crate::nn::{GeluMlp, MultiHeadAttention, load_conv1d, load_layer_norm};
 use crate::safetensors_load::TensorStore;
+use serde::{Deserialize, Serialize};
+
+/// Shape of a Whisper-style audio encoder. Field names follow HF, so this deserialises
+/// from a `WhisperConfig` as well as from Qwen2-Audio's `audio_config`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EncoderDims {
+    /// Input mel bins.
+    pub num_mel_bins: usize,
+    /// Hidden size.
+    pub d_model: usize,
+    /// Transformer layers.
+    pub encoder_layers: usize,
+    /// Attention heads.
+    pub encoder_attention_heads: usize,
+    /// MLP hidden size.
+    pub encoder_ffn_dim: usize,
+    /// Positions after the stride-2 convolution (1500 for 30 s).
+    #[serde(default = "default_source_positions")]
+    pub max_source_positions: usize,
+}
+
+fn default_source_positions() -> usize {
+    1500
+}
 
 /// One pre-norm encoder layer.
 #[derive(Module, Debug)]
@@ -26,7 +50,7 @@ pub struct EncoderLayer {
 }
 
 impl EncoderLayer {
-    fn load(store: &mut TensorStore, prefix: &str, c: &WhisperConfig, device: &Device) -> Self {
+    fn load(store: &mut TensorStore, prefix: &str, c: &EncoderDims, device: &Device) -> Self {
         let d = c.d_model;
         Self {
             self_attn_layer_norm: load_layer_norm(
@@ -72,7 +96,7 @@ pub struct WhisperEncoder {
 
 impl WhisperEncoder {
     /// Loads the encoder from HF names under `prefix` (e.g. `model.encoder`).
-    pub fn load(store: &mut TensorStore, prefix: &str, c: &WhisperConfig, device: &Device) -> Self {
+    pub fn load(store: &mut TensorStore, prefix: &str, c: &EncoderDims, device: &Device) -> Self {
         let d = c.d_model;
         Self {
             conv1: load_conv1d(
@@ -101,6 +125,13 @@ impl WhisperEncoder {
     /// Encodes log-mel features `[batch, n_mels, frames]` (frames ≤ 2 × positions) into
     /// `[batch, ceil(frames / 2), d_model]`.
     pub fn forward(&self, features: Tensor<3>) -> Result<Tensor<3>, WhisperError> {
+        let x = self.embed(features)?;
+        Ok(self.finish(self.layers_forward(x)))
+    }
+
+    /// Convolutions, GELUs and positions: `[batch, n_mels, frames]` →
+    /// `[batch, ceil(frames / 2), d_model]`, before the transformer layers.
+    pub fn embed(&self, features: Tensor<3>) -> Result<Tensor<3>, WhisperError> {
         let [_, mels, frames] = features.dims();
         let [max_pos, _] = self.embed_positions.dims();
         if mels != self.n_mels {
@@ -123,10 +154,19 @@ impl WhisperEncoder {
             .val()
             .slice(s![0..t, ..])
             .unsqueeze_dim::<3>(0);
-        let mut x = x + pos;
+        Ok(x + pos)
+    }
+
+    /// The transformer layers (bidirectional attention over all given positions).
+    pub fn layers_forward(&self, mut x: Tensor<3>) -> Tensor<3> {
         for layer in &self.layers {
             x = layer.forward(x);
         }
-        Ok(self.layer_norm.forward(x))
+        x
+    }
+
+    /// The final LayerNorm.
+    pub fn finish(&self, x: Tensor<3>) -> Tensor<3> {
+        self.layer_norm.forward(x)
     }
 }

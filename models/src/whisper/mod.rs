@@ -11,7 +11,7 @@ use burn::prelude::*;
 
 pub use config::WhisperConfig;
 pub use decoder::{DecoderCache, WhisperDecoder};
-pub use encoder::WhisperEncoder;
+pub use encoder::{EncoderDims, WhisperEncoder};
 
 use crate::safetensors_load::{LoadError, TensorStore};
 
@@ -62,7 +62,8 @@ impl Whisper {
         device: &Device,
     ) -> Result<Self, WhisperError> {
         config.validate().map_err(WhisperError::Input)?;
-        let encoder = WhisperEncoder::load(&mut store, "model.encoder", &config, device);
+        let encoder =
+            WhisperEncoder::load(&mut store, "model.encoder", &config.encoder_dims(), device);
         let decoder = WhisperDecoder::load(
             &mut store,
             "model.decoder",
