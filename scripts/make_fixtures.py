@@ -470,7 +470,82 @@ def make_qwen2_audio(tok: Tokenizer) -> None:
     print(f"tiny-qwen2-audio: (clip, valid frames, audio tokens, sequence) {summary}")
 
 
+def make_voxtral(tok: Tokenizer) -> None:
+    """Tiny random `VoxtralForConditionalGeneration` (Whisper encoder, ×4 frame stacking,
+    GELU MLP projector, Llama decoder with explicit head_dim) and its reference on clip 1.
+
+    Voxtral always encodes 30 s chunks: 1500 encoder frames → 375 audio tokens.
+    """
+    from transformers import VoxtralConfig, VoxtralForConditionalGeneration
+
+    gen = torch.Generator().manual_seed(SEED + 3)
+    audio_id = tok.token_to_id("<|AUDIO|>")
+    config = VoxtralConfig(
+        audio_config={
+            "model_type": "voxtral_encoder",
+            "vocab_size": tok.get_vocab_size(),
+            "hidden_size": 32,
+            "intermediate_size": 128,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_mel_bins": 80,
+            "max_source_positions": 1500,
+        },
+        text_config={
+            "model_type": "llama",
+            "vocab_size": tok.get_vocab_size(),
+            "hidden_size": 48,
+            "intermediate_size": 96,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "head_dim": 16,
+            "max_position_embeddings": 512,
+            "rms_norm_eps": 1e-5,
+            "rope_parameters": {"rope_type": "default", "rope_theta": 100000000.0},
+            "tie_word_embeddings": False,
+            "attention_bias": False,
+            "mlp_bias": False,
+        },
+        audio_token_id=audio_id,
+        projector_hidden_act="gelu",
+    )
+    model = VoxtralForConditionalGeneration(config).eval()
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if name.endswith("embed_positions.weight"):
+                continue
+            if name.endswith("norm.weight"):
+                p.copy_(1.0 + 0.1 * torch.randn(p.shape, generator=gen))
+            elif p.ndim == 1:
+                p.copy_(0.05 * torch.randn(p.shape, generator=gen))
+            elif name.endswith("embed_tokens.weight"):
+                p.copy_(torch.randn(p.shape, generator=gen))
+            else:
+                fan_in = p.shape[1] * (p.shape[2] if p.ndim == 3 else 1)
+                p.copy_(torch.randn(p.shape, generator=gen) / np.sqrt(fan_in))
+    out_dir = OUT / "tiny-voxtral"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out_dir), safe_serialization=True)
+
+    fe = WhisperFeatureExtractor(feature_size=80)
+    rel, n = CLIPS[1]
+    audio = load_clip(rel, n)
+    feats = fe(audio, sampling_rate=16000, return_tensors="pt").input_features
+    n_audio = 1500 // 4
+    input_ids = (
+        [tok.token_to_id("<|im_start|>")] + [audio_id] * n_audio
+        + tok.encode("Which emotion does the speaker express?").ids + [tok.token_to_id("<|im_end|>")]
+    )
+    with torch.no_grad():
+        out = model(input_ids=torch.tensor([input_ids]), input_features=feats)
+    ref = {"input_ids.1": torch.tensor(input_ids, dtype=torch.long), "logits_last.1": out.logits[0, -8:].contiguous()}
+    save_file(ref, str(OUT / "tiny-voxtral-ref.safetensors"))
+    print(f"tiny-voxtral: {len(input_ids)} tokens, {n_audio} audio tokens")
+
+
 if __name__ == "__main__":
     main()
     make_qwen2(build_tokenizer())
     make_qwen2_audio(build_tokenizer())
+    make_voxtral(build_tokenizer())

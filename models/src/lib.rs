@@ -1,10 +1,12 @@
 //! Audio-language models for emomon (see `../shared/DESIGN.md`, "Models").
 //!
 //! Done so far: the Whisper log-mel front end ([`mel`]), HF safetensors loading by
-//! explicit name ([`safetensors_load`]), shared transformer blocks ([`nn`]) and Whisper
-//! encoder/decoder with KV cache on burn ([`whisper`]), `tokenizer.json` loading
-//! ([`tokenizer`]) and the verbaliser + `first-token` scorer ([`scorer`]). To come under
-//! the models issue: Qwen2-Audio and Voxtral, chat templates, the other scorers.
+//! explicit name ([`safetensors_load`]), shared transformer blocks ([`nn`]), Whisper
+//! encoder/decoder with KV cache ([`whisper`]), Qwen2/Llama decoders ([`qwen2`]),
+//! Qwen2-Audio ([`qwen2_audio`]) and Voxtral ([`voxtral`]) on burn, `tokenizer.json`
+//! loading ([`tokenizer`]) and the scorers ([`scorer`]). Every model is checked against
+//! transformers on tiny random fixtures (see `models/fixtures/README.md`). Still to
+//! come under the models issue: chat templates (minijinja), q8, wgpu tests, the CLI.
 
 pub mod mel;
 pub mod nn;
@@ -13,4 +15,5 @@ pub mod qwen2_audio;
 pub mod safetensors_load;
 pub mod scorer;
 pub mod tokenizer;
+pub mod voxtral;
 pub mod whisper;

@@ -379,3 +379,38 @@ pub fn repeat_kv(x: Tensor<4>, rep: usize) -> Tensor<4> {
         .expand([b, kvh, rep, s, d])
         .reshape([b, kvh * rep, s, d])
 }
+
+/// Splices audio embeddings into text embeddings: row `i` of the result is `text[i]`,
+/// except at positions whose id is `placeholder`, which take the rows of `audio` in
+/// order (transformers' `masked_scatter`). Errors if the counts differ.
+pub fn splice_placeholders(
+    text: Tensor<2>,
+    ids: &[u32],
+    placeholder: u32,
+    audio: Tensor<2>,
+) -> Result<Tensor<2>, String> {
+    let t = ids.len();
+    let n_audio = audio.dims()[0];
+    let n_placeholders = ids.iter().filter(|&&id| id == placeholder).count();
+    if n_placeholders != n_audio {
+        return Err(format!(
+            "{n_placeholders} audio placeholder tokens for {n_audio} audio embeddings"
+        ));
+    }
+    let device = text.device();
+    let mut k = 0i64;
+    let index: Vec<i64> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, &id)| {
+            if id == placeholder {
+                k += 1;
+                t as i64 + k - 1
+            } else {
+                i as i64
+            }
+        })
+        .collect();
+    let index = Tensor::<1, Int>::from_data(TensorData::new(index, [t]), &device);
+    Ok(Tensor::cat(vec![text, audio], 0).select(0, index))
+}

@@ -1,6 +1,8 @@
-//! Qwen2 causal language model (`Qwen2ForCausalLM`), the decoder of Qwen2-Audio:
-//! RMSNorm, rotary positions (rotate-half), grouped-query attention with q/k/v biases,
-//! SwiGLU MLP, optional tied output head. Weights by HF name, KV cache for decoding.
+//! Llama-family causal language models: Qwen2 (`Qwen2ForCausalLM`, the decoder of
+//! Qwen2-Audio) and Llama/Mistral (`LlamaForCausalLM`, the decoder of Voxtral).
+//! RMSNorm, rotary positions (rotate-half), grouped-query attention (q/k/v biases for
+//! Qwen2, none for Llama unless `attention_bias`), optional explicit `head_dim`, SwiGLU
+//! MLP, optional tied output head. Weights by HF name, KV cache for decoding.
 //!
 //! Sliding-window attention (`use_sliding_window`) and RoPE scaling are not implemented
 //! and are rejected by [`Qwen2Config::validate`].
@@ -66,6 +68,18 @@ pub struct Qwen2Config {
     /// Activation; only `silu`.
     #[serde(default = "default_act")]
     pub hidden_act: String,
+    /// `qwen2`, `llama`, `mistral`, … (decides the default of `attention_bias`).
+    #[serde(default)]
+    pub model_type: Option<String>,
+    /// Explicit head size (Mistral/Voxtral); default `hidden_size / num_attention_heads`.
+    #[serde(default)]
+    pub head_dim: Option<usize>,
+    /// Biases on q/k/v projections; default true for Qwen2, false otherwise.
+    #[serde(default)]
+    pub attention_bias: Option<bool>,
+    /// Biases on MLP projections; only `false` is supported.
+    #[serde(default)]
+    pub mlp_bias: bool,
 }
 
 fn default_max_pos() -> usize {
@@ -109,7 +123,14 @@ impl Qwen2Config {
 
     /// Size of each attention head.
     pub fn head_dim(&self) -> usize {
-        self.hidden_size / self.num_attention_heads
+        self.head_dim
+            .unwrap_or(self.hidden_size / self.num_attention_heads.max(1))
+    }
+
+    /// Whether q/k/v projections have biases.
+    pub fn qkv_bias(&self) -> bool {
+        self.attention_bias
+            .unwrap_or(self.model_type.as_deref().is_none_or(|t| t == "qwen2"))
     }
 
     /// Rejects what this implementation would compute differently from the reference.
@@ -161,14 +182,14 @@ pub struct Qwen2Attention {
 
 impl Qwen2Attention {
     fn load(store: &mut TensorStore, prefix: &str, c: &Qwen2Config, device: &Device) -> Self {
-        let (d, hd) = (c.hidden_size, c.head_dim());
+        let (d, hd, bias) = (c.hidden_size, c.head_dim(), c.qkv_bias());
         Self {
             q_proj: load_linear(
                 store,
                 &format!("{prefix}.q_proj"),
                 d,
                 c.num_attention_heads * hd,
-                true,
+                bias,
                 device,
             ),
             k_proj: load_linear(
@@ -176,7 +197,7 @@ impl Qwen2Attention {
                 &format!("{prefix}.k_proj"),
                 d,
                 c.num_key_value_heads * hd,
-                true,
+                bias,
                 device,
             ),
             v_proj: load_linear(
@@ -184,7 +205,7 @@ impl Qwen2Attention {
                 &format!("{prefix}.v_proj"),
                 d,
                 c.num_key_value_heads * hd,
-                true,
+                bias,
                 device,
             ),
             o_proj: load_linear(
@@ -207,8 +228,8 @@ impl Qwen2Attention {
         offset: usize,
         cache: &mut Option<KeyValue>,
     ) -> Tensor<3> {
-        let [b, t, d] = x.dims();
-        let hd = d / self.n_heads;
+        let [b, t, _] = x.dims();
+        let hd = self.q_proj.weight.dims()[1] / self.n_heads;
         let heads = |y: Tensor<3>, n: usize| y.reshape([b, t, n, hd]).swap_dims(1, 2);
         let q = rope.apply(heads(self.q_proj.forward(x.clone()), self.n_heads), offset);
         let k = rope.apply(
@@ -237,7 +258,8 @@ impl Qwen2Attention {
             options,
         );
         *cache = Some(kv);
-        self.o_proj.forward(ctx.swap_dims(1, 2).reshape([b, t, d]))
+        self.o_proj
+            .forward(ctx.swap_dims(1, 2).reshape([b, t, self.n_heads * hd]))
     }
 }
 

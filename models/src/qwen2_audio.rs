@@ -17,7 +17,7 @@ use burn::nn::Linear;
 use burn::prelude::*;
 use serde::Deserialize;
 
-use crate::nn::load_linear;
+use crate::nn::{load_linear, splice_placeholders};
 use crate::qwen2::{Qwen2, Qwen2Cache, Qwen2Config, Qwen2Error};
 use crate::safetensors_load::{LoadError, TensorStore};
 use crate::whisper::{EncoderDims, WhisperEncoder, WhisperError};
@@ -164,35 +164,15 @@ impl Qwen2Audio {
     /// placeholder per audio token) where the placeholders take the rows of `audio`.
     pub fn embed(&self, input_ids: &[u32], audio: Tensor<2>) -> Result<Tensor<3>, Qwen2AudioError> {
         let device = audio.device();
-        let [n_audio, h] = audio.dims();
-        let n_placeholders = input_ids.iter().filter(|&&t| t == self.audio_token).count();
-        if n_placeholders != n_audio {
-            return Err(Qwen2AudioError::Input(format!(
-                "{n_placeholders} audio placeholder tokens for {n_audio} audio embeddings"
-            )));
-        }
+        let [_, h] = audio.dims();
         let t = input_ids.len();
         let text = self
             .language_model
             .embed(crate::whisper::token_tensor(input_ids, &device))
             .reshape([t, h]);
-        let mut k = 0i64;
-        let index: Vec<i64> = input_ids
-            .iter()
-            .enumerate()
-            .map(|(i, &id)| {
-                if id == self.audio_token {
-                    k += 1;
-                    t as i64 + k - 1
-                } else {
-                    i as i64
-                }
-            })
-            .collect();
-        let index = Tensor::<1, Int>::from_data(TensorData::new(index, [t]), &device);
-        Ok(Tensor::cat(vec![text, audio], 0)
-            .select(0, index)
-            .reshape([1, t, h]))
+        let x = splice_placeholders(text, input_ids, self.audio_token, audio)
+            .map_err(Qwen2AudioError::Input)?;
+        Ok(x.reshape([1, t, h]))
     }
 
     /// Logits `[1, t, vocab]` of the whole prompt (audio spliced in); fills `cache` so that

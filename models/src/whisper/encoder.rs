@@ -18,18 +18,22 @@ use crate::safetensors_load::TensorStore;
 use serde::{Deserialize, Serialize};
 
 /// Shape of a Whisper-style audio encoder. Field names follow HF, so this deserialises
-/// from a `WhisperConfig` as well as from Qwen2-Audio's `audio_config`.
+/// from Qwen2-Audio's `audio_config` and (through aliases) Voxtral's.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EncoderDims {
     /// Input mel bins.
     pub num_mel_bins: usize,
-    /// Hidden size.
+    /// Hidden size (`hidden_size` in Voxtral's encoder config).
+    #[serde(alias = "hidden_size")]
     pub d_model: usize,
-    /// Transformer layers.
+    /// Transformer layers (`num_hidden_layers` in Voxtral's).
+    #[serde(alias = "num_hidden_layers")]
     pub encoder_layers: usize,
-    /// Attention heads.
+    /// Attention heads (`num_attention_heads` in Voxtral's).
+    #[serde(alias = "num_attention_heads")]
     pub encoder_attention_heads: usize,
-    /// MLP hidden size.
+    /// MLP hidden size (`intermediate_size` in Voxtral's).
+    #[serde(alias = "intermediate_size")]
     pub encoder_ffn_dim: usize,
     /// Positions after the stride-2 convolution (1500 for 30 s).
     #[serde(default = "default_source_positions")]
