@@ -214,3 +214,49 @@ fn batched_answer_logits_equal_reference() {
         assert!(d <= TOL, "clip {i}: {d}");
     }
 }
+
+#[test]
+fn sharded_checkpoint_loads_like_a_single_file() {
+    use safetensors::tensor::TensorView;
+    let bytes = std::fs::read(model_dir().join("model.safetensors")).expect("read");
+    let st = safetensors::SafeTensors::deserialize(&bytes).expect("parse");
+    let dir = std::env::temp_dir().join(format!("emomon-sharded-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp dir");
+    type Shard<'a> = Vec<(String, TensorView<'a>)>;
+    let (mut a, mut b): (Shard<'_>, Shard<'_>) = (Vec::new(), Vec::new());
+    let mut map = serde_json::Map::new();
+    for (name, view) in st.tensors() {
+        let shard = if name.starts_with("model.encoder") {
+            1
+        } else {
+            2
+        };
+        let file = format!("model-0000{shard}-of-00002.safetensors");
+        map.insert(name.clone(), serde_json::Value::String(file));
+        if shard == 1 {
+            a.push((name, view))
+        } else {
+            b.push((name, view))
+        }
+    }
+    safetensors::serialize_to_file(a, None, &dir.join("model-00001-of-00002.safetensors"))
+        .expect("shard 1");
+    safetensors::serialize_to_file(b, None, &dir.join("model-00002-of-00002.safetensors"))
+        .expect("shard 2");
+    let index = serde_json::json!({ "metadata": {}, "weight_map": map });
+    std::fs::write(dir.join("model.safetensors.index.json"), index.to_string()).expect("index");
+    std::fs::copy(model_dir().join("config.json"), dir.join("config.json")).expect("config");
+
+    let device = device();
+    let sharded = Whisper::load(&dir, &device).expect("sharded load");
+    let single = Whisper::load(&model_dir(), &device).expect("single load");
+    let reference = Reference::load();
+    let enc_a = sharded
+        .encode(padded_features(&reference, 0, &device))
+        .expect("encode");
+    let enc_b = single
+        .encode(padded_features(&reference, 0, &device))
+        .expect("encode");
+    std::fs::remove_dir_all(&dir).ok();
+    assert_eq!(to_vec(enc_a), to_vec(enc_b));
+}
