@@ -31,6 +31,8 @@ pub struct FrontEnd {
     /// Level of the most recent frame, dBFS, for a live meter.
     last_frame_dbfs: f32,
     last_frame_voiced: bool,
+    /// 16 kHz samples analysed so far: the session clock.
+    analysed: u64,
 }
 
 impl FrontEnd {
@@ -52,6 +54,7 @@ impl FrontEnd {
             consumed: 0,
             last_frame_dbfs: -120.0,
             last_frame_voiced: false,
+            analysed: 0,
         })
     }
 
@@ -89,6 +92,11 @@ impl FrontEnd {
         self.segmenter.discarded()
     }
 
+    /// Seconds of audio analysed so far (the session clock).
+    pub fn analysed_s(&self) -> f64 {
+        self.analysed as f64 / f64::from(crate::audio::TARGET_RATE)
+    }
+
     fn run_frames(&mut self, emit: &mut dyn FnMut(Utterance)) {
         let frame_len = self.vad.frame_len();
         while self.mono.len() - self.consumed >= frame_len {
@@ -101,6 +109,7 @@ impl FrontEnd {
                 emit(utterance);
             }
             self.consumed += frame_len;
+            self.analysed += frame_len as u64;
         }
         // Compact now and then rather than on every frame.
         if self.consumed > 1 << 16 {
@@ -131,6 +140,21 @@ pub struct CaptureOutcome {
     pub error: Option<AudioError>,
 }
 
+/// Receives what a capture run produces, as it happens.
+pub trait CaptureObserver {
+    /// An utterance has closed.
+    fn utterance(&mut self, utterance: Utterance);
+    /// A block of input was processed; `front` and `source` can be inspected
+    /// for live levels and dropped-sample counts.
+    fn block(&mut self, _front: &FrontEnd, _source: &dyn AudioSource) {}
+}
+
+impl<F: FnMut(Utterance)> CaptureObserver for F {
+    fn utterance(&mut self, utterance: Utterance) {
+        self(utterance)
+    }
+}
+
 /// Reads `source` to its end (or until `stop` is set), emitting utterances as
 /// they close. Errors from the source end the run after the open utterance is
 /// flushed.
@@ -140,14 +164,20 @@ pub fn run_capture(
     stop: &AtomicBool,
     emit: &mut dyn FnMut(Utterance),
 ) -> Result<CaptureOutcome, ConfigError> {
+    run_capture_observed(source, config, stop, &mut |u| emit(u))
+}
+
+/// [`run_capture`] with an observer that also hears about every block.
+pub fn run_capture_observed(
+    source: &mut dyn AudioSource,
+    config: &FrontEndConfig,
+    stop: &AtomicBool,
+    observer: &mut dyn CaptureObserver,
+) -> Result<CaptureOutcome, ConfigError> {
     let info = source.info().clone();
     let mut front = FrontEnd::new(&info, config)?;
     let mut block = Vec::new();
     let mut count = 0u64;
-    let mut counting = |u: Utterance| {
-        count += 1;
-        emit(u);
-    };
     let mut in_frames = 0u64;
     let channels = usize::from(info.channels.max(1));
     let error = loop {
@@ -155,22 +185,24 @@ pub fn run_capture(
             break None;
         }
         block.clear();
-        match source.read_block(&mut block) {
-            Ok(more) => {
-                in_frames += (block.len() / channels) as u64;
-                front.push(&block, &mut counting);
-                if !more {
-                    break None;
-                }
-            }
-            Err(e) => {
-                in_frames += (block.len() / channels) as u64;
-                front.push(&block, &mut counting);
-                break Some(e);
-            }
+        let result = source.read_block(&mut block);
+        in_frames += (block.len() / channels) as u64;
+        front.push(&block, &mut |u| {
+            count += 1;
+            observer.utterance(u);
+        });
+        observer.block(&front, source);
+        match result {
+            Ok(true) => {}
+            Ok(false) => break None,
+            Err(e) => break Some(e),
         }
     };
-    front.finish(&mut counting);
+    front.finish(&mut |u| {
+        count += 1;
+        observer.utterance(u);
+    });
+    observer.block(&front, source);
     let discarded = front.discarded();
     Ok(CaptureOutcome {
         summary: CaptureSummary {

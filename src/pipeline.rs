@@ -1,0 +1,392 @@
+//! The live pipeline: capture → scorer, on plain threads joined by a
+//! crossbeam channel, reporting everything as [`PipelineEvent`]s.
+//!
+//! ```text
+//! capture thread ──(bounded, evicting)──▶ scorer thread ──┬─ model on its device
+//!        │                                       │         └─ prosody on a CPU thread, in parallel
+//!        └──────── events (levels, drops, skips, results) ◀┘
+//! ```
+//!
+//! Backpressure policy: at most `score_queue` utterances wait for the scorer.
+//! When a new one arrives and the queue is full, the **oldest waiting**
+//! utterance is skipped, so the scorer always works on recent speech and
+//! latency stays bounded; every skip is reported with a reason and counted.
+//! The capture thread never blocks (a blocked capture thread would make the
+//! microphone ring overrun). Prosody is computed only for utterances that are
+//! scored, alongside the model. A panic inside the scorer or the prosody
+//! analysis is caught, reported, and the pipeline goes on.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, unbounded};
+
+use crate::audio::{AudioError, AudioSource};
+use crate::capture::{
+    CaptureObserver, CaptureSummary, FrontEnd, FrontEndConfig, run_capture_observed,
+};
+use crate::prosody::{Prosody, ProsodyAnalyzer, ProsodyConfig};
+use crate::scoring::{Scorer, Scores};
+use crate::segmenter::Activity;
+use crate::utterance::Utterance;
+
+/// Pipeline settings.
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    pub frontend: FrontEndConfig,
+    /// Utterances that may wait for the scorer before the oldest is skipped.
+    pub score_queue: usize,
+    /// Compute prosody descriptors for scored utterances.
+    pub prosody: bool,
+    /// How often the capture thread reports the input level.
+    pub level_interval: Duration,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            frontend: FrontEndConfig::default(),
+            score_queue: 3,
+            prosody: true,
+            level_interval: Duration::from_millis(50),
+        }
+    }
+}
+
+/// A scored utterance with everything the log and the dashboard show.
+#[derive(Debug, Clone)]
+pub struct ScoredUtterance {
+    pub utterance: Arc<Utterance>,
+    pub scores: Scores,
+    pub prosody: Option<Prosody>,
+    /// From the moment the segmenter closed the utterance to its result.
+    pub latency: Duration,
+}
+
+/// What the pipeline reports, in the order it happens.
+#[derive(Debug, Clone)]
+pub enum PipelineEvent {
+    /// Input level and VAD activity at session time `at_s`.
+    Level {
+        at_s: f64,
+        dbfs: f32,
+        activity: Activity,
+    },
+    /// An utterance was cut and is on its way to the scorer.
+    Segmented {
+        id: u64,
+        start_s: f64,
+        end_s: f64,
+    },
+    Scored(ScoredUtterance),
+    /// An utterance that will not be scored, and why.
+    Skipped {
+        utterance: Arc<Utterance>,
+        reason: String,
+        total: u64,
+    },
+    /// Input samples were lost (ring buffer overrun), in source frames.
+    Dropped {
+        frames: u64,
+        total: u64,
+    },
+    /// A worker failed; the pipeline goes on.
+    WorkerError(String),
+    /// Capture has stopped: end of input, a stop request, or an error. Work
+    /// already queued is still finished and reported after this.
+    CaptureEnded {
+        summary: Option<CaptureSummary>,
+        error: Option<String>,
+    },
+}
+
+/// Builds the audio source on the capture thread (a microphone stream must
+/// live on the thread that uses it).
+pub type SourceFactory = Box<dyn FnOnce() -> Result<Box<dyn AudioSource>, AudioError> + Send>;
+
+/// A running pipeline. Read [`Pipeline::events`] until it disconnects: that
+/// happens once capture has ended and every queued utterance is accounted for.
+pub struct Pipeline {
+    events: Receiver<PipelineEvent>,
+    stop: Arc<AtomicBool>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+struct Job {
+    utterance: Arc<Utterance>,
+    closed_at: Instant,
+}
+
+impl Pipeline {
+    pub fn start(
+        config: PipelineConfig,
+        source: SourceFactory,
+        scorer: Box<dyn Scorer>,
+    ) -> std::io::Result<Self> {
+        let (event_tx, events) = unbounded();
+        let stop = Arc::new(AtomicBool::new(false));
+        let skipped = Arc::new(AtomicU64::new(0));
+        let (score_tx, score_rx) = bounded::<Job>(config.score_queue.max(1));
+        let mut threads = Vec::new();
+
+        let capture = CaptureThread {
+            events: event_tx.clone(),
+            queue: score_tx,
+            evict: score_rx.clone(),
+            skipped: Arc::clone(&skipped),
+            level_interval: config.level_interval,
+            last_level: None,
+            dropped_reported: 0,
+        };
+        let frontend = config.frontend;
+        let capture_stop = Arc::clone(&stop);
+        threads.push(
+            std::thread::Builder::new()
+                .name("emomon-capture".into())
+                .spawn(move || capture.run(source, &frontend, &capture_stop))?,
+        );
+
+        let scoring = ScoringThread {
+            jobs: score_rx,
+            events: event_tx,
+            skipped,
+            prosody: config.prosody,
+        };
+        threads.push(
+            std::thread::Builder::new()
+                .name("emomon-scorer".into())
+                .spawn(move || scoring.run(scorer))?,
+        );
+        Ok(Self {
+            events,
+            stop,
+            threads,
+        })
+    }
+
+    pub fn events(&self) -> &Receiver<PipelineEvent> {
+        &self.events
+    }
+
+    /// Asks capture to stop; queued utterances are still scored and reported.
+    pub fn request_stop(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// A handle that stops capture from elsewhere (e.g. a Ctrl-C handler).
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.stop)
+    }
+
+    /// Waits for every thread (call after the events have disconnected).
+    pub fn join(self) {
+        for thread in self.threads {
+            // Panics inside workers are caught and reported; a thread can only
+            // fail here if reporting itself panicked, which leaves nothing to do.
+            let _ = thread.join();
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}
+
+fn skip(events: &Sender<PipelineEvent>, skipped: &AtomicU64, job: Job, reason: &str) {
+    let total = skipped.fetch_add(1, Ordering::Relaxed) + 1;
+    let _ = events.send(PipelineEvent::Skipped {
+        utterance: job.utterance,
+        reason: reason.into(),
+        total,
+    });
+}
+
+struct CaptureThread {
+    events: Sender<PipelineEvent>,
+    queue: Sender<Job>,
+    /// The queue's receiving end, to drop its oldest entry when full.
+    evict: Receiver<Job>,
+    skipped: Arc<AtomicU64>,
+    level_interval: Duration,
+    last_level: Option<Instant>,
+    dropped_reported: u64,
+}
+
+impl CaptureThread {
+    fn run(mut self, source: SourceFactory, frontend: &FrontEndConfig, stop: &AtomicBool) {
+        let mut source = match source() {
+            Ok(source) => source,
+            Err(e) => {
+                let _ = self.events.send(PipelineEvent::CaptureEnded {
+                    summary: None,
+                    error: Some(e.to_string()),
+                });
+                return;
+            }
+        };
+        let (summary, error) =
+            match run_capture_observed(source.as_mut(), frontend, stop, &mut self) {
+                Ok(outcome) => (Some(outcome.summary), outcome.error.map(|e| e.to_string())),
+                Err(e) => (None, Some(e.to_string())),
+            };
+        let _ = self
+            .events
+            .send(PipelineEvent::CaptureEnded { summary, error });
+    }
+}
+
+impl CaptureObserver for CaptureThread {
+    fn utterance(&mut self, utterance: Utterance) {
+        let utterance = Arc::new(utterance);
+        let _ = self.events.send(PipelineEvent::Segmented {
+            id: utterance.id,
+            start_s: utterance.start_s,
+            end_s: utterance.end_s,
+        });
+        self.enqueue(Job {
+            utterance,
+            closed_at: Instant::now(),
+        });
+    }
+
+    fn block(&mut self, front: &FrontEnd, source: &dyn AudioSource) {
+        let dropped = source.dropped_frames();
+        if dropped > self.dropped_reported {
+            let _ = self.events.send(PipelineEvent::Dropped {
+                frames: dropped - self.dropped_reported,
+                total: dropped,
+            });
+            self.dropped_reported = dropped;
+        }
+        if self
+            .last_level
+            .is_none_or(|t| t.elapsed() >= self.level_interval)
+        {
+            self.last_level = Some(Instant::now());
+            let (dbfs, _) = front.last_frame();
+            let _ = self.events.send(PipelineEvent::Level {
+                at_s: front.analysed_s(),
+                dbfs,
+                activity: front.activity(),
+            });
+        }
+    }
+}
+
+impl CaptureThread {
+    /// Newest first: a full queue gives up its oldest job to make room.
+    fn enqueue(&self, mut job: Job) {
+        loop {
+            match self.queue.try_send(job) {
+                Ok(()) => return,
+                Err(TrySendError::Disconnected(job)) => {
+                    skip(&self.events, &self.skipped, job, "scorer stopped");
+                    return;
+                }
+                Err(TrySendError::Full(back)) => {
+                    job = back;
+                    if let Ok(oldest) = self.evict.try_recv() {
+                        skip(
+                            &self.events,
+                            &self.skipped,
+                            oldest,
+                            "scorer behind live audio: oldest waiting utterance skipped",
+                        );
+                    }
+                }
+            }
+        }
+    }
+}
+
+struct ScoringThread {
+    jobs: Receiver<Job>,
+    events: Sender<PipelineEvent>,
+    skipped: Arc<AtomicU64>,
+    prosody: bool,
+}
+
+impl ScoringThread {
+    fn run(self, mut scorer: Box<dyn Scorer>) {
+        let analyzer = if self.prosody {
+            ProsodyAnalyzer::new(ProsodyConfig::default())
+                .map_err(|e| {
+                    let _ = self
+                        .events
+                        .send(PipelineEvent::WorkerError(format!("prosody disabled: {e}")));
+                })
+                .ok()
+        } else {
+            None
+        };
+        let max_batch = scorer.max_batch().max(1);
+        while let Ok(first) = self.jobs.recv() {
+            let mut batch = vec![first];
+            while batch.len() < max_batch {
+                match self.jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            let utterances: Vec<Arc<Utterance>> =
+                batch.iter().map(|j| Arc::clone(&j.utterance)).collect();
+            // Prosody on a CPU thread while the model scores.
+            let (result, prosodies) = std::thread::scope(|scope| {
+                let prosody = scope.spawn(|| {
+                    analyzer.as_ref().map(|a| {
+                        utterances
+                            .iter()
+                            .map(|u| a.analyze(u.speech()))
+                            .collect::<Vec<_>>()
+                    })
+                });
+                let result = catch_unwind(AssertUnwindSafe(|| scorer.score(&utterances)));
+                (result, prosody.join())
+            });
+            let prosodies: Vec<Option<Prosody>> = match prosodies {
+                Ok(Some(p)) => p.into_iter().map(Some).collect(),
+                Ok(None) => vec![None; batch.len()],
+                Err(panic) => {
+                    let _ = self.events.send(PipelineEvent::WorkerError(format!(
+                        "prosody failed: {}",
+                        panic_message(panic.as_ref())
+                    )));
+                    vec![None; batch.len()]
+                }
+            };
+            let failure = match result {
+                Ok(Ok(scores)) if scores.len() == batch.len() => {
+                    for ((job, scores), prosody) in batch.drain(..).zip(scores).zip(prosodies) {
+                        let _ = self.events.send(PipelineEvent::Scored(ScoredUtterance {
+                            latency: job.closed_at.elapsed(),
+                            utterance: job.utterance,
+                            scores,
+                            prosody,
+                        }));
+                    }
+                    continue;
+                }
+                Ok(Ok(scores)) => format!(
+                    "scorer returned {} results for {} utterances",
+                    scores.len(),
+                    batch.len()
+                ),
+                Ok(Err(e)) => format!("scoring failed: {e}"),
+                Err(panic) => format!("scorer panicked: {}", panic_message(panic.as_ref())),
+            };
+            let _ = self
+                .events
+                .send(PipelineEvent::WorkerError(failure.clone()));
+            for job in batch {
+                skip(&self.events, &self.skipped, job, &failure);
+            }
+        }
+    }
+}

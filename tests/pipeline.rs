@@ -1,0 +1,237 @@
+//! The live pipeline on real speech with stand-in scorers: every utterance is
+//! accounted for (scored or skipped with a reason), backpressure skips the
+//! oldest waiting work, and failures are reported without ending the session.
+
+mod common;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{Noise, decode_16k};
+use emomon::audio::memory::MemorySource;
+use emomon::audio::{AudioError, AudioSource};
+use emomon::pipeline::{Pipeline, PipelineConfig, PipelineEvent, SourceFactory};
+use emomon::scoring::{ScoreError, Scorer, Scores};
+use emomon::utterance::Utterance;
+
+/// Speech clips from the repo, `repeats` times, with 0.8 s pauses.
+fn session_audio(repeats: usize) -> Vec<f32> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/audio");
+    let clips: Vec<Vec<f32>> = ["03.wav", "07.wav", "12.wav"]
+        .iter()
+        .map(|c| decode_16k(&dir.join(c)))
+        .collect();
+    let mut audio = Noise::new(1).samples(8_000, -70.0);
+    for _ in 0..repeats {
+        for clip in &clips {
+            audio.extend(clip);
+            audio.extend(Noise::new(2).samples(12_800, -70.0));
+        }
+    }
+    audio
+}
+
+fn memory(audio: Vec<f32>) -> SourceFactory {
+    Box::new(move || {
+        Ok(Box::new(MemorySource::new("session", audio, 16_000, 1)) as Box<dyn AudioSource>)
+    })
+}
+
+/// Scores from the utterance's loudness, after an optional delay; panics on request.
+struct StandIn {
+    labels: Vec<String>,
+    delay: Duration,
+    panic_on: Option<u64>,
+}
+
+impl StandIn {
+    fn new(delay_ms: u64) -> Self {
+        Self {
+            labels: vec!["calm".into(), "aroused".into()],
+            delay: Duration::from_millis(delay_ms),
+            panic_on: None,
+        }
+    }
+}
+
+impl Scorer for StandIn {
+    fn model(&self) -> &str {
+        "stand-in"
+    }
+    fn method(&self) -> &str {
+        "loudness"
+    }
+    fn device(&self) -> &str {
+        "cpu"
+    }
+    fn labels(&self) -> &[String] {
+        &self.labels
+    }
+    fn score(&mut self, batch: &[Arc<Utterance>]) -> Result<Vec<Scores>, ScoreError> {
+        std::thread::sleep(self.delay);
+        batch
+            .iter()
+            .map(|u| {
+                assert!(
+                    Some(u.id) != self.panic_on,
+                    "stand-in scorer fails on utterance {}",
+                    u.id
+                );
+                let aroused = ((u.rms_dbfs + 40.0) / 40.0).clamp(0.05, 0.95);
+                Ok(Scores {
+                    probs: vec![1.0 - aroused, aroused],
+                    logits: vec![0.0, (aroused / (1.0 - aroused)).ln()],
+                })
+            })
+            .collect()
+    }
+}
+
+#[derive(Default, Debug)]
+struct Tally {
+    segmented: Vec<u64>,
+    scored: Vec<u64>,
+    skipped: Vec<(u64, String)>,
+    errors: Vec<String>,
+    capture_error: Option<String>,
+    levels: usize,
+    ended: bool,
+}
+
+fn drain(pipeline: Pipeline) -> Tally {
+    let mut tally = Tally::default();
+    for event in pipeline.events().iter() {
+        match event {
+            PipelineEvent::Segmented { id, .. } => tally.segmented.push(id),
+            PipelineEvent::Scored(s) => {
+                let sum: f32 = s.scores.probs.iter().sum();
+                assert!((sum - 1.0).abs() < 1e-5, "probs sum to {sum}");
+                assert!(
+                    s.prosody.is_some(),
+                    "prosody computed for {}",
+                    s.utterance.id
+                );
+                tally.scored.push(s.utterance.id);
+            }
+            PipelineEvent::Skipped {
+                utterance,
+                reason,
+                total,
+            } => {
+                tally.skipped.push((utterance.id, reason));
+                assert_eq!(total as usize, tally.skipped.len(), "skip counter is exact");
+            }
+            PipelineEvent::WorkerError(e) => tally.errors.push(e),
+            PipelineEvent::CaptureEnded { error, .. } => {
+                tally.ended = true;
+                tally.capture_error = error;
+            }
+            PipelineEvent::Level { .. } => tally.levels += 1,
+            PipelineEvent::Dropped { .. } => {}
+        }
+    }
+    pipeline.join();
+    tally
+}
+
+fn accounted(t: &Tally) -> Vec<u64> {
+    let mut all: Vec<u64> = t
+        .scored
+        .iter()
+        .copied()
+        .chain(t.skipped.iter().map(|s| s.0))
+        .collect();
+    all.sort();
+    all
+}
+
+#[test]
+fn every_utterance_is_scored_when_the_queue_holds_the_backlog() {
+    // Capture runs far faster than real time here; a queue as long as the
+    // session stands in for a scorer that keeps up with live audio.
+    let config = PipelineConfig {
+        score_queue: 8,
+        ..PipelineConfig::default()
+    };
+    let pipeline =
+        Pipeline::start(config, memory(session_audio(2)), Box::new(StandIn::new(0))).unwrap();
+    let t = drain(pipeline);
+    assert!(t.ended && t.capture_error.is_none(), "{t:?}");
+    assert_eq!(t.segmented.len(), 6, "{t:?}");
+    assert!(t.skipped.is_empty(), "{t:?}");
+    assert_eq!(accounted(&t), t.segmented);
+    assert!(t.levels > 0);
+}
+
+#[test]
+fn a_slow_scorer_skips_the_oldest_and_loses_nothing_else() {
+    let config = PipelineConfig {
+        score_queue: 2,
+        ..PipelineConfig::default()
+    };
+    // Capture runs ~1000x real time; 150 ms per utterance cannot keep up.
+    let pipeline = Pipeline::start(
+        config,
+        memory(session_audio(6)),
+        Box::new(StandIn::new(150)),
+    )
+    .unwrap();
+    let t = drain(pipeline);
+    assert_eq!(t.segmented.len(), 18);
+    assert!(!t.skipped.is_empty(), "expected skips: {t:?}");
+    assert!(
+        t.skipped
+            .iter()
+            .all(|(_, why)| why.contains("scorer behind")),
+        "{t:?}"
+    );
+    assert_eq!(accounted(&t), t.segmented, "scored + skipped = segmented");
+    // The newest utterance is always scored.
+    assert!(t.scored.contains(t.segmented.last().unwrap()), "{t:?}");
+    // Bounded: at most the batch in flight plus the queue waited at the end.
+    assert!(t.scored.len() >= 3, "{t:?}");
+}
+
+#[test]
+fn a_panicking_scorer_is_reported_and_the_session_goes_on() {
+    let scorer = StandIn {
+        panic_on: Some(1),
+        ..StandIn::new(0)
+    };
+    let t = drain(
+        Pipeline::start(
+            PipelineConfig {
+                score_queue: 8,
+                ..PipelineConfig::default()
+            },
+            memory(session_audio(1)),
+            Box::new(scorer),
+        )
+        .unwrap(),
+    );
+    assert_eq!(t.segmented.len(), 3);
+    assert_eq!(t.scored, vec![0, 2]);
+    assert_eq!(t.skipped.len(), 1);
+    assert!(t.skipped[0].1.contains("panicked"), "{t:?}");
+    assert!(
+        t.errors.iter().any(|e| e.contains("fails on utterance 1")),
+        "{t:?}"
+    );
+}
+
+#[test]
+fn a_source_that_cannot_open_ends_the_session_with_its_error() {
+    let factory: SourceFactory = Box::new(|| Err(AudioError::NoInputDevice));
+    let t = drain(
+        Pipeline::start(
+            PipelineConfig::default(),
+            factory,
+            Box::new(StandIn::new(0)),
+        )
+        .unwrap(),
+    );
+    assert!(t.ended);
+    assert!(t.capture_error.unwrap().contains("no audio input device"));
+    assert!(t.segmented.is_empty());
+}
