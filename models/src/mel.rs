@@ -252,8 +252,23 @@ impl MelExtractor {
         let mut scratch = self.fft.make_scratch_vec();
         let mut power = vec![0.0f64; n_bins];
         let mut log_mel = vec![0.0f64; cfg.n_mels * n_frames];
+        // Zero padding up to the chunk length gives frames whose whole window is zero:
+        // their power is exactly 0, so skip the FFT (most of a padded 30 s chunk).
+        let audio_end = match padding {
+            Padding::None => audio.len(),
+            Padding::Chunk => samples.len().min(audio.len()),
+        };
+        let log_floor = 1e-10f64.log10(); // exactly what a zero-energy frame computes
         for t in 0..n_frames {
             let start = t * cfg.hop;
+            // Window covers original samples [start - half, start + half); all zero when
+            // it starts past the end of the real audio.
+            if start >= audio_end + half {
+                for m in 0..cfg.n_mels {
+                    log_mel[m * n_frames + t] = log_floor;
+                }
+                continue;
+            }
             for ((dst, &x), &w) in frame
                 .iter_mut()
                 .zip(&padded[start..start + cfg.n_fft])

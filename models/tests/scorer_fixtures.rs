@@ -141,3 +141,31 @@ fn token_average_distribution_matches_reference() {
         assert!(dl <= 1e-3 && dp <= 1e-4, "clip {i}: {dl} {dp}");
     }
 }
+
+#[test]
+fn pipeline_scores_batch_like_reference() {
+    use emomon_models::pipeline::WhisperPipeline;
+    let device = Device::flex();
+    let reference = Reference::load();
+    let meta = meta();
+    let pipeline = WhisperPipeline::load(&fixture("tiny-whisper"), " The speaker sounds", &device)
+        .expect("pipeline");
+    assert_eq!(pipeline.prompt(), reference.ids("prompt").as_slice());
+    let audio: Vec<Vec<f32>> = (0..reference.clips())
+        .map(|i| reference.f32(&format!("audio.{i}")).1)
+        .collect();
+    let refs: Vec<&[f32]> = audio.iter().map(Vec::as_slice).collect();
+    let (scores, times) = pipeline
+        .score_first_token(&refs, &labels(&meta), 1.0)
+        .expect("score");
+    println!("{times:?}");
+    for (i, s) in scores.iter().enumerate() {
+        let (_, want) = reference.f32(&format!("label_probs.{i}.t0"));
+        let d = max_abs_diff(&s.probs, &want);
+        println!(
+            "pipeline clip {i}: probs max |Δ| = {d:.3e}, entropy {:.3}",
+            s.entropy
+        );
+        assert!(d <= 1e-4, "clip {i}: {d}");
+    }
+}

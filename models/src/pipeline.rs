@@ -1,0 +1,182 @@
+//! Audio in, label distribution out, for Whisper-family models: log-mel front end,
+//! encoder, one decoder pass over a fixed prompt, `first-token` scoring. This is the
+//! glue the CLI and the worker pool call; each stage is timed so callers can report
+//! per-stage latency.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use burn::prelude::*;
+
+use crate::mel::{MelConfig, MelError, MelExtractor, Padding};
+use crate::scorer::{FirstTokenScorer, Form, LabelScores, ScoreError, Verbaliser};
+use crate::tokenizer::{HfTokenizer, TokenText, TokenizerError};
+use crate::whisper::{Whisper, WhisperError};
+
+/// Errors of the scoring pipeline.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// Model loading or inference failed.
+    #[error(transparent)]
+    Model(#[from] WhisperError),
+    /// Front end failed.
+    #[error(transparent)]
+    Mel(#[from] MelError),
+    /// Tokenizer failed.
+    #[error(transparent)]
+    Tokenizer(#[from] TokenizerError),
+    /// Scoring failed.
+    #[error(transparent)]
+    Score(#[from] ScoreError),
+    /// The model directory lacks something the pipeline needs.
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// Time spent per stage for one call (a batch).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StageTimes {
+    /// Log-mel features.
+    pub features: Duration,
+    /// Audio encoder.
+    pub encoder: Duration,
+    /// Decoder pass(es) over the prompt.
+    pub decoder: Duration,
+}
+
+/// A Whisper model, its front end and tokenizer, with a fixed emotion prompt.
+#[derive(Debug)]
+pub struct WhisperPipeline {
+    model: Whisper,
+    mel: MelExtractor,
+    tokenizer: HfTokenizer,
+    prompt: Vec<u32>,
+    padding: Padding,
+    device: Device,
+}
+
+impl WhisperPipeline {
+    /// Loads a HF Whisper directory (config.json, safetensors, tokenizer.json and, if
+    /// present, preprocessor_config.json). The prompt starts with Whisper's decoder
+    /// prefix (`<|startoftranscript|>`, then `<|en|><|transcribe|>` when the vocabulary
+    /// has them, then `<|notimestamps|>`) followed by `prompt_text`.
+    pub fn load(dir: &Path, prompt_text: &str, device: &Device) -> Result<Self, PipelineError> {
+        let model = Whisper::load(dir, device)?;
+        let pre = dir.join("preprocessor_config.json");
+        let mel_config = if pre.is_file() {
+            MelConfig::from_file(&pre)?
+        } else {
+            MelConfig::whisper(model.config.num_mel_bins)
+        };
+        if mel_config.n_mels != model.config.num_mel_bins {
+            return Err(PipelineError::Setup(format!(
+                "{}: {} mel bins, but the model expects {}",
+                pre.display(),
+                mel_config.n_mels,
+                model.config.num_mel_bins
+            )));
+        }
+        let mel = MelExtractor::new(mel_config)?;
+        let tokenizer = HfTokenizer::from_file(&dir.join("tokenizer.json"))?;
+        let special = |t: &str| tokenizer.token_id(t);
+        let sot = special("<|startoftranscript|>").ok_or_else(|| {
+            PipelineError::Setup(format!("{}: no <|startoftranscript|> token", dir.display()))
+        })?;
+        let mut prompt = vec![sot];
+        if let (Some(en), Some(task)) = (special("<|en|>"), special("<|transcribe|>"))
+            && model.config.vocab_size > en.max(task) as usize
+        {
+            prompt.extend([en, task]);
+        }
+        prompt.extend(special("<|notimestamps|>"));
+        prompt.extend(tokenizer.encode(prompt_text)?);
+        Ok(Self {
+            model,
+            mel,
+            tokenizer,
+            prompt,
+            padding: Padding::Chunk,
+            device: device.clone(),
+        })
+    }
+
+    /// Uses unpadded features (faster; not what Whisper was trained on, so scores differ
+    /// from the padded reference).
+    pub fn unpadded(mut self) -> Self {
+        self.padding = Padding::None;
+        self
+    }
+
+    /// The decoder prompt token ids.
+    pub fn prompt(&self) -> &[u32] {
+        &self.prompt
+    }
+
+    /// The tokenizer (to build verbalisers).
+    pub fn tokenizer(&self) -> &HfTokenizer {
+        &self.tokenizer
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Whisper {
+        &self.model
+    }
+
+    /// Vocabulary logits at the answer position for each utterance (16 kHz mono).
+    /// Padded utterances are encoded and decoded as one batch; unpadded ones one by one.
+    pub fn answer_logits(
+        &self,
+        utterances: &[&[f32]],
+    ) -> Result<(Vec<Vec<f32>>, StageTimes), PipelineError> {
+        let mut times = StageTimes::default();
+        let mut out = Vec::with_capacity(utterances.len());
+        let groups: Vec<&[&[f32]]> = match self.padding {
+            Padding::Chunk => vec![utterances],
+            Padding::None => utterances.chunks(1).collect(),
+        };
+        for group in groups {
+            if group.is_empty() {
+                continue;
+            }
+            let t = Instant::now();
+            let mut data = Vec::new();
+            let mut frames = 0;
+            for samples in group {
+                let m = self.mel.compute(samples, self.padding)?;
+                frames = m.n_frames;
+                data.extend(m.data);
+            }
+            let feats = Tensor::from_data(
+                TensorData::new(data, [group.len(), self.mel.config().n_mels, frames]),
+                &self.device,
+            );
+            times.features += t.elapsed();
+            let t = Instant::now();
+            let enc = self.model.encode(feats)?;
+            times.encoder += t.elapsed();
+            let t = Instant::now();
+            out.extend(self.model.answer_logits(enc, &self.prompt)?);
+            times.decoder += t.elapsed();
+        }
+        Ok((out, times))
+    }
+
+    /// `first-token` scores of each utterance over `labels` (forms: leading space, lower
+    /// case and capitalised), softmax at `temperature`.
+    pub fn score_first_token<S: AsRef<str>>(
+        &self,
+        utterances: &[&[f32]],
+        labels: &[S],
+        temperature: f32,
+    ) -> Result<(Vec<LabelScores>, StageTimes), PipelineError> {
+        let verbaliser =
+            Verbaliser::new(labels, &[Form::Space, Form::SpaceCapital], &self.tokenizer)?;
+        let scorer = FirstTokenScorer::new(verbaliser, temperature)?;
+        let (logits, times) = self.answer_logits(utterances)?;
+        let scores = logits
+            .iter()
+            .map(|l| scorer.score(l))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((scores, times))
+    }
+}
