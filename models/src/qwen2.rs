@@ -430,9 +430,7 @@ impl Qwen2 {
         let x = self.norm.forward(x);
         Ok(match &self.lm_head {
             Some(head) => head.forward(x),
-            None => {
-                burn::tensor::module::linear(x, self.embed_tokens.weight.val().transpose(), None)
-            }
+            None => crate::whisper::project_rows(x, self.embed_tokens.weight.val()),
         })
     }
 

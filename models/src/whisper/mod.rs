@@ -10,6 +10,7 @@ use std::path::Path;
 use burn::prelude::*;
 
 pub use config::WhisperConfig;
+pub(crate) use decoder::project_rows;
 pub use decoder::{DecoderCache, WhisperDecoder};
 pub use encoder::{EncoderDims, WhisperEncoder};
 
