@@ -120,6 +120,16 @@ impl FileSource {
         frames as f64 / f64::from(self.info.sample_rate)
     }
 
+    /// Ends the stream with a read error at the current position.
+    fn fail(&mut self, detail: String) -> AudioError {
+        self.finished = true;
+        AudioError::Read {
+            path: self.path.clone(),
+            at_s: self.seconds(self.decoded_frames),
+            detail,
+        }
+    }
+
     /// Called when the container has no more packets: checks it delivered all
     /// it promised.
     fn end_of_stream(&mut self, detail: &str) -> Result<bool, AudioError> {
@@ -159,14 +169,7 @@ impl AudioSource for FileSource {
                 Err(SymphoniaError::ResetRequired) => {
                     return self.end_of_stream("the stream changed format mid-file");
                 }
-                Err(e) => {
-                    self.finished = true;
-                    return Err(AudioError::Read {
-                        path: self.path.clone(),
-                        at_s: self.seconds(self.decoded_frames),
-                        detail: e.to_string(),
-                    });
-                }
+                Err(e) => return Err(self.fail(e.to_string())),
             };
             if packet.track_id() != self.track_id {
                 continue;
@@ -181,23 +184,13 @@ impl AudioSource for FileSource {
                         "skipping a corrupt packet: {detail}"
                     );
                     if self.skipped_packets > MAX_SKIPPED_PACKETS {
-                        self.finished = true;
-                        return Err(AudioError::Read {
-                            path: self.path.clone(),
-                            at_s: self.seconds(self.decoded_frames),
-                            detail: format!("more than {MAX_SKIPPED_PACKETS} corrupt packets"),
-                        });
+                        return Err(
+                            self.fail(format!("more than {MAX_SKIPPED_PACKETS} corrupt packets"))
+                        );
                     }
                     continue;
                 }
-                Err(e) => {
-                    self.finished = true;
-                    return Err(AudioError::Read {
-                        path: self.path.clone(),
-                        at_s: self.seconds(self.decoded_frames),
-                        detail: e.to_string(),
-                    });
-                }
+                Err(e) => return Err(self.fail(e.to_string())),
             };
             let frames = decoded.frames();
             if frames == 0 {
