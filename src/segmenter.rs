@@ -478,3 +478,77 @@ impl Segmenter {
         self.first_frame = frame;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FRAME_MS: u32 = 20;
+    const FRAME: usize = 320;
+
+    /// Feeds `seconds` of frames, all judged voiced or not. Speech-like input
+    /// (`level` > 0.1) rises and falls like syllables (8 loud frames, 2 soft):
+    /// steady input would be taken for background noise by the energy gate.
+    fn feed(seg: &mut Segmenter, seconds: f64, level: f32, voiced: bool) -> Vec<Utterance> {
+        let frames = (seconds * 1000.0 / f64::from(FRAME_MS)).round() as usize;
+        (0..frames)
+            .filter_map(|i| {
+                let amplitude = if level > 0.1 && i % 10 >= 8 {
+                    0.02
+                } else {
+                    level
+                };
+                seg.push(&[amplitude; FRAME], voiced)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn long_speech_is_split_at_the_quiet_frame_near_the_limit() {
+        let config = SegmenterConfig::default(); // 15 s max, 3 s search window
+        let mut seg = Segmenter::new(config, FRAME_MS).unwrap();
+        let mut found = feed(&mut seg, 1.0, 0.0, false);
+        found.extend(feed(&mut seg, 13.0, 0.3, true)); // speech from 1 s
+        found.extend(feed(&mut seg, 0.1, 0.005, true)); // a soft breath at 14.0–14.1 s
+        found.extend(feed(&mut seg, 6.0, 0.3, true));
+        found.extend(feed(&mut seg, 1.0, 0.0, false));
+        found.extend(seg.finish());
+        let times: Vec<(f64, f64, bool)> = found
+            .iter()
+            .map(|u| (u.start_s, u.end_s, u.split))
+            .collect();
+        assert_eq!(found.len(), 2, "{times:?}");
+        assert!(found[0].split && !found[1].split, "{times:?}");
+        // Cut at the breath (14.0–14.1 s, within two frames), not at the 16 s
+        // limit; the rest goes on to the end of speech at 20.1 s.
+        assert!((13.96..=14.1).contains(&found[0].end_s), "{times:?}");
+        assert!((14.0..=14.14).contains(&found[1].start_s), "{times:?}");
+        assert!((found[1].end_s - 20.1).abs() < 0.05, "{times:?}");
+        assert!((found[0].start_s - 1.0).abs() < 0.05, "{times:?}");
+    }
+
+    #[test]
+    fn short_bursts_are_discarded_and_counted() {
+        let mut seg = Segmenter::new(SegmenterConfig::default(), FRAME_MS).unwrap();
+        let mut found = feed(&mut seg, 1.0, 0.0, false);
+        found.extend(feed(&mut seg, 0.12, 0.3, true)); // a click: under min_speech_ms
+        found.extend(feed(&mut seg, 1.0, 0.0, false));
+        assert!(found.is_empty());
+        assert_eq!(seg.discarded(), 1);
+    }
+
+    #[test]
+    fn rejects_impossible_timing() {
+        let config = SegmenterConfig {
+            split_search_s: 20.0,
+            ..SegmenterConfig::default()
+        };
+        assert!(matches!(
+            Segmenter::new(config, FRAME_MS),
+            Err(ConfigError::Invalid {
+                name: "split_search_s",
+                ..
+            })
+        ));
+    }
+}
