@@ -15,7 +15,7 @@ use burn::tensor::ops::AttentionModuleOptions;
 use serde::{Deserialize, Serialize};
 
 use crate::nn::{KeyValue, RmsNorm, Rope, SwiGluMlp, load_embedding, load_linear, repeat_kv};
-use crate::safetensors_load::{LoadError, TensorStore};
+use crate::safetensors_load::{LoadError, TensorStore, read_json};
 use burn::nn::{Embedding, Linear};
 
 /// Errors of the Qwen2 model.
@@ -96,14 +96,7 @@ impl Qwen2Config {
     /// Reads and validates `config.json` (or the `text_config` object of a multimodal one
     /// when given as JSON via `serde_json::from_value`).
     pub fn from_file(path: &Path) -> Result<Self, LoadError> {
-        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let c: Self = serde_json::from_str(&text).map_err(|e| LoadError::Json {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let c: Self = read_json(path)?;
         c.validate().map_err(|message| LoadError::Json {
             path: path.to_path_buf(),
             message,

@@ -19,7 +19,7 @@ use serde::Deserialize;
 
 use crate::nn::{load_linear, splice_placeholders};
 use crate::qwen2::{Qwen2, Qwen2Cache, Qwen2Config, Qwen2Error};
-use crate::safetensors_load::{LoadError, TensorStore};
+use crate::safetensors_load::{LoadError, TensorStore, read_json};
 use crate::whisper::{EncoderDims, WhisperEncoder, WhisperError};
 
 /// Errors of the Qwen2-Audio model.
@@ -88,15 +88,7 @@ impl Qwen2Audio {
     /// Loads config.json and safetensors from a HF directory.
     pub fn load(dir: &Path, device: &Device) -> Result<(Qwen2AudioConfig, Self), Qwen2AudioError> {
         let path = dir.join("config.json");
-        let text = std::fs::read_to_string(&path).map_err(|source| LoadError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        let config: Qwen2AudioConfig =
-            serde_json::from_str(&text).map_err(|e| LoadError::Json {
-                path: path.clone(),
-                message: e.to_string(),
-            })?;
+        let config: Qwen2AudioConfig = read_json(&path)?;
         let mut store = TensorStore::from_dir(dir)?;
         let a = &config.audio_config;
         let audio_tower = WhisperEncoder::load(&mut store, "audio_tower", a, device);

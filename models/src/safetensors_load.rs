@@ -143,6 +143,18 @@ impl fmt::Debug for TensorStore {
     }
 }
 
+/// Reads a JSON file (config.json, an index…) into `T`; errors name the file.
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| LoadError::Json {
+        path: path.to_path_buf(),
+        message: e.to_string(),
+    })
+}
+
 impl TensorStore {
     /// Opens the checkpoint of a HF model directory: `model.safetensors`, or the shards
     /// listed in `model.safetensors.index.json`.
@@ -157,14 +169,7 @@ impl TensorStore {
                 dir: dir.to_path_buf(),
             });
         }
-        let text = std::fs::read_to_string(&index).map_err(|source| LoadError::Io {
-            path: index.clone(),
-            source,
-        })?;
-        let json: serde_json::Value = serde_json::from_str(&text).map_err(|e| LoadError::Json {
-            path: index.clone(),
-            message: e.to_string(),
-        })?;
+        let json: serde_json::Value = read_json(&index)?;
         let map = json
             .get("weight_map")
             .and_then(|m| m.as_object())

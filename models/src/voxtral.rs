@@ -16,7 +16,7 @@ use serde::Deserialize;
 use crate::nn::{load_linear, splice_placeholders};
 use crate::qwen2::{Qwen2 as LlamaLike, Qwen2Cache, Qwen2Config};
 use crate::qwen2_audio::Qwen2AudioError as VoxtralError;
-use crate::safetensors_load::{LoadError, TensorStore};
+use crate::safetensors_load::{TensorStore, read_json};
 use crate::whisper::{EncoderDims, WhisperEncoder};
 
 /// `VoxtralConfig`.
@@ -53,14 +53,7 @@ impl Voxtral {
     /// Loads config.json and safetensors from a HF directory.
     pub fn load(dir: &Path, device: &Device) -> Result<(VoxtralConfig, Self), VoxtralError> {
         let path = dir.join("config.json");
-        let text = std::fs::read_to_string(&path).map_err(|source| LoadError::Io {
-            path: path.clone(),
-            source,
-        })?;
-        let config: VoxtralConfig = serde_json::from_str(&text).map_err(|e| LoadError::Json {
-            path: path.clone(),
-            message: e.to_string(),
-        })?;
+        let config: VoxtralConfig = read_json(&path)?;
         let a = &config.audio_config;
         if config.projector_hidden_act != "gelu" || !a.encoder_ffn_dim.is_multiple_of(a.d_model) {
             return Err(VoxtralError::Input(format!(

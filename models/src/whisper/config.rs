@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use crate::safetensors_load::LoadError;
+use crate::safetensors_load::{LoadError, read_json};
 
 /// Architecture hyper-parameters of `WhisperForConditionalGeneration`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,14 +86,7 @@ fn one_or_first<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u32>, D
 impl WhisperConfig {
     /// Reads and validates `config.json`.
     pub fn from_file(path: &Path) -> Result<Self, LoadError> {
-        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let config: Self = serde_json::from_str(&text).map_err(|e| LoadError::Json {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let config: Self = read_json(path)?;
         config.validate().map_err(|message| LoadError::Json {
             path: path.to_path_buf(),
             message,
