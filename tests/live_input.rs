@@ -7,15 +7,14 @@
 mod common;
 
 use std::path::Path;
-use std::sync::atomic::AtomicBool;
 use std::thread;
 use std::time::Duration;
 
-use common::{Noise, decode_16k, segment};
+use common::{Noise, capture_all, decode_16k, segment};
 use emomon::audio::convert::MonoResampler;
 use emomon::audio::mic::RingSource;
 use emomon::audio::{AudioError, SourceInfo};
-use emomon::capture::{FrontEndConfig, run_capture};
+use emomon::capture::FrontEndConfig;
 
 const DEVICE_RATE: u32 = 48_000;
 
@@ -78,14 +77,7 @@ fn callback_path_finds_the_same_utterances_as_the_file_path() {
         *failure.lock().unwrap() = Some("stream closed by test".into());
         writer
     });
-    let mut found = Vec::new();
-    let outcome = run_capture(
-        &mut source,
-        &FrontEndConfig::default(),
-        &AtomicBool::new(false),
-        &mut |u| found.push(u),
-    )
-    .unwrap();
+    let (found, outcome) = capture_all(&mut source, &FrontEndConfig::default());
     let writer = callback.join().unwrap();
     assert!(
         matches!(outcome.error, Some(AudioError::DeviceLost { .. })),
@@ -114,14 +106,7 @@ fn device_lost_mid_speech_keeps_what_was_heard() {
     *source.failure_slot().lock().unwrap() =
         Some("The requested device is no longer available".into());
 
-    let mut found = Vec::new();
-    let outcome = run_capture(
-        &mut source,
-        &FrontEndConfig::default(),
-        &AtomicBool::new(false),
-        &mut |u| found.push(u),
-    )
-    .unwrap();
+    let (found, outcome) = capture_all(&mut source, &FrontEndConfig::default());
     let error = outcome.error.expect("the loss is reported");
     assert!(error.to_string().contains("test microphone"), "{error}");
     assert_eq!(

@@ -9,7 +9,7 @@ use emomon::audio::convert::MonoResampler;
 use emomon::audio::file::FileSource;
 use emomon::audio::memory::MemorySource;
 use emomon::audio::{AudioSource, TARGET_RATE};
-use emomon::capture::{FrontEndConfig, run_capture};
+use emomon::capture::{CaptureOutcome, FrontEndConfig, run_capture};
 use emomon::utterance::Utterance;
 
 /// `../shared/data` beside the repository, or `None` with a printed notice
@@ -96,13 +96,22 @@ pub fn segment(samples: &[f32], rate: u32, config: &FrontEndConfig) -> Vec<Utter
 }
 
 pub fn segment_source(source: &mut dyn AudioSource, config: &FrontEndConfig) -> Vec<Utterance> {
+    let (found, outcome) = capture_all(source, config);
+    assert!(outcome.error.is_none(), "{:?}", outcome.error);
+    found
+}
+
+/// Runs the capture path to its end, returning the utterances and how it ended.
+pub fn capture_all(
+    source: &mut dyn AudioSource,
+    config: &FrontEndConfig,
+) -> (Vec<Utterance>, CaptureOutcome) {
     let mut found = Vec::new();
     let outcome = run_capture(source, config, &AtomicBool::new(false), &mut |u| {
         found.push(u)
     })
     .unwrap();
-    assert!(outcome.error.is_none(), "{:?}", outcome.error);
-    found
+    (found, outcome)
 }
 
 /// Writes 16-bit PCM WAV.
