@@ -9,6 +9,7 @@ pub mod aggregate;
 pub mod audio;
 pub mod capture;
 pub mod eval;
+pub mod model_scorer;
 pub mod pipeline;
 pub mod prosody;
 pub mod replay;

@@ -8,6 +8,8 @@
 //! transformers on tiny random fixtures (see `models/fixtures/README.md`). Still to
 //! come under the models issue: chat templates (minijinja), q8, wgpu tests, the CLI.
 
+pub mod alm;
+pub mod chat;
 pub mod hub;
 pub mod mel;
 pub mod nn;

@@ -138,27 +138,52 @@ impl WhisperPipeline {
             if group.is_empty() {
                 continue;
             }
-            let t = Instant::now();
-            let mut data = Vec::new();
-            let mut frames = 0;
-            for samples in group {
-                let m = self.mel.compute(samples, self.padding)?;
-                frames = m.n_frames;
-                data.extend(m.data);
-            }
-            let feats = Tensor::from_data(
-                TensorData::new(data, [group.len(), self.mel.config().n_mels, frames]),
-                &self.device,
-            );
-            times.features += t.elapsed();
-            let t = Instant::now();
-            let enc = self.model.encode(feats)?;
-            times.encoder += t.elapsed();
+            let enc = self.encode(group, &mut times)?;
             let t = Instant::now();
             out.extend(self.model.answer_logits(enc, &self.prompt)?);
             times.decoder += t.elapsed();
         }
         Ok((out, times))
+    }
+
+    /// Encoder states `[utterances, frames, d]` of a non-empty group of utterances (all
+    /// the same length after padding, or a single one when unpadded); adds the feature and
+    /// encoder time to `times`.
+    pub fn encode(
+        &self,
+        group: &[&[f32]],
+        times: &mut StageTimes,
+    ) -> Result<Tensor<3>, PipelineError> {
+        let t = Instant::now();
+        let mut data = Vec::new();
+        let mut frames = None;
+        for samples in group {
+            let m = self.mel.compute(samples, self.padding)?;
+            if frames.is_some_and(|f| f != m.n_frames) {
+                return Err(PipelineError::Setup(
+                    "unpadded utterances of different lengths cannot share a batch".into(),
+                ));
+            }
+            frames = Some(m.n_frames);
+            data.extend(m.data);
+        }
+        let feats = Tensor::from_data(
+            TensorData::new(
+                data,
+                [group.len(), self.mel.config().n_mels, frames.unwrap_or(0)],
+            ),
+            &self.device,
+        );
+        times.features += t.elapsed();
+        let t = Instant::now();
+        let enc = self.model.encode(feats)?;
+        times.encoder += t.elapsed();
+        Ok(enc)
+    }
+
+    /// Whether features are padded to Whisper's 30 s chunk.
+    pub fn padding(&self) -> Padding {
+        self.padding
     }
 
     /// `first-token` scores of each utterance over `labels` (forms: leading space, lower

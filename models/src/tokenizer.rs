@@ -60,6 +60,11 @@ impl HfTokenizer {
         self.inner.token_to_id(token)
     }
 
+    /// The token string of `id` (e.g. `<|AUDIO|>`), if in the vocabulary.
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
+    }
+
     /// Vocabulary size including added tokens.
     pub fn vocab_size(&self) -> usize {
         self.inner.get_vocab_size(true)

@@ -72,6 +72,39 @@ pub enum Method {
     Text,
 }
 
+impl Method {
+    /// Every method, in the order the CLI lists them.
+    pub const ALL: [Method; 3] = [Method::FirstToken, Method::TokenAverage, Method::Text];
+
+    /// The name used on the command line and in logs (`first-token`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::FirstToken => "first-token",
+            Method::TokenAverage => "token-average",
+            Method::Text => "text",
+        }
+    }
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Method {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Method::ALL
+            .into_iter()
+            .find(|m| m.as_str() == s)
+            .ok_or_else(|| {
+                format!("unknown scoring method `{s}`; expected first-token, token-average or text")
+            })
+    }
+}
+
 /// A label's logit at one position: log-sum-exp of its forms' first-token logits.
 fn label_logit(label: &LabelTokens, vocab_logits: &[f32]) -> Result<f64, ScoreError> {
     let mut values = Vec::with_capacity(label.first_tokens.len());
@@ -112,7 +145,12 @@ pub struct LabelScores {
 }
 
 impl LabelScores {
-    fn new(labels: Vec<String>, method: Method, logits: Vec<f32>, probs: Vec<f32>) -> Self {
+    pub(crate) fn new(
+        labels: Vec<String>,
+        method: Method,
+        logits: Vec<f32>,
+        probs: Vec<f32>,
+    ) -> Self {
         let entropy = -probs
             .iter()
             .filter(|&&p| p > 0.0)

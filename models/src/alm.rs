@@ -1,0 +1,872 @@
+//! One entry point for every supported audio-language model: open a Hugging Face
+//! directory (or a cached model id), detect the family from `config.json`'s
+//! `architectures`, and score batches of 16 kHz utterances with any method.
+//!
+//! | `architectures[0]` | model | prompt |
+//! |---|---|---|
+//! | `WhisperForConditionalGeneration` | [`WhisperPipeline`] | decoder prefix + `prompt` (an answer prefix such as " The speaker sounds") |
+//! | `Qwen2AudioForConditionalGeneration` | [`Qwen2Audio`] | the directory's chat template (else transformers' default Qwen2-Audio template), audio first, then the question |
+//! | `VoxtralForConditionalGeneration` | [`Voxtral`] | the directory's chat template (else [`VOXTRAL_TEMPLATE`]) |
+//!
+//! Chat prompts are built as transformers' processors build them: the template is
+//! rendered with one audio item, then the single audio placeholder is replaced by as
+//! many placeholders as the audio yields embeddings, and the text is tokenized without
+//! adding special tokens. So the `input_ids` here equal
+//! `processor(text=processor.apply_chat_template(conv, add_generation_prompt=True,
+//! tokenize=False), audio=…)`'s.
+//!
+//! Methods (see [`crate::scorer`]): `first-token` reads the answer position of one
+//! forward pass; `token-average` and `text` decode greedily (at most
+//! [`AlmOptions::max_new_tokens`], stopping at the model's end-of-turn token).
+//! Whisper's `first-token` runs a whole batch in one encoder and one decoder pass; the
+//! chat models and the generating methods go one utterance at a time.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use burn::prelude::*;
+use serde_json::Value;
+
+use crate::chat::{ChatError, ChatTemplate, QWEN2_AUDIO_TEMPLATE, VOXTRAL_TEMPLATE};
+use crate::hub::{self, HubError};
+use crate::mel::{MelConfig, MelError, MelExtractor, Padding};
+use crate::pipeline::{PipelineError, StageTimes, WhisperPipeline};
+use crate::qwen2::{Qwen2, Qwen2Cache};
+use crate::qwen2_audio::{AudioLengths, Qwen2Audio, Qwen2AudioError};
+use crate::safetensors_load::{LoadError, read_json};
+use crate::scorer::{
+    FirstTokenScorer, Form, LabelScores, Method, ScoreError, TokenAverageScorer, Unparseable,
+    Verbaliser, parse_distribution,
+};
+use crate::tokenizer::{HfTokenizer, TokenText, TokenizerError};
+use crate::voxtral::Voxtral;
+
+/// The default label set (DESIGN.md, "Scoring an utterance").
+pub const DEFAULT_LABELS: [&str; 7] = [
+    "neutral", "happy", "sad", "angry", "fear", "disgust", "surprise",
+];
+
+/// Whisper's default answer prefix: the label word is the next token.
+pub const WHISPER_PROMPT: &str = " The speaker sounds";
+
+/// Input audio rate of every supported model.
+pub const SAMPLE_RATE: usize = 16_000;
+
+/// Shortest utterance accepted (0.1 s): shorter input has too few mel frames for the
+/// audio encoders' convolutions and pooling.
+pub const MIN_SAMPLES: usize = SAMPLE_RATE / 10;
+
+/// Errors of opening a model or scoring with it.
+#[derive(Debug, thiserror::Error)]
+pub enum AlmError {
+    /// The model could not be located.
+    #[error(transparent)]
+    Hub(Box<HubError>),
+    /// config.json names an architecture emomon does not implement.
+    #[error(
+        "{path}: architecture {found} is not supported; emomon runs WhisperForConditionalGeneration, \
+         Qwen2AudioForConditionalGeneration and VoxtralForConditionalGeneration"
+    )]
+    Architecture {
+        /// The config.json read.
+        path: PathBuf,
+        /// What it says (or `none`).
+        found: String,
+    },
+    /// Reading config or weights failed (missing, mis-shaped and unused tensors are named).
+    #[error(transparent)]
+    Load(Box<LoadError>),
+    /// The Whisper pipeline failed.
+    #[error(transparent)]
+    Whisper(Box<PipelineError>),
+    /// The Qwen2-Audio or Voxtral model failed.
+    #[error(transparent)]
+    Chat(Box<Qwen2AudioError>),
+    /// The chat template could not be found or rendered.
+    #[error(transparent)]
+    Template(Box<ChatError>),
+    /// Tokenizer failure.
+    #[error(transparent)]
+    Tokenizer(Box<TokenizerError>),
+    /// Front-end failure.
+    #[error(transparent)]
+    Mel(Box<MelError>),
+    /// Label set or scoring failure.
+    #[error(transparent)]
+    Score(Box<ScoreError>),
+    /// Anything else that is wrong with the directory or the input.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+// Boxed so that `Result<_, AlmError>` stays small (clippy::result_large_err); `?` still
+// converts every source error.
+macro_rules! boxed_from {
+    ($($variant:ident($ty:ty)),* $(,)?) => {$(
+        impl From<$ty> for AlmError {
+            fn from(e: $ty) -> Self {
+                Self::$variant(Box::new(e))
+            }
+        }
+    )*};
+}
+
+boxed_from!(
+    Hub(HubError),
+    Load(LoadError),
+    Whisper(PipelineError),
+    Chat(Qwen2AudioError),
+    Template(ChatError),
+    Tokenizer(TokenizerError),
+    Mel(MelError),
+    Score(ScoreError),
+);
+
+/// Which model family a directory holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Architecture {
+    /// `WhisperForConditionalGeneration`.
+    Whisper,
+    /// `Qwen2AudioForConditionalGeneration`.
+    Qwen2Audio,
+    /// `VoxtralForConditionalGeneration`.
+    Voxtral,
+}
+
+impl Architecture {
+    /// Reads `config.json`'s `architectures` in `dir`.
+    pub fn detect(dir: &Path) -> Result<Self, AlmError> {
+        let path = dir.join("config.json");
+        if !dir.is_dir() {
+            return Err(AlmError::Invalid(format!(
+                "{}: model directory does not exist",
+                dir.display()
+            )));
+        }
+        let config: Value = read_json(&path)?;
+        let names: Vec<&str> = config
+            .get("architectures")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        for name in &names {
+            match *name {
+                "WhisperForConditionalGeneration" => return Ok(Self::Whisper),
+                "Qwen2AudioForConditionalGeneration" => return Ok(Self::Qwen2Audio),
+                "VoxtralForConditionalGeneration" => return Ok(Self::Voxtral),
+                _ => {}
+            }
+        }
+        Err(AlmError::Architecture {
+            path,
+            found: if names.is_empty() {
+                "none (no `architectures` list)".into()
+            } else {
+                names.join(", ")
+            },
+        })
+    }
+
+    /// The HF class name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Whisper => "WhisperForConditionalGeneration",
+            Self::Qwen2Audio => "Qwen2AudioForConditionalGeneration",
+            Self::Voxtral => "VoxtralForConditionalGeneration",
+        }
+    }
+}
+
+/// How to score.
+#[derive(Debug, Clone)]
+pub struct AlmOptions {
+    /// Scoring method.
+    pub method: Method,
+    /// Labels, in output order.
+    pub labels: Vec<String>,
+    /// Replaces the question (chat models) or the answer prefix (Whisper); `None` = the
+    /// default for the method (see [`default_question`]).
+    pub prompt: Option<String>,
+    /// Softmax temperature of `first-token` (> 0).
+    pub temperature: f32,
+    /// Most tokens generated by `token-average` and `text`.
+    pub max_new_tokens: usize,
+    /// Label surface forms; `None` = by family: `" x"`, `" X"` after Whisper's prefix,
+    /// `"x"`, `"X"` at the start of a chat answer.
+    pub forms: Option<Vec<Form>>,
+    /// Whisper only: pad features to 30 s as Whisper was trained (and transformers does
+    /// by default). `false` is faster and changes the scores.
+    pub pad_whisper: bool,
+}
+
+impl Default for AlmOptions {
+    fn default() -> Self {
+        Self {
+            method: Method::FirstToken,
+            labels: DEFAULT_LABELS.iter().map(|s| s.to_string()).collect(),
+            prompt: None,
+            temperature: 1.0,
+            max_new_tokens: 16,
+            forms: None,
+            pad_whisper: true,
+        }
+    }
+}
+
+/// The question asked when no `--prompt` is given.
+pub fn default_question(arch: Architecture, method: Method, labels: &[String]) -> String {
+    if arch == Architecture::Whisper {
+        return WHISPER_PROMPT.to_string();
+    }
+    let list = labels.join(", ");
+    match method {
+        Method::Text => format!(
+            "How strongly does the speaker express each of these emotions: {list}? \
+             Answer only with percentages that sum to 100, like \"{} 60%, {} 40%\".",
+            labels.first().map_or("happy", String::as_str),
+            labels.get(1).map_or("sad", String::as_str)
+        ),
+        _ => format!("Which emotion does the speaker express: {list}? Answer with one word."),
+    }
+}
+
+/// One utterance's result.
+#[derive(Debug, Clone)]
+pub struct UtteranceScore {
+    /// The distribution, or why the generated text could not be read (`text` only).
+    pub scores: Result<LabelScores, Unparseable>,
+    /// Generated answer (`token-average`, `text`): token ids and their text.
+    pub generated: Option<(Vec<u32>, String)>,
+    /// Length of the model input (prompt with audio placeholders), tokens.
+    pub prompt_tokens: usize,
+}
+
+/// Results of one batch, in input order, with per-stage times.
+#[derive(Debug, Clone)]
+pub struct BatchScores {
+    /// One per utterance.
+    pub utterances: Vec<UtteranceScore>,
+    /// Time per stage, summed over the batch.
+    pub times: StageTimes,
+    /// Wall time of the whole call.
+    pub total: Duration,
+}
+
+enum Family {
+    Whisper(WhisperPipeline),
+    Qwen2Audio {
+        model: Qwen2Audio,
+        mel: MelExtractor,
+        tokenizer: HfTokenizer,
+        prompt_text: String,
+        audio_token: String,
+    },
+    Voxtral {
+        model: Voxtral,
+        mel: MelExtractor,
+        tokenizer: HfTokenizer,
+        prompt_text: String,
+        audio_token: String,
+    },
+}
+
+/// An opened model with its tokenizer, prompt and scorer, ready to score audio.
+pub struct AlmScorer {
+    id: String,
+    dir: PathBuf,
+    arch: Architecture,
+    family: Family,
+    options: AlmOptions,
+    question: String,
+    first_token: FirstTokenScorer,
+    token_average: TokenAverageScorer,
+    eos: Vec<u32>,
+    device: Device,
+}
+
+impl std::fmt::Debug for AlmScorer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AlmScorer")
+            .field("id", &self.id)
+            .field("arch", &self.arch)
+            .field("method", &self.options.method)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AlmScorer {
+    /// Opens `spec` (a directory, or an `org/name[@rev]` id already in the hf-hub
+    /// cache) on `device`, checks the label set against its tokenizer and builds the
+    /// prompt. Nothing is downloaded.
+    pub fn open(spec: &str, options: AlmOptions, device: &Device) -> Result<Self, AlmError> {
+        let dir = hub::resolve_model(spec, hub::cache_dir().as_deref())?;
+        let arch = Architecture::detect(&dir)?;
+        if !(options.temperature.is_finite() && options.temperature > 0.0) {
+            return Err(ScoreError::Temperature(options.temperature).into());
+        }
+        if options.method != Method::FirstToken && options.max_new_tokens == 0 {
+            return Err(AlmError::Invalid(format!(
+                "{} needs at least one generated token (max_new_tokens is 0)",
+                options.method
+            )));
+        }
+        let question = options
+            .prompt
+            .clone()
+            .unwrap_or_else(|| default_question(arch, options.method, &options.labels));
+        let family = match arch {
+            Architecture::Whisper => {
+                let mut p = WhisperPipeline::load(&dir, &question, device)?;
+                if !options.pad_whisper {
+                    p = p.unpadded();
+                }
+                Family::Whisper(p)
+            }
+            Architecture::Qwen2Audio => {
+                let tokenizer = load_tokenizer(&dir)?;
+                let (config, model) = Qwen2Audio::load(&dir, device)?;
+                let template = template_or(&dir, QWEN2_AUDIO_TEMPLATE, "Qwen2-Audio")?;
+                let audio_token = token_text(&tokenizer, config.audio_token_index, &dir)?;
+                let prompt_text = template.render_audio_question(&question)?;
+                Family::Qwen2Audio {
+                    mel: mel_for(&dir, config.audio_config.num_mel_bins)?,
+                    model,
+                    tokenizer,
+                    prompt_text,
+                    audio_token,
+                }
+            }
+            Architecture::Voxtral => {
+                let tokenizer = load_tokenizer(&dir)?;
+                let (config, model) = Voxtral::load(&dir, device)?;
+                let template = template_or(&dir, VOXTRAL_TEMPLATE, "Voxtral")?;
+                let audio_token = token_text(&tokenizer, config.audio_token_id, &dir)?;
+                let prompt_text = template.render_audio_question(&question)?;
+                Family::Voxtral {
+                    mel: mel_for(&dir, config.audio_config.num_mel_bins)?,
+                    model,
+                    tokenizer,
+                    prompt_text,
+                    audio_token,
+                }
+            }
+        };
+        let tokenizer: &HfTokenizer = match &family {
+            Family::Whisper(p) => p.tokenizer(),
+            Family::Qwen2Audio { tokenizer, .. } | Family::Voxtral { tokenizer, .. } => tokenizer,
+        };
+        if let Family::Qwen2Audio {
+            prompt_text,
+            audio_token,
+            ..
+        }
+        | Family::Voxtral {
+            prompt_text,
+            audio_token,
+            ..
+        } = &family
+        {
+            let n = prompt_text.matches(audio_token.as_str()).count();
+            if n != 1 {
+                return Err(AlmError::Invalid(format!(
+                    "{}: the chat prompt has {n} audio placeholders `{audio_token}`, expected 1:\n{prompt_text}",
+                    dir.display()
+                )));
+            }
+        }
+        let forms = options.forms.clone().unwrap_or_else(|| match arch {
+            Architecture::Whisper => vec![Form::Space, Form::SpaceCapital],
+            _ => vec![Form::Plain, Form::Capital],
+        });
+        let verbaliser = Verbaliser::new(&options.labels, &forms, tokenizer)?;
+        let eos = eos_tokens(&dir, arch, tokenizer)?;
+        Ok(Self {
+            id: spec.to_string(),
+            dir,
+            arch,
+            first_token: FirstTokenScorer::new(verbaliser.clone(), options.temperature)?,
+            token_average: TokenAverageScorer::new(verbaliser),
+            family,
+            options,
+            question,
+            eos,
+            device: device.clone(),
+        })
+    }
+
+    /// The model as named by the caller.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The resolved model directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The model family.
+    pub fn architecture(&self) -> Architecture {
+        self.arch
+    }
+
+    /// The options in force.
+    pub fn options(&self) -> &AlmOptions {
+        &self.options
+    }
+
+    /// The question (chat models) or answer prefix (Whisper) in use.
+    pub fn question(&self) -> &str {
+        &self.question
+    }
+
+    /// The rendered chat prompt with a single audio placeholder (chat models), or
+    /// `None` for Whisper.
+    pub fn prompt_text(&self) -> Option<&str> {
+        match &self.family {
+            Family::Whisper(_) => None,
+            Family::Qwen2Audio { prompt_text, .. } | Family::Voxtral { prompt_text, .. } => {
+                Some(prompt_text)
+            }
+        }
+    }
+
+    /// Labels in output order.
+    pub fn labels(&self) -> &[String] {
+        &self.options.labels
+    }
+
+    /// The verbaliser (label → tokens).
+    pub fn verbaliser(&self) -> &Verbaliser {
+        self.first_token.verbaliser()
+    }
+
+    /// Tokens that end generation.
+    pub fn eos_tokens(&self) -> &[u32] {
+        &self.eos
+    }
+
+    /// The compute device.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Largest batch that runs as one forward pass (Whisper `first-token`, padded);
+    /// everything else goes one utterance at a time.
+    pub fn natural_batch(&self) -> usize {
+        match (&self.family, self.options.method) {
+            (Family::Whisper(p), Method::FirstToken) if p.padding() == Padding::Chunk => 8,
+            _ => 1,
+        }
+    }
+
+    /// Model input ids for an utterance of `samples` samples (chat models: the prompt
+    /// with the audio placeholder expanded; Whisper: the decoder prompt).
+    pub fn input_ids(&self, samples: usize) -> Result<Vec<u32>, AlmError> {
+        match &self.family {
+            Family::Whisper(p) => Ok(p.prompt().to_vec()),
+            Family::Qwen2Audio {
+                tokenizer,
+                prompt_text,
+                audio_token,
+                ..
+            } => {
+                let n = qwen2_audio_lengths(samples)?.tokens;
+                Ok(tokenizer.encode(&prompt_text.replace(audio_token, &audio_token.repeat(n)))?)
+            }
+            Family::Voxtral {
+                tokenizer,
+                prompt_text,
+                audio_token,
+                ..
+            } => {
+                let n = voxtral_chunks(samples) * VOXTRAL_TOKENS_PER_CHUNK;
+                Ok(tokenizer.encode(&prompt_text.replace(audio_token, &audio_token.repeat(n)))?)
+            }
+        }
+    }
+
+    /// Scores each utterance (16 kHz mono samples). Audio beyond 30 s is ignored by
+    /// Whisper and Qwen2-Audio (as their processors truncate); Voxtral encodes every
+    /// 30 s chunk.
+    pub fn score(&self, utterances: &[&[f32]]) -> Result<BatchScores, AlmError> {
+        let started = Instant::now();
+        for (i, u) in utterances.iter().enumerate() {
+            if u.len() < MIN_SAMPLES {
+                return Err(AlmError::Invalid(format!(
+                    "utterance {i} has {} samples ({:.3} s); at least {MIN_SAMPLES} (0.1 s at 16 kHz) are needed",
+                    u.len(),
+                    u.len() as f64 / SAMPLE_RATE as f64
+                )));
+            }
+        }
+        let mut times = StageTimes::default();
+        let mut out = Vec::with_capacity(utterances.len());
+        match (&self.family, self.options.method) {
+            (Family::Whisper(p), Method::FirstToken) => {
+                let prompt_tokens = p.prompt().len();
+                for chunk in utterances.chunks(self.natural_batch().max(1)) {
+                    let truncated: Vec<&[f32]> = chunk.iter().map(|u| truncate_30s(u)).collect();
+                    let (logits, t) = p.answer_logits(&truncated)?;
+                    add_times(&mut times, t);
+                    for l in logits {
+                        out.push(UtteranceScore {
+                            scores: Ok(self.first_token.score(&l)?),
+                            generated: None,
+                            prompt_tokens,
+                        });
+                    }
+                }
+            }
+            (Family::Whisper(p), method) => {
+                for u in utterances {
+                    let enc = p.encode(&[truncate_30s(u)], &mut times)?;
+                    let t = Instant::now();
+                    let greedy = p
+                        .model()
+                        .greedy(
+                            enc,
+                            p.prompt(),
+                            self.options.max_new_tokens,
+                            self.eos.first().copied(),
+                        )
+                        .map_err(PipelineError::from)?;
+                    times.decoder += t.elapsed();
+                    out.push(self.finish_generated(
+                        method,
+                        greedy.tokens,
+                        &greedy.logits,
+                        p.tokenizer(),
+                        p.prompt().len(),
+                    )?);
+                }
+            }
+            (
+                Family::Qwen2Audio {
+                    model,
+                    mel,
+                    tokenizer,
+                    ..
+                },
+                method,
+            ) => {
+                for u in utterances {
+                    let u = truncate_30s(u);
+                    let t = Instant::now();
+                    let m = mel.compute(u, Padding::Chunk)?;
+                    let valid = u.len().div_ceil(mel.config().hop).min(m.n_frames);
+                    let feats = Tensor::from_data(
+                        TensorData::new(m.data, [1, m.n_mels, m.n_frames]),
+                        &self.device,
+                    );
+                    let ids = self.input_ids(u.len())?;
+                    times.features += t.elapsed();
+                    let t = Instant::now();
+                    let audio = model.encode_audio(feats, valid)?;
+                    times.encoder += t.elapsed();
+                    let t = Instant::now();
+                    let mut cache = Qwen2Cache::default();
+                    let logits = model.forward(&ids, audio, &mut cache)?;
+                    let r = self.decode_chat(
+                        method,
+                        model.language_model(),
+                        logits,
+                        &mut cache,
+                        tokenizer,
+                        ids.len(),
+                    )?;
+                    times.decoder += t.elapsed();
+                    out.push(r);
+                }
+            }
+            (
+                Family::Voxtral {
+                    model,
+                    mel,
+                    tokenizer,
+                    ..
+                },
+                method,
+            ) => {
+                for u in utterances {
+                    let t = Instant::now();
+                    let chunk = mel.config().chunk_samples();
+                    let chunks = voxtral_chunks(u.len());
+                    let mut data = Vec::new();
+                    let mut shape = [chunks, mel.config().n_mels, 0];
+                    for c in 0..chunks {
+                        let part = &u[c * chunk..((c + 1) * chunk).min(u.len())];
+                        let m = mel.compute(part, Padding::Chunk)?;
+                        shape[2] = m.n_frames;
+                        data.extend(m.data);
+                    }
+                    let feats = Tensor::from_data(TensorData::new(data, shape), &self.device);
+                    let ids = self.input_ids(u.len())?;
+                    times.features += t.elapsed();
+                    let t = Instant::now();
+                    let audio = model.encode_audio(feats)?;
+                    times.encoder += t.elapsed();
+                    let t = Instant::now();
+                    let mut cache = Qwen2Cache::default();
+                    let logits = model.forward(&ids, audio, &mut cache)?;
+                    let r = self.decode_chat(
+                        method,
+                        model.language_model(),
+                        logits,
+                        &mut cache,
+                        tokenizer,
+                        ids.len(),
+                    )?;
+                    times.decoder += t.elapsed();
+                    out.push(r);
+                }
+            }
+        }
+        Ok(BatchScores {
+            utterances: out,
+            times,
+            total: started.elapsed(),
+        })
+    }
+
+    /// From the prompt's logits `[1, t, vocab]`: the first-token score, or greedy
+    /// generation continued with the KV cache and the generated answer scored.
+    fn decode_chat(
+        &self,
+        method: Method,
+        lm: &Qwen2,
+        logits: Tensor<3>,
+        cache: &mut Qwen2Cache,
+        tokenizer: &HfTokenizer,
+        prompt_tokens: usize,
+    ) -> Result<UtteranceScore, AlmError> {
+        let mut last = last_row(logits)?;
+        if method == Method::FirstToken {
+            return Ok(UtteranceScore {
+                scores: Ok(self.first_token.score(&last)?),
+                generated: None,
+                prompt_tokens,
+            });
+        }
+        let mut tokens = Vec::new();
+        let mut steps = Vec::new();
+        for step in 0..self.options.max_new_tokens {
+            let next = argmax(&last);
+            tokens.push(next);
+            steps.push(std::mem::take(&mut last));
+            if self.eos.contains(&next) || step + 1 == self.options.max_new_tokens {
+                break;
+            }
+            let input = crate::whisper::token_tensor(&[next], &self.device);
+            let l = lm
+                .forward(input, cache)
+                .map_err(|e| AlmError::Invalid(e.to_string()))?;
+            last = last_row(l)?;
+        }
+        self.finish_generated(method, tokens, &steps, tokenizer, prompt_tokens)
+    }
+
+    /// Scores a generated answer: `token-average` over the step logits, or `text` by
+    /// parsing the decoded answer (end-of-turn tokens dropped).
+    fn finish_generated(
+        &self,
+        method: Method,
+        tokens: Vec<u32>,
+        steps: &[Vec<f32>],
+        tokenizer: &HfTokenizer,
+        prompt_tokens: usize,
+    ) -> Result<UtteranceScore, AlmError> {
+        let content: Vec<u32> = tokens
+            .iter()
+            .copied()
+            .filter(|t| !self.eos.contains(t))
+            .collect();
+        let text = tokenizer.decode(&content)?;
+        let scores = match method {
+            Method::TokenAverage => Ok(self.token_average.score(steps)?),
+            Method::Text => parse_distribution(&text, &self.options.labels),
+            Method::FirstToken => Ok(self.first_token.score(&steps[0])?),
+        };
+        Ok(UtteranceScore {
+            scores,
+            generated: Some((tokens, text)),
+            prompt_tokens,
+        })
+    }
+}
+
+/// Audio tokens per 30 s chunk for Voxtral (1500 encoder frames, stacked ×4).
+const VOXTRAL_TOKENS_PER_CHUNK: usize = 375;
+
+fn voxtral_chunks(samples: usize) -> usize {
+    samples.div_ceil(30 * SAMPLE_RATE).max(1)
+}
+
+fn qwen2_audio_lengths(samples: usize) -> Result<AudioLengths, AlmError> {
+    let frames = samples.min(30 * SAMPLE_RATE).div_ceil(160);
+    AudioLengths::from_frames(frames).ok_or_else(|| {
+        AlmError::Invalid(format!("{samples} samples are too short for Qwen2-Audio"))
+    })
+}
+
+fn truncate_30s(u: &[f32]) -> &[f32] {
+    &u[..u.len().min(30 * SAMPLE_RATE)]
+}
+
+fn add_times(total: &mut StageTimes, t: StageTimes) {
+    total.features += t.features;
+    total.encoder += t.encoder;
+    total.decoder += t.decoder;
+}
+
+fn load_tokenizer(dir: &Path) -> Result<HfTokenizer, AlmError> {
+    let path = dir.join("tokenizer.json");
+    if !path.is_file() {
+        return Err(AlmError::Invalid(format!(
+            "{}: missing tokenizer.json (a Hugging Face `tokenizers` file is required)",
+            dir.display()
+        )));
+    }
+    Ok(HfTokenizer::from_file(&path)?)
+}
+
+fn mel_for(dir: &Path, n_mels: usize) -> Result<MelExtractor, AlmError> {
+    let pre = dir.join("preprocessor_config.json");
+    let config = if pre.is_file() {
+        MelConfig::from_file(&pre)?
+    } else {
+        MelConfig::whisper(n_mels)
+    };
+    if config.n_mels != n_mels {
+        return Err(AlmError::Invalid(format!(
+            "{}: {} mel bins, but the model expects {n_mels}",
+            pre.display(),
+            config.n_mels
+        )));
+    }
+    Ok(MelExtractor::new(config)?)
+}
+
+fn template_or(dir: &Path, fallback: &str, family: &str) -> Result<ChatTemplate, AlmError> {
+    if let Some(t) = ChatTemplate::from_dir(dir)? {
+        return Ok(t);
+    }
+    tracing::info!(dir = %dir.display(), "no chat template in the model directory; using the built-in {family} template");
+    let mut t = ChatTemplate::new(fallback, format!("built-in {family} template"));
+    let config = dir.join("tokenizer_config.json");
+    if config.is_file()
+        && let Ok(v) = read_json::<Value>(&config)
+    {
+        t = t.with_special_tokens(&v);
+    }
+    Ok(t)
+}
+
+fn token_text(tokenizer: &HfTokenizer, id: u32, dir: &Path) -> Result<String, AlmError> {
+    tokenizer.id_to_token(id).ok_or_else(|| {
+        AlmError::Invalid(format!(
+            "{}: the audio token id {id} from config.json is not in tokenizer.json",
+            dir.display()
+        ))
+    })
+}
+
+/// End-of-generation tokens: generation_config.json's `eos_token_id` (a number or a
+/// list), else config.json's (top level or `text_config`), else the family's usual
+/// end-of-turn token strings found in the vocabulary.
+fn eos_tokens(
+    dir: &Path,
+    arch: Architecture,
+    tokenizer: &HfTokenizer,
+) -> Result<Vec<u32>, AlmError> {
+    let ids = |v: Option<&Value>| -> Vec<u32> {
+        match v {
+            Some(Value::Number(n)) => n.as_u64().map(|n| vec![n as u32]).unwrap_or_default(),
+            Some(Value::Array(a)) => a
+                .iter()
+                .filter_map(Value::as_u64)
+                .map(|n| n as u32)
+                .collect(),
+            _ => Vec::new(),
+        }
+    };
+    let gen_path = dir.join("generation_config.json");
+    if gen_path.is_file() {
+        let v: Value = read_json(&gen_path)?;
+        let found = ids(v.get("eos_token_id"));
+        if !found.is_empty() {
+            return Ok(found);
+        }
+    }
+    let config: Value = read_json(&dir.join("config.json"))?;
+    let mut found = ids(config.get("eos_token_id"));
+    if found.is_empty() {
+        found = ids(config
+            .get("text_config")
+            .and_then(|t| t.get("eos_token_id")));
+    }
+    if found.is_empty() {
+        let names: &[&str] = match arch {
+            Architecture::Whisper => &["<|endoftext|>"],
+            Architecture::Qwen2Audio => &["<|im_end|>", "<|endoftext|>"],
+            Architecture::Voxtral => &["</s>"],
+        };
+        found = names.iter().filter_map(|n| tokenizer.token_id(n)).collect();
+    }
+    Ok(found)
+}
+
+/// The last position's logits of `[1, t, vocab]`.
+fn last_row(logits: Tensor<3>) -> Result<Vec<f32>, AlmError> {
+    let [_, t, _] = logits.dims();
+    logits
+        .slice(s![0..1, t - 1..t, ..])
+        .into_data()
+        .try_into_vec::<f32>()
+        .map_err(|e| AlmError::Invalid(format!("reading logits: {e:?}")))
+}
+
+/// Index of the largest value (first on ties, like `torch.argmax`).
+fn argmax(v: &[f32]) -> u32 {
+    let mut best = 0;
+    for (i, &x) in v.iter().enumerate() {
+        if x > v[best] {
+            best = i;
+        }
+    }
+    best as u32
+}
+
+/// Where the model runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceKind {
+    /// burn's `flex` CPU backend (SIMD, rayon threads).
+    Cpu,
+    /// burn's wgpu backend (GPU, or lavapipe in CI); needs the `wgpu` feature.
+    Wgpu,
+}
+
+impl DeviceKind {
+    /// `cpu` or `wgpu`, as logged.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Cpu => "cpu",
+            Self::Wgpu => "wgpu",
+        }
+    }
+}
+
+/// The burn device for `kind`; `wgpu` fails with a clear message when this build lacks
+/// the `wgpu` feature.
+pub fn open_device(kind: DeviceKind) -> Result<Device, AlmError> {
+    match kind {
+        DeviceKind::Cpu => Ok(Device::flex()),
+        #[cfg(feature = "wgpu")]
+        DeviceKind::Wgpu => Ok(Device::wgpu(Default::default())),
+        #[cfg(not(feature = "wgpu"))]
+        DeviceKind::Wgpu => Err(AlmError::Invalid(
+            "this emomon was built without GPU support (the `wgpu` cargo feature); use --device cpu \
+             or rebuild with `--features wgpu`"
+                .into(),
+        )),
+    }
+}
