@@ -10,6 +10,8 @@
 
 pub mod alm;
 pub mod chat;
+pub mod default_model;
+pub mod emotion_adapter;
 pub mod hub;
 pub mod mel;
 pub mod nn;
@@ -21,3 +23,6 @@ pub mod scorer;
 pub mod tokenizer;
 pub mod voxtral;
 pub mod whisper;
+
+/// The burn device type, re-exported so callers need not depend on burn themselves.
+pub use burn::prelude::Device;

