@@ -13,6 +13,8 @@ pub mod model_scorer;
 pub mod pipeline;
 pub mod prosody;
 pub mod replay;
+pub mod report;
+pub mod run;
 pub mod scoring;
 pub mod segmenter;
 pub mod session_log;

@@ -24,6 +24,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Listen (microphone, or --input FILE), score every utterance, show the
+    /// dashboard (or --headless JSON lines) and keep a session log.
+    Run(Box<cli::run::RunArgs>),
+    /// Write a session log's utterances as CSV.
+    Export(cli::export::ExportArgs),
+    /// Render a session log as an HTML report with plots (or an SVG of the plots).
+    Report(cli::report::ReportArgs),
     /// Cut speech into timed utterances (file or microphone) and print them.
     Segment(cli::segment::SegmentArgs),
     /// List audio input devices and their formats.
@@ -37,12 +44,19 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let uses_terminal = matches!(cli.command, Command::Replay(_));
+    let uses_terminal = match &cli.command {
+        Command::Replay(_) => true,
+        Command::Run(args) => !args.headless,
+        _ => false,
+    };
     if let Err(error) = init_logging(&cli, uses_terminal) {
         eprintln!("emomon: error: {error:#}");
         return ExitCode::FAILURE;
     }
     let result = match &cli.command {
+        Command::Run(args) => cli::run::run(args),
+        Command::Export(args) => cli::export::run(args),
+        Command::Report(args) => cli::report::run(args),
         Command::Segment(args) => cli::segment::run(args),
         Command::Devices => cli::devices::run(),
         Command::Replay(args) => emomon::replay::run(args),

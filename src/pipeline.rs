@@ -15,6 +15,19 @@
 //! microphone ring overrun). Prosody is computed only for utterances that are
 //! scored, alongside the model. A panic inside the scorer or the prosody
 //! analysis is caught, reported, and the pipeline goes on.
+//!
+//! The event channel is bounded too ([`EVENT_QUEUE`]): level meter events are
+//! dropped when it is full (the next one supersedes them), everything else
+//! waits for room, so a stalled consumer cannot grow memory without limit and
+//! no utterance, skip or loss report is ever dropped.
+//!
+//! Shutdown: [`Pipeline::request_stop`] ends capture and lets queued work
+//! finish (end of a file). [`Pipeline::cancel`] (the user quit) also ends
+//! capture, lets the batch being scored finish, and skips whatever still
+//! waits with the reason [`CANCELLED`], so quitting takes at most one batch's
+//! scoring time and every utterance is still accounted for. While
+//! [`Pipeline::set_paused`] is on, new utterances are skipped with the reason
+//! [`PAUSED`] (the user asked not to listen; they are counted, not scored).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
@@ -22,7 +35,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, unbounded};
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
 
 use crate::audio::{AudioError, AudioSource};
 use crate::capture::{
@@ -32,6 +45,13 @@ use crate::prosody::{Prosody, ProsodyAnalyzer, ProsodyConfig};
 use crate::scoring::{Scorer, Scores};
 use crate::segmenter::Activity;
 use crate::utterance::Utterance;
+
+/// Capacity of the event channel from the pipeline threads to the session.
+pub const EVENT_QUEUE: usize = 256;
+/// Skip reason for utterances still waiting when the user quit.
+pub const CANCELLED: &str = "session stopped before scoring";
+/// Skip reason for utterances heard while listening was paused.
+pub const PAUSED: &str = "listening paused by the user";
 
 /// Pipeline settings.
 #[derive(Debug, Clone)]
@@ -112,6 +132,8 @@ pub type SourceFactory = Box<dyn FnOnce() -> Result<Box<dyn AudioSource>, AudioE
 pub struct Pipeline {
     events: Receiver<PipelineEvent>,
     stop: Arc<AtomicBool>,
+    cancel: Arc<AtomicBool>,
+    paused: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
 }
 
@@ -126,8 +148,10 @@ impl Pipeline {
         source: SourceFactory,
         scorer: Box<dyn Scorer>,
     ) -> std::io::Result<Self> {
-        let (event_tx, events) = unbounded();
+        let (event_tx, events) = bounded(EVENT_QUEUE);
         let stop = Arc::new(AtomicBool::new(false));
+        let cancel = Arc::new(AtomicBool::new(false));
+        let paused = Arc::new(AtomicBool::new(false));
         let skipped = Arc::new(AtomicU64::new(0));
         let (score_tx, score_rx) = bounded::<Job>(config.score_queue.max(1));
         let mut threads = Vec::new();
@@ -140,6 +164,7 @@ impl Pipeline {
             level_interval: config.level_interval,
             last_level: None,
             dropped_reported: 0,
+            paused: Arc::clone(&paused),
         };
         let frontend = config.frontend;
         let capture_stop = Arc::clone(&stop);
@@ -154,6 +179,7 @@ impl Pipeline {
             events: event_tx,
             skipped,
             prosody: config.prosody,
+            cancel: Arc::clone(&cancel),
         };
         threads.push(
             std::thread::Builder::new()
@@ -163,6 +189,8 @@ impl Pipeline {
         Ok(Self {
             events,
             stop,
+            cancel,
+            paused,
             threads,
         })
     }
@@ -174,6 +202,19 @@ impl Pipeline {
     /// Asks capture to stop; queued utterances are still scored and reported.
     pub fn request_stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Stops capture and skips (with reason [`CANCELLED`]) every utterance not
+    /// yet being scored; the batch in the scorer finishes and is reported.
+    pub fn cancel(&self) {
+        self.cancel.store(true, Ordering::Relaxed);
+        self.stop.store(true, Ordering::Relaxed);
+    }
+
+    /// Pauses (or resumes) listening: utterances heard meanwhile are skipped
+    /// with reason [`PAUSED`].
+    pub fn set_paused(&self, paused: bool) {
+        self.paused.store(paused, Ordering::Relaxed);
     }
 
     /// A handle that stops capture from elsewhere (e.g. a Ctrl-C handler).
@@ -217,6 +258,7 @@ struct CaptureThread {
     level_interval: Duration,
     last_level: Option<Instant>,
     dropped_reported: u64,
+    paused: Arc<AtomicBool>,
 }
 
 impl CaptureThread {
@@ -250,10 +292,15 @@ impl CaptureObserver for CaptureThread {
             start_s: utterance.start_s,
             end_s: utterance.end_s,
         });
-        self.enqueue(Job {
+        let job = Job {
             utterance,
             closed_at: Instant::now(),
-        });
+        };
+        if self.paused.load(Ordering::Relaxed) {
+            skip(&self.events, &self.skipped, job, PAUSED);
+            return;
+        }
+        self.enqueue(job);
     }
 
     fn block(&mut self, front: &FrontEnd, source: &dyn AudioSource) {
@@ -271,7 +318,8 @@ impl CaptureObserver for CaptureThread {
         {
             self.last_level = Some(Instant::now());
             let (dbfs, _) = front.last_frame();
-            let _ = self.events.send(PipelineEvent::Level {
+            // Levels are superseded 20 times a second: drop one rather than wait.
+            let _ = self.events.try_send(PipelineEvent::Level {
                 at_s: front.analysed_s(),
                 dbfs,
                 activity: front.activity(),
@@ -311,6 +359,7 @@ struct ScoringThread {
     events: Sender<PipelineEvent>,
     skipped: Arc<AtomicU64>,
     prosody: bool,
+    cancel: Arc<AtomicBool>,
 }
 
 impl ScoringThread {
@@ -328,6 +377,10 @@ impl ScoringThread {
         };
         let max_batch = scorer.max_batch().max(1);
         while let Ok(first) = self.jobs.recv() {
+            if self.cancel.load(Ordering::Relaxed) {
+                skip(&self.events, &self.skipped, first, CANCELLED);
+                continue;
+            }
             let mut batch = vec![first];
             while batch.len() < max_batch {
                 match self.jobs.try_recv() {

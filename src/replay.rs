@@ -385,7 +385,7 @@ impl Source for Player {
 }
 
 /// Nearest-rank percentile (`q` in 0–1) of unsorted values.
-fn percentile(values: &[f64], q: f64) -> Option<f64> {
+pub fn percentile(values: &[f64], q: f64) -> Option<f64> {
     if values.is_empty() {
         return None;
     }

@@ -2,5 +2,8 @@
 
 pub mod bench;
 pub mod devices;
+pub mod export;
 pub mod frontend_args;
+pub mod report;
+pub mod run;
 pub mod segment;

@@ -19,7 +19,10 @@ pub mod view;
 pub mod widgets;
 
 pub use app::{App, Command};
-pub use terminal::{LoopOptions, Source, run, run_in_terminal};
+/// Re-exported so drivers read key events with the same crossterm version (and its
+/// `EventStream`) that [`App::handle_key`] understands.
+pub use crossterm;
+pub use terminal::{DashboardTerminal, LoopOptions, Source, run, run_in_terminal};
 pub use view::{
     DominantShift, Health, Marker, ProsodyView, Rolling, RollingDist, RollingWindow, TimelineEntry,
     UtteranceView, VadState, ViewState, VoiceState,

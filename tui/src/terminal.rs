@@ -47,6 +47,31 @@ impl Drop for RestoreGuard {
     }
 }
 
+/// The terminal, taken over for the dashboard, for drivers that run their own event
+/// loop (`emomon run` reads keys from crossterm's async `EventStream` in a tokio loop
+/// and draws on its own ticks). Restored when dropped, on error paths too; ratatui's
+/// panic hook restores it on panic.
+pub struct DashboardTerminal {
+    terminal: ratatui::DefaultTerminal,
+    _guard: RestoreGuard,
+}
+
+impl DashboardTerminal {
+    /// Enters raw mode and the alternate screen.
+    pub fn init() -> io::Result<Self> {
+        let terminal = ratatui::try_init()?;
+        Ok(Self {
+            terminal,
+            _guard: RestoreGuard,
+        })
+    }
+
+    /// Draws one frame of `app`.
+    pub fn draw(&mut self, app: &App) -> io::Result<()> {
+        self.terminal.draw(|f| ui::draw(f, app)).map(|_| ())
+    }
+}
+
 /// Takes over the terminal (raw mode, alternate screen), runs the dashboard until the
 /// user quits, and restores the terminal whatever happens.
 pub fn run_in_terminal<S: Source>(

@@ -1,0 +1,183 @@
+//! `emomon run`: listen (microphone or file), score every utterance, show the
+//! dashboard or print JSON lines, and keep a session log.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use emomon::aggregate::AggregatorConfig;
+use emomon::audio::AudioSource;
+use emomon::audio::file::FileSource;
+use emomon::audio::mic::MicSource;
+use emomon::audio::pace::Paced;
+use emomon::model_scorer::{ModelArgs, open_scorer};
+use emomon::pipeline::{PipelineConfig, SourceFactory};
+use emomon::run::{ClockKind, RunOptions, RunSummary, default_log_path, run_session};
+
+use super::frontend_args::FrontEndArgs;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Read this audio file instead of the microphone (WAV, FLAC, MP3, Ogg Vorbis).
+    #[arg(long, short = 'i', value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// Deliver --input at real-time pace, like a microphone (for demos).
+    #[arg(long, requires = "input")]
+    pub realtime: bool,
+    /// Microphone to use (name or part of it; see `emomon devices`). Default: the
+    /// system's default input.
+    #[arg(long, value_name = "NAME", conflicts_with = "input")]
+    pub mic: Option<String>,
+    /// No dashboard: print one JSON line per utterance (the session log's own
+    /// records) and a summary line to stdout.
+    #[arg(long)]
+    pub headless: bool,
+    /// Session log file (JSONL, appended). Default: a timestamped file in
+    /// ~/.local/share/emomon/sessions/ (the path is printed at start). Not `--log`,
+    /// which sets diagnostic verbosity.
+    #[arg(long, short = 'o', value_name = "PATH")]
+    pub session_log: Option<PathBuf>,
+    /// Also save each utterance's audio as WAV in this directory. Without it no
+    /// audio is written anywhere.
+    #[arg(long, value_name = "DIR")]
+    pub save_audio: Option<PathBuf>,
+    /// Half-life of the rolling (time-decayed) distribution, seconds.
+    #[arg(long, default_value_t = AggregatorConfig::default().half_life_s)]
+    pub half_life: f64,
+    /// Utterances that may wait for the model; when more arrive the oldest waiting
+    /// one is skipped (and logged) so results stay close to live.
+    #[arg(long, default_value_t = PipelineConfig::default().score_queue)]
+    pub score_queue: usize,
+    /// Do not compute prosody descriptors (F0, energy, rate, pauses).
+    #[arg(long)]
+    pub no_prosody: bool,
+    #[command(flatten)]
+    pub frontend: FrontEndArgs,
+    #[command(flatten)]
+    pub model: ModelArgs,
+}
+
+pub fn run(args: &RunArgs) -> anyhow::Result<()> {
+    let frontend = args.frontend.config()?;
+    if !(args.half_life.is_finite() && args.half_life > 0.0) {
+        bail!(
+            "--half-life must be a positive number of seconds, got {}",
+            args.half_life
+        );
+    }
+    if args.score_queue == 0 {
+        bail!("--score-queue must be at least 1");
+    }
+    if !args.headless && !std::io::stdout().is_terminal() {
+        bail!("emomon run draws a terminal dashboard but stdout is not a terminal; use --headless");
+    }
+    // Open the input and the model before creating a log, so a typo leaves no
+    // empty session behind.
+    let (source, source_name, clock): (SourceFactory, String, ClockKind) = match &args.input {
+        Some(path) => {
+            let file = FileSource::open(path)?;
+            let realtime = args.realtime;
+            (
+                Box::new(move || {
+                    Ok(if realtime {
+                        Box::new(Paced::new(file)) as Box<dyn AudioSource>
+                    } else {
+                        Box::new(file)
+                    })
+                }),
+                format!("file:{}", path.display()),
+                if realtime {
+                    ClockKind::Wall
+                } else {
+                    ClockKind::Audio
+                },
+            )
+        }
+        None => {
+            let device = args.mic.clone();
+            let name = match &device {
+                Some(d) => format!("microphone:{d}"),
+                None => "microphone".into(),
+            };
+            (
+                // The stream must be opened on the capture thread that reads it.
+                Box::new(move || {
+                    MicSource::open(device.as_deref()).map(|m| Box::new(m) as Box<dyn AudioSource>)
+                }),
+                name,
+                ClockKind::Wall,
+            )
+        }
+    };
+    let scorer = open_scorer(&args.model)?;
+    let log_path = match &args.session_log {
+        Some(p) => p.clone(),
+        None => default_log_path()?,
+    };
+    eprintln!("emomon: session log {}", log_path.display());
+    let options = RunOptions {
+        pipeline: PipelineConfig {
+            frontend,
+            score_queue: args.score_queue,
+            prosody: !args.no_prosody,
+            ..PipelineConfig::default()
+        },
+        aggregation: AggregatorConfig {
+            half_life_s: args.half_life,
+            ..AggregatorConfig::default()
+        },
+        log_path,
+        source_name,
+        clock,
+        save_audio: args.save_audio.clone(),
+        dashboard: !args.headless,
+        echo: args
+            .headless
+            .then(|| Box::new(std::io::stdout()) as Box<dyn std::io::Write + Send>),
+        fps: 15,
+    };
+    let summary = run_session(options, source, scorer)?;
+    if args.headless {
+        println!(
+            "{}",
+            serde_json::to_string(&summary).context("cannot serialise the summary")?
+        );
+    }
+    eprint!("{}", human_summary(&summary));
+    match &summary.capture_error {
+        Some(e) if summary.utterances == 0 => bail!("input failed: {e}"),
+        _ => Ok(()),
+    }
+}
+
+/// A few lines for the person at the terminal.
+fn human_summary(s: &RunSummary) -> String {
+    let mut out = format!(
+        "emomon: {} — {} utterance(s) scored, {} skipped, {} samples lost, {:.1} s of audio in {:.1} s\n",
+        s.reason, s.utterances, s.skipped_utterances, s.dropped_samples, s.audio_s, s.wall_s
+    );
+    if let (Some(p50), Some(p95)) = (s.latency_p50_ms, s.latency_p95_ms) {
+        out += &format!(
+            "emomon: latency end of utterance → result p50 {p50:.0} ms, p95 {p95:.0} ms\n"
+        );
+    }
+    if let Some(session) = s.aggregate.as_ref().and_then(|a| a.session.as_ref()) {
+        let mut order: Vec<usize> = (0..session.probs.len()).collect();
+        order.sort_by(|&a, &b| session.probs[b].total_cmp(&session.probs[a]));
+        let dist: Vec<String> = order
+            .iter()
+            .map(|&i| format!("{} {:.0}%", s.labels[i], session.probs[i] * 100.0))
+            .collect();
+        out += &format!(
+            "emomon: whole session: {} (entropy {:.2})\n",
+            dist.join(", "),
+            session.entropy_norm
+        );
+    }
+    for e in &s.worker_errors {
+        out += &format!("emomon: worker error: {e}\n");
+    }
+    out += &format!("emomon: session log {}\n", s.session_log.display());
+    out
+}

@@ -1,0 +1,355 @@
+//! `emomon report` and `emomon export`: a session log turned into something a
+//! clinician or researcher reads after the session.
+//!
+//! The HTML report is one self-contained file (inline CSS and SVG, no scripts, no
+//! network): header with source, model and losses; the plots of [`svg`]; a summary
+//! table per label (whole session, time-decayed at the end, last 30 s and 2 min);
+//! a table per consecutive window; dominant-emotion changes; markers with the
+//! rolling distribution at that moment; and any problems found reading the log.
+
+pub mod csv;
+pub mod data;
+pub mod svg;
+
+use std::fmt::Write;
+
+pub use data::SessionData;
+use svg::{clock, describe, esc, label_colour};
+
+/// Length of the consecutive windows in the per-window table: 2 minutes, or 30 s
+/// for sessions shorter than 4 minutes (so short sessions still get several rows).
+fn window_len(duration_s: f64) -> f64 {
+    if duration_s < 240.0 { 30.0 } else { 120.0 }
+}
+
+/// Duration-weighted mean distribution of the utterances overlapping `[lo, hi)`.
+fn window_mean(data: &SessionData, lo: f64, hi: f64) -> Option<(Vec<f64>, f64, usize)> {
+    let mut acc = vec![0.0; data.labels().len()];
+    let (mut total, mut n) = (0.0, 0);
+    for u in &data.utterances {
+        let w = (u.end_s.min(hi) - u.start_s.max(lo)).max(0.0);
+        if w > 0.0 {
+            total += w;
+            n += 1;
+            for (a, p) in acc.iter_mut().zip(&u.probs) {
+                *a += w * p;
+            }
+        }
+    }
+    (total > 0.0).then(|| (acc.iter().map(|a| a / total).collect(), total, n))
+}
+
+fn pct(p: f64) -> String {
+    format!("{:.1}%", p * 100.0)
+}
+
+fn top(p: &[f64]) -> usize {
+    p.iter()
+        .enumerate()
+        .fold(0, |best, (i, &v)| if v > p[best] { i } else { best })
+}
+
+/// The whole report as an HTML document titled `title`.
+pub fn html(data: &SessionData, title: &str) -> String {
+    let labels = data.labels();
+    let s = &data.start;
+    let mut h = String::new();
+    let _ = write!(
+        h,
+        r#"<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{t}</title>
+<style>
+body {{ font-family: sans-serif; margin: 2em auto; max-width: 1000px; color: #222; }}
+table {{ border-collapse: collapse; margin: 0.5em 0 1.5em; }}
+th, td {{ border: 1px solid #ccc; padding: 3px 8px; text-align: right; }}
+th:first-child, td:first-child {{ text-align: left; }}
+.swatch {{ display: inline-block; width: 0.8em; height: 0.8em; margin-right: 0.3em; }}
+svg.plot {{ width: 100%; height: auto; display: block; margin-bottom: 0.5em; }}
+.note {{ color: #a04000; }}
+</style></head><body>
+<h1>{t}</h1>
+"#,
+        t = esc(title)
+    );
+    let started = s
+        .started_unix_s
+        .map(utc_string)
+        .unwrap_or_else(|| "unknown".into());
+    let rows = [
+        ("Started (UTC)", started),
+        ("Duration", clock(data.duration_s)),
+        ("Source", s.source.clone()),
+        ("Model", format!("{} ({}, {})", s.model, s.method, s.device)),
+        ("Labels", labels.join(", ")),
+        ("Utterances scored", data.utterances.len().to_string()),
+        (
+            "Skipped (not scored)",
+            if data.skipped.is_empty() {
+                "0".into()
+            } else {
+                format!(
+                    "{} — {}",
+                    data.skipped.len(),
+                    skip_reasons(&data.skipped.iter().map(|s| &s.reason).collect::<Vec<_>>())
+                )
+            },
+        ),
+        ("Audio samples lost", data.dropped_samples.to_string()),
+        (
+            "Ended",
+            data.end_reason
+                .clone()
+                .unwrap_or_else(|| "abruptly (no session_end)".into()),
+        ),
+        ("emomon", s.emomon_version.clone()),
+    ];
+    h.push_str("<table class=\"session\">");
+    for (k, v) in rows {
+        let _ = write!(h, "<tr><th>{}</th><td>{}</td></tr>", esc(k), esc(&v));
+    }
+    h.push_str("</table>\n");
+    for note in &data.notes {
+        let _ = writeln!(h, "<p class=\"note\">Note: {}</p>", esc(note));
+    }
+    if data.utterances.is_empty() {
+        h.push_str("<p>No utterance was scored in this session.</p>\n");
+    }
+
+    h.push_str("<h2>Over time</h2>\n");
+    h.push_str(&svg::emotions(data));
+    h.push_str(&svg::decayed(data));
+    h.push_str(&svg::ambiguity(data));
+    h.push_str("<h2>Prosody</h2>\n");
+    h.push_str(&svg::prosody(data));
+
+    if let Some(snap) = &data.final_snapshot {
+        h.push_str("<h2>Summary per label</h2>\n");
+        h.push_str(
+            "<p>Duration-weighted mean probability. Rolling columns are taken at the end of the session.</p>\n",
+        );
+        let mut cols: Vec<(String, Option<crate::aggregate::Summary>)> =
+            vec![("Whole session".into(), snap.session.clone())];
+        cols.push((
+            format!(
+                "Time-decayed (half-life {:.0} s)",
+                data.aggregation.half_life_s
+            ),
+            snap.decayed.clone(),
+        ));
+        for w in &snap.windows {
+            cols.push((
+                format!("Last {}", window_name(w.length_s)),
+                w.summary.clone(),
+            ));
+        }
+        h.push_str("<table class=\"per-label\"><tr><th>Label</th>");
+        for (c, _) in &cols {
+            let _ = write!(h, "<th>{}</th>", esc(c));
+        }
+        h.push_str("<th>Top label of (utterances)</th></tr>");
+        for (i, l) in labels.iter().enumerate() {
+            let _ = write!(
+                h,
+                "<tr><td><span class=\"swatch\" style=\"background:{}\"></span>{}</td>",
+                label_colour(l, i),
+                esc(l)
+            );
+            for (_, summary) in &cols {
+                let cell = summary.as_ref().map_or("–".into(), |s| pct(s.probs[i]));
+                let _ = write!(h, "<td>{cell}</td>");
+            }
+            let n = data.utterances.iter().filter(|u| u.top() == i).count();
+            let _ = write!(h, "<td>{n}</td></tr>");
+        }
+        for (name, get) in [
+            (
+                "Entropy (normalised)",
+                (|s: &crate::aggregate::Summary| format!("{:.2}", s.entropy_norm))
+                    as fn(&crate::aggregate::Summary) -> String,
+            ),
+            ("Top-2 margin", |s| {
+                format!("{:.0} pts", s.top2_margin * 100.0)
+            }),
+            ("Utterances", |s| s.n_utterances.to_string()),
+        ] {
+            let _ = write!(h, "<tr><th>{name}</th>");
+            for (_, summary) in &cols {
+                let _ = write!(h, "<td>{}</td>", summary.as_ref().map_or("–".into(), get));
+            }
+            h.push_str("<td></td></tr>");
+        }
+        h.push_str("</table>\n");
+
+        let w = window_len(data.duration_s);
+        let _ = writeln!(
+            h,
+            "<h2>Summary per {} window</h2>",
+            window_name(w).replace(' ', "&nbsp;")
+        );
+        h.push_str(
+            "<table class=\"per-window\"><tr><th>Window</th><th>Utterances</th><th>Speech</th>",
+        );
+        for (i, l) in labels.iter().enumerate() {
+            let _ = write!(
+                h,
+                "<th><span class=\"swatch\" style=\"background:{}\"></span>{}</th>",
+                label_colour(l, i),
+                esc(l)
+            );
+        }
+        h.push_str("<th>Entropy</th><th>Top</th></tr>");
+        let mut lo = 0.0;
+        while lo < data.duration_s {
+            let hi = lo + w;
+            let _ = write!(h, "<tr><td>{}–{}</td>", clock(lo), clock(hi));
+            match window_mean(data, lo, hi) {
+                Some((p, speech, n)) => {
+                    let _ = write!(h, "<td>{n}</td><td>{speech:.1} s</td>");
+                    for v in &p {
+                        let _ = write!(h, "<td>{}</td>", pct(*v));
+                    }
+                    let _ = write!(
+                        h,
+                        "<td>{:.2}</td><td>{}</td>",
+                        crate::aggregate::normalized_entropy(&p),
+                        esc(&labels[top(&p)])
+                    );
+                }
+                None => {
+                    let _ = write!(
+                        h,
+                        "<td>0</td><td>0 s</td><td colspan=\"{}\">no speech</td>",
+                        labels.len() + 2
+                    );
+                }
+            }
+            h.push_str("</tr>");
+            lo = hi;
+        }
+        h.push_str("</table>\n");
+    }
+
+    h.push_str("<h2>Dominant emotion changes</h2>\n");
+    if data.dominant_changes.is_empty() {
+        h.push_str("<p>None.</p>\n");
+    } else {
+        h.push_str(
+            "<table class=\"changes\"><tr><th>Time</th><th>From</th><th>To</th><th>Lead</th></tr>",
+        );
+        for c in &data.dominant_changes {
+            let from = c.from.map_or("–".to_string(), |f| labels[f].clone());
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{:.0} pts</td></tr>",
+                clock(c.at_s),
+                esc(&from),
+                esc(&labels[c.to]),
+                c.margin * 100.0
+            );
+        }
+        h.push_str("</table>\n");
+    }
+
+    h.push_str("<h2>Markers</h2>\n");
+    if data.markers.is_empty() {
+        h.push_str("<p>None.</p>\n");
+    } else {
+        h.push_str("<table class=\"markers\"><tr><th>Time</th><th>Note</th><th>Rolling distribution then</th><th>Entropy</th></tr>");
+        for m in &data.markers {
+            let (dist, ent) = match svg::decayed_at(data, m.t_s) {
+                Some(d) => (
+                    describe(labels, &d),
+                    format!("{:.2}", crate::aggregate::normalized_entropy(&d)),
+                ),
+                None => ("no speech yet".into(), "–".into()),
+            };
+            let _ = write!(
+                h,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                clock(m.t_s),
+                esc(m.note.as_deref().unwrap_or("")),
+                esc(&dist),
+                ent
+            );
+        }
+        h.push_str("</table>\n");
+    }
+    h.push_str(
+        "<p style=\"color:#777\">Probabilities are the model's reading of how the speech sounds, not a diagnosis. \
+Entropy near 1 or a small top-2 margin means the reading is mixed.</p>\n</body></html>\n",
+    );
+    h
+}
+
+fn window_name(seconds: f64) -> String {
+    if seconds >= 60.0 && (seconds % 60.0).abs() < 1e-9 {
+        format!("{:.0} min", seconds / 60.0)
+    } else {
+        format!("{seconds:.0} s")
+    }
+}
+
+/// "3× scorer behind…, 1× session stopped…".
+fn skip_reasons(reasons: &[&String]) -> String {
+    let mut counts: Vec<(&str, usize)> = Vec::new();
+    for r in reasons {
+        match counts.iter_mut().find(|c| c.0 == r.as_str()) {
+            Some(c) => c.1 += 1,
+            None => counts.push((r.as_str(), 1)),
+        }
+    }
+    counts
+        .iter()
+        .map(|(r, n)| format!("{n}× {r}"))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+/// `YYYY-MM-DD HH:MM:SS` from Unix seconds (UTC), without a date library.
+pub fn utc_string(unix_s: f64) -> String {
+    let (y, mo, d, h, mi, s) = civil(unix_s.floor() as i64);
+    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")
+}
+
+/// Unix seconds → (year, month, day, hour, minute, second), UTC (Howard Hinnant's
+/// days-from-civil inverse).
+pub fn civil(unix_s: i64) -> (i64, u32, u32, u32, u32, u32) {
+    let days = unix_s.div_euclid(86_400);
+    let secs = unix_s.rem_euclid(86_400);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (
+        y,
+        m,
+        d,
+        (secs / 3600) as u32,
+        ((secs / 60) % 60) as u32,
+        (secs % 60) as u32,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn civil_dates() {
+        assert_eq!(utc_string(0.0), "1970-01-01 00:00:00");
+        assert_eq!(utc_string(951_782_400.0), "2000-02-29 00:00:00");
+        assert_eq!(utc_string(1_795_442_400.0), "2026-11-23 14:00:00");
+    }
+
+    #[test]
+    fn window_lengths() {
+        assert_eq!(window_name(120.0), "2 min");
+        assert_eq!(window_name(30.0), "30 s");
+        assert_eq!(window_len(100.0), 30.0);
+    }
+}
