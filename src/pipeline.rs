@@ -7,7 +7,8 @@
 //!        └──────── events (levels, drops, skips, results) ◀┘
 //! ```
 //!
-//! Backpressure policy: at most `score_queue` utterances wait for the scorer.
+//! Backpressure policy ([`Backpressure::SkipOldest`], for live audio): at most
+//! `score_queue` utterances wait for the scorer.
 //! When a new one arrives and the queue is full, the **oldest waiting**
 //! utterance is skipped, so the scorer always works on recent speech and
 //! latency stays bounded; every skip is reported with a reason and counted.
@@ -15,6 +16,10 @@
 //! microphone ring overrun). Prosody is computed only for utterances that are
 //! scored, alongside the model. A panic inside the scorer or the prosody
 //! analysis is caught, reported, and the pipeline goes on.
+//!
+//! A file read as fast as possible is not live: nothing is gained by skipping,
+//! so there [`Backpressure::Wait`] makes capture wait for room in the queue
+//! (reading the file simply slows down to the scorer's pace).
 //!
 //! The event channel is bounded too ([`EVENT_QUEUE`]): level meter events are
 //! dropped when it is full (the next one supersedes them), everything else
@@ -59,6 +64,8 @@ pub struct PipelineConfig {
     pub frontend: FrontEndConfig,
     /// Utterances that may wait for the scorer before the oldest is skipped.
     pub score_queue: usize,
+    /// What capture does when the queue is full.
+    pub backpressure: Backpressure,
     /// Compute prosody descriptors for scored utterances.
     pub prosody: bool,
     /// How often the capture thread reports the input level.
@@ -70,10 +77,20 @@ impl Default for PipelineConfig {
         Self {
             frontend: FrontEndConfig::default(),
             score_queue: 3,
+            backpressure: Backpressure::SkipOldest,
             prosody: true,
             level_interval: Duration::from_millis(50),
         }
     }
+}
+
+/// What capture does when `score_queue` utterances already wait for the scorer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backpressure {
+    /// Live audio cannot wait: skip (and report) the oldest waiting utterance.
+    SkipOldest,
+    /// Offline input can: block capture until the scorer takes one.
+    Wait,
 }
 
 /// A scored utterance with everything the log and the dashboard show.
@@ -165,6 +182,7 @@ impl Pipeline {
             last_level: None,
             dropped_reported: 0,
             paused: Arc::clone(&paused),
+            backpressure: config.backpressure,
         };
         let frontend = config.frontend;
         let capture_stop = Arc::clone(&stop);
@@ -259,6 +277,7 @@ struct CaptureThread {
     last_level: Option<Instant>,
     dropped_reported: u64,
     paused: Arc<AtomicBool>,
+    backpressure: Backpressure,
 }
 
 impl CaptureThread {
@@ -331,6 +350,17 @@ impl CaptureObserver for CaptureThread {
 impl CaptureThread {
     /// Newest first: a full queue gives up its oldest job to make room.
     fn enqueue(&self, mut job: Job) {
+        if self.backpressure == Backpressure::Wait {
+            if let Err(e) = self.queue.send(job) {
+                skip(
+                    &self.events,
+                    &self.skipped,
+                    e.into_inner(),
+                    "scorer stopped",
+                );
+            }
+            return;
+        }
         loop {
             match self.queue.try_send(job) {
                 Ok(()) => return,

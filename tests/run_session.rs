@@ -251,3 +251,24 @@ fn save_audio_writes_one_wav_per_utterance_and_nothing_without_it() {
         .collect();
     assert_eq!(names, vec!["s.jsonl"], "no audio is written unless asked");
 }
+
+#[test]
+fn a_file_read_at_full_speed_waits_for_a_slow_scorer_instead_of_skipping() {
+    let clips: Vec<_> = (0..3).flat_map(|_| fixture_clips()).collect();
+    let audio = session_audio(&clips, 0.8);
+    let expected = segment(&audio.samples, 16_000, &Default::default());
+    let dir = tempfile::tempdir().unwrap();
+    let mut opts = options(&dir.path().join("s.jsonl"), 1);
+    opts.pipeline.backpressure = emomon::pipeline::Backpressure::Wait;
+    let (summary, log) = run(audio.samples, opts, TestScorer::new(60));
+    assert!(skipped(&log).is_empty());
+    assert_eq!(
+        utterance_ids(&log),
+        expected.iter().map(|u| u.id).collect::<Vec<_>>()
+    );
+    assert!(
+        summary.max_pending <= 3,
+        "max pending {}",
+        summary.max_pending
+    );
+}

@@ -12,7 +12,7 @@ use emomon::audio::file::FileSource;
 use emomon::audio::mic::MicSource;
 use emomon::audio::pace::Paced;
 use emomon::model_scorer::{ModelArgs, open_scorer};
-use emomon::pipeline::{PipelineConfig, SourceFactory};
+use emomon::pipeline::{Backpressure, PipelineConfig, SourceFactory};
 use emomon::run::{ClockKind, RunOptions, RunSummary, default_log_path, run_session};
 
 use super::frontend_args::FrontEndArgs;
@@ -45,8 +45,9 @@ pub struct RunArgs {
     /// Half-life of the rolling (time-decayed) distribution, seconds.
     #[arg(long, default_value_t = AggregatorConfig::default().half_life_s)]
     pub half_life: f64,
-    /// Utterances that may wait for the model; when more arrive the oldest waiting
-    /// one is skipped (and logged) so results stay close to live.
+    /// Utterances that may wait for the model. Live (microphone, --realtime): when
+    /// more arrive the oldest waiting one is skipped (and logged) so results stay
+    /// close to live. A file read at full speed instead waits for the model.
     #[arg(long, default_value_t = PipelineConfig::default().score_queue)]
     pub score_queue: usize,
     /// Do not compute prosody descriptors (F0, energy, rate, pauses).
@@ -120,6 +121,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         pipeline: PipelineConfig {
             frontend,
             score_queue: args.score_queue,
+            // A file read at full speed is not live: wait for the model, skip nothing.
+            backpressure: if clock == ClockKind::Audio {
+                Backpressure::Wait
+            } else {
+                Backpressure::SkipOldest
+            },
             prosody: !args.no_prosody,
             ..PipelineConfig::default()
         },

@@ -402,13 +402,14 @@ impl Recorder {
     ) -> Result<(), SessionLogError> {
         let t = self.stamp(t);
         self.log.write(t, record.clone())?;
-        if echo && let Some(out) = &mut self.echo {
-            if let Err(e) = out.write(t, record.clone()) {
-                // A closed stdout (e.g. `| head`) must not end the session: the
-                // log is the record of truth.
-                tracing::warn!("stopped echoing records: {e}");
-                self.echo = None;
-            }
+        // A closed stdout (e.g. `| head`) must not end the session: the log is
+        // the record of truth.
+        if echo
+            && let Some(out) = &mut self.echo
+            && let Err(e) = out.write(t, record.clone())
+        {
+            tracing::warn!("stopped echoing records: {e}");
+            self.echo = None;
         }
         self.feeder.apply(view, t, &record);
         Ok(())

@@ -19,24 +19,32 @@ pub struct SessionAudio {
     pub samples: Vec<f32>,
     /// (start_s, end_s) of each clip's speech (by an energy reference).
     pub spans: Vec<(f64, f64)>,
+    /// (start_s, end_s) of each clip's whole audio, room noise included.
+    pub clips: Vec<(f64, f64)>,
 }
 
-/// Concatenates `clips` (decoded to 16 kHz) with `gap_s` of -70 dBFS noise before
+/// Concatenates `clips` (decoded to 16 kHz) with `gap_s` of -90 dBFS noise before
 /// each and after the last.
 pub fn session_audio(clips: &[PathBuf], gap_s: f64) -> SessionAudio {
     let gap = (gap_s * 16_000.0) as usize;
     let mut noise = Noise::new(7);
-    let mut samples = noise.samples(gap, -70.0);
+    let mut samples = noise.samples(gap, -90.0);
     let mut spans = Vec::new();
+    let mut extents = Vec::new();
     for clip in clips {
         let audio = decode_16k(clip);
         let (s, e) = speech_extent(&audio, 35.0, -55.0);
         let offset = samples.len() as f64 / 16_000.0;
         spans.push((offset + s, offset + e));
+        extents.push((offset, offset + audio.len() as f64 / 16_000.0));
         samples.extend(&audio);
-        samples.extend(noise.samples(gap, -70.0));
+        samples.extend(noise.samples(gap, -90.0));
     }
-    SessionAudio { samples, spans }
+    SessionAudio {
+        samples,
+        spans,
+        clips: extents,
+    }
 }
 
 /// The repository's own speech clips (always present).

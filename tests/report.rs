@@ -1,0 +1,142 @@
+//! `emomon report` on the sample session log: a self-contained HTML page with
+//! every plot and table, an SVG of the plots, and clear errors for bad input.
+
+mod run_common;
+
+use std::path::{Path, PathBuf};
+
+use emomon::session_log::{self, Record};
+use run_common::emomon;
+
+fn sample() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/sessions/sample.jsonl")
+}
+
+fn report(log: &Path, out: &Path) -> std::process::Output {
+    emomon()
+        .arg("report")
+        .arg(log)
+        .arg("-o")
+        .arg(out)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn html_report_of_the_sample_has_the_plots_tables_and_markers() {
+    let log = session_log::read(&sample()).unwrap();
+    let utterances = log
+        .entries
+        .iter()
+        .filter(|e| matches!(e.entry.record, Record::Utterance(_)))
+        .count();
+    let markers = log
+        .entries
+        .iter()
+        .filter(|e| matches!(e.entry.record, Record::Marker(_)))
+        .count();
+    let labels = log.session_start().unwrap().labels.clone();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("report.html");
+    let run = report(&sample(), &out);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let html = std::fs::read_to_string(&out).unwrap();
+
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    assert!(html.trim_end().ends_with("</html>"));
+    // The plots, inline.
+    for plot in ["emotions", "decayed", "ambiguity", "prosody"] {
+        assert!(
+            html.contains(&format!("<svg class=\"plot {plot}\"")),
+            "no {plot} plot"
+        );
+    }
+    assert_eq!(html.matches("<svg class=\"plot prosody\"").count(), 4);
+    // Every utterance is a stacked column, every label a layer of it.
+    assert_eq!(html.matches("<g class=\"utterance\">").count(), utterances);
+    assert_eq!(
+        html.matches("<polygon class=\"area\"").count(),
+        labels.len()
+    );
+    // Ambiguity: one entropy dot per utterance (plus the legend's).
+    let ambiguity = html
+        .split("<svg class=\"plot ambiguity\"")
+        .nth(1)
+        .and_then(|s| s.split("</svg>").next())
+        .unwrap();
+    assert_eq!(ambiguity.matches("<circle").count(), utterances + 1);
+    assert_eq!(ambiguity.matches("<polyline").count(), 2);
+    // Markers on each of the 7 time plots, and in their own table.
+    assert!(markers > 0);
+    assert_eq!(html.matches("<g class=\"marker\">").count(), 7 * markers);
+    assert!(html.contains("<table class=\"markers\">"));
+    // Summary per label (every label, every window) and per consecutive window.
+    assert!(html.contains("<table class=\"per-label\">"));
+    for l in &labels {
+        assert!(html.contains(&format!("</span>{l}</td>")), "{l} row");
+    }
+    for col in ["Whole session", "Time-decayed", "Last 30 s", "Last 2 min"] {
+        assert!(html.contains(col), "{col} column");
+    }
+    assert!(html.contains("<table class=\"per-window\">"));
+    assert!(html.contains("<table class=\"changes\">"));
+    // Self-contained: no scripts, no external resources.
+    assert!(!html.contains("<script"));
+    assert!(!html.contains("src="));
+    assert!(!html.contains("href="));
+    let without_ns = html.replace("xmlns=\"http://www.w3.org/2000/svg\"", "");
+    assert!(!without_ns.contains("http"));
+}
+
+#[test]
+fn svg_report_is_one_standalone_document() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("plots.svg");
+    let run = report(&sample(), &out);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let svg = std::fs::read_to_string(&out).unwrap();
+    assert!(svg.starts_with("<?xml"));
+    assert_eq!(svg.matches("<svg").count(), svg.matches("</svg>").count());
+    assert_eq!(svg.matches("<svg").count(), 1 + 7);
+    assert!(svg.contains("class=\"plot emotions\""));
+}
+
+#[test]
+fn bad_input_names_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nope.jsonl");
+    let run = report(&missing, &dir.path().join("r.html"));
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("nope.jsonl"));
+
+    let bad = dir.path().join("bad.jsonl");
+    let mut text = std::fs::read_to_string(sample()).unwrap();
+    text.insert_str(text.find('\n').unwrap() + 1, "{not json}\n");
+    std::fs::write(&bad, text).unwrap();
+    let run = report(&bad, &dir.path().join("r.html"));
+    assert!(!run.status.success());
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(err.contains("bad.jsonl:2"), "{err}");
+
+    let run = report(&sample(), &dir.path().join("r.pdf"));
+    assert!(!run.status.success());
+    assert!(String::from_utf8_lossy(&run.stderr).contains("r.pdf"));
+
+    let blocker = dir.path().join("a-file");
+    std::fs::write(&blocker, "x").unwrap();
+    let run = report(&sample(), &blocker.join("r.html"));
+    assert!(!run.status.success());
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        err.contains("cannot write") && err.contains("a-file"),
+        "{err}"
+    );
+}
