@@ -33,6 +33,9 @@ enum Command {
     Report(cli::report::ReportArgs),
     /// Cut speech into timed utterances (file or microphone) and print them.
     Segment(cli::segment::SegmentArgs),
+    /// Score each utterance of an audio file (or the whole file) with an audio-language
+    /// model: a distribution over emotion labels per utterance.
+    Score(Box<cli::score::ScoreArgs>),
     /// List audio input devices and their formats.
     Devices,
     /// Play a recorded session log through the dashboard.
@@ -58,6 +61,7 @@ fn main() -> ExitCode {
         Command::Export(args) => cli::export::run(args),
         Command::Report(args) => cli::report::run(args),
         Command::Segment(args) => cli::segment::run(args),
+        Command::Score(args) => cli::score::run(args),
         Command::Devices => cli::devices::run(),
         Command::Replay(args) => emomon::replay::run(args),
         Command::Bench(command) => cli::bench::run(command),

@@ -4,9 +4,13 @@ use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
+use anyhow::Context;
 use clap::{Args, Subcommand};
+use emomon::audio::AudioSource;
+use emomon::audio::convert::MonoResampler;
 use emomon::audio::file::FileSource;
 use emomon::capture::run_capture;
+use emomon::model_scorer::{ModelArgs, open_model};
 
 use super::frontend_args::FrontEndArgs;
 
@@ -14,6 +18,28 @@ use super::frontend_args::FrontEndArgs;
 pub enum BenchCommand {
     /// File → decode → 16 kHz mono → VAD → utterances, on one thread, as a multiple of real time.
     Frontend(FrontendBenchArgs),
+    /// Model scoring latency per stage (features, encoder, decoder) and utterances/s.
+    Score(Box<ScoreBenchArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct ScoreBenchArgs {
+    /// Length of each utterance, seconds.
+    #[arg(long, default_value_t = 5.0)]
+    pub seconds: f64,
+    /// Utterances per call (scored as one batch where the model batches).
+    #[arg(long, default_value_t = 1)]
+    pub batch: usize,
+    /// Timed calls after one warm-up call; the median and best are reported.
+    #[arg(long, default_value_t = 5)]
+    pub repeat: usize,
+    /// Audio to cut the utterances from (16 kHz after resampling; looped if short).
+    /// Default: a synthetic voiced signal (the content does not change the compute of
+    /// first-token scoring).
+    #[arg(long)]
+    pub audio: Option<PathBuf>,
+    #[command(flatten)]
+    pub model: ModelArgs,
 }
 
 #[derive(Debug, Args)]
@@ -31,6 +57,7 @@ pub struct FrontendBenchArgs {
 pub fn run(command: &BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Frontend(args) => frontend(args),
+        BenchCommand::Score(args) => score(args),
     }
 }
 
@@ -74,4 +101,116 @@ fn frontend(args: &FrontendBenchArgs) -> anyhow::Result<()> {
         audio_s / median
     );
     Ok(())
+}
+
+fn score(args: &ScoreBenchArgs) -> anyhow::Result<()> {
+    if !(args.seconds > 0.1 && args.seconds <= 30.0) {
+        anyhow::bail!("--seconds must be in (0.1, 30], got {}", args.seconds);
+    }
+    let batch = args.batch.max(1);
+    let n = (args.seconds * 16_000.0).round() as usize;
+    let source = match &args.audio {
+        Some(path) => read_16k(path)?,
+        None => synthetic_voice(n),
+    };
+    if source.is_empty() {
+        anyhow::bail!("no audio to benchmark with");
+    }
+    let utterances: Vec<Vec<f32>> = (0..batch)
+        .map(|b| {
+            (0..n)
+                .map(|i| source[(i + b * 1601) % source.len()])
+                .collect()
+        })
+        .collect();
+    let refs: Vec<&[f32]> = utterances.iter().map(Vec::as_slice).collect();
+    let loading = Instant::now();
+    let model = open_model(&args.model)?;
+    let load_s = loading.elapsed().as_secs_f64();
+    model.score(&refs).context("warm-up call")?;
+    let mut runs = Vec::new();
+    for _ in 0..args.repeat.max(1) {
+        let r = model.score(&refs)?;
+        runs.push([
+            r.times.features.as_secs_f64(),
+            r.times.encoder.as_secs_f64(),
+            r.times.decoder.as_secs_f64(),
+            r.total.as_secs_f64(),
+        ]);
+    }
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    println!(
+        "bench score: {} | {} | device {} | {:.1} s utterances, batch {batch}, {} runs after 1 warm-up | {threads} CPU threads visible | load {load_s:.2} s",
+        model.id(),
+        model.method(),
+        match args.model.device {
+            emomon::model_scorer::DeviceArg::Cpu => "cpu",
+            emomon::model_scorer::DeviceArg::Wgpu => "wgpu",
+        },
+        args.seconds,
+        runs.len(),
+    );
+    println!("  {:<9} {:>10} {:>10}", "stage", "median ms", "best ms");
+    for (k, name) in ["features", "encoder", "decoder", "total"]
+        .iter()
+        .enumerate()
+    {
+        let mut v: Vec<f64> = runs.iter().map(|r| r[k]).collect();
+        v.sort_by(f64::total_cmp);
+        println!(
+            "  {:<9} {:>10.1} {:>10.1}",
+            name,
+            v[v.len() / 2] * 1e3,
+            v[0] * 1e3
+        );
+    }
+    let mut totals: Vec<f64> = runs.iter().map(|r| r[3]).collect();
+    totals.sort_by(f64::total_cmp);
+    let median = totals[totals.len() / 2];
+    println!(
+        "  utterances/s {:.2} (median), {:.2} (best); {:.1}x real time",
+        batch as f64 / median,
+        batch as f64 / totals[0],
+        batch as f64 * args.seconds / median
+    );
+    Ok(())
+}
+
+/// A file as 16 kHz mono.
+fn read_16k(path: &std::path::Path) -> anyhow::Result<Vec<f32>> {
+    let mut source = FileSource::open(path)?;
+    let info = source.info().clone();
+    let mut resampler = MonoResampler::new(info.sample_rate, info.channels)
+        .with_context(|| format!("cannot resample {}", path.display()))?;
+    let (mut block, mut out) = (Vec::new(), Vec::new());
+    loop {
+        block.clear();
+        let more = source.read_block(&mut block)?;
+        resampler.push(&block, &mut out);
+        if !more {
+            break;
+        }
+    }
+    resampler.finish(&mut out);
+    Ok(out)
+}
+
+/// A deterministic voiced-speech stand-in: a 120–220 Hz glottal-like pulse train with
+/// harmonics, syllable-rate amplitude modulation and a little noise.
+fn synthetic_voice(n: usize) -> Vec<f32> {
+    let mut state = 0x2545_f491_u32;
+    (0..n)
+        .map(|i| {
+            let t = i as f32 / 16_000.0;
+            let f0 = 170.0 + 50.0 * (2.0 * std::f32::consts::PI * 0.5 * t).sin();
+            let phase = 2.0 * std::f32::consts::PI * f0 * t;
+            let voiced: f32 = (1..8).map(|h| (phase * h as f32).sin() / h as f32).sum();
+            let envelope = 0.5 + 0.5 * (2.0 * std::f32::consts::PI * 4.0 * t).sin();
+            state ^= state << 13;
+            state ^= state >> 17;
+            state ^= state << 5;
+            let noise = (state as f32 / u32::MAX as f32 - 0.5) * 0.02;
+            0.1 * envelope * voiced + noise
+        })
+        .collect()
 }

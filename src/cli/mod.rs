@@ -6,4 +6,5 @@ pub mod export;
 pub mod frontend_args;
 pub mod report;
 pub mod run;
+pub mod score;
 pub mod segment;

@@ -1,0 +1,273 @@
+//! `emomon score`: a distribution over emotions for each utterance of an audio file (or
+//! for the whole file), from an audio-language model, as JSON lines or a table.
+//!
+//! The model is opened before any audio is read, so a wrong directory or architecture
+//! fails at once; utterances are printed as they are scored, with progress on stderr.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+
+use anyhow::Context;
+use clap::Args;
+use emomon::audio::AudioSource;
+use emomon::audio::convert::MonoResampler;
+use emomon::audio::file::FileSource;
+use emomon::capture::run_capture;
+use emomon::model_scorer::{LoadedModel, ModelArgs, ScoredUtterance, open_model};
+use serde::Serialize;
+
+use super::frontend_args::FrontEndArgs;
+use super::segment::OutputFormat;
+
+#[derive(Debug, Args)]
+pub struct ScoreArgs {
+    /// Audio file (WAV, FLAC, MP3, Ogg Vorbis; any rate and channel count).
+    #[arg(long, short)]
+    pub input: PathBuf,
+    /// Score the whole file as one utterance instead of each detected utterance.
+    #[arg(long)]
+    pub whole: bool,
+    #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
+    pub format: OutputFormat,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub frontend: FrontEndArgs,
+}
+
+/// One printed result (a JSON line).
+#[derive(Debug, Serialize)]
+struct Record<'a> {
+    id: u64,
+    start_s: f64,
+    end_s: f64,
+    model: &'a str,
+    method: &'a str,
+    device: &'a str,
+    labels: &'a [String],
+    /// Same order as `labels`, summing to 1; `null` when the answer could not be read.
+    probs: Option<Vec<f32>>,
+    /// Raw label-token logits (for `text`: the numbers as written).
+    logits: Option<Vec<f32>>,
+    entropy: Option<f32>,
+    top: Option<&'a str>,
+    /// Generated answer (`token-average`, `text`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    generated: Option<&'a str>,
+    /// Why there is no distribution (`text` output that could not be parsed).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'a str>,
+    /// Wall time of scoring this utterance (its batch), ms.
+    latency_ms: f64,
+}
+
+/// A stretch of audio to score.
+struct Segment {
+    id: u64,
+    start_s: f64,
+    end_s: f64,
+    samples: Vec<f32>,
+}
+
+pub fn run(args: &ScoreArgs) -> anyhow::Result<()> {
+    let config = args.frontend.config()?;
+    eprintln!(
+        "Loading {} …",
+        args.model.model.as_deref().unwrap_or("the default model")
+    );
+    let model = open_model(&args.model)?;
+    let segments = if args.whole {
+        vec![whole_file(args)?]
+    } else {
+        let mut source = FileSource::open(&args.input)?;
+        let never = AtomicBool::new(false);
+        let mut segments = Vec::new();
+        let outcome = run_capture(&mut source, &config, &never, &mut |u| {
+            segments.push(Segment {
+                id: u.id,
+                start_s: u.start_s,
+                end_s: u.end_s,
+                samples: u.samples.to_vec(),
+            })
+        })?;
+        if let Some(error) = outcome.error {
+            return Err(error).with_context(|| format!("reading {}", args.input.display()));
+        }
+        segments
+    };
+    if segments.is_empty() {
+        eprintln!(
+            "No speech found in {} (try --whole, or a lower --aggressiveness).",
+            args.input.display()
+        );
+        return Ok(());
+    }
+    let device = match args.model.device {
+        emomon::model_scorer::DeviceArg::Cpu => "cpu",
+        emomon::model_scorer::DeviceArg::Wgpu => "wgpu",
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    if args.format == OutputFormat::Table {
+        writeln!(
+            out,
+            "{:>4}  {:>8}  {:>8}  {:<10} {:>6}  {:>7}  distribution",
+            "id", "start_s", "end_s", "top", "p", "entropy"
+        )?;
+    }
+    let total = segments.len();
+    // Progress overwrites one line, which only makes sense on a terminal.
+    let progress = std::io::stderr().is_terminal();
+    let mut unreadable = 0;
+    for (k, batch) in segments.chunks(model.natural_batch().max(1)).enumerate() {
+        let done = k * model.natural_batch().max(1);
+        if progress {
+            eprint!("\rscoring {}/{total} …", (done + batch.len()).min(total));
+        }
+        let audio: Vec<&[f32]> = batch.iter().map(|s| s.samples.as_slice()).collect();
+        let scored = model.score(&audio).with_context(|| {
+            format!(
+                "scoring utterance {} ({:.2}–{:.2} s)",
+                batch[0].id, batch[0].start_s, batch[0].end_s
+            )
+        })?;
+        let latency_ms = scored.total.as_secs_f64() * 1e3;
+        for (segment, result) in batch.iter().zip(&scored.utterances) {
+            unreadable += usize::from(result.scores.is_err());
+            print_one(
+                &mut out,
+                args.format,
+                &model,
+                device,
+                segment,
+                result,
+                latency_ms,
+            )?;
+        }
+    }
+    if progress {
+        eprint!("\r");
+    }
+    eprintln!(
+        "scored {total} utterance(s) of {} with {} ({}){}",
+        args.input.display(),
+        model.id(),
+        model.method(),
+        if unreadable > 0 {
+            format!("; {unreadable} answer(s) could not be read")
+        } else {
+            String::new()
+        }
+    );
+    Ok(())
+}
+
+/// The whole file, downmixed and resampled to 16 kHz.
+fn whole_file(args: &ScoreArgs) -> anyhow::Result<Segment> {
+    let mut source = FileSource::open(&args.input)?;
+    let info = source.info().clone();
+    let mut resampler = MonoResampler::new(info.sample_rate, info.channels)
+        .with_context(|| format!("cannot resample {}", args.input.display()))?;
+    let mut block = Vec::new();
+    let mut samples = Vec::new();
+    loop {
+        block.clear();
+        let more = source
+            .read_block(&mut block)
+            .with_context(|| format!("reading {}", args.input.display()))?;
+        resampler.push(&block, &mut samples);
+        if !more {
+            break;
+        }
+    }
+    resampler.finish(&mut samples);
+    let seconds = samples.len() as f64 / f64::from(emomon::audio::TARGET_RATE);
+    if seconds > 30.0 {
+        eprintln!(
+            "note: {} is {seconds:.1} s long; Whisper and Qwen2-Audio hear only the first 30 s",
+            args.input.display()
+        );
+    }
+    Ok(Segment {
+        id: 0,
+        start_s: 0.0,
+        end_s: seconds,
+        samples,
+    })
+}
+
+fn print_one(
+    out: &mut impl Write,
+    format: super::segment::OutputFormat,
+    model: &LoadedModel,
+    device: &str,
+    segment: &Segment,
+    result: &ScoredUtterance,
+    latency_ms: f64,
+) -> anyhow::Result<()> {
+    let scores = result.scores.as_ref().ok();
+    let top = scores.and_then(|s| {
+        s.probs
+            .iter()
+            .enumerate()
+            .max_by(|a, b| a.1.total_cmp(b.1))
+            .map(|(i, _)| s.labels[i].as_str())
+    });
+    match format {
+        OutputFormat::Jsonl => {
+            let method = model.method();
+            let record = Record {
+                id: segment.id,
+                start_s: segment.start_s,
+                end_s: segment.end_s,
+                model: model.id(),
+                method: method.as_str(),
+                device,
+                labels: model.labels(),
+                probs: scores.map(|s| s.probs.clone()),
+                logits: scores.map(|s| s.logits.clone()),
+                entropy: scores.map(|s| s.entropy),
+                top,
+                generated: result.generated.as_deref(),
+                error: result.scores.as_ref().err().map(String::as_str),
+                latency_ms,
+            };
+            serde_json::to_writer(&mut *out, &record)?;
+            writeln!(out)?;
+        }
+        OutputFormat::Table => match scores {
+            Some(s) => {
+                let p_top = s.probs.iter().copied().fold(0.0f32, f32::max);
+                let dist: Vec<String> = s
+                    .labels
+                    .iter()
+                    .zip(&s.probs)
+                    .map(|(l, p)| format!("{l} {:.2}", p))
+                    .collect();
+                writeln!(
+                    out,
+                    "{:>4}  {:>8.2}  {:>8.2}  {:<10} {:>6.3}  {:>7.3}  {}",
+                    segment.id,
+                    segment.start_s,
+                    segment.end_s,
+                    top.unwrap_or("-"),
+                    p_top,
+                    s.entropy,
+                    dist.join(", ")
+                )?;
+            }
+            None => writeln!(
+                out,
+                "{:>4}  {:>8.2}  {:>8.2}  (unreadable answer {:?}: {})",
+                segment.id,
+                segment.start_s,
+                segment.end_s,
+                result.generated.as_deref().unwrap_or(""),
+                result.scores.as_ref().err().map_or("", String::as_str)
+            )?,
+        },
+    }
+    out.flush()?;
+    Ok(())
+}
