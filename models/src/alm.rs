@@ -197,6 +197,8 @@ pub struct AlmOptions {
     /// Whisper only: pad features to 30 s as Whisper was trained (and transformers does
     /// by default). `false` is faster and changes the scores.
     pub pad_whisper: bool,
+    /// Store `Linear` weights as 8-bit blocks ([`crate::quant`]).
+    pub quantize: bool,
 }
 
 impl Default for AlmOptions {
@@ -209,6 +211,7 @@ impl Default for AlmOptions {
             max_new_tokens: 16,
             forms: None,
             pad_whisper: true,
+            quantize: false,
         }
     }
 }
@@ -320,11 +323,16 @@ impl AlmScorer {
                 if !options.pad_whisper {
                     p = p.unpadded();
                 }
+                if options.quantize {
+                    let n = p.quantize();
+                    tracing::info!(matrices = n, "weights quantised to q8");
+                }
                 Family::Whisper(p)
             }
             Architecture::Qwen2Audio => {
                 let tokenizer = load_tokenizer(&dir)?;
                 let (config, model) = Qwen2Audio::load(&dir, device)?;
+                let model = maybe_quantize(model, options.quantize, device);
                 let template = template_or(&dir, QWEN2_AUDIO_TEMPLATE, "Qwen2-Audio")?;
                 let audio_token = token_text(&tokenizer, config.audio_token_index, &dir)?;
                 let prompt_text = template.render_audio_question(&question)?;
@@ -339,6 +347,7 @@ impl AlmScorer {
             Architecture::Voxtral => {
                 let tokenizer = load_tokenizer(&dir)?;
                 let (config, model) = Voxtral::load(&dir, device)?;
+                let model = maybe_quantize(model, options.quantize, device);
                 let template = template_or(&dir, VOXTRAL_TEMPLATE, "Voxtral")?;
                 let audio_token = token_text(&tokenizer, config.audio_token_id, &dir)?;
                 let prompt_text = template.render_audio_question(&question)?;
@@ -692,6 +701,15 @@ impl AlmScorer {
             prompt_tokens,
         })
     }
+}
+
+fn maybe_quantize<M: burn::module::Module>(model: M, quantize: bool, device: &Device) -> M {
+    if !quantize {
+        return model;
+    }
+    let (model, n) = crate::quant::quantize_linears(model, device);
+    tracing::info!(matrices = n, "weights quantised to q8");
+    model
 }
 
 /// Audio tokens per 30 s chunk for Voxtral (1500 encoder frames, stacked ×4).

@@ -16,6 +16,7 @@ pub mod hub;
 pub mod mel;
 pub mod nn;
 pub mod pipeline;
+pub mod quant;
 pub mod qwen2;
 pub mod qwen2_audio;
 pub mod safetensors_load;

@@ -107,6 +107,16 @@ impl WhisperPipeline {
         self
     }
 
+    /// Quantises the encoder's and decoder's `Linear` weights to 8 bits (see
+    /// [`crate::quant`]); returns how many matrices were quantised.
+    pub fn quantize(&mut self) -> usize {
+        let (encoder, a) = crate::quant::quantize_linears(self.model.encoder.clone(), &self.device);
+        let (decoder, b) = crate::quant::quantize_linears(self.model.decoder.clone(), &self.device);
+        self.model.encoder = encoder;
+        self.model.decoder = decoder;
+        a + b
+    }
+
     /// The decoder prompt token ids.
     pub fn prompt(&self) -> &[u32] {
         &self.prompt

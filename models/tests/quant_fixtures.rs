@@ -1,0 +1,125 @@
+//! `q8` weights vs f32 on the same inputs: same top label, label logits within a stated
+//! tolerance, on the tiny fixtures and (when `EMOMON_WHISPER_BASE` points at the
+//! converted directory) on real Whisper base.
+//!
+//! Stated tolerances against f32 (max |Δ|): label logits 0.15 on the tiny random
+//! models (their weights are drawn wide, so logits are large) and 0.25 on Whisper base;
+//! probabilities 0.01 everywhere. 8-bit blocks of 32 bound each weight's rounding
+//! error by half a step, 0.4 % of its block's largest magnitude.
+
+mod common;
+
+use burn::prelude::*;
+use common::{Reference, fixture, max_abs_diff};
+use emomon_models::alm::{AlmOptions, AlmScorer};
+use emomon_models::quant::quantize_linears;
+use emomon_models::scorer::LabelScores;
+use emomon_models::whisper::Whisper;
+
+fn scores(dir: &str, options: &AlmOptions, quantize: bool, audio: &[&[f32]]) -> Vec<LabelScores> {
+    let options = AlmOptions {
+        quantize,
+        ..options.clone()
+    };
+    let scorer = AlmScorer::open(dir, options, &Device::flex()).expect("open");
+    scorer
+        .score(audio)
+        .expect("score")
+        .utterances
+        .into_iter()
+        .map(|u| u.scores.expect("scores"))
+        .collect()
+}
+
+fn top(s: &LabelScores) -> usize {
+    (0..s.probs.len())
+        .max_by(|&a, &b| s.probs[a].total_cmp(&s.probs[b]))
+        .expect("labels")
+}
+
+fn compare(name: &str, dir: &str, options: AlmOptions, audio: &[&[f32]], tol: f32) {
+    let f32s = scores(dir, &options, false, audio);
+    let q8s = scores(dir, &options, true, audio);
+    for (i, (a, b)) in f32s.iter().zip(&q8s).enumerate() {
+        let d = max_abs_diff(&a.logits, &b.logits);
+        let dp = max_abs_diff(&a.probs, &b.probs);
+        println!(
+            "{name} clip {i}: q8 vs f32 label logits max |Δ| = {d:.3e}, probs max |Δ| = {dp:.3e}, top {} / {}",
+            a.labels[top(a)],
+            b.labels[top(b)]
+        );
+        assert_eq!(top(a), top(b), "{name} clip {i}: top label changed");
+        assert!(d <= tol, "{name} clip {i}: {d} > {tol}");
+        assert!(dp <= 0.01, "{name} clip {i}: probs {dp}");
+    }
+}
+
+#[test]
+fn whisper_linear_weights_are_quantized() {
+    let device = Device::flex();
+    let model = Whisper::load(&fixture("tiny-whisper"), &device).expect("load");
+    let (_, n) = quantize_linears(model.encoder.clone(), &device);
+    // 2 layers × (q, k, v, out, fc1, fc2).
+    assert_eq!(n, 12);
+}
+
+#[test]
+fn q8_tiny_whisper_keeps_top_labels() {
+    let reference = Reference::load();
+    let audio: Vec<Vec<f32>> = (0..reference.clips())
+        .map(|i| reference.f32(&format!("audio.{i}")).1)
+        .collect();
+    let refs: Vec<&[f32]> = audio.iter().map(Vec::as_slice).collect();
+    compare(
+        "tiny-whisper",
+        fixture("tiny-whisper").to_str().expect("utf-8"),
+        AlmOptions::default(),
+        &refs,
+        0.15,
+    );
+}
+
+#[test]
+fn q8_tiny_qwen2_audio_keeps_top_labels() {
+    let reference = Reference::load();
+    let audio: Vec<Vec<f32>> = [0usize, 2]
+        .iter()
+        .map(|i| reference.f32(&format!("audio.{i}")).1)
+        .collect();
+    let refs: Vec<&[f32]> = audio.iter().map(Vec::as_slice).collect();
+    let options = AlmOptions {
+        labels: [
+            "neutral", "happy", "sad", "angry", "fear", "disgust", "calm",
+        ]
+        .map(String::from)
+        .to_vec(),
+        ..AlmOptions::default()
+    };
+    compare(
+        "tiny-qwen2-audio",
+        fixture("tiny-qwen2-audio").to_str().expect("utf-8"),
+        options,
+        &refs,
+        0.15,
+    );
+}
+
+#[test]
+fn q8_whisper_base_keeps_top_labels() {
+    let Some(dir) = std::env::var_os("EMOMON_WHISPER_BASE") else {
+        println!("NOTICE: EMOMON_WHISPER_BASE not set; q8 on real Whisper base skipped");
+        return;
+    };
+    let reference = Reference::load();
+    let audio: Vec<Vec<f32>> = (0..reference.clips())
+        .map(|i| reference.f32(&format!("audio.{i}")).1)
+        .collect();
+    let refs: Vec<&[f32]> = audio.iter().map(Vec::as_slice).collect();
+    compare(
+        "whisper-base",
+        dir.to_str().expect("utf-8"),
+        AlmOptions::default(),
+        &refs,
+        0.25,
+    );
+}
