@@ -5,8 +5,10 @@
 //! encoder/decoder with KV cache ([`whisper`]), Qwen2/Llama decoders ([`qwen2`]),
 //! Qwen2-Audio ([`qwen2_audio`]) and Voxtral ([`voxtral`]) on burn, `tokenizer.json`
 //! loading ([`tokenizer`]) and the scorers ([`scorer`]). Every model is checked against
-//! transformers on tiny random fixtures (see `models/fixtures/README.md`). Still to
-//! come under the models issue: chat templates (minijinja), q8, wgpu tests, the CLI.
+//! transformers on tiny random fixtures (see `models/fixtures/README.md`). [`alm`] is the
+//! one entry point callers need: open any supported directory by its `architectures`,
+//! score utterances with any method; prompts for chat models come from the directory's
+//! own chat template ([`chat`]); [`quant`] gives optional 8-bit weights.
 
 pub mod alm;
 pub mod chat;
