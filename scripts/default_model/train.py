@@ -119,6 +119,9 @@ def main() -> None:
     ap.add_argument("--only-folds", default="", help="comma list (quick experiments)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--cross-corpus", action="store_true")
+    ap.add_argument("--temperature", type=float, default=None,
+                    help="skip cross-validation and export with this temperature (from an earlier CV run "
+                         "of the same recipe and seed, which gives the same final model)")
     ap.add_argument("--export", type=Path, default=None, help="write the final adapter here")
     ap.add_argument("--report", type=Path, default=None, help="write the markdown report here")
     args = ap.parse_args()
@@ -149,6 +152,8 @@ def main() -> None:
 
     fold = C.speaker_folds(clips, args.folds, args.seed)
     folds = [int(s) for s in args.only_folds.split(",")] if args.only_folds else list(range(args.folds))
+    if args.temperature is not None:
+        folds = []
     oof = np.full((len(clips), len(C.LABELS)), np.nan, dtype=np.float32)
     t_cv = time.time()
     for k in folds:
@@ -157,14 +162,18 @@ def main() -> None:
         oof[te] = predict(model, clips, te, (feats - mu) / sd)
     sel = ~np.isnan(oof[:, 0])
     sub = {"y": data["y"][sel], "mask": data["mask"][sel], "ds": ds[sel]}
-    cv = C.report(f"speaker-independent {args.folds}-fold CV (folds {folds}; {time.time() - t_cv:.0f} s)",
-                  oof[sel], sub, fold[sel], lines)
-    temperature = C.fit_temperature(oof[sel], sub["y"], sub["mask"])
-    lines.append(f"\nglobal temperature (NLL on all out-of-fold logits): {temperature:.3f}")
-    ece_t = {}
+    cv, ece_t = {}, {}
+    if folds:
+        cv = C.report(f"speaker-independent {args.folds}-fold CV (folds {folds}; {time.time() - t_cv:.0f} s)",
+                      oof[sel], sub, fold[sel], lines)
+        temperature = C.fit_temperature(oof[sel], sub["y"], sub["mask"])
+        lines.append(f"\nglobal temperature (NLL on all out-of-fold logits): {temperature:.3f}")
+    else:
+        temperature = args.temperature
+        lines.append(f"\ncross-validation skipped; temperature {temperature} given")
     for d, dname in enumerate(C.DATASETS):
         m = sub["ds"] == d
-        if m.any():
+        if folds and m.any():
             classes = [C.LABELS.index(l) for l in C.DATASET_LABELS[dname]]
             p = C.masked_log_softmax(torch.tensor(oof[sel][m]), torch.tensor(sub["mask"][m]), temperature).exp().numpy()
             ece_t[dname] = float(C.metrics(p, sub["y"][m], classes)["ece"])
