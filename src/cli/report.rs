@@ -11,7 +11,7 @@ pub struct ReportArgs {
     /// Session log (JSONL) written by `emomon run`.
     pub session: PathBuf,
     /// Output file; the extension picks the format: `.html` (self-contained page
-    /// with plots and tables) or `.svg` (the plots only).
+    /// with plots and tables), `.svg` or `.png` (the plots only).
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: PathBuf,
 }
@@ -26,18 +26,19 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
     let data = SessionData::from_log(&log)
         .with_context(|| format!("{}: cannot build a report", args.session.display()))?;
     let title = format!("emomon session {}", file_name(&args.session));
-    let text = match ext.as_deref() {
-        Some("html" | "htm") => report::html(&data, &title),
-        Some("svg") => report::svg::standalone(&data, &title),
+    let bytes = match ext.as_deref() {
+        Some("html" | "htm") => report::html(&data, &title).into_bytes(),
+        Some("svg") => report::svg::standalone(&data, &title).into_bytes(),
+        Some("png") => report::png::render(&data, &title).context("cannot encode the PNG")?,
         _ => bail!(
-            "{}: unknown report format; use a .html or .svg file name",
+            "{}: unknown report format; use a .html, .svg or .png file name",
             args.output.display()
         ),
     };
     for note in &data.notes {
         eprintln!("emomon: {}: {note}", args.session.display());
     }
-    std::fs::write(&args.output, text)
+    std::fs::write(&args.output, bytes)
         .with_context(|| format!("cannot write {}", args.output.display()))?;
     eprintln!(
         "emomon: report of {} utterances written to {}",

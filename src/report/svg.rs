@@ -42,15 +42,8 @@ pub fn esc(s: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// `mm:ss` or `h:mm:ss`.
-pub fn clock(seconds: f64) -> String {
-    let s = seconds.max(0.0).round() as u64;
-    if s >= 3600 {
-        format!("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
-    } else {
-        format!("{:02}:{:02}", s / 60, s % 60)
-    }
-}
+/// `mm:ss` or `h:mm:ss`, as the dashboard writes times.
+pub use emomon_tui::view::clock;
 
 /// A plot area with a time x axis and a linear y axis.
 struct Plot {
@@ -145,7 +138,7 @@ impl Plot {
 }
 
 /// A tick step giving at most ~10 time ticks.
-fn time_step(t_max: f64) -> f64 {
+pub fn time_step(t_max: f64) -> f64 {
     [
         1.0, 2.0, 5.0, 10.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0,
     ]
