@@ -140,3 +140,31 @@ fn bad_input_names_the_file() {
         "{err}"
     );
 }
+
+#[test]
+fn png_report_is_a_png_of_the_plots() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("plots.png");
+    let run = report(&sample(), &out);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let bytes = std::fs::read(&out).unwrap();
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    // IHDR: width and height, big-endian, right after the signature and chunk header.
+    let width = u32::from_be_bytes(bytes[16..20].try_into().unwrap());
+    let height = u32::from_be_bytes(bytes[20..24].try_into().unwrap());
+    assert_eq!(width, 960);
+    assert!(height > 1000, "{height}");
+    // Decodes, and the label colours are in it (the stacked plots were drawn).
+    let decoder = png::Decoder::new(std::io::Cursor::new(bytes));
+    let mut reader = decoder.read_info().unwrap();
+    let mut pixels = vec![0; reader.output_buffer_size().unwrap()];
+    reader.next_frame(&mut pixels).unwrap();
+    let has = |rgb: [u8; 3]| pixels.chunks(3).any(|p| p == rgb);
+    assert!(has([0xf2, 0xc2, 0x00]), "happy yellow");
+    assert!(has([0x3b, 0x6f, 0xd8]), "sad blue");
+    assert!(has([0xd8, 0x3b, 0x3b]), "angry red");
+}
