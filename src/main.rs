@@ -43,6 +43,9 @@ enum Command {
     /// Measure throughput of emomon's stages.
     #[command(subcommand)]
     Bench(cli::bench::BenchCommand),
+    /// Score the clips of a manifest and measure the predictions against their human
+    /// references (accuracy, UAR, macro-F1, ECE, distribution metrics) per dataset.
+    Eval(Box<cli::eval::EvalArgs>),
 }
 
 fn main() -> ExitCode {
@@ -65,6 +68,7 @@ fn main() -> ExitCode {
         Command::Devices => cli::devices::run(),
         Command::Replay(args) => emomon::replay::run(args),
         Command::Bench(command) => cli::bench::run(command),
+        Command::Eval(args) => cli::eval::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

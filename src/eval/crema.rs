@@ -272,7 +272,7 @@ enum IdColumn {
 
 /// Splits one CSV line (RFC 4180 quoting: `"a,b"`, `""` for a quote). Vote
 /// tables have no multi-line fields.
-fn split_csv_line(line: &str) -> Vec<String> {
+pub(crate) fn split_csv_line(line: &str) -> Vec<String> {
     let mut fields = Vec::new();
     let mut cur = String::new();
     let mut in_quotes = false;

@@ -1,0 +1,481 @@
+//! `emomon eval` end to end: the binary on a small manifest of the repository's
+//! licence-clear clips (tests/fixtures/audio) plus generated tones, scored by the tiny
+//! random Whisper fixture; then the default model on a few ../shared/data clips
+//! (skipped with a NOTICE when the data or the base weights are missing).
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const LABELS: [&str; 4] = ["neutral", "happy", "sad", "angry"];
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn emomon(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_emomon"))
+        .args(args)
+        .env_remove("EMOMON_MODEL")
+        .output()
+        .expect("run emomon")
+}
+
+fn ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "emomon failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn tiny_whisper() -> String {
+    repo()
+        .join("models/fixtures/tiny-whisper")
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// A 1 s 16 kHz tone with a little deterministic noise (distinct bytes per `freq`).
+fn write_tone(path: &Path, freq: f32) {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(path, spec).unwrap();
+    let mut seed = 12345u32;
+    for i in 0..16_000 {
+        seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+        let noise = (seed >> 16) as f32 / 65_536.0 - 0.5;
+        let s = 0.3 * (i as f32 * freq * std::f32::consts::TAU / 16_000.0).sin() + 0.05 * noise;
+        w.write_sample((s * 32_767.0) as i16).unwrap();
+    }
+    w.finalize().unwrap();
+}
+
+/// Data root with the fixture clips and three tones, and its manifest: dataset
+/// `acted` (single labels; `anger` needs the built-in rename, `calm` matches no
+/// model label, one file is missing) and `crowd` (vote distributions, one with a
+/// vote for a label the model lacks).
+fn make_manifest(dir: &Path) -> PathBuf {
+    let audio = dir.join("audio");
+    std::fs::create_dir_all(&audio).unwrap();
+    for clip in ["03", "07", "12"] {
+        std::fs::copy(
+            repo().join(format!("tests/fixtures/audio/{clip}.wav")),
+            audio.join(format!("{clip}.wav")),
+        )
+        .unwrap();
+    }
+    write_tone(&audio.join("tone220.wav"), 220.0);
+    write_tone(&audio.join("tone330.wav"), 330.0);
+    write_tone(&audio.join("tone440.wav"), 440.0);
+    let manifest = dir.join("manifest.csv");
+    std::fs::write(
+        &manifest,
+        "path,dataset,speaker,label,duration_s,extra,license\n\
+         audio/03.wav,acted,s1,anger,2.4,,Apache-2.0\n\
+         audio/07.wav,acted,s1,happy,2.3,,Apache-2.0\n\
+         audio/12.wav,acted,s2,sad,1.9,,Apache-2.0\n\
+         audio/tone220.wav,acted,s2,calm,1.0,,generated\n\
+         audio/missing.wav,acted,s3,sad,1.0,,none\n\
+         audio/tone330.wav,crowd,c1,angry=3;sad=1,1.0,,generated\n\
+         audio/tone440.wav,crowd,c2,happy=1;neutral=2;surprise=1,1.0,arousal=0.2;valence=0.1,generated\n",
+    )
+    .unwrap();
+    manifest
+}
+
+fn read_jsonl(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect()
+}
+
+fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn floats(v: &Value) -> Vec<f64> {
+    serde_json::from_value(v.clone()).expect("numbers")
+}
+
+fn strings(v: &Value) -> Vec<String> {
+    serde_json::from_value(v.clone()).expect("strings")
+}
+
+fn argmax(p: &[f64]) -> usize {
+    (0..p.len()).fold(0, |b, i| if p[i] > p[b] { i } else { b })
+}
+
+/// The reference class of a prediction among its labels: the single label, or
+/// the unique top of the vote distribution (`None` otherwise or if unmapped).
+fn reference_class(p: &Value) -> Option<usize> {
+    let labels = strings(&p["labels"]);
+    if let Some(l) = p["label"].as_str() {
+        return labels.iter().position(|x| x == l);
+    }
+    let r = floats(p.get("reference")?);
+    let top = argmax(&r);
+    (r.iter().filter(|&&x| x == r[top]).count() == 1).then_some(top)
+}
+
+/// Accuracy recomputed from predictions: fraction of clips with a reference
+/// class whose argmax equals it.
+fn accuracy_of(preds: &[&Value]) -> f64 {
+    let (mut hits, mut n) = (0, 0);
+    for p in preds {
+        let (Some(c), Some(probs)) = (reference_class(p), p.get("probs").filter(|v| !v.is_null()))
+        else {
+            continue;
+        };
+        n += 1;
+        hits += usize::from(argmax(&floats(probs)) == c);
+    }
+    hits as f64 / n as f64
+}
+
+/// Jensen–Shannon divergence (nats) of the two distributions, each normalised first.
+fn js(p: &[f64], q: &[f64]) -> f64 {
+    let norm = |v: &[f64]| -> Vec<f64> {
+        let t: f64 = v.iter().sum();
+        v.iter().map(|x| x / t).collect()
+    };
+    let (p, q) = (&norm(p)[..], &norm(q)[..]);
+    let kl = |a: &[f64], m: &[f64]| {
+        a.iter()
+            .zip(m)
+            .filter(|(x, _)| **x > 0.0)
+            .map(|(x, y)| x * (x / y).ln())
+            .sum::<f64>()
+    };
+    let m: Vec<f64> = p.iter().zip(q).map(|(a, b)| (a + b) / 2.0).collect();
+    0.5 * kl(p, &m) + 0.5 * kl(q, &m)
+}
+
+#[test]
+fn eval_writes_consistent_outputs_and_resumes_from_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = make_manifest(dir.path());
+    let out_dir = dir.path().join("out");
+    let model = tiny_whisper();
+    let labels = LABELS.join(",");
+    let args = [
+        "eval",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--model",
+        &model,
+        "--labels",
+        &labels,
+        "-o",
+        out_dir.to_str().unwrap(),
+    ];
+    let out = emomon(&args);
+    ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("calm (1)"),
+        "unmapped label not reported: {stderr}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("overall"));
+
+    let preds = read_jsonl(&out_dir.join("predictions.jsonl"));
+    assert_eq!(preds.len(), 7, "one prediction per manifest row");
+    let paths: Vec<&str> = preds.iter().map(|p| p["path"].as_str().unwrap()).collect();
+    assert_eq!(paths[0], "audio/03.wav");
+    assert_eq!(paths[6], "audio/tone440.wav");
+    for p in &preds {
+        assert_eq!(p["model"], model.as_str());
+        assert_eq!(p["method"], "first-token");
+        assert_eq!(strings(&p["labels"]), LABELS);
+        if p["path"] == "audio/missing.wav" {
+            assert!(p["probs"].is_null());
+            let err = p["error"].as_str().unwrap();
+            assert!(
+                err.contains("missing.wav") && err.contains("line 6"),
+                "{err}"
+            );
+            continue;
+        }
+        let probs = floats(&p["probs"]);
+        assert_eq!(probs.len(), 4);
+        assert!((probs.iter().sum::<f64>() - 1.0).abs() < 1e-5, "{p}");
+        assert_eq!(p["top"], LABELS[argmax(&probs)]);
+        assert_eq!(p["audio_sha256"].as_str().unwrap().len(), 64);
+        assert_eq!(p["cached"], false);
+    }
+    assert_eq!(preds[0]["label"], "angry");
+    assert_eq!(preds[0]["label_raw"], "anger");
+    // Votes for surprise (not a model label) are dropped, the rest renormalised.
+    let r = floats(&preds[6]["reference"]);
+    assert_eq!(r, vec![2.0 / 3.0, 1.0 / 3.0, 0.0, 0.0]);
+    assert_eq!(preds[6]["valence"], 0.1);
+
+    let summary = read_json(&out_dir.join("summary.json"));
+    assert_eq!(summary["n_items"], 7);
+    assert_eq!(summary["scored"], 6);
+    assert_eq!(summary["cache_hits"], 0);
+    assert_eq!(summary["failed"], 1);
+    assert_eq!(summary["label_renames"]["anger"], "angry");
+    assert_eq!(summary["unmapped_labels"]["acted"]["calm"], 1);
+    assert_eq!(summary["unmapped_labels"]["crowd"]["surprise"], 1);
+    let by = |d: &str| -> Vec<&Value> { preds.iter().filter(|p| p["dataset"] == d).collect() };
+    let acted = &summary["datasets"]["acted"];
+    assert_eq!(acted["n_categorical"], 3);
+    assert_eq!(acted["n_unmapped"], 1);
+    assert_eq!(acted["n_failed"], 1);
+    let acc = acted["accuracy"].as_f64().unwrap();
+    assert!((acc - accuracy_of(&by("acted"))).abs() < 1e-12, "{acc}");
+    let all: Vec<&Value> = preds.iter().collect();
+    let overall = &summary["overall"];
+    assert_eq!(overall["n_categorical"], 5);
+    assert!((overall["accuracy"].as_f64().unwrap() - accuracy_of(&all)).abs() < 1e-12);
+    for key in ["macro_f1", "uar", "ece"] {
+        let v = overall[key].as_f64().unwrap_or_else(|| panic!("{key}"));
+        assert!((0.0..=1.0).contains(&v), "{key} {v}");
+    }
+    let cm: Vec<Vec<u64>> = serde_json::from_value(overall["confusion"].clone()).unwrap();
+    assert_eq!(cm.iter().flatten().sum::<u64>(), 5);
+    let crowd = &summary["datasets"]["crowd"];
+    assert_eq!(crowd["n_distribution"], 2);
+    assert!(crowd["accuracy"].is_number());
+    let mean_js = by("crowd")
+        .iter()
+        .map(|p| js(&floats(&p["reference"]), &floats(&p["probs"])))
+        .sum::<f64>()
+        / 2.0;
+    let got = crowd["distribution"]["js_divergence"].as_f64().unwrap();
+    assert!((got - mean_js).abs() < 1e-12, "{got} vs {mean_js}");
+    assert!(acted["distribution"].is_null());
+
+    let md = std::fs::read_to_string(out_dir.join("summary.md")).unwrap();
+    assert!(md.contains("| acted | 5 | 3 |"), "{md}");
+    assert!(
+        md.contains("| crowd | 2 | 2 |") && md.contains("**overall**"),
+        "{md}"
+    );
+    assert!(md.contains("reference \\ predicted") && md.contains("anger → angry"));
+    assert!(md.contains("calm (1)"));
+    for svg in [
+        "confusion_overall.svg",
+        "reliability_overall.svg",
+        "confusion_acted.svg",
+        "confusion_crowd.svg",
+    ] {
+        let text = std::fs::read_to_string(out_dir.join(svg)).unwrap();
+        assert!(
+            text.starts_with("<svg") && text.ends_with("</svg>\n"),
+            "{svg}"
+        );
+    }
+    let cache_lines = std::fs::read_to_string(out_dir.join("cache.jsonl"))
+        .unwrap()
+        .lines()
+        .count();
+    assert_eq!(cache_lines, 6, "one cache entry per scored clip");
+
+    // Second run: every readable clip comes from the cache, with the same scores.
+    let out = emomon(&args);
+    ok(&out);
+    let summary = read_json(&out_dir.join("summary.json"));
+    assert_eq!(summary["cache_hits"], 6);
+    assert_eq!(summary["scored"], 0);
+    let again = read_jsonl(&out_dir.join("predictions.jsonl"));
+    for (a, b) in preds.iter().zip(&again) {
+        assert_eq!(a["probs"], b["probs"]);
+        assert_eq!(b["cached"], !b["probs"].is_null());
+    }
+
+    // Per-dataset labels, from the same cache: acted is evaluated over the labels
+    // its references use (angry, happy, sad; calm is no model label), crowd over
+    // angry, sad, happy, neutral; probabilities renormalised over them.
+    let per_dir = dir.path().join("per");
+    let cache = out_dir.join("cache.jsonl");
+    let out = emomon(&[
+        "eval",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--model",
+        &model,
+        "--labels",
+        &labels,
+        "--per-dataset-labels",
+        "--cache",
+        cache.to_str().unwrap(),
+        "-o",
+        per_dir.to_str().unwrap(),
+    ]);
+    ok(&out);
+    let summary = read_json(&per_dir.join("summary.json"));
+    assert_eq!(summary["cache_hits"], 6);
+    assert!(!per_dir.join("cache.jsonl").exists());
+    let restricted = read_jsonl(&per_dir.join("predictions.jsonl"));
+    for (full, r) in preds.iter().zip(&restricted) {
+        if full["probs"].is_null() {
+            continue;
+        }
+        let want_labels: &[&str] = if r["dataset"] == "acted" {
+            &["happy", "sad", "angry"]
+        } else {
+            &LABELS
+        };
+        assert_eq!(strings(&r["labels"]), want_labels);
+        let model_probs = floats(&full["probs"]);
+        if r["dataset"] == "acted" {
+            assert_eq!(floats(&r["model_probs"]), model_probs);
+        } else {
+            assert!(r.get("model_probs").is_none(), "not restricted: {r}");
+        }
+        if r["dataset"] != "acted" {
+            assert_eq!(floats(&r["probs"]), model_probs, "unrestricted: unchanged");
+            continue;
+        }
+        let sub: Vec<f64> = want_labels
+            .iter()
+            .map(|l| model_probs[LABELS.iter().position(|x| x == l).unwrap()])
+            .collect();
+        let total: f64 = sub.iter().sum();
+        for (got, want) in floats(&r["probs"]).iter().zip(&sub) {
+            assert!((got - want / total).abs() < 1e-12, "{r}");
+        }
+    }
+    let acted_acc = summary["datasets"]["acted"]["accuracy"].as_f64().unwrap();
+    let acted: Vec<&Value> = restricted
+        .iter()
+        .filter(|p| p["dataset"] == "acted")
+        .collect();
+    assert!((acted_acc - accuracy_of(&acted)).abs() < 1e-12);
+    assert_eq!(
+        strings(&summary["datasets"]["acted"]["labels"]),
+        ["happy", "sad", "angry"]
+    );
+}
+
+#[test]
+fn limit_stride_and_datasets_select_clips() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = make_manifest(dir.path());
+    let out_dir = dir.path().join("out");
+    let out = emomon(&[
+        "eval",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--model",
+        &tiny_whisper(),
+        "--labels",
+        &LABELS.join(","),
+        "--datasets",
+        "acted",
+        "--stride",
+        "2",
+        "--limit",
+        "2",
+        "-o",
+        out_dir.to_str().unwrap(),
+    ]);
+    ok(&out);
+    let preds = read_jsonl(&out_dir.join("predictions.jsonl"));
+    let paths: Vec<&str> = preds.iter().map(|p| p["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["audio/03.wav", "audio/12.wav"]);
+}
+
+#[test]
+fn bad_input_is_named_in_the_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("bad.csv");
+    std::fs::write(
+        &manifest,
+        "path,dataset,label\na.wav,x,happy\nb.wav,x,happy=lots\n",
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "eval",
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--model",
+            "/nonexistent/model",
+            "-o",
+            out_dir.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let out = emomon(&args);
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(!err.contains("panicked"), "{err}");
+        err
+    };
+    let err = run(&[]);
+    assert!(
+        err.contains("bad.csv") && err.contains("line 3") && err.contains("`label`"),
+        "{err}"
+    );
+    std::fs::write(&manifest, "path,dataset,label\na.wav,x,happy\n").unwrap();
+    let err = run(&["--datasets", "y"]);
+    assert!(err.contains("\"y\"") && err.contains("it has: x"), "{err}");
+    let err = run(&["--label-map", "joy"]);
+    assert!(err.contains("--label-map") && err.contains("joy"), "{err}");
+    std::fs::write(&manifest, "file,dataset,label\na.wav,x,happy\n").unwrap();
+    let err = run(&[]);
+    assert!(err.contains("`path`") && err.contains("bad.csv"), "{err}");
+}
+
+/// The default model on a spread sample of the shared clips, each dataset over its
+/// own labels (how the default model was evaluated).
+#[test]
+fn default_model_on_shared_clips() {
+    let data = repo().join("../shared/data");
+    if !data.join("manifest.csv").is_file() {
+        eprintln!(
+            "NOTICE: default_model_on_shared_clips skipped: {} not found",
+            data.display()
+        );
+        return;
+    }
+    if let Err(e) = emomon_models::default_model::resolve() {
+        eprintln!("NOTICE: default_model_on_shared_clips skipped: {e}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out_dir = dir.path().join("out");
+    let out = emomon(&[
+        "eval",
+        "--manifest",
+        data.join("manifest.csv").to_str().unwrap(),
+        "--datasets",
+        "urdu,emodb",
+        "--stride",
+        "160",
+        "--per-dataset-labels",
+        "-o",
+        out_dir.to_str().unwrap(),
+    ]);
+    ok(&out);
+    let preds = read_jsonl(&out_dir.join("predictions.jsonl"));
+    assert_eq!(preds.len(), 815usize.div_ceil(160));
+    for p in &preds {
+        let labels = strings(&p["labels"]);
+        let want: &[&str] = match p["dataset"].as_str().unwrap() {
+            "urdu" => &["neutral", "happy", "sad", "angry"],
+            _ => &[
+                "neutral", "happy", "sad", "angry", "fear", "disgust", "boredom",
+            ],
+        };
+        assert_eq!(labels, want);
+        let probs = floats(&p["probs"]);
+        assert!((probs.iter().sum::<f64>() - 1.0).abs() < 1e-6);
+        assert_eq!(floats(&p["model_probs"]).len(), 9);
+    }
+    let summary = read_json(&out_dir.join("summary.json"));
+    assert_eq!(summary["failed"], 0);
+    assert!(summary["overall"]["accuracy"].is_number());
+    assert!(out_dir.join("summary.md").is_file());
+    assert!(out_dir.join("confusion_urdu.svg").is_file());
+}
