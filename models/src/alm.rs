@@ -549,84 +549,9 @@ impl AlmScorer {
                     )?);
                 }
             }
-            (
-                Family::Qwen2Audio {
-                    model,
-                    mel,
-                    tokenizer,
-                    ..
-                },
-                method,
-            ) => {
+            (Family::Qwen2Audio { .. } | Family::Voxtral { .. }, method) => {
                 for u in utterances {
-                    let u = truncate_30s(u);
-                    let t = Instant::now();
-                    let m = mel.compute(u, Padding::Chunk)?;
-                    let valid = u.len().div_ceil(mel.config().hop).min(m.n_frames);
-                    let feats = Tensor::from_data(
-                        TensorData::new(m.data, [1, m.n_mels, m.n_frames]),
-                        &self.device,
-                    );
-                    let ids = self.input_ids(u.len())?;
-                    times.features += t.elapsed();
-                    let t = Instant::now();
-                    let audio = model.encode_audio(feats, valid)?;
-                    times.encoder += t.elapsed();
-                    let t = Instant::now();
-                    let mut cache = Qwen2Cache::default();
-                    let logits = model.forward(&ids, audio, &mut cache)?;
-                    let r = self.decode_chat(
-                        method,
-                        model.language_model(),
-                        logits,
-                        &mut cache,
-                        tokenizer,
-                        ids.len(),
-                    )?;
-                    times.decoder += t.elapsed();
-                    out.push(r);
-                }
-            }
-            (
-                Family::Voxtral {
-                    model,
-                    mel,
-                    tokenizer,
-                    ..
-                },
-                method,
-            ) => {
-                for u in utterances {
-                    let t = Instant::now();
-                    let chunk = mel.config().chunk_samples();
-                    let chunks = voxtral_chunks(u.len());
-                    let mut data = Vec::new();
-                    let mut shape = [chunks, mel.config().n_mels, 0];
-                    for c in 0..chunks {
-                        let part = &u[c * chunk..((c + 1) * chunk).min(u.len())];
-                        let m = mel.compute(part, Padding::Chunk)?;
-                        shape[2] = m.n_frames;
-                        data.extend(m.data);
-                    }
-                    let feats = Tensor::from_data(TensorData::new(data, shape), &self.device);
-                    let ids = self.input_ids(u.len())?;
-                    times.features += t.elapsed();
-                    let t = Instant::now();
-                    let audio = model.encode_audio(feats)?;
-                    times.encoder += t.elapsed();
-                    let t = Instant::now();
-                    let mut cache = Qwen2Cache::default();
-                    let logits = model.forward(&ids, audio, &mut cache)?;
-                    let r = self.decode_chat(
-                        method,
-                        model.language_model(),
-                        logits,
-                        &mut cache,
-                        tokenizer,
-                        ids.len(),
-                    )?;
-                    times.decoder += t.elapsed();
-                    out.push(r);
+                    out.push(self.score_chat(u, method, &mut times)?);
                 }
             }
         }
@@ -635,6 +560,74 @@ impl AlmScorer {
             times,
             total: started.elapsed(),
         })
+    }
+
+    /// One utterance through Qwen2-Audio or Voxtral: features, audio embeddings, the
+    /// chat prompt with the audio spliced in, then the method's readout.
+    fn score_chat(
+        &self,
+        u: &[f32],
+        method: Method,
+        times: &mut StageTimes,
+    ) -> Result<UtteranceScore, AlmError> {
+        let t = Instant::now();
+        let (feats, valid) = match &self.family {
+            Family::Qwen2Audio { mel, .. } => {
+                let u = truncate_30s(u);
+                let m = mel.compute(u, Padding::Chunk)?;
+                let valid = u.len().div_ceil(mel.config().hop).min(m.n_frames);
+                (TensorData::new(m.data, [1, m.n_mels, m.n_frames]), valid)
+            }
+            Family::Voxtral { mel, .. } => {
+                // Every 30 s chunk, each padded, as Voxtral's processor does.
+                let chunk = mel.config().chunk_samples();
+                let chunks = voxtral_chunks(u.len());
+                let mut data = Vec::new();
+                let mut shape = [chunks, mel.config().n_mels, 0];
+                for c in 0..chunks {
+                    let m = mel.compute(
+                        &u[c * chunk..((c + 1) * chunk).min(u.len())],
+                        Padding::Chunk,
+                    )?;
+                    shape[2] = m.n_frames;
+                    data.extend(m.data);
+                }
+                (TensorData::new(data, shape), 0)
+            }
+            Family::Whisper(_) => return Err(not_chat()),
+        };
+        let feats = Tensor::from_data(feats, &self.device);
+        let ids = self.input_ids(u.len())?;
+        times.features += t.elapsed();
+        let t = Instant::now();
+        let audio = match &self.family {
+            Family::Qwen2Audio { model, .. } => model.encode_audio(feats, valid)?,
+            Family::Voxtral { model, .. } => model.encode_audio(feats)?,
+            Family::Whisper(_) => return Err(not_chat()),
+        };
+        times.encoder += t.elapsed();
+        let t = Instant::now();
+        let mut cache = Qwen2Cache::default();
+        let (logits, lm, tokenizer) = match &self.family {
+            Family::Qwen2Audio {
+                model, tokenizer, ..
+            } => (
+                model.forward(&ids, audio, &mut cache)?,
+                model.language_model(),
+                tokenizer,
+            ),
+            Family::Voxtral {
+                model, tokenizer, ..
+            } => (
+                model.forward(&ids, audio, &mut cache)?,
+                model.language_model(),
+                tokenizer,
+            ),
+            Family::Whisper(_) => return Err(not_chat()),
+        };
+        let r = self.decode_chat(method, lm, logits, &mut cache, tokenizer, ids.len());
+        times.decoder += t.elapsed();
+        r
     }
 
     /// From the prompt's logits `[1, t, vocab]`: the first-token score, or greedy
@@ -659,7 +652,7 @@ impl AlmScorer {
         let mut tokens = Vec::new();
         let mut steps = Vec::new();
         for step in 0..self.options.max_new_tokens {
-            let next = argmax(&last);
+            let next = crate::whisper::argmax(&last);
             tokens.push(next);
             steps.push(std::mem::take(&mut last));
             if self.eos.contains(&next) || step + 1 == self.options.max_new_tokens {
@@ -714,6 +707,10 @@ fn maybe_quantize<M: burn::module::Module>(model: M, quantize: bool, device: &De
 
 /// Audio tokens per 30 s chunk for Voxtral (1500 encoder frames, stacked ×4).
 const VOXTRAL_TOKENS_PER_CHUNK: usize = 375;
+
+fn not_chat() -> AlmError {
+    AlmError::Invalid("Whisper is not a chat model".into())
+}
 
 fn voxtral_chunks(samples: usize) -> usize {
     samples.div_ceil(30 * SAMPLE_RATE).max(1)
@@ -841,17 +838,6 @@ fn last_row(logits: Tensor<3>) -> Result<Vec<f32>, AlmError> {
         .into_data()
         .try_into_vec::<f32>()
         .map_err(|e| AlmError::Invalid(format!("reading logits: {e:?}")))
-}
-
-/// Index of the largest value (first on ties, like `torch.argmax`).
-fn argmax(v: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[best] {
-            best = i;
-        }
-    }
-    best as u32
 }
 
 /// Where the model runs.

@@ -31,6 +31,14 @@ fn scores(dir: &str, options: &AlmOptions, quantize: bool, audio: &[&[f32]]) -> 
         .collect()
 }
 
+/// Reference clips `ids` (16 kHz samples).
+fn clips(ids: &[usize]) -> Vec<Vec<f32>> {
+    let reference = Reference::load();
+    ids.iter()
+        .map(|i| reference.f32(&format!("audio.{i}")).1)
+        .collect()
+}
+
 fn top(s: &LabelScores) -> usize {
     (0..s.probs.len())
         .max_by(|&a, &b| s.probs[a].total_cmp(&s.probs[b]))
@@ -65,10 +73,7 @@ fn whisper_linear_weights_are_quantized() {
 
 #[test]
 fn q8_tiny_whisper_keeps_top_labels() {
-    let reference = Reference::load();
-    let audio: Vec<Vec<f32>> = (0..reference.clips())
-        .map(|i| reference.f32(&format!("audio.{i}")).1)
-        .collect();
+    let audio = clips(&[0, 1, 2]);
     let refs: Vec<&[f32]> = audio.iter().map(Vec::as_slice).collect();
     compare(
         "tiny-whisper",
@@ -81,11 +86,7 @@ fn q8_tiny_whisper_keeps_top_labels() {
 
 #[test]
 fn q8_tiny_qwen2_audio_keeps_top_labels() {
-    let reference = Reference::load();
-    let audio: Vec<Vec<f32>> = [0usize, 2]
-        .iter()
-        .map(|i| reference.f32(&format!("audio.{i}")).1)
-        .collect();
+    let audio = clips(&[0, 2]);
     let refs: Vec<&[f32]> = audio.iter().map(Vec::as_slice).collect();
     let options = AlmOptions {
         labels: [
@@ -110,10 +111,7 @@ fn q8_whisper_base_keeps_top_labels() {
         println!("NOTICE: EMOMON_WHISPER_BASE not set; q8 on real Whisper base skipped");
         return;
     };
-    let reference = Reference::load();
-    let audio: Vec<Vec<f32>> = (0..reference.clips())
-        .map(|i| reference.f32(&format!("audio.{i}")).1)
-        .collect();
+    let audio = clips(&[0, 1, 2]);
     let refs: Vec<&[f32]> = audio.iter().map(Vec::as_slice).collect();
     compare(
         "whisper-base",

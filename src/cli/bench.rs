@@ -6,8 +6,6 @@ use std::time::Instant;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use emomon::audio::AudioSource;
-use emomon::audio::convert::MonoResampler;
 use emomon::audio::file::FileSource;
 use emomon::capture::run_capture;
 use emomon::model_scorer::{ModelArgs, open_model};
@@ -110,7 +108,7 @@ fn score(args: &ScoreBenchArgs) -> anyhow::Result<()> {
     let batch = args.batch.max(1);
     let n = (args.seconds * 16_000.0).round() as usize;
     let source = match &args.audio {
-        Some(path) => read_16k(path)?,
+        Some(path) => super::score::read_16k(path)?,
         None => synthetic_voice(n),
     };
     if source.is_empty() {
@@ -174,25 +172,6 @@ fn score(args: &ScoreBenchArgs) -> anyhow::Result<()> {
         batch as f64 * args.seconds / median
     );
     Ok(())
-}
-
-/// A file as 16 kHz mono.
-fn read_16k(path: &std::path::Path) -> anyhow::Result<Vec<f32>> {
-    let mut source = FileSource::open(path)?;
-    let info = source.info().clone();
-    let mut resampler = MonoResampler::new(info.sample_rate, info.channels)
-        .with_context(|| format!("cannot resample {}", path.display()))?;
-    let (mut block, mut out) = (Vec::new(), Vec::new());
-    loop {
-        block.clear();
-        let more = source.read_block(&mut block)?;
-        resampler.push(&block, &mut out);
-        if !more {
-            break;
-        }
-    }
-    resampler.finish(&mut out);
-    Ok(out)
 }
 
 /// A deterministic voiced-speech stand-in: a 120–220 Hz glottal-like pulse train with

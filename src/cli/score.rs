@@ -165,23 +165,7 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<()> {
 
 /// The whole file, downmixed and resampled to 16 kHz.
 fn whole_file(args: &ScoreArgs) -> anyhow::Result<Segment> {
-    let mut source = FileSource::open(&args.input)?;
-    let info = source.info().clone();
-    let mut resampler = MonoResampler::new(info.sample_rate, info.channels)
-        .with_context(|| format!("cannot resample {}", args.input.display()))?;
-    let mut block = Vec::new();
-    let mut samples = Vec::new();
-    loop {
-        block.clear();
-        let more = source
-            .read_block(&mut block)
-            .with_context(|| format!("reading {}", args.input.display()))?;
-        resampler.push(&block, &mut samples);
-        if !more {
-            break;
-        }
-    }
-    resampler.finish(&mut samples);
+    let samples = read_16k(&args.input)?;
     let seconds = samples.len() as f64 / f64::from(emomon::audio::TARGET_RATE);
     if seconds > 30.0 {
         eprintln!(
@@ -195,6 +179,27 @@ fn whole_file(args: &ScoreArgs) -> anyhow::Result<Segment> {
         end_s: seconds,
         samples,
     })
+}
+
+/// An audio file as 16 kHz mono samples.
+pub fn read_16k(path: &std::path::Path) -> anyhow::Result<Vec<f32>> {
+    let mut source = FileSource::open(path)?;
+    let info = source.info().clone();
+    let mut resampler = MonoResampler::new(info.sample_rate, info.channels)
+        .with_context(|| format!("cannot resample {}", path.display()))?;
+    let (mut block, mut samples) = (Vec::new(), Vec::new());
+    loop {
+        block.clear();
+        let more = source
+            .read_block(&mut block)
+            .with_context(|| format!("reading {}", path.display()))?;
+        resampler.push(&block, &mut samples);
+        if !more {
+            break;
+        }
+    }
+    resampler.finish(&mut samples);
+    Ok(samples)
 }
 
 fn print_one(

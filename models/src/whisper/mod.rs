@@ -165,7 +165,7 @@ pub fn token_tensor(ids: &[u32], device: &Device) -> Tensor<2, Int> {
 }
 
 /// Index of the largest value (first on ties, like `torch.argmax`).
-fn argmax(v: &[f32]) -> u32 {
+pub(crate) fn argmax(v: &[f32]) -> u32 {
     let mut best = 0;
     for (i, &x) in v.iter().enumerate() {
         if x > v[best] {
