@@ -67,8 +67,9 @@ pub enum QuantArg {
     /// Full precision (f32; f16/bf16 checkpoints are converted on load).
     #[default]
     F32,
-    /// 8-bit weights for the Linear layers (per-block int8; less memory, scores within
-    /// the tolerance in models/tests/quant_fixtures.rs; not faster on the CPU backend).
+    /// 8-bit weights for the Linear layers (per-block int8): less memory, scores within
+    /// the tolerance in models/tests/quant_fixtures.rs; on the CPU backend each matmul
+    /// dequantises its weights, which makes scoring ~15x slower (measured, Whisper base).
     Q8,
 }
 
