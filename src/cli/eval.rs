@@ -136,7 +136,7 @@ impl LabelPlan {
                 } else {
                     *unmapped
                         .entry(item.dataset.clone())
-                        .or_insert_with(BTreeMap::new)
+                        .or_default()
                         .entry(mapped)
                         .or_insert(0) += 1;
                 }
