@@ -189,7 +189,23 @@ impl Pipeline {
         threads.push(
             std::thread::Builder::new()
                 .name("emomon-capture".into())
-                .spawn(move || capture.run(source, &frontend, &capture_stop))?,
+                .spawn(move || {
+                    // A panic in capture (decoder, resampler, VAD) must still end
+                    // the session with an error, not look like the end of input.
+                    let events = capture.events.clone();
+                    let run = catch_unwind(AssertUnwindSafe(|| {
+                        capture.run(source, &frontend, &capture_stop)
+                    }));
+                    if let Err(panic) = run {
+                        let _ = events.send(PipelineEvent::CaptureEnded {
+                            summary: None,
+                            error: Some(format!(
+                                "capture failed: {}",
+                                panic_message(panic.as_ref())
+                            )),
+                        });
+                    }
+                })?,
         );
 
         let scoring = ScoringThread {

@@ -272,3 +272,43 @@ fn a_file_read_at_full_speed_waits_for_a_slow_scorer_instead_of_skipping() {
         summary.max_pending
     );
 }
+
+/// Delivers real speech, then panics mid-stream (a decoder bug, say).
+struct BreaksAfter {
+    inner: MemorySource,
+    blocks: usize,
+}
+
+impl AudioSource for BreaksAfter {
+    fn info(&self) -> &emomon::audio::SourceInfo {
+        self.inner.info()
+    }
+    fn read_block(&mut self, out: &mut Vec<f32>) -> Result<bool, emomon::audio::AudioError> {
+        self.blocks = self.blocks.checked_sub(1).expect("source breaks");
+        self.inner.read_block(out)
+    }
+}
+
+#[test]
+fn a_panic_in_capture_ends_the_session_with_an_error_and_keeps_the_log() {
+    let audio = session_audio(&fixture_clips(), 1.0);
+    let dir = tempfile::tempdir().unwrap();
+    let opts = options(&dir.path().join("s.jsonl"), 16);
+    let log_path = opts.log_path.clone();
+    let source: SourceFactory = Box::new(move || {
+        Ok(Box::new(BreaksAfter {
+            inner: MemorySource::new("session", audio.samples, 16_000, 1),
+            blocks: 5,
+        }) as Box<dyn AudioSource>)
+    });
+    let summary = run_session(opts, source, Box::new(TestScorer::new(0))).unwrap();
+    let error = summary.capture_error.unwrap();
+    assert!(error.contains("capture failed: source breaks"), "{error}");
+    assert!(
+        summary.reason.starts_with("input error"),
+        "{}",
+        summary.reason
+    );
+    let log = session_log::read(&log_path).unwrap();
+    assert_eq!(session_end(&log).reason, summary.reason);
+}
