@@ -1,7 +1,9 @@
 //! The session log: versioned, append-only JSONL, one record per event.
 //!
-//! Written by `emomon run` while a session goes on, read by `emomon replay`, `report`
-//! and `export`. It is the only thing a session leaves behind (no audio unless asked),
+//! Written by `emomon run` while a session goes on (`--session-log PATH`, default a
+//! timestamped file in `~/.local/share/emomon/sessions/`; `--headless` also prints the
+//! `utterance` and `skipped` lines to stdout), read by `emomon replay`, `report` and
+//! `export`. It is the only thing a session leaves behind (no audio unless asked),
 //! so it carries everything needed to re-analyse a session later: label sets, raw
 //! logits, method, model, timings, prosody, and every loss.
 //!
