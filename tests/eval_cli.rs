@@ -214,7 +214,11 @@ fn eval_writes_consistent_outputs_and_resumes_from_cache() {
     assert_eq!(preds[0]["label_raw"], "anger");
     // Votes for surprise (not a model label) are dropped, the rest renormalised.
     let r = floats(&preds[6]["reference"]);
-    assert_eq!(r, vec![2.0 / 3.0, 1.0 / 3.0, 0.0, 0.0]);
+    let want = [2.0 / 3.0, 1.0 / 3.0, 0.0, 0.0];
+    assert!(
+        r.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-12),
+        "{r:?}"
+    );
     assert_eq!(preds[6]["valence"], 0.1);
 
     let summary = read_json(&out_dir.join("summary.json"));
@@ -478,4 +482,78 @@ fn default_model_on_shared_clips() {
     assert!(summary["overall"]["accuracy"].is_number());
     assert!(out_dir.join("summary.md").is_file());
     assert!(out_dir.join("confusion_urdu.svg").is_file());
+}
+
+/// A CREMA-D vote table (tabulatedVotes layout) over copies of the fixture clips:
+/// voice-only rows become vote-distribution references; the face-only row is left out.
+#[test]
+fn crema_vote_table_gives_distribution_references() {
+    let dir = tempfile::tempdir().unwrap();
+    let audio = dir.path().join("AudioWAV");
+    std::fs::create_dir_all(&audio).unwrap();
+    for (clip, name) in [("03", "1001_IEO_NEU_XX"), ("07", "1001_IEO_ANG_MD")] {
+        std::fs::copy(
+            repo().join(format!("tests/fixtures/audio/{clip}.wav")),
+            audio.join(format!("{name}.wav")),
+        )
+        .unwrap();
+    }
+    let table = dir.path().join("tabulatedVotes.csv");
+    std::fs::write(
+        &table,
+        "\"\",\"A\",\"D\",\"F\",\"H\",\"N\",\"S\",\"fileName\",\"numResponses\"\n\
+         \"100001\",0,0,0,1,10,0,\"1001_IEO_NEU_XX\",11\n\
+         \"200001\",0,0,0,0,9,0,\"1001_IEO_NEU_XX\",9\n\
+         \"100009\",5,5,0,0,1,1,\"1001_IEO_ANG_MD\",12\n",
+    )
+    .unwrap();
+    let out_dir = dir.path().join("out");
+    let out = emomon(&[
+        "eval",
+        "--crema-votes",
+        table.to_str().unwrap(),
+        "--crema-audio",
+        audio.to_str().unwrap(),
+        "--model",
+        &tiny_whisper(),
+        "--labels",
+        "neutral,happy,sad,angry,fear,disgust",
+        "-o",
+        out_dir.to_str().unwrap(),
+    ]);
+    ok(&out);
+    let preds = read_jsonl(&out_dir.join("predictions.jsonl"));
+    assert_eq!(preds.len(), 2, "face-only votes are not evaluated");
+    // Labels neutral, happy, sad, angry, fear, disgust; votes A D F H N S.
+    let close = |got: Vec<f64>, want: [f64; 6]| {
+        assert!(
+            got.iter().zip(want).all(|(g, w)| (g - w).abs() < 1e-12),
+            "{got:?} vs {want:?}"
+        )
+    };
+    close(
+        floats(&preds[0]["reference"]),
+        [10.0 / 11.0, 1.0 / 11.0, 0.0, 0.0, 0.0, 0.0],
+    );
+    close(
+        floats(&preds[1]["reference"]),
+        [1.0 / 12.0, 0.0, 1.0 / 12.0, 5.0 / 12.0, 0.0, 5.0 / 12.0],
+    );
+    assert_eq!(preds[1]["dataset"], "crema-d");
+    assert_eq!(preds[1]["speaker"], "1001");
+    let summary = read_json(&out_dir.join("summary.json"));
+    let crema = &summary["datasets"]["crema-d"];
+    assert_eq!(crema["n_distribution"], 2);
+    assert_eq!(
+        crema["n_tied"], 1,
+        "angry and disgust tie in the second clip"
+    );
+    assert_eq!(crema["n_categorical"], 1);
+    let mean_js = preds
+        .iter()
+        .map(|p| js(&floats(&p["reference"]), &floats(&p["probs"])))
+        .sum::<f64>()
+        / 2.0;
+    let got = crema["distribution"]["js_divergence"].as_f64().unwrap();
+    assert!((got - mean_js).abs() < 1e-12, "{got} vs {mean_js}");
 }

@@ -20,8 +20,9 @@ use emomon::audio::AudioSource;
 use emomon::audio::convert::MonoResampler;
 use emomon::audio::file::FileSource;
 use emomon::eval::cache::{CachedScore, ScoreCache, ScoringIdentity, sha256_hex};
+use emomon::eval::crema::read_votes;
 use emomon::eval::labels::LabelMap;
-use emomon::eval::manifest::{ManifestItem, Reference, read_manifest};
+use emomon::eval::manifest::{ManifestItem, Reference, crema_items, read_manifest};
 use emomon::eval::metrics::argmax;
 use emomon::eval::plots::{confusion_svg, reliability_svg};
 use emomon::eval::report::{GroupSummary, Prediction, Summary, markdown, summarize_all};
@@ -32,11 +33,18 @@ use indicatif::{ProgressBar, ProgressStyle};
 pub struct EvalArgs {
     /// Manifest CSV: columns `path`, `dataset`, `label` (one label, `a=3;b=1` votes,
     /// or empty), optional `speaker` and `extra` (`arousal=…;valence=…`).
-    #[arg(long)]
-    pub manifest: PathBuf,
+    #[arg(long, required_unless_present = "crema_votes")]
+    pub manifest: Option<PathBuf>,
     /// Directory that relative audio paths are under [default: the manifest's directory].
     #[arg(long)]
     pub data_root: Option<PathBuf>,
+    /// CREMA-D vote table (`tabulatedVotes.csv` or `voice_only_votes.csv`): its
+    /// voice-only crowd votes become reference distributions of dataset `crema-d`.
+    #[arg(long, requires = "crema_audio")]
+    pub crema_votes: Option<PathBuf>,
+    /// CREMA-D's `AudioWAV` directory (`<fileName>.wav` per clip), with --crema-votes.
+    #[arg(long)]
+    pub crema_audio: Option<PathBuf>,
     /// Only these datasets (comma-separated `dataset` values).
     #[arg(long, value_delimiter = ',')]
     pub datasets: Option<Vec<String>>,
@@ -162,7 +170,19 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         Some(spec) => LabelMap::parse_pairs(spec).map_err(anyhow::Error::msg)?,
         None => Vec::new(),
     };
-    let items = read_manifest(&args.manifest, args.data_root.as_deref())?;
+    let mut items = match &args.manifest {
+        Some(m) => read_manifest(m, args.data_root.as_deref())?,
+        None => Vec::new(),
+    };
+    if let (Some(table), Some(audio)) = (&args.crema_votes, &args.crema_audio) {
+        let votes = read_votes(table)?;
+        items.extend(crema_items(&votes, audio));
+    }
+    let source = match (&args.manifest, &args.crema_votes) {
+        (Some(m), _) => m.display().to_string(),
+        (None, Some(t)) => t.display().to_string(),
+        (None, None) => bail!("give --manifest FILE or --crema-votes FILE"),
+    };
     let in_datasets: Vec<&ManifestItem> = match &args.datasets {
         Some(wanted) => {
             let known: BTreeSet<&str> = items.iter().map(|i| i.dataset.as_str()).collect();
@@ -170,7 +190,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
                 if !known.contains(w.as_str()) {
                     bail!(
                         "--datasets: {w:?} is not a dataset of {} (it has: {})",
-                        args.manifest.display(),
+                        source,
                         known.into_iter().collect::<Vec<_>>().join(", ")
                     );
                 }
@@ -189,7 +209,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         .copied()
         .collect();
     if selected.is_empty() {
-        bail!("no clips selected (check --limit)");
+        bail!("no clips selected from {source} (check --limit; a vote table needs voice rows)");
     }
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("cannot create output directory {}", args.output.display()))?;
@@ -328,7 +348,7 @@ fn score_all(
         match std::fs::read(&item.audio) {
             Err(e) => {
                 outcome.error = Some(format!(
-                    "cannot read {} (manifest line {}): {e}",
+                    "cannot read {} (line {} of the manifest or vote table): {e}",
                     item.audio.display(),
                     item.line
                 ));
@@ -345,7 +365,10 @@ fn score_all(
                     match decode_16k(&item.audio) {
                         Ok(samples) => pending.push((i, samples)),
                         Err(e) => {
-                            outcome.error = Some(format!("{e:#} (manifest line {})", item.line));
+                            outcome.error = Some(format!(
+                                "{e:#} (line {} of the manifest or vote table)",
+                                item.line
+                            ));
                             bar.inc(1);
                         }
                     }
@@ -400,7 +423,7 @@ fn score_batch(
         Err(e) => {
             for (i, _) in pending.iter() {
                 outcomes[*i].error = Some(format!(
-                    "scoring failed: {e:#} (manifest line {})",
+                    "scoring failed: {e:#} (line {} of the manifest or vote table)",
                     items[*i].line
                 ));
             }

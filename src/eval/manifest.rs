@@ -218,6 +218,37 @@ pub fn parse_manifest(
     Ok(items)
 }
 
+/// Items for the voice-only rows of a CREMA-D vote table ([`super::crema`]):
+/// dataset `crema-d`, the crowd's votes as the reference (CREMA-D codes mapped
+/// to emomon names by [`super::crema::CREMA_LABELS`]), audio at
+/// `audio_dir/<fileName>.wav` (the corpus's `AudioWAV` folder). Face-only and
+/// audio-visual votes are left out: emomon hears the voice only. `line` is the
+/// row's position in the table (header = line 1).
+pub fn crema_items(votes: &[super::crema::CremaVotes], audio_dir: &Path) -> Vec<ManifestItem> {
+    use super::crema::{CREMA_LABELS, Modality};
+    votes
+        .iter()
+        .enumerate()
+        .filter(|(_, v)| v.modality == Modality::Voice)
+        .map(|(i, v)| ManifestItem {
+            line: i + 2,
+            path: format!("{}.wav", v.clip),
+            audio: audio_dir.join(format!("{}.wav", v.clip)),
+            dataset: "crema-d".into(),
+            speaker: v.clip.split('_').next().unwrap_or_default().to_string(),
+            reference: Reference::Votes(
+                CREMA_LABELS
+                    .iter()
+                    .zip(&v.counts)
+                    .map(|((_, name), &c)| (name.to_string(), f64::from(c)))
+                    .collect(),
+            ),
+            arousal: None,
+            valence: None,
+        })
+        .collect()
+}
+
 /// `a=1;b=2` pairs (blank pieces skipped; a piece without `=` has an empty value).
 fn key_values(s: &str) -> impl Iterator<Item = (&str, &str)> {
     s.split(';').filter(|p| !p.trim().is_empty()).map(|p| {
@@ -292,6 +323,25 @@ mod tests {
             items[2].reference,
             Reference::Votes(vec![("angry".into(), 4.0), ("sad".into(), 1.0)])
         );
+    }
+
+    #[test]
+    fn crema_voice_rows_become_vote_references() {
+        let table = "fileName,clipNum,A,D,F,H,N,S,numResponses\n\
+                     1001_IEO_NEU_XX,1,0,0,0,1,10,0,11\n\
+                     1002_DFA_ANG_HI,7,6,1,0,0,2,0,9\n";
+        let votes = super::super::crema::parse_votes(table.as_bytes(), "t.csv").unwrap();
+        let items = crema_items(&votes, Path::new("/c/AudioWAV"));
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[1].audio, Path::new("/c/AudioWAV/1002_DFA_ANG_HI.wav"));
+        assert_eq!(items[1].speaker, "1002");
+        assert_eq!(items[1].line, 3);
+        let Reference::Votes(v) = &items[1].reference else {
+            panic!("votes expected")
+        };
+        let angry = v.iter().find(|(l, _)| l == "angry").unwrap().1;
+        let neutral = v.iter().find(|(l, _)| l == "neutral").unwrap().1;
+        assert_eq!((angry, neutral), (6.0, 2.0));
     }
 
     #[test]
