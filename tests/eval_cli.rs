@@ -37,6 +37,27 @@ fn tiny_whisper() -> String {
         .into_owned()
 }
 
+/// `emomon eval` of `manifest` into `out` with the tiny Whisper over [`LABELS`],
+/// plus `extra` flags; asserts success.
+fn eval_tiny(manifest: &Path, out: &Path, extra: &[&str]) -> Output {
+    let (model, labels) = (tiny_whisper(), LABELS.join(","));
+    let mut args = vec![
+        "eval",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--model",
+        &model,
+        "--labels",
+        &labels,
+        "-o",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    let output = emomon(&args);
+    ok(&output);
+    output
+}
+
 /// A 1 s 16 kHz tone with a little deterministic noise (distinct bytes per `freq`).
 fn write_tone(path: &Path, freq: f32) {
     let spec = hound::WavSpec {
@@ -164,20 +185,7 @@ fn eval_writes_consistent_outputs_and_resumes_from_cache() {
     let manifest = make_manifest(dir.path());
     let out_dir = dir.path().join("out");
     let model = tiny_whisper();
-    let labels = LABELS.join(",");
-    let args = [
-        "eval",
-        "--manifest",
-        manifest.to_str().unwrap(),
-        "--model",
-        &model,
-        "--labels",
-        &labels,
-        "-o",
-        out_dir.to_str().unwrap(),
-    ];
-    let out = emomon(&args);
-    ok(&out);
+    let out = eval_tiny(&manifest, &out_dir, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("calm (1)"),
@@ -285,8 +293,7 @@ fn eval_writes_consistent_outputs_and_resumes_from_cache() {
     assert_eq!(cache_lines, 6, "one cache entry per scored clip");
 
     // Second run: every readable clip comes from the cache, with the same scores.
-    let out = emomon(&args);
-    ok(&out);
+    eval_tiny(&manifest, &out_dir, &[]);
     let summary = read_json(&out_dir.join("summary.json"));
     assert_eq!(summary["cache_hits"], 6);
     assert_eq!(summary["scored"], 0);
@@ -301,21 +308,11 @@ fn eval_writes_consistent_outputs_and_resumes_from_cache() {
     // angry, sad, happy, neutral; probabilities renormalised over them.
     let per_dir = dir.path().join("per");
     let cache = out_dir.join("cache.jsonl");
-    let out = emomon(&[
-        "eval",
-        "--manifest",
-        manifest.to_str().unwrap(),
-        "--model",
-        &model,
-        "--labels",
-        &labels,
-        "--per-dataset-labels",
-        "--cache",
-        cache.to_str().unwrap(),
-        "-o",
-        per_dir.to_str().unwrap(),
-    ]);
-    ok(&out);
+    eval_tiny(
+        &manifest,
+        &per_dir,
+        &["--per-dataset-labels", "--cache", cache.to_str().unwrap()],
+    );
     let summary = read_json(&per_dir.join("summary.json"));
     assert_eq!(summary["cache_hits"], 6);
     assert!(!per_dir.join("cache.jsonl").exists());
@@ -366,24 +363,11 @@ fn limit_stride_and_datasets_select_clips() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = make_manifest(dir.path());
     let out_dir = dir.path().join("out");
-    let out = emomon(&[
-        "eval",
-        "--manifest",
-        manifest.to_str().unwrap(),
-        "--model",
-        &tiny_whisper(),
-        "--labels",
-        &LABELS.join(","),
-        "--datasets",
-        "acted",
-        "--stride",
-        "2",
-        "--limit",
-        "2",
-        "-o",
-        out_dir.to_str().unwrap(),
-    ]);
-    ok(&out);
+    eval_tiny(
+        &manifest,
+        &out_dir,
+        &["--datasets", "acted", "--stride", "2", "--limit", "2"],
+    );
     let preds = read_jsonl(&out_dir.join("predictions.jsonl"));
     let paths: Vec<&str> = preds.iter().map(|p| p["path"].as_str().unwrap()).collect();
     assert_eq!(paths, ["audio/03.wav", "audio/12.wav"]);
