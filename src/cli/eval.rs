@@ -16,9 +16,6 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use emomon::audio::AudioSource;
-use emomon::audio::convert::MonoResampler;
-use emomon::audio::file::FileSource;
 use emomon::eval::cache::{CachedScore, ScoreCache, ScoringIdentity, sha256_hex};
 use emomon::eval::crema::read_votes;
 use emomon::eval::labels::LabelMap;
@@ -435,22 +432,7 @@ fn score_batch(
 
 /// The whole file, downmixed and resampled to 16 kHz mono.
 fn decode_16k(path: &Path) -> anyhow::Result<Vec<f32>> {
-    let mut source = FileSource::open(path)?;
-    let info = source.info().clone();
-    let mut resampler = MonoResampler::new(info.sample_rate, info.channels)
-        .with_context(|| format!("cannot resample {}", path.display()))?;
-    let (mut block, mut samples) = (Vec::new(), Vec::new());
-    loop {
-        block.clear();
-        let more = source
-            .read_block(&mut block)
-            .with_context(|| format!("reading {}", path.display()))?;
-        resampler.push(&block, &mut samples);
-        if !more {
-            break;
-        }
-    }
-    resampler.finish(&mut samples);
+    let samples = super::score::read_16k(path)?;
     if samples.is_empty() {
         bail!("{} has no audio", path.display());
     }
