@@ -745,19 +745,7 @@ fn load_tokenizer(dir: &Path) -> Result<HfTokenizer, AlmError> {
 }
 
 fn mel_for(dir: &Path, n_mels: usize) -> Result<MelExtractor, AlmError> {
-    let pre = dir.join("preprocessor_config.json");
-    let config = if pre.is_file() {
-        MelConfig::from_file(&pre)?
-    } else {
-        MelConfig::whisper(n_mels)
-    };
-    if config.n_mels != n_mels {
-        return Err(AlmError::Invalid(format!(
-            "{}: {} mel bins, but the model expects {n_mels}",
-            pre.display(),
-            config.n_mels
-        )));
-    }
+    let config = MelConfig::for_model_dir(dir, n_mels)?;
     Ok(MelExtractor::new(config)?)
 }
 

@@ -332,12 +332,7 @@ impl EmotionWhisper {
                     .ok_or_else(|| mismatch(format!("the tokenizer has no token {t}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let pre = base.join("preprocessor_config.json");
-        let mel_config = if pre.is_file() {
-            MelConfig::from_file(&pre)?
-        } else {
-            MelConfig::whisper(model.config.num_mel_bins)
-        };
+        let mel_config = MelConfig::for_model_dir(base, model.config.num_mel_bins)?;
         Ok(Self {
             mel: MelExtractor::new(mel_config)?,
             model,

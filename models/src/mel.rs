@@ -46,6 +46,16 @@ pub enum MelError {
         /// Underlying error.
         source: std::io::Error,
     },
+    /// The preprocessor config's mel bins differ from what the model's encoder takes.
+    #[error("{path}: {found} mel bins, but the model expects {expected}")]
+    Mismatch {
+        /// The preprocessor config.
+        path: String,
+        /// Mel bins it asks for.
+        found: usize,
+        /// Mel bins the model takes.
+        expected: usize,
+    },
     /// The preprocessor config is not valid JSON for a Whisper feature extractor.
     #[error("{path}: invalid preprocessor config: {source}")]
     Json {
@@ -102,6 +112,24 @@ impl MelConfig {
             sample_rate: default_sr(),
             chunk_length: default_chunk(),
         }
+    }
+
+    /// The front end of the model directory `dir` whose encoder takes `n_mels` bins: its
+    /// `preprocessor_config.json` if present (checked against `n_mels`), else Whisper's.
+    pub fn for_model_dir(dir: &Path, n_mels: usize) -> Result<Self, MelError> {
+        let pre = dir.join("preprocessor_config.json");
+        if !pre.is_file() {
+            return Ok(Self::whisper(n_mels));
+        }
+        let config = Self::from_file(&pre)?;
+        if config.n_mels != n_mels {
+            return Err(MelError::Mismatch {
+                path: pre.display().to_string(),
+                found: config.n_mels,
+                expected: n_mels,
+            });
+        }
+        Ok(config)
     }
 
     /// Reads a Hugging Face `preprocessor_config.json`; missing keys take Whisper's defaults.
@@ -386,6 +414,30 @@ fn mel_filter_bank(n_mels: usize, n_bins: usize, sample_rate: f64) -> Vec<Vec<f6
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_model_dir_gets_its_preprocessor_config_checked_against_the_encoder() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(
+            MelConfig::for_model_dir(dir.path(), 80).unwrap(),
+            MelConfig::whisper(80)
+        );
+        std::fs::write(
+            dir.path().join("preprocessor_config.json"),
+            r#"{"feature_size": 128}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            MelConfig::for_model_dir(dir.path(), 128).unwrap().n_mels,
+            128
+        );
+        let err = MelConfig::for_model_dir(dir.path(), 80).unwrap_err();
+        assert!(
+            err.to_string()
+                .ends_with("128 mel bins, but the model expects 80"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn reflect_pad_matches_torch_semantics() {

@@ -62,20 +62,7 @@ impl WhisperPipeline {
     /// has them, then `<|notimestamps|>`) followed by `prompt_text`.
     pub fn load(dir: &Path, prompt_text: &str, device: &Device) -> Result<Self, PipelineError> {
         let model = Whisper::load(dir, device)?;
-        let pre = dir.join("preprocessor_config.json");
-        let mel_config = if pre.is_file() {
-            MelConfig::from_file(&pre)?
-        } else {
-            MelConfig::whisper(model.config.num_mel_bins)
-        };
-        if mel_config.n_mels != model.config.num_mel_bins {
-            return Err(PipelineError::Setup(format!(
-                "{}: {} mel bins, but the model expects {}",
-                pre.display(),
-                mel_config.n_mels,
-                model.config.num_mel_bins
-            )));
-        }
+        let mel_config = MelConfig::for_model_dir(dir, model.config.num_mel_bins)?;
         let mel = MelExtractor::new(mel_config)?;
         let tokenizer = HfTokenizer::from_file(&dir.join("tokenizer.json"))?;
         let special = |t: &str| tokenizer.token_id(t);
