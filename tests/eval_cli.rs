@@ -3,24 +3,16 @@
 //! random Whisper fixture; then the default model on a few ../shared/data clips
 //! (skipped with a NOTICE when the data or the base weights are missing).
 
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
+
+use common::{emomon, repo};
 
 use serde_json::Value;
 
 const LABELS: [&str; 4] = ["neutral", "happy", "sad", "angry"];
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn emomon(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_emomon"))
-        .args(args)
-        .env_remove("EMOMON_MODEL")
-        .output()
-        .expect("run emomon")
-}
 
 fn ok(out: &Output) {
     assert!(

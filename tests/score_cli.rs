@@ -2,22 +2,14 @@
 //! (models/fixtures), output fields, parity of `--whole` with the transformers
 //! reference, and clear errors for bad model directories.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
+
+use std::path::Path;
+use std::process::Output;
+
+use common::{emomon, repo};
 
 use emomon_models::safetensors_load::TensorStore;
-
-fn repo() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn emomon(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_emomon"))
-        .args(args)
-        .env_remove("EMOMON_MODEL")
-        .output()
-        .expect("run emomon")
-}
 
 fn jsonl(out: &Output) -> Vec<serde_json::Value> {
     assert!(

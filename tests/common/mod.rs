@@ -12,6 +12,21 @@ use emomon::audio::{AudioSource, TARGET_RATE};
 use emomon::capture::{CaptureOutcome, FrontEndConfig, run_capture};
 use emomon::utterance::Utterance;
 
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs the built `emomon` binary with `args` (ignoring any `EMOMON_MODEL` of the
+/// caller's environment) and returns what it did.
+pub fn emomon(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_emomon"))
+        .args(args)
+        .env_remove("EMOMON_MODEL")
+        .output()
+        .expect("run emomon")
+}
+
 /// `../shared/data` beside the repository, or `None` with a printed notice
 /// (tests that need it then skip; CI has it).
 pub fn shared_data(test: &str) -> Option<PathBuf> {
