@@ -141,10 +141,7 @@ fn score(args: &ScoreBenchArgs) -> anyhow::Result<()> {
         "bench score: {} | {} | device {} | {:.1} s utterances, batch {batch}, {} runs after 1 warm-up | {threads} CPU threads visible | load {load_s:.2} s",
         model.id(),
         model.method(),
-        match args.model.device {
-            emomon::model_scorer::DeviceArg::Cpu => "cpu",
-            emomon::model_scorer::DeviceArg::Wgpu => "wgpu",
-        },
+        emomon_models::alm::DeviceKind::from(args.model.device).as_str(),
         args.seconds,
         runs.len(),
     );

@@ -103,10 +103,7 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let device = match args.model.device {
-        emomon::model_scorer::DeviceArg::Cpu => "cpu",
-        emomon::model_scorer::DeviceArg::Wgpu => "wgpu",
-    };
+    let device = emomon_models::alm::DeviceKind::from(args.model.device).as_str();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if args.format == OutputFormat::Table {
