@@ -5,6 +5,7 @@
 //! every subcommand that scores (`score`, `run`, `bench score`) and any library user
 //! parse the same flags and open the model the same way, with [`open_scorer`].
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -13,10 +14,11 @@ use clap::{Args, ValueEnum};
 use emomon_models::Device;
 use emomon_models::alm::{AlmOptions, AlmScorer, DeviceKind, open_device};
 use emomon_models::default_model::{self, DEFAULT_MODEL_NAME};
-use emomon_models::emotion_adapter::EmotionWhisper;
+use emomon_models::emotion_adapter::{EmotionAdapter, EmotionWhisper};
 use emomon_models::pipeline::StageTimes;
 use emomon_models::scorer::{LabelScores, Method};
 
+use crate::eval::cache::sha256_hex;
 use crate::scoring::{ScoreError, Scorer, Scores};
 use crate::utterance::Utterance;
 
@@ -108,6 +110,11 @@ pub struct ModelArgs {
     /// Whisper: do not pad features to 30 s (faster; scores differ from the reference).
     #[arg(long)]
     pub no_pad: bool,
+    /// Default model only: read this emotion adapter directory (`adapter.json` +
+    /// `adapter.safetensors`, as `scripts/default_model/train.py --export` writes)
+    /// instead of the built-in one, e.g. a cross-validation fold's adapter.
+    #[arg(long, value_name = "DIR", conflicts_with = "model")]
+    pub adapter: Option<PathBuf>,
 }
 
 impl ModelArgs {
@@ -137,6 +144,8 @@ pub enum LoadedModel {
     Alm(Box<AlmScorer>),
     /// The default model, with the label subset and temperature asked for.
     Default {
+        /// Name as logged: the built-in name, or the `--adapter` directory's.
+        name: String,
         /// The model.
         model: Box<EmotionWhisper>,
         /// Labels in output order.
@@ -171,7 +180,7 @@ impl LoadedModel {
     pub fn id(&self) -> &str {
         match self {
             Self::Alm(a) => a.id(),
-            Self::Default { .. } => DEFAULT_MODEL_NAME,
+            Self::Default { name, .. } => name,
         }
     }
 
@@ -222,6 +231,7 @@ impl LoadedModel {
                 model,
                 labels,
                 temperature,
+                ..
             } => {
                 let (scores, times) = model.score(audio, Some(labels), *temperature)?;
                 Ok(ScoredBatch {
@@ -267,7 +277,14 @@ fn open_default(args: &ModelArgs, device: &Device) -> anyhow::Result<LoadedModel
     if args.quant == QuantArg::Q8 {
         anyhow::bail!("--quant q8 needs --model DIR (the default model runs in f32)");
     }
-    let model = default_model::resolve()?
+    let mut resolved = default_model::resolve()?;
+    let mut name = DEFAULT_MODEL_NAME.to_string();
+    if let Some(dir) = &args.adapter {
+        resolved.adapter = EmotionAdapter::from_dir(dir)
+            .with_context(|| format!("cannot read the emotion adapter in {}", dir.display()))?;
+        name = adapter_model_name(dir)?;
+    }
+    let model = resolved
         .load(device)
         .context("cannot load the default model")?;
     let labels = args
@@ -280,10 +297,25 @@ fn open_default(args: &ModelArgs, device: &Device) -> anyhow::Result<LoadedModel
         .scores_from_logits(&vec![0.0; 1 << 16], Some(&labels), args.temperature)
         .context("--labels/--temperature do not suit the default model")?;
     Ok(LoadedModel::Default {
+        name,
         model: Box::new(model),
         labels,
         temperature: args.temperature,
     })
+}
+
+/// Logged name of the default model with the adapter in `dir`. It carries the
+/// adapter's sha256 so cached scores (`emomon eval`) of different adapters, or of
+/// one directory retrained, are never mixed up.
+fn adapter_model_name(dir: &Path) -> anyhow::Result<String> {
+    let path = dir.join("adapter.safetensors");
+    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+    let sha = sha256_hex(&bytes);
+    Ok(format!(
+        "whisper-base + emotion adapter {} (sha256 {})",
+        dir.display(),
+        &sha[..16]
+    ))
 }
 
 /// Opens the model `args` names as the live pipeline's [`Scorer`].

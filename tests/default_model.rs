@@ -194,3 +194,45 @@ fn missing_base_weights_name_the_setup_command() {
         "{msg}"
     );
 }
+
+/// `--adapter DIR` swaps the embedded adapter for one on disk (a cross-validation
+/// fold's, say): the shipped directory gives the built-in scores under a name that
+/// carries its hash, and a directory without an adapter is named in the error.
+#[test]
+fn adapter_directory_replaces_the_embedded_adapter() {
+    if default_model("adapter_directory_replaces_the_embedded_adapter").is_none() {
+        return;
+    }
+    let input = common::repo().join("tests/fixtures/audio/03.wav");
+    let input = input.to_str().unwrap();
+    let score = |extra: &[&str]| {
+        let mut args = vec!["score", "--whole", "--format", "jsonl", "--input", input];
+        args.extend_from_slice(extra);
+        common::emomon(&args)
+    };
+    let record = |out: &std::process::Output| -> serde_json::Value {
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let builtin = record(&score(&[]));
+    let shipped = common::repo().join("models/default");
+    let on_disk = record(&score(&["--adapter", shipped.to_str().unwrap()]));
+    assert_eq!(builtin["probs"], on_disk["probs"]);
+    assert_eq!(builtin["labels"], on_disk["labels"]);
+    let name = on_disk["model"].as_str().unwrap();
+    assert!(
+        name.contains("models/default") && name.contains("sha256"),
+        "{name}"
+    );
+    assert_ne!(builtin["model"], on_disk["model"]);
+
+    let empty = tempfile::tempdir().unwrap();
+    let out = score(&["--adapter", empty.path().to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("adapter.json"), "{err}");
+}
