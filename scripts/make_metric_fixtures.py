@@ -3,9 +3,12 @@
 
 Computes every metric on fixed, seeded inputs with scikit-learn / SciPy (or a
 direct NumPy transcription of the definition where neither library has the
-metric: Bhattacharyya coefficient, ECE) and writes inputs and expected outputs to
+metric: Bhattacharyya coefficient, ECE, Lin's concordance correlation
+coefficient, the expected-coordinate projection) and writes inputs and expected outputs to
 tests/fixtures/metrics/reference.json. The Rust test `tests/metrics.rs` reads
-the inputs from that file and checks its own implementation within 1e-6.
+the inputs from that file and checks its own implementation within 1e-6
+(`concordance` and `project` are checked by the unit tests in
+src/eval/metrics.rs).
 
 Run once, commit the JSON (the script is not run by tests):
 
@@ -82,6 +85,14 @@ def ece_and_bins(probs, y_true, n_bins):
     return ece, bins
 
 
+def ccc(x, y):
+    """Lin's concordance correlation coefficient with population moments (Lin 1989)."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
+    sxy = np.cov(x, y, bias=True)[0, 1]
+    return 2.0 * sxy / (x.var() + y.var() + (x.mean() - y.mean()) ** 2)
+
+
 def nan_to_none(xs):
     return [None if (x is None or np.isnan(x)) else float(x) for x in xs]
 
@@ -131,6 +142,18 @@ def main():
     x = np.round(rng.normal(size=30), 1)
     y = np.round(0.6 * x + rng.normal(scale=0.7, size=30), 1)
 
+    # --- Concordance: a shifted, compressed copy (high Pearson, lower CCC).
+    cx = rng.normal(size=25)
+    cy = 0.5 * cx + 0.3 + rng.normal(scale=0.2, size=25)
+
+    # --- Projection: unnormalised scores over 5 labels, per-label coordinates,
+    # the expected coordinate per item, and its correlations with a target.
+    proj_scores = rng.uniform(0.0, 3.0, size=(20, 5))
+    proj_scores[0, :] = [0.0, 0.0, 2.0, 0.0, 0.0]
+    proj_coords = np.round(rng.uniform(-1.0, 1.0, size=5), 3)
+    projected = (proj_scores / proj_scores.sum(axis=1, keepdims=True)) @ proj_coords
+    proj_target = np.round(projected * 1.5 + rng.normal(scale=0.1, size=20), 2)
+
     out = {
         "generated_by": "scripts/make_metric_fixtures.py",
         "versions": {"numpy": np.__version__, "scipy": scipy.__version__, "sklearn": sklearn.__version__},
@@ -172,6 +195,21 @@ def main():
             "y": y.tolist(),
             "pearson": float(pearsonr(x, y).statistic),
             "spearman": float(spearmanr(x, y).statistic),
+        },
+        "concordance": {
+            "x": cx.tolist(),
+            "y": cy.tolist(),
+            "ccc": float(ccc(cx, cy)),
+            "pearson": float(pearsonr(cx, cy).statistic),
+        },
+        "projection": {
+            "scores": proj_scores.tolist(),
+            "coords": proj_coords.tolist(),
+            "projected": projected.tolist(),
+            "target": proj_target.tolist(),
+            "pearson": float(pearsonr(projected, proj_target).statistic),
+            "spearman": float(spearmanr(projected, proj_target).statistic),
+            "ccc": float(ccc(projected, proj_target)),
         },
     }
     OUT.parent.mkdir(parents=True, exist_ok=True)

@@ -11,8 +11,9 @@
 //! * **calibration** — does top-label confidence match accuracy: expected
 //!   calibration error (ECE) and reliability-diagram bins;
 //!
-//! plus Pearson and Spearman correlation for valence/arousal projections of the
-//! distributions (see [`project`]).
+//! plus Pearson, Spearman and Lin's concordance correlation for
+//! valence/arousal projections of the distributions (see [`project`] and
+//! [`super::circumplex`]).
 //!
 //! All logarithms are natural (divergences in nats). Distribution inputs are
 //! normalised to sum to 1 before use, as SciPy does, so raw vote counts or
@@ -484,10 +485,37 @@ fn average_ranks(v: &[f64]) -> Vec<f64> {
     ranks
 }
 
+/// Lin's concordance correlation coefficient
+/// `ρc = 2 s_xy / (s_x² + s_y² + (x̄ − ȳ)²)`, with population (divide-by-n)
+/// variances and covariance as in Lin (1989, Biometrics 45:255–268). Unlike
+/// Pearson's r it also penalises a shift or a change of scale between the two
+/// series, so it is 1 only when `y = x` exactly — the agreement measure
+/// dimensional emotion challenges (AVEC, MSP-Podcast) report. A projection
+/// that tracks the annotation but on a compressed scale gets a high r and a
+/// lower CCC. Undefined when both series are constant and equal.
+pub fn concordance(x: &[f64], y: &[f64]) -> Result<f64> {
+    check_pair(x.len(), y.len())?;
+    let n = x.len() as f64;
+    let mx = x.iter().sum::<f64>() / n;
+    let my = y.iter().sum::<f64>() / n;
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (a, b) in x.iter().zip(y) {
+        let (dx, dy) = (a - mx, b - my);
+        sxy += dx * dy;
+        sxx += dx * dx;
+        syy += dy * dy;
+    }
+    let den = sxx / n + syy / n + (mx - my).powi(2);
+    if den <= 0.0 {
+        return Err(MetricsError::ConstantInput("concordance"));
+    }
+    Ok((2.0 * sxy / n / den).clamp(-1.0, 1.0))
+}
+
 /// Projection of a distribution onto one dimension (e.g. valence or arousal):
 /// the expected coordinate `Σ pₖ cₖ` under the normalised distribution, given
 /// a coordinate `cₖ` per label. Correlate these with dimensional annotations
-/// via [`pearson`] / [`spearman`].
+/// via [`pearson`] / [`spearman`] / [`concordance`].
 pub fn project(probs: &[f64], coords: &[f64]) -> Result<f64> {
     check_pair(probs.len(), coords.len())?;
     let p = normalize(probs)?;
@@ -542,6 +570,77 @@ mod tests {
         assert_eq!(cal.bins[1].count, 3);
         let expected = (2.0 / 3.0 - (0.9 + 0.9 + 0.55) / 3.0f64).abs();
         assert!((cal.ece - expected).abs() < 1e-12);
+    }
+
+    /// The `concordance` and `projection` sections of the SciPy/NumPy
+    /// reference file (`scripts/make_metric_fixtures.py`).
+    fn reference(section: &str) -> serde_json::Value {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/metrics/reference.json");
+        let text = std::fs::read_to_string(&path).expect("reference.json");
+        let all: serde_json::Value = serde_json::from_str(&text).expect("json");
+        all[section].clone()
+    }
+
+    fn floats(v: &serde_json::Value) -> Vec<f64> {
+        v.as_array()
+            .expect("array")
+            .iter()
+            .map(|x| x.as_f64().expect("number"))
+            .collect()
+    }
+
+    fn close(name: &str, got: f64, want: &serde_json::Value) {
+        let want = want.as_f64().expect("number");
+        assert!(
+            (got - want).abs() <= 1e-6,
+            "{name}: {got} vs reference {want}"
+        );
+    }
+
+    #[test]
+    fn concordance_matches_reference() {
+        let r = reference("concordance");
+        let (x, y) = (floats(&r["x"]), floats(&r["y"]));
+        close("ccc", concordance(&x, &y).expect("ok"), &r["ccc"]);
+        close("pearson", pearson(&x, &y).expect("ok"), &r["pearson"]);
+        // A shifted, compressed copy: Pearson stays high, CCC drops.
+        assert!(concordance(&x, &y).expect("ok") < pearson(&x, &y).expect("ok") - 0.1);
+        assert_eq!(concordance(&x, &x), Ok(1.0));
+        assert!(concordance(&[1.0, 1.0], &[1.0, 1.0]).is_err());
+        // Constant but different series are defined (and show no agreement).
+        assert_eq!(concordance(&[1.0, 1.0], &[2.0, 2.0]), Ok(0.0));
+    }
+
+    #[test]
+    fn projection_matches_reference() {
+        let r = reference("projection");
+        let coords = floats(&r["coords"]);
+        let projected: Vec<f64> = r["scores"]
+            .as_array()
+            .expect("rows")
+            .iter()
+            .map(|row| project(&floats(row), &coords).expect("ok"))
+            .collect();
+        for (i, (got, want)) in projected.iter().zip(floats(&r["projected"])).enumerate() {
+            assert!((got - want).abs() <= 1e-6, "item {i}: {got} vs {want}");
+        }
+        let target = floats(&r["target"]);
+        close(
+            "pearson",
+            pearson(&projected, &target).expect("ok"),
+            &r["pearson"],
+        );
+        close(
+            "spearman",
+            spearman(&projected, &target).expect("ok"),
+            &r["spearman"],
+        );
+        close(
+            "ccc",
+            concordance(&projected, &target).expect("ok"),
+            &r["ccc"],
+        );
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! * [`metrics`] — categorical, distributional, calibration and correlation
 //!   metrics, each defined in its doc comment and checked against
 //!   scikit-learn/SciPy reference values;
+//! * [`circumplex`] — valence/arousal coordinates of emotion labels (Glasgow
+//!   Norms) for projecting distributions onto the circumplex;
 //! * [`crema`] — reader for CREMA-D crowd vote tables, mapping its six emotion
 //!   codes to emomon label names;
 //! * [`manifest`] — reader for evaluation manifests (audio path, dataset,
@@ -14,6 +16,7 @@
 //! * [`plots`] — SVG confusion matrix and reliability diagram.
 
 pub mod cache;
+pub mod circumplex;
 pub mod crema;
 pub mod labels;
 pub mod manifest;

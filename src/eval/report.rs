@@ -3,13 +3,17 @@
 //!
 //! Metrics are computed from [`Prediction`] records only (what
 //! `predictions.jsonl` holds), so a summary can always be recomputed from a
-//! predictions file without the model or the audio.
+//! predictions file without the model or the audio. That includes the
+//! valence/arousal projection ([`DimensionalSummary`]), which uses the
+//! built-in coordinates of [`super::circumplex`] and each clip's `labels` and
+//! `probs`.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde::{Deserialize, Serialize};
 
+use super::circumplex;
 use super::metrics::{
     self, Calibration, DEFAULT_ECE_BINS, DistributionMetrics, MetricsError, ReliabilityBin,
 };
@@ -117,6 +121,107 @@ pub struct GroupSummary {
     pub reliability: Option<Vec<ReliabilityBin>>,
     /// Against reference distributions (see [`metrics::distribution_metrics`]).
     pub distribution: Option<DistributionMetrics>,
+    /// Valence/arousal projection against dimensional annotations (`None`
+    /// when no scored clip has any).
+    #[serde(default)]
+    pub dimensional: Option<DimensionalSummary>,
+}
+
+/// Agreement of one projected dimension with the annotation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Correlations {
+    /// Clips with both a projection and an annotation of this dimension.
+    pub n_items: usize,
+    /// See [`metrics::pearson`]; `None` with fewer than 2 clips or constant input.
+    pub pearson: Option<f64>,
+    /// See [`metrics::spearman`]; likewise.
+    pub spearman: Option<f64>,
+    /// Lin's concordance correlation coefficient ([`metrics::concordance`]);
+    /// `None` with fewer than 2 clips or when undefined.
+    pub ccc: Option<f64>,
+}
+
+/// Each clip's distribution projected onto valence and arousal (expected
+/// coordinate, [`circumplex::project`]) and correlated with the clip's
+/// `valence`/`arousal` annotation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DimensionalSummary {
+    /// Scored clips with a valence or arousal annotation.
+    pub n_items: usize,
+    /// Of those, clips whose probability all fell on labels without
+    /// coordinates (nothing to project; left out).
+    pub n_unprojectable: usize,
+    /// Projected valence against annotated valence.
+    pub valence: Option<Correlations>,
+    /// Projected arousal against annotated arousal.
+    pub arousal: Option<Correlations>,
+    /// Evaluated labels with no coordinates in the built-in table: their
+    /// probability is left out and the rest renormalised, never guessed.
+    pub labels_without_coordinates: Vec<String>,
+    /// Mean probability those labels took over the projected clips.
+    pub mean_mass_without_coordinates: f64,
+    /// Where the coordinates come from ([`circumplex::SOURCE`]).
+    pub coordinates_source: String,
+}
+
+fn correlations(pairs: &[(f64, f64)]) -> Option<Correlations> {
+    if pairs.is_empty() {
+        return None;
+    }
+    let (x, y): (Vec<f64>, Vec<f64>) = pairs.iter().copied().unzip();
+    let defined = |r: Result<f64, MetricsError>| r.ok().filter(|_| pairs.len() >= 2);
+    Some(Correlations {
+        n_items: pairs.len(),
+        pearson: defined(metrics::pearson(&x, &y)),
+        spearman: defined(metrics::spearman(&x, &y)),
+        ccc: defined(metrics::concordance(&x, &y)),
+    })
+}
+
+/// The valence/arousal projection of the scored clips that carry a
+/// dimensional annotation, against that annotation.
+pub fn dimensional_summary(preds: &[&Prediction], labels: &[String]) -> Option<DimensionalSummary> {
+    let (mut n, mut unprojectable, mut missing_mass) = (0, 0, 0.0);
+    let (mut valence, mut arousal) = (Vec::new(), Vec::new());
+    for p in preds {
+        let Some(probs) = &p.probs else { continue };
+        if p.valence.is_none() && p.arousal.is_none() {
+            continue;
+        }
+        n += 1;
+        let Some(proj) = circumplex::project(&p.labels, probs) else {
+            unprojectable += 1;
+            continue;
+        };
+        missing_mass += proj.mass_without_coordinates;
+        if let Some(v) = p.valence {
+            valence.push((proj.valence, v));
+        }
+        if let Some(a) = p.arousal {
+            arousal.push((proj.arousal, a));
+        }
+    }
+    if n == 0 {
+        return None;
+    }
+    let projected = n - unprojectable;
+    Some(DimensionalSummary {
+        n_items: n,
+        n_unprojectable: unprojectable,
+        valence: correlations(&valence),
+        arousal: correlations(&arousal),
+        labels_without_coordinates: labels
+            .iter()
+            .filter(|l| circumplex::coordinates(l).is_none())
+            .cloned()
+            .collect(),
+        mean_mass_without_coordinates: if projected > 0 {
+            missing_mass / projected as f64
+        } else {
+            0.0
+        },
+        coordinates_source: circumplex::SOURCE.to_string(),
+    })
 }
 
 /// `probs` over `from` re-indexed onto `to` (labels missing from `from` get 0).
@@ -212,6 +317,7 @@ pub fn summarize_group(
                 .collect()
         })
         .unwrap_or_default();
+    let dimensional = dimensional_summary(preds, &labels);
     Ok(GroupSummary {
         n_items: preds.len(),
         n_failed,
@@ -229,6 +335,7 @@ pub fn summarize_group(
         confusion: categorical.map(|c| c.confusion),
         reliability: calibration.map(|c| c.bins),
         distribution,
+        dimensional,
     })
 }
 
@@ -342,6 +449,9 @@ pub fn markdown(s: &Summary) -> String {
         "\nJS, KL (reference ‖ predicted, nats) and BC (Bhattacharyya coefficient) are item means \
          against reference vote distributions; – where a dataset has none.\n"
     );
+    if groups.clone().any(|(_, g)| g.dimensional.is_some()) {
+        dimensional_markdown(&mut md, groups.clone());
+    }
     for (name, g) in groups {
         if g.confusion.is_none() {
             continue;
@@ -401,6 +511,61 @@ pub fn markdown(s: &Summary) -> String {
     md
 }
 
+/// The valence/arousal table of `summary.md`.
+fn dimensional_markdown<'a>(
+    md: &mut String,
+    groups: impl Iterator<Item = (&'a str, &'a GroupSummary)>,
+) {
+    let _ = writeln!(md, "## Valence / arousal\n");
+    let _ = writeln!(
+        md,
+        "| dataset | clips | valence r | valence ρ | valence CCC | arousal r | arousal ρ | arousal CCC |"
+    );
+    let _ = writeln!(md, "|---|---:|---:|---:|---:|---:|---:|---:|");
+    let mut notes = Vec::new();
+    let mut source = None;
+    for (name, g) in groups {
+        let Some(d) = &g.dimensional else { continue };
+        let (v, a) = (d.valence.as_ref(), d.arousal.as_ref());
+        let _ = writeln!(
+            md,
+            "| {name} | {} | {} | {} | {} | {} | {} | {} |",
+            d.n_items - d.n_unprojectable,
+            num(v.and_then(|c| c.pearson)),
+            num(v.and_then(|c| c.spearman)),
+            num(v.and_then(|c| c.ccc)),
+            num(a.and_then(|c| c.pearson)),
+            num(a.and_then(|c| c.spearman)),
+            num(a.and_then(|c| c.ccc)),
+        );
+        if !d.labels_without_coordinates.is_empty() {
+            notes.push(format!(
+                "{name}: labels without coordinates, left out of the projection: {} (mean \
+                 probability {:.3}).",
+                d.labels_without_coordinates.join(", "),
+                d.mean_mass_without_coordinates
+            ));
+        }
+        if d.n_unprojectable > 0 {
+            notes.push(format!(
+                "{name}: {} clip(s) put all probability on such labels and are left out.",
+                d.n_unprojectable
+            ));
+        }
+        source.get_or_insert_with(|| d.coordinates_source.clone());
+    }
+    let _ = writeln!(
+        md,
+        "\nEach distribution is projected onto valence and arousal as the expected coordinate \
+         of its labels (Pearson r, Spearman ρ and Lin's CCC against the annotation). \
+         Coordinates: {}.\n",
+        source.unwrap_or_default()
+    );
+    for n in notes {
+        let _ = writeln!(md, "{n}\n");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -429,6 +594,80 @@ mod tests {
             cached: false,
             error: None,
         }
+    }
+
+    #[test]
+    fn valence_arousal_projection_per_group() {
+        let l = ["happy", "sad", "other"];
+        let dim = |probs: &[f64], v: Option<f64>, a: Option<f64>| {
+            let mut p = pred("dim", None, &l, probs);
+            p.valence = v;
+            p.arousal = a;
+            p
+        };
+        let mut failed = dim(&[1.0, 0.0, 0.0], Some(0.1), None);
+        failed.probs = None;
+        let preds = vec![
+            dim(&[1.0, 0.0, 0.0], Some(0.8), Some(0.5)),
+            dim(&[0.0, 1.0, 0.0], Some(-0.6), Some(-0.2)),
+            dim(&[0.25, 0.25, 0.5], Some(0.0), None),
+            dim(&[0.0, 0.0, 1.0], Some(0.3), Some(0.3)),
+            dim(&[0.5, 0.5, 0.0], None, None),
+            failed,
+            pred("cat", Some("happy"), &l, &[0.9, 0.1, 0.0]),
+        ];
+        let (overall, datasets) = summarize_all(&preds, &labels(&l)).unwrap();
+        assert!(datasets["cat"].dimensional.is_none());
+        let d = datasets["dim"].dimensional.as_ref().expect("dimensional");
+        assert_eq!(overall.dimensional.as_ref(), Some(d));
+        // Clips 1–4 carry annotations; clip 4 has all its mass on `other`.
+        assert_eq!((d.n_items, d.n_unprojectable), (4, 1));
+        assert_eq!(d.labels_without_coordinates, labels(&["other"]));
+        assert!((d.mean_mass_without_coordinates - 0.5 / 3.0).abs() < 1e-12);
+        let h = circumplex::coordinates("happy").unwrap();
+        let s = circumplex::coordinates("sad").unwrap();
+        // Valence: projections happy, sad and their midpoint (the `other`
+        // half of clip 3 is dropped and the rest renormalised).
+        let x = [h.valence, s.valence, (h.valence + s.valence) / 2.0];
+        let y = [0.8, -0.6, 0.0];
+        let v = d.valence.as_ref().unwrap();
+        assert_eq!(v.n_items, 3);
+        let (mx, my) = (x.iter().sum::<f64>() / 3.0, y.iter().sum::<f64>() / 3.0);
+        let cov: f64 = x
+            .iter()
+            .zip(&y)
+            .map(|(a, b)| (a - mx) * (b - my))
+            .sum::<f64>()
+            / 3.0;
+        let vx: f64 = x.iter().map(|a| (a - mx).powi(2)).sum::<f64>() / 3.0;
+        let vy: f64 = y.iter().map(|b| (b - my).powi(2)).sum::<f64>() / 3.0;
+        let r = cov / (vx * vy).sqrt();
+        let ccc = 2.0 * cov / (vx + vy + (mx - my).powi(2));
+        assert!((v.pearson.unwrap() - r).abs() < 1e-12, "{v:?} vs r {r}");
+        assert!((v.ccc.unwrap() - ccc).abs() < 1e-12, "{v:?} vs ccc {ccc}");
+        assert!((v.spearman.unwrap() - 1.0).abs() < 1e-12);
+        // Arousal: two clips → r = ±1 by construction (happy above sad).
+        let a = d.arousal.as_ref().unwrap();
+        assert_eq!(a.n_items, 2);
+        assert!((a.pearson.unwrap() - 1.0).abs() < 1e-12);
+        let md = markdown(&Summary {
+            model: "m".into(),
+            method: "first-token".into(),
+            labels: labels(&l),
+            per_dataset_labels: false,
+            n_items: preds.len(),
+            cache_hits: 0,
+            scored: preds.len(),
+            failed: 1,
+            overall,
+            datasets,
+            label_renames: BTreeMap::new(),
+            unmapped_labels: BTreeMap::new(),
+            labels_never_referenced: Vec::new(),
+        });
+        assert!(md.contains("## Valence / arousal"), "{md}");
+        assert!(md.contains("| dim | 3 |"), "{md}");
+        assert!(md.contains("labels without coordinates") && md.contains("Glasgow Norms"));
     }
 
     #[test]
