@@ -35,11 +35,12 @@ use crate::qwen2::{Qwen2, Qwen2Cache};
 use crate::qwen2_audio::{AudioLengths, Qwen2Audio, Qwen2AudioError};
 use crate::safetensors_load::{LoadError, read_json};
 use crate::scorer::{
-    FirstTokenScorer, Form, LabelScores, Method, ScoreError, TokenAverageScorer, Unparseable,
-    Verbaliser, parse_distribution,
+    FirstTokenScorer, Form, LabelScores, Method, SampleRng, ScoreError, TokenAverageScorer,
+    Unparseable, Verbaliser, parse_distribution, sample_index,
 };
 use crate::tokenizer::{HfTokenizer, TokenText, TokenizerError};
 use crate::voxtral::Voxtral;
+use crate::whisper::DecoderCache;
 
 /// The default label set (DESIGN.md, "Scoring an utterance").
 pub const DEFAULT_LABELS: [&str; 7] = [
@@ -261,6 +262,7 @@ enum Family {
         model: Qwen2Audio,
         mel: MelExtractor,
         tokenizer: HfTokenizer,
+        template: ChatTemplate,
         prompt_text: String,
         audio_token: String,
     },
@@ -268,6 +270,7 @@ enum Family {
         model: Voxtral,
         mel: MelExtractor,
         tokenizer: HfTokenizer,
+        template: ChatTemplate,
         prompt_text: String,
         audio_token: String,
     },
@@ -284,6 +287,9 @@ pub struct AlmScorer {
     first_token: FirstTokenScorer,
     token_average: TokenAverageScorer,
     eos: Vec<u32>,
+    /// Whisper: the decoder prompt before the question's tokens (so that other
+    /// questions can be asked without reloading); empty for chat models.
+    whisper_prefix: Vec<u32>,
     device: Device,
 }
 
@@ -340,6 +346,7 @@ impl AlmScorer {
                     mel: mel_for(&dir, config.audio_config.num_mel_bins)?,
                     model,
                     tokenizer,
+                    template,
                     prompt_text,
                     audio_token,
                 }
@@ -355,6 +362,7 @@ impl AlmScorer {
                     mel: mel_for(&dir, config.audio_config.num_mel_bins)?,
                     model,
                     tokenizer,
+                    template,
                     prompt_text,
                     audio_token,
                 }
@@ -389,6 +397,13 @@ impl AlmScorer {
         });
         let verbaliser = Verbaliser::new(&options.labels, &forms, tokenizer)?;
         let eos = eos_tokens(&dir, arch, tokenizer)?;
+        let whisper_prefix = match &family {
+            Family::Whisper(p) => {
+                let asked = p.tokenizer().encode(&question)?.len();
+                p.prompt()[..p.prompt().len().saturating_sub(asked)].to_vec()
+            }
+            _ => Vec::new(),
+        };
         Ok(Self {
             id: spec.to_string(),
             dir,
@@ -399,6 +414,7 @@ impl AlmScorer {
             options,
             question,
             eos,
+            whisper_prefix,
             device: device.clone(),
         })
     }
@@ -570,6 +586,43 @@ impl AlmScorer {
         method: Method,
         times: &mut StageTimes,
     ) -> Result<UtteranceScore, AlmError> {
+        let ids = self.input_ids(u.len())?;
+        let audio = self.chat_audio(u, times)?;
+        let t = Instant::now();
+        let mut cache = Qwen2Cache::default();
+        let (logits, lm, tokenizer) = match &self.family {
+            Family::Qwen2Audio {
+                model, tokenizer, ..
+            } => (
+                model.forward(&ids, audio, &mut cache)?,
+                model.language_model(),
+                tokenizer,
+            ),
+            Family::Voxtral {
+                model, tokenizer, ..
+            } => (
+                model.forward(&ids, audio, &mut cache)?,
+                model.language_model(),
+                tokenizer,
+            ),
+            Family::Whisper(_) => return Err(not_chat()),
+        };
+        let r = self.decode_chat(
+            method,
+            lm,
+            logits,
+            &mut cache,
+            tokenizer,
+            ids.len(),
+            &mut |l: &[f32]| crate::whisper::argmax(l),
+        );
+        times.decoder += t.elapsed();
+        r
+    }
+
+    /// Qwen2-Audio's or Voxtral's audio embeddings of one utterance (features, then the
+    /// audio encoder); adds the stage times to `times`.
+    fn chat_audio(&self, u: &[f32], times: &mut StageTimes) -> Result<Tensor<2>, AlmError> {
         let t = Instant::now();
         let (feats, valid) = match &self.family {
             Family::Qwen2Audio { mel, .. } => {
@@ -597,7 +650,6 @@ impl AlmScorer {
             Family::Whisper(_) => return Err(not_chat()),
         };
         let feats = Tensor::from_data(feats, &self.device);
-        let ids = self.input_ids(u.len())?;
         times.features += t.elapsed();
         let t = Instant::now();
         let audio = match &self.family {
@@ -606,32 +658,13 @@ impl AlmScorer {
             Family::Whisper(_) => return Err(not_chat()),
         };
         times.encoder += t.elapsed();
-        let t = Instant::now();
-        let mut cache = Qwen2Cache::default();
-        let (logits, lm, tokenizer) = match &self.family {
-            Family::Qwen2Audio {
-                model, tokenizer, ..
-            } => (
-                model.forward(&ids, audio, &mut cache)?,
-                model.language_model(),
-                tokenizer,
-            ),
-            Family::Voxtral {
-                model, tokenizer, ..
-            } => (
-                model.forward(&ids, audio, &mut cache)?,
-                model.language_model(),
-                tokenizer,
-            ),
-            Family::Whisper(_) => return Err(not_chat()),
-        };
-        let r = self.decode_chat(method, lm, logits, &mut cache, tokenizer, ids.len());
-        times.decoder += t.elapsed();
-        r
+        Ok(audio)
     }
 
-    /// From the prompt's logits `[1, t, vocab]`: the first-token score, or greedy
-    /// generation continued with the KV cache and the generated answer scored.
+    /// From the prompt's logits `[1, t, vocab]`: the first-token score, or generation
+    /// (each token chosen by `pick`: argmax for greedy) continued with the KV cache and
+    /// the generated answer scored.
+    #[allow(clippy::too_many_arguments)]
     fn decode_chat(
         &self,
         method: Method,
@@ -640,8 +673,24 @@ impl AlmScorer {
         cache: &mut Qwen2Cache,
         tokenizer: &HfTokenizer,
         prompt_tokens: usize,
+        pick: &mut dyn FnMut(&[f32]) -> u32,
     ) -> Result<UtteranceScore, AlmError> {
-        let mut last = last_row(logits)?;
+        let last = last_row(logits)?;
+        self.continue_chat(method, lm, last, cache, tokenizer, prompt_tokens, pick)
+    }
+
+    /// [`decode_chat`](Self::decode_chat) from the prompt's last logits `last`.
+    #[allow(clippy::too_many_arguments)]
+    fn continue_chat(
+        &self,
+        method: Method,
+        lm: &Qwen2,
+        mut last: Vec<f32>,
+        cache: &mut Qwen2Cache,
+        tokenizer: &HfTokenizer,
+        prompt_tokens: usize,
+        pick: &mut dyn FnMut(&[f32]) -> u32,
+    ) -> Result<UtteranceScore, AlmError> {
         if method == Method::FirstToken {
             return Ok(UtteranceScore {
                 scores: Ok(self.first_token.score(&last)?),
@@ -652,7 +701,7 @@ impl AlmScorer {
         let mut tokens = Vec::new();
         let mut steps = Vec::new();
         for step in 0..self.options.max_new_tokens {
-            let next = crate::whisper::argmax(&last);
+            let next = pick(&last);
             tokens.push(next);
             steps.push(std::mem::take(&mut last));
             if self.eos.contains(&next) || step + 1 == self.options.max_new_tokens {
@@ -694,6 +743,338 @@ impl AlmScorer {
             prompt_tokens,
         })
     }
+}
+
+/// N sampled answers per question instead of one greedy answer (test-time scaling,
+/// arXiv 2602.03873; docs/test-time-scaling.md).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sampling {
+    /// Answers per question (at least 1).
+    pub n: usize,
+    /// Softmax temperature of every draw (finite, > 0).
+    pub temperature: f32,
+    /// Seed; each answer's stream is [`SampleRng::for_answer`]`(seed, question, index)`.
+    pub seed: u64,
+}
+
+/// One utterance scored under several questions and/or samples.
+#[derive(Debug, Clone)]
+pub struct EnsembleScores {
+    /// `answers[q][s]`: question `q`'s answer `s` (one per question when greedy).
+    pub answers: Vec<Vec<UtteranceScore>>,
+    /// Time per stage: the features and encoder once, the decoder summed over answers.
+    pub times: StageTimes,
+    /// Wall time of the whole call.
+    pub total: Duration,
+}
+
+/// An utterance's audio encoded once, shared by every question and sample.
+enum Encoded {
+    /// Whisper encoder states `[1, frames, d]`.
+    Whisper(Tensor<3>),
+    /// Qwen2-Audio / Voxtral audio embeddings `[tokens, d]`.
+    Chat(Tensor<2>),
+}
+
+/// The decoder state after a question's prompt pass; cloned for each sample.
+#[derive(Clone)]
+enum PromptState {
+    Whisper(DecoderCache),
+    Chat(Qwen2Cache),
+}
+
+impl AlmScorer {
+    /// The question `method` asks: `AlmOptions::prompt` if set, else
+    /// [`default_question`] (chat models ask `text` for percentages).
+    pub fn question_for(&self, method: Method) -> String {
+        self.options
+            .prompt
+            .clone()
+            .unwrap_or_else(|| default_question(self.arch, method, &self.options.labels))
+    }
+
+    /// Model input ids for `question` and an utterance of `samples` samples: Whisper's
+    /// decoder prefix followed by the question, or the chat template rendered with the
+    /// question and the audio placeholder expanded. For the scorer's own question this
+    /// equals [`input_ids`](Self::input_ids).
+    pub fn question_ids(&self, question: &str, samples: usize) -> Result<Vec<u32>, AlmError> {
+        match &self.family {
+            Family::Whisper(p) => {
+                let mut ids = self.whisper_prefix.clone();
+                ids.extend(p.tokenizer().encode(question)?);
+                Ok(ids)
+            }
+            Family::Qwen2Audio {
+                tokenizer,
+                template,
+                audio_token,
+                ..
+            } => {
+                let text = self.chat_prompt(template, question, audio_token)?;
+                let n = qwen2_audio_lengths(samples)?.tokens;
+                Ok(tokenizer.encode(&text.replace(audio_token, &audio_token.repeat(n)))?)
+            }
+            Family::Voxtral {
+                tokenizer,
+                template,
+                audio_token,
+                ..
+            } => {
+                let text = self.chat_prompt(template, question, audio_token)?;
+                let n = voxtral_chunks(samples) * VOXTRAL_TOKENS_PER_CHUNK;
+                Ok(tokenizer.encode(&text.replace(audio_token, &audio_token.repeat(n)))?)
+            }
+        }
+    }
+
+    /// The chat prompt for `question` with its single audio placeholder.
+    fn chat_prompt(
+        &self,
+        template: &ChatTemplate,
+        question: &str,
+        audio_token: &str,
+    ) -> Result<String, AlmError> {
+        let text = template.render_audio_question(question)?;
+        let n = text.matches(audio_token).count();
+        if n != 1 {
+            return Err(AlmError::Invalid(format!(
+                "{}: the chat prompt for {question:?} has {n} audio placeholders `{audio_token}`, expected 1",
+                self.dir.display()
+            )));
+        }
+        Ok(text)
+    }
+
+    /// Scores one utterance with `method` under every question in `questions`, greedily
+    /// (`sampling: None`) or with `sampling.n` seeded samples per question. The audio is
+    /// featurised and encoded once; each question then gets one prompt pass of the
+    /// decoder, whose state every sample continues from.
+    ///
+    /// Samples: `token-average` and `text` draw every generated token from
+    /// `softmax(logits / temperature)` over the vocabulary; `first-token` draws the
+    /// answer label from `softmax(z / temperature)` over the label logits `z`, and each
+    /// draw is a point mass on the drawn label (its `logits` are the label logits).
+    /// Greedy answers equal [`score`](Self::score)'s for the same question.
+    pub fn score_ensemble(
+        &self,
+        utterance: &[f32],
+        method: Method,
+        questions: &[String],
+        sampling: Option<Sampling>,
+    ) -> Result<EnsembleScores, AlmError> {
+        let started = Instant::now();
+        if utterance.len() < MIN_SAMPLES {
+            return Err(AlmError::Invalid(format!(
+                "the utterance has {} samples; at least {MIN_SAMPLES} (0.1 s at 16 kHz) are needed",
+                utterance.len()
+            )));
+        }
+        if questions.is_empty() {
+            return Err(AlmError::Invalid(
+                "no question to ask (empty prompt list)".into(),
+            ));
+        }
+        if method != Method::FirstToken && self.options.max_new_tokens == 0 {
+            return Err(AlmError::Invalid(format!(
+                "{method} needs at least one generated token (max_new_tokens is 0)"
+            )));
+        }
+        if let Some(s) = sampling {
+            if s.n == 0 {
+                return Err(AlmError::Invalid(
+                    "sampling needs at least one sample".into(),
+                ));
+            }
+            if !(s.temperature.is_finite() && s.temperature > 0.0) {
+                return Err(ScoreError::Temperature(s.temperature).into());
+            }
+        }
+        let mut times = StageTimes::default();
+        let encoded = match &self.family {
+            Family::Whisper(p) => {
+                Encoded::Whisper(p.encode(&[truncate_30s(utterance)], &mut times)?)
+            }
+            _ => Encoded::Chat(self.chat_audio(utterance, &mut times)?),
+        };
+        let mut answers = Vec::with_capacity(questions.len());
+        for q in questions {
+            let ids = self.question_ids(q, utterance.len())?;
+            let t = Instant::now();
+            answers.push(self.answer(&encoded, method, q, &ids, sampling)?);
+            times.decoder += t.elapsed();
+        }
+        Ok(EnsembleScores {
+            answers,
+            times,
+            total: started.elapsed(),
+        })
+    }
+
+    /// One question's answers: the prompt pass, then the greedy answer or each sample.
+    fn answer(
+        &self,
+        encoded: &Encoded,
+        method: Method,
+        question: &str,
+        ids: &[u32],
+        sampling: Option<Sampling>,
+    ) -> Result<Vec<UtteranceScore>, AlmError> {
+        let (last, state) = self.prompt_pass(encoded, ids)?;
+        if method == Method::FirstToken {
+            let scores = self.first_token.score(&last)?;
+            let Some(s) = sampling else {
+                return Ok(vec![UtteranceScore {
+                    scores: Ok(scores),
+                    generated: None,
+                    prompt_tokens: ids.len(),
+                }]);
+            };
+            let mut out = Vec::with_capacity(s.n);
+            for k in 0..s.n {
+                let mut rng = SampleRng::for_answer(s.seed, question, k);
+                let drawn =
+                    sample_index(&scores.logits, s.temperature, &mut rng).ok_or_else(|| {
+                        AlmError::Invalid("no finite label logit to sample from".into())
+                    })?;
+                let probs = (0..scores.labels.len())
+                    .map(|i| if i == drawn { 1.0 } else { 0.0 })
+                    .collect();
+                out.push(UtteranceScore {
+                    scores: Ok(LabelScores::new(
+                        scores.labels.clone(),
+                        Method::FirstToken,
+                        scores.logits.clone(),
+                        probs,
+                    )),
+                    generated: None,
+                    prompt_tokens: ids.len(),
+                });
+            }
+            return Ok(out);
+        }
+        let runs = sampling.map_or(1, |s| s.n);
+        let mut out = Vec::with_capacity(runs);
+        for k in 0..runs {
+            let mut rng =
+                sampling.map(|s| (SampleRng::for_answer(s.seed, question, k), s.temperature));
+            let mut pick = |l: &[f32]| match &mut rng {
+                None => crate::whisper::argmax(l),
+                Some((rng, t)) => {
+                    sample_index(l, *t, rng).map_or_else(|| crate::whisper::argmax(l), |i| i as u32)
+                }
+            };
+            let mut state = state.clone();
+            out.push(self.generate(method, last.clone(), &mut state, ids.len(), &mut pick)?);
+        }
+        Ok(out)
+    }
+
+    /// Feeds the prompt `ids` (with the encoded audio) and returns the last position's
+    /// logits and the decoder state.
+    fn prompt_pass(
+        &self,
+        encoded: &Encoded,
+        ids: &[u32],
+    ) -> Result<(Vec<f32>, PromptState), AlmError> {
+        match (&self.family, encoded) {
+            (Family::Whisper(p), Encoded::Whisper(states)) => {
+                let decoder = &p.model().decoder;
+                let mut cache = decoder.start(states.clone());
+                let logits = decoder
+                    .forward_last(crate::whisper::token_tensor(ids, &self.device), &mut cache)
+                    .map_err(PipelineError::from)?;
+                Ok((vector(logits)?, PromptState::Whisper(cache)))
+            }
+            (Family::Qwen2Audio { model, .. }, Encoded::Chat(audio)) => {
+                let mut cache = Qwen2Cache::default();
+                let logits = model.forward(ids, audio.clone(), &mut cache)?;
+                Ok((last_row(logits)?, PromptState::Chat(cache)))
+            }
+            (Family::Voxtral { model, .. }, Encoded::Chat(audio)) => {
+                let mut cache = Qwen2Cache::default();
+                let logits = model.forward(ids, audio.clone(), &mut cache)?;
+                Ok((last_row(logits)?, PromptState::Chat(cache)))
+            }
+            _ => Err(AlmError::Invalid(
+                "internal: encoded audio does not match the model family".into(),
+            )),
+        }
+    }
+
+    /// Generates an answer from the prompt's last logits `last` and decoder `state`,
+    /// each token chosen by `pick`, and scores it with `method`.
+    fn generate(
+        &self,
+        method: Method,
+        mut last: Vec<f32>,
+        state: &mut PromptState,
+        prompt_tokens: usize,
+        pick: &mut dyn FnMut(&[f32]) -> u32,
+    ) -> Result<UtteranceScore, AlmError> {
+        match (&self.family, state) {
+            (Family::Whisper(p), PromptState::Whisper(cache)) => {
+                // As `Whisper::greedy`: stop after the first end-of-text token.
+                let eos = self.eos.first().copied();
+                let mut tokens = Vec::new();
+                let mut steps = Vec::new();
+                for step in 0..self.options.max_new_tokens {
+                    let next = pick(&last);
+                    tokens.push(next);
+                    steps.push(std::mem::take(&mut last));
+                    if Some(next) == eos || step + 1 == self.options.max_new_tokens {
+                        break;
+                    }
+                    let input = crate::whisper::token_tensor(&[next], &self.device);
+                    let l = p
+                        .model()
+                        .decoder
+                        .forward_last(input, cache)
+                        .map_err(PipelineError::from)?;
+                    last = vector(l)?;
+                }
+                self.finish_generated(method, tokens, &steps, p.tokenizer(), prompt_tokens)
+            }
+            (
+                Family::Qwen2Audio {
+                    model, tokenizer, ..
+                },
+                PromptState::Chat(cache),
+            ) => self.continue_chat(
+                method,
+                model.language_model(),
+                last,
+                cache,
+                tokenizer,
+                prompt_tokens,
+                pick,
+            ),
+            (
+                Family::Voxtral {
+                    model, tokenizer, ..
+                },
+                PromptState::Chat(cache),
+            ) => self.continue_chat(
+                method,
+                model.language_model(),
+                last,
+                cache,
+                tokenizer,
+                prompt_tokens,
+                pick,
+            ),
+            _ => Err(AlmError::Invalid(
+                "internal: decoder state does not match the model family".into(),
+            )),
+        }
+    }
+}
+
+/// The single row of a `[1, vocab]` tensor.
+fn vector(logits: Tensor<2>) -> Result<Vec<f32>, AlmError> {
+    logits
+        .into_data()
+        .try_into_vec::<f32>()
+        .map_err(|e| AlmError::Invalid(format!("reading logits: {e:?}")))
 }
 
 fn maybe_quantize<M: burn::module::Module>(model: M, quantize: bool, device: &Device) -> M {
@@ -860,5 +1241,144 @@ pub fn open_device(kind: DeviceKind) -> Result<Device, AlmError> {
              or rebuild with `--features wgpu`"
                 .into(),
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> String {
+        format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+    }
+
+    /// 1.5 s of a deterministic tone with noise.
+    fn audio() -> Vec<f32> {
+        let mut seed = 99u32;
+        (0..24_000)
+            .map(|i| {
+                seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+                let noise = (seed >> 16) as f32 / 65_536.0 - 0.5;
+                0.3 * (i as f32 * 0.11).sin() + 0.1 * noise
+            })
+            .collect()
+    }
+
+    fn open(name: &str, method: Method) -> AlmScorer {
+        let labels = ["neutral", "happy", "sad", "angry", "fear", "disgust"];
+        let options = AlmOptions {
+            method,
+            labels: labels.iter().map(|s| s.to_string()).collect(),
+            max_new_tokens: 5,
+            ..AlmOptions::default()
+        };
+        AlmScorer::open(&fixture(name), options, &Device::flex()).expect("open fixture")
+    }
+
+    fn probs(u: &UtteranceScore) -> Option<Vec<f32>> {
+        u.scores.as_ref().ok().map(|s| s.probs.clone())
+    }
+
+    #[test]
+    fn greedy_ensemble_of_the_own_question_equals_score() {
+        let u = audio();
+        for name in ["tiny-whisper", "tiny-qwen2-audio", "tiny-voxtral"] {
+            for method in Method::ALL {
+                let s = open(name, method);
+                let q = s.question_for(method);
+                assert_eq!(s.question(), q);
+                assert_eq!(
+                    s.question_ids(&q, u.len()).expect("ids"),
+                    s.input_ids(u.len()).expect("ids"),
+                    "{name}"
+                );
+                let plain = s.score(&[&u]).expect("score");
+                let ens = s
+                    .score_ensemble(&u, method, std::slice::from_ref(&q), None)
+                    .expect("ensemble");
+                assert_eq!(ens.answers.len(), 1);
+                assert_eq!(ens.answers[0].len(), 1);
+                let (a, b) = (&plain.utterances[0], &ens.answers[0][0]);
+                assert_eq!(probs(a), probs(b), "{name} {method}");
+                assert_eq!(a.generated, b.generated, "{name} {method}");
+                assert_eq!(a.prompt_tokens, b.prompt_tokens, "{name} {method}");
+            }
+        }
+    }
+
+    #[test]
+    fn each_question_of_an_ensemble_equals_asking_it_alone() {
+        let u = audio();
+        let qs = vec![
+            "Which emotion?".to_string(),
+            "How does it sound?".to_string(),
+        ];
+        for name in ["tiny-whisper", "tiny-qwen2-audio"] {
+            let s = open(name, Method::TokenAverage);
+            let both = s
+                .score_ensemble(&u, Method::TokenAverage, &qs, None)
+                .expect("ensemble");
+            for (i, q) in qs.iter().enumerate() {
+                let alone = s
+                    .score_ensemble(&u, Method::TokenAverage, std::slice::from_ref(q), None)
+                    .expect("alone");
+                assert_eq!(probs(&both.answers[i][0]), probs(&alone.answers[0][0]));
+            }
+            assert_ne!(
+                s.question_ids(&qs[0], u.len()).unwrap(),
+                s.question_ids(&qs[1], u.len()).unwrap()
+            );
+        }
+    }
+
+    #[test]
+    fn samples_are_reproducible_by_seed() {
+        let u = audio();
+        let s = open("tiny-whisper", Method::TokenAverage);
+        let q = vec![s.question_for(Method::TokenAverage)];
+        let run = |seed| {
+            let sampling = Sampling {
+                n: 4,
+                temperature: 1.5,
+                seed,
+            };
+            let e = s
+                .score_ensemble(&u, Method::TokenAverage, &q, Some(sampling))
+                .expect("sampled");
+            assert_eq!(e.answers[0].len(), 4);
+            e.answers[0]
+                .iter()
+                .map(|a| a.generated.clone().expect("generated").0)
+                .collect::<Vec<_>>()
+        };
+        let a = run(1);
+        assert_eq!(a, run(1));
+        assert_ne!(a, run(2));
+        // Different samples of one run differ too (random weights, temperature 1.5).
+        assert!(a.iter().any(|t| t != &a[0]), "{a:?}");
+
+        let f = open("tiny-whisper", Method::FirstToken);
+        let sampling = Sampling {
+            n: 6,
+            temperature: 1.0,
+            seed: 3,
+        };
+        let e = f
+            .score_ensemble(&u, Method::FirstToken, &q, Some(sampling))
+            .expect("first-token draws");
+        for a in &e.answers[0] {
+            let p = probs(a).expect("point mass");
+            assert_eq!(p.iter().filter(|&&x| x == 1.0).count(), 1, "{p:?}");
+            assert_eq!(p.iter().sum::<f32>(), 1.0);
+        }
+        assert!(
+            f.score_ensemble(
+                &u,
+                Method::FirstToken,
+                &q,
+                Some(Sampling { n: 0, ..sampling })
+            )
+            .is_err()
+        );
     }
 }

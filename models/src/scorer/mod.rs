@@ -1,13 +1,15 @@
 //! Emotion scorers: turn label-token logits into a distribution over labels
 //! (DESIGN.md, "Scoring an utterance"): the verbaliser, `first-token`,
-//! `token-average` and the `text` parser.
+//! `token-average` and the `text` parser, and seeded sampling for test-time scaling.
 
 mod first_token;
+mod sampling;
 mod text;
 mod token_average;
 mod verbaliser;
 
 pub use first_token::FirstTokenScorer;
+pub use sampling::{SampleRng, sample_index};
 pub use text::{Unparseable, parse_distribution};
 pub use token_average::TokenAverageScorer;
 pub use verbaliser::{Form, LabelTokens, Verbaliser};
