@@ -46,6 +46,10 @@ enum Command {
     /// Score the clips of a manifest and measure the predictions against their human
     /// references (accuracy, UAR, macro-F1, ECE, distribution metrics) per dataset.
     Eval(Box<cli::eval::EvalArgs>),
+    /// Write an eval manifest from a corpus's own annotation files (IEMOCAP,
+    /// MSP-Podcast, CREMA-D): per-clip vote distributions, valence/arousal, speakers.
+    #[command(subcommand)]
+    Manifest(cli::manifest::ManifestCommand),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +73,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => emomon::replay::run(args),
         Command::Bench(command) => cli::bench::run(command),
         Command::Eval(args) => cli::eval::run(args),
+        Command::Manifest(command) => cli::manifest::run(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -5,6 +5,7 @@ pub mod devices;
 pub mod eval;
 pub mod export;
 pub mod frontend_args;
+pub mod manifest;
 pub mod report;
 pub mod run;
 pub mod score;

@@ -15,6 +15,9 @@
 //!
 //! Every error names the file, the line and the column, so a bad row in a
 //! thousand-row manifest can be found and fixed without guessing.
+//!
+//! [`write_manifest`] writes the same layout (`path,dataset,speaker,label,extra`)
+//! for `emomon manifest`, which turns corpus annotation files into manifests.
 
 use std::path::{Path, PathBuf};
 
@@ -249,6 +252,85 @@ pub fn crema_items(votes: &[super::crema::CremaVotes], audio_dir: &Path) -> Vec<
         .collect()
 }
 
+/// One row for [`write_manifest`]: what the corpus readers
+/// ([`super::iemocap`], [`super::msp_podcast`], [`crema_items`]) produce.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManifestRow {
+    /// Audio file (written as given; the readers give absolute paths).
+    pub path: String,
+    /// The `dataset` column.
+    pub dataset: String,
+    /// The `speaker` column (may be empty).
+    pub speaker: String,
+    /// The `label` column: one label, votes, or nothing.
+    pub reference: Reference,
+    /// The `extra` column's `key=value` pairs, in order (`arousal`,
+    /// `valence` are what `emomon eval` reads).
+    pub extra: Vec<(String, String)>,
+}
+
+impl From<&ManifestItem> for ManifestRow {
+    fn from(item: &ManifestItem) -> Self {
+        let mut extra = Vec::new();
+        if let Some(a) = item.arousal {
+            extra.push(("arousal".to_string(), a.to_string()));
+        }
+        if let Some(v) = item.valence {
+            extra.push(("valence".to_string(), v.to_string()));
+        }
+        Self {
+            path: item.audio.display().to_string(),
+            dataset: item.dataset.clone(),
+            speaker: item.speaker.clone(),
+            reference: item.reference.clone(),
+            extra,
+        }
+    }
+}
+
+/// The `label` cell for `reference`: empty, the label, or `a=3;b=1` (weights
+/// in Rust's shortest round-trip notation, so reading the cell back gives the
+/// same numbers).
+pub fn reference_cell(reference: &Reference) -> String {
+    match reference {
+        Reference::None => String::new(),
+        Reference::Label(l) => l.clone(),
+        Reference::Votes(v) => v
+            .iter()
+            .map(|(l, w)| format!("{l}={w}"))
+            .collect::<Vec<_>>()
+            .join(";"),
+    }
+}
+
+/// Quotes a CSV field when it holds a comma, quote or line break (RFC 4180).
+fn csv_field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s.to_string()
+    }
+}
+
+/// Writes `rows` in the manifest layout [`read_manifest`] reads: header
+/// `path,dataset,speaker,label,extra`.
+pub fn write_manifest(rows: &[ManifestRow], out: &mut impl std::io::Write) -> std::io::Result<()> {
+    writeln!(out, "path,dataset,speaker,label,extra")?;
+    for r in rows {
+        let extra: Vec<String> = r.extra.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        writeln!(
+            out,
+            "{},{},{},{},{}",
+            csv_field(&r.path),
+            csv_field(&r.dataset),
+            csv_field(&r.speaker),
+            csv_field(&reference_cell(&r.reference)),
+            csv_field(&extra.join(";"))
+        )?;
+    }
+    Ok(())
+}
+
 /// `a=1;b=2` pairs (blank pieces skipped; a piece without `=` has an empty value).
 fn key_values(s: &str) -> impl Iterator<Item = (&str, &str)> {
     s.split(';').filter(|p| !p.trim().is_empty()).map(|p| {
@@ -342,6 +424,47 @@ mod tests {
         let angry = v.iter().find(|(l, _)| l == "angry").unwrap().1;
         let neutral = v.iter().find(|(l, _)| l == "neutral").unwrap().1;
         assert_eq!((angry, neutral), (6.0, 2.0));
+    }
+
+    #[test]
+    fn written_rows_read_back() {
+        let rows = vec![
+            ManifestRow {
+                path: "/a, b/x.wav".into(),
+                dataset: "d".into(),
+                speaker: "s1".into(),
+                reference: Reference::Votes(vec![("angry".into(), 1.0 / 3.0), ("sad".into(), 2.0)]),
+                extra: vec![
+                    ("valence".into(), "-0.25".into()),
+                    ("split".into(), "Test1".into()),
+                ],
+            },
+            ManifestRow {
+                path: "y.wav".into(),
+                dataset: "d".into(),
+                speaker: String::new(),
+                reference: Reference::None,
+                extra: vec![("arousal".into(), "0.5".into())],
+            },
+        ];
+        let mut out = Vec::new();
+        write_manifest(&rows, &mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("path,dataset,speaker,label,extra\n\"/a, b/x.wav\",d,s1,"));
+        let items = parse(&text).unwrap();
+        assert_eq!(items.len(), 2);
+        assert_eq!(items[0].audio, Path::new("/a, b/x.wav"));
+        assert_eq!(items[0].reference, rows[0].reference);
+        assert_eq!((items[0].valence, items[0].arousal), (Some(-0.25), None));
+        assert_eq!(items[1].audio, Path::new("/data/y.wav"));
+        assert_eq!(
+            (items[1].reference.clone(), items[1].arousal),
+            (Reference::None, Some(0.5))
+        );
+        // And back again: an item becomes the same row.
+        let again = ManifestRow::from(&items[0]);
+        assert_eq!(again.reference, rows[0].reference);
+        assert_eq!(again.speaker, "s1");
     }
 
     #[test]

@@ -7,19 +7,29 @@
 //!   Norms) for projecting distributions onto the circumplex;
 //! * [`crema`] — reader for CREMA-D crowd vote tables, mapping its six emotion
 //!   codes to emomon label names;
+//! * [`iemocap`] — reader for IEMOCAP's per-evaluator `EmoEvaluation` files;
+//! * [`msp_podcast`] — reader for MSP-Podcast's per-annotator and consensus
+//!   label files;
 //! * [`manifest`] — reader for evaluation manifests (audio path, dataset,
 //!   reference label or vote distribution, dimensional values);
 //! * [`labels`] — explicit reference-label → model-label renames;
 //! * [`cache`] — resumable per-clip score cache keyed by audio hash and scoring
 //!   identity;
 //! * [`report`] — per-dataset metrics from predictions and the markdown summary;
-//! * [`plots`] — SVG confusion matrix and reliability diagram.
+//! * [`plots`] — SVG confusion matrix and reliability diagram;
+//! * [`strategy`] — test-time-scaling aggregators (mean, confidence-weighted,
+//!   best-of-N, majority) over several answers per clip;
+//! * [`compare`] — the method × strategy comparison table of `--methods`.
 
 pub mod cache;
 pub mod circumplex;
+pub mod compare;
 pub mod crema;
+pub mod iemocap;
 pub mod labels;
 pub mod manifest;
 pub mod metrics;
+pub mod msp_podcast;
 pub mod plots;
 pub mod report;
+pub mod strategy;
