@@ -18,8 +18,11 @@
 //! All logarithms are natural (divergences in nats). Distribution inputs are
 //! normalised to sum to 1 before use, as SciPy does, so raw vote counts or
 //! unnormalised scores can be passed directly. Reference values for every
-//! function come from scikit-learn/SciPy (`scripts/make_metric_fixtures.py`,
-//! checked by `tests/metrics.rs` within 1e-6).
+//! function come from scikit-learn/SciPy, or a direct NumPy transcription of
+//! the definition where neither has the metric (Bhattacharyya coefficient,
+//! ECE, [`concordance`], [`project`]) (`scripts/make_metric_fixtures.py`,
+//! checked within 1e-6 by `tests/metrics.rs` and this module's unit tests).
+//! `docs/eval.md` defines each metric as the eval summary reports it.
 
 use serde::{Deserialize, Serialize};
 
