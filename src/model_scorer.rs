@@ -12,7 +12,9 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Args, ValueEnum};
 use emomon_models::Device;
-use emomon_models::alm::{AlmOptions, AlmScorer, DeviceKind, open_device};
+use emomon_models::alm::{
+    AlmOptions, AlmScorer, DeviceKind, Sampling, UtteranceScore, open_device,
+};
 use emomon_models::default_model::{self, DEFAULT_MODEL_NAME};
 use emomon_models::emotion_adapter::{EmotionAdapter, EmotionWhisper};
 use emomon_models::pipeline::StageTimes;
@@ -92,8 +94,10 @@ pub struct ModelArgs {
     #[arg(long, value_delimiter = ',')]
     pub labels: Option<Vec<String>>,
     /// Replaces the question asked (chat models) or the answer prefix (Whisper).
-    #[arg(long)]
-    pub prompt: Option<String>,
+    /// `emomon eval` accepts it several times: a prompt ensemble, every clip asked
+    /// every question (see docs/test-time-scaling.md); other commands take one.
+    #[arg(long, value_name = "TEXT")]
+    pub prompt: Vec<String>,
     /// Softmax temperature of first-token scores (> 0; higher is flatter) [default: 1, or
     /// the default model's calibrated temperature].
     #[arg(long)]
@@ -127,7 +131,7 @@ impl ModelArgs {
                 Some(l) => l.iter().map(|l| l.trim().to_string()).collect(),
                 None => defaults.labels,
             },
-            prompt: self.prompt.clone(),
+            prompt: self.prompt.first().cloned(),
             temperature: self.temperature.unwrap_or(defaults.temperature),
             max_new_tokens: self.max_new_tokens,
             forms: None,
@@ -208,6 +212,92 @@ impl LoadedModel {
         }
     }
 
+    /// Why this model cannot score with `method` (and, with `ensemble`, several
+    /// questions or sampled answers), or `Ok` if it can.
+    pub fn supports(&self, method: Method, ensemble: bool) -> Result<(), String> {
+        match self {
+            Self::Alm(_) => Ok(()),
+            Self::Default { .. } if method != Method::FirstToken => Err(format!(
+                "the default model scores with first-token only (its adapter conditions the \
+                 answer token; it does not generate), so {method} needs --model DIR"
+            )),
+            Self::Default { .. } if ensemble => Err(
+                "the default model was trained with one fixed prompt and has no sampling; \
+                 prompt ensembles and --samples need --model DIR"
+                    .into(),
+            ),
+            Self::Default { .. } => Ok(()),
+        }
+    }
+
+    /// Largest batch worth forming when scoring with `method`.
+    pub fn natural_batch_for(&self, method: Method) -> usize {
+        if method == self.method() {
+            self.natural_batch()
+        } else {
+            1
+        }
+    }
+
+    /// Scores 16 kHz mono utterances with `method`: the opened method through
+    /// [`score`](Self::score), another one (`emomon eval --methods`) one utterance at a
+    /// time with the method's default question, without reopening the model.
+    pub fn score_method(&self, audio: &[&[f32]], method: Method) -> anyhow::Result<ScoredBatch> {
+        if method == self.method() {
+            return self.score(audio);
+        }
+        let Self::Alm(a) = self else {
+            anyhow::bail!("{}", self.supports(method, false).err().unwrap_or_default());
+        };
+        let started = Instant::now();
+        let question = [a.question_for(method)];
+        let mut times = StageTimes::default();
+        let mut utterances = Vec::with_capacity(audio.len());
+        for u in audio {
+            let e = a.score_ensemble(u, method, &question, None)?;
+            times.features += e.times.features;
+            times.encoder += e.times.encoder;
+            times.decoder += e.times.decoder;
+            utterances.extend(e.answers.into_iter().flatten().map(scored));
+        }
+        Ok(ScoredBatch {
+            utterances,
+            times,
+            total: started.elapsed(),
+        })
+    }
+
+    /// The questions `method` asks: `questions` if any, else the method's default.
+    pub fn questions_for(&self, method: Method, questions: &[String]) -> Vec<String> {
+        match self {
+            _ if !questions.is_empty() => questions.to_vec(),
+            Self::Alm(a) => vec![a.question_for(method)],
+            Self::Default { .. } => vec![String::new()],
+        }
+    }
+
+    /// Scores one utterance with `method` under every question, greedily or with
+    /// `sampling`: `answers[question][sample]` and the wall time. The audio is encoded
+    /// once ([`AlmScorer::score_ensemble`]).
+    pub fn score_ensemble(
+        &self,
+        audio: &[f32],
+        method: Method,
+        questions: &[String],
+        sampling: Option<Sampling>,
+    ) -> anyhow::Result<(Vec<Vec<ScoredUtterance>>, Duration)> {
+        let Self::Alm(a) = self else {
+            anyhow::bail!("{}", self.supports(method, true).err().unwrap_or_default());
+        };
+        let e = a.score_ensemble(audio, method, questions, sampling)?;
+        let answers = e
+            .answers
+            .into_iter()
+            .map(|q| q.into_iter().map(scored).collect())
+            .collect();
+        Ok((answers, e.total))
+    }
+
     /// Scores 16 kHz mono utterances.
     pub fn score(&self, audio: &[&[f32]]) -> anyhow::Result<ScoredBatch> {
         let started = Instant::now();
@@ -215,14 +305,7 @@ impl LoadedModel {
             Self::Alm(a) => {
                 let b = a.score(audio)?;
                 Ok(ScoredBatch {
-                    utterances: b
-                        .utterances
-                        .into_iter()
-                        .map(|u| ScoredUtterance {
-                            scores: u.scores.map_err(|e| e.to_string()),
-                            generated: u.generated.map(|g| g.1),
-                        })
-                        .collect(),
+                    utterances: b.utterances.into_iter().map(scored).collect(),
                     times: b.times,
                     total: b.total,
                 })
@@ -250,8 +333,23 @@ impl LoadedModel {
     }
 }
 
+/// A model answer in the command-line form.
+fn scored(u: UtteranceScore) -> ScoredUtterance {
+    ScoredUtterance {
+        scores: u.scores.map_err(|e| e.to_string()),
+        generated: u.generated.map(|g| g.1),
+    }
+}
+
 /// Opens the model `args` names (without `--model`, the built-in default model).
 pub fn open_model(args: &ModelArgs) -> anyhow::Result<LoadedModel> {
+    if args.prompt.len() > 1 {
+        anyhow::bail!(
+            "--prompt was given {} times; only `emomon eval` asks several questions (a prompt \
+             ensemble); give one --prompt here",
+            args.prompt.len()
+        );
+    }
     let device = open_device(args.device.into())?;
     let Some(spec) = &args.model else {
         return open_default(args, &device);
@@ -269,7 +367,7 @@ fn open_default(args: &ModelArgs, device: &Device) -> anyhow::Result<LoadedModel
             Method::from(args.method)
         );
     }
-    if args.prompt.is_some() {
+    if !args.prompt.is_empty() {
         anyhow::bail!(
             "the default model was trained with a fixed prompt; --prompt needs --model DIR"
         );

@@ -533,3 +533,298 @@ fn crema_vote_table_gives_distribution_references() {
     let got = crema["distribution"]["js_divergence"].as_f64().unwrap();
     assert!((got - mean_js).abs() < 1e-12, "{got} vs {mean_js}");
 }
+
+// ---- Test-time scaling (docs/test-time-scaling.md) ----
+
+/// Whisper answer prefixes of the two-prompt ensemble.
+const PROMPT_A: &str = " The speaker sounds";
+const PROMPT_B: &str = " The voice is";
+
+/// Per clip path: the prediction record.
+fn by_path(out: &Path) -> std::collections::BTreeMap<String, Value> {
+    read_jsonl(&out.join("predictions.jsonl"))
+        .into_iter()
+        .map(|p| (p["path"].as_str().unwrap().to_string(), p))
+        .collect()
+}
+
+/// Readable member distributions of a prediction.
+fn member_probs(p: &Value) -> Vec<Vec<f64>> {
+    p["members"]
+        .as_array()
+        .expect("members")
+        .iter()
+        .filter(|m| !m["probs"].is_null())
+        .map(|m| floats(&m["probs"]))
+        .collect()
+}
+
+fn assert_close(a: &[f64], b: &[f64], tol: f64, what: &str) {
+    assert_eq!(a.len(), b.len(), "{what}");
+    for (x, y) in a.iter().zip(b) {
+        assert!((x - y).abs() <= tol, "{what}: {a:?} vs {b:?}");
+    }
+}
+
+#[test]
+fn two_prompt_ensemble_is_the_mean_of_the_single_prompt_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = make_manifest(dir.path());
+    let prompts = dir.path().join("prompts.txt");
+    // A comment, a blank line and the first prompt; the second comes from --prompt.
+    std::fs::write(&prompts, format!("# Whisper prefixes\n\n{PROMPT_A}\n")).unwrap();
+    for method in ["first-token", "token-average"] {
+        let out = |name: &str| dir.path().join(format!("{method}-{name}"));
+        eval_tiny(
+            &manifest,
+            &out("both"),
+            &[
+                "--method",
+                method,
+                "--prompts",
+                prompts.to_str().unwrap(),
+                "--prompt",
+                PROMPT_B,
+            ],
+        );
+        eval_tiny(
+            &manifest,
+            &out("a"),
+            &["--method", method, "--prompt", PROMPT_A],
+        );
+        eval_tiny(
+            &manifest,
+            &out("b"),
+            &["--method", method, "--prompt", PROMPT_B],
+        );
+        let (both, a, b) = (
+            by_path(&out("both")),
+            by_path(&out("a")),
+            by_path(&out("b")),
+        );
+        let mut checked = 0;
+        for (path, p) in &both {
+            let Some(probs) = p.get("probs").filter(|v| !v.is_null()) else {
+                assert!(a[path]["probs"].is_null(), "{path}");
+                continue;
+            };
+            let (pa, pb) = (floats(&a[path]["probs"]), floats(&b[path]["probs"]));
+            let mean: Vec<f64> = pa.iter().zip(&pb).map(|(x, y)| (x + y) / 2.0).collect();
+            // The single runs score first-token in batches, the ensemble one clip at a
+            // time: equal up to float rounding.
+            assert_close(&floats(probs), &mean, 1e-5, &format!("{method} {path}"));
+            let members = p["members"].as_array().unwrap();
+            assert_eq!(members.len(), 2);
+            assert_eq!(members[0]["prompt"], 0);
+            assert_eq!(members[1]["prompt"], 1);
+            assert_close(&floats(&members[0]["probs"]), &pa, 1e-5, "member A");
+            assert_close(&floats(&members[1]["probs"]), &pb, 1e-5, "member B");
+            assert_eq!(p["aggregate"], "mean");
+            checked += 1;
+        }
+        assert_eq!(checked, 6, "every readable clip compared");
+        // The two prompts really differ (else the test would prove nothing).
+        assert!(
+            a.iter()
+                .any(|(k, p)| !p["probs"].is_null() && p["probs"] != b[k]["probs"])
+        );
+    }
+}
+
+#[test]
+fn seeded_samples_reproduce_and_best_of_n_and_majority_follow_their_members() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = make_manifest(dir.path());
+    let run = |name: &str, seed: &str, aggregate: &str| {
+        let out = dir.path().join(name);
+        eval_tiny(
+            &manifest,
+            &out,
+            &[
+                "--method",
+                "token-average",
+                "--samples",
+                "4",
+                "--sample-temperature",
+                "1.5",
+                "--seed",
+                seed,
+                "--aggregate",
+                aggregate,
+            ],
+        );
+        out
+    };
+    let first = run("seed7", "7", "best-of-n,majority");
+    let again = run("seed7-again", "7", "best-of-n,majority");
+    let other = run("seed8", "8", "best-of-n");
+    let members = |out: &Path| -> Vec<Vec<Vec<f64>>> {
+        by_path(&out.join("best-of-n"))
+            .values()
+            .filter(|p| p.get("members").is_some())
+            .map(member_probs)
+            .collect()
+    };
+    let (m7, m7b) = (members(&first), members(&again));
+    assert_eq!(m7.len(), 6);
+    assert!(m7.iter().all(|m| m.len() == 4), "4 samples per clip");
+    assert_eq!(m7, m7b, "the same seed reproduces every sample exactly");
+    let m8: Vec<Vec<Vec<f64>>> = by_path(&other)
+        .values()
+        .filter(|p| p.get("members").is_some())
+        .map(member_probs)
+        .collect();
+    assert_ne!(m7, m8, "another seed samples other answers");
+    assert!(
+        m7.iter().any(|m| m.iter().any(|s| s != &m[0])),
+        "samples of a clip differ"
+    );
+
+    let conf = |p: &[f64]| p.iter().copied().fold(0.0, f64::max);
+    for p in by_path(&first.join("best-of-n")).values() {
+        let Some(probs) = p.get("probs").filter(|v| !v.is_null()) else {
+            continue;
+        };
+        let m = member_probs(p);
+        let best = (0..m.len()).fold(0, |b, i| if conf(&m[i]) > conf(&m[b]) { i } else { b });
+        assert_close(&floats(probs), &m[best], 1e-6, "best-of-n");
+    }
+    for p in by_path(&first.join("majority")).values() {
+        let Some(probs) = p.get("probs").filter(|v| !v.is_null()) else {
+            continue;
+        };
+        let m = member_probs(p);
+        let mut votes = vec![0.0; LABELS.len()];
+        for s in &m {
+            votes[argmax(s)] += 1.0 / m.len() as f64;
+        }
+        assert_close(&floats(probs), &votes, 1e-6, "majority");
+    }
+}
+
+#[test]
+fn cache_keys_differ_across_strategies_and_answers_are_reused() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = make_manifest(dir.path());
+    let out = dir.path().join("out");
+    let args = |agg: &'static str, seed: &'static str| {
+        vec![
+            "--method",
+            "first-token",
+            "--prompt",
+            PROMPT_A,
+            "--prompt",
+            PROMPT_B,
+            "--samples",
+            "3",
+            "--seed",
+            seed,
+            "--aggregate",
+            agg,
+        ]
+    };
+    eval_tiny(&manifest, &out, &args("mean,confidence", "1"));
+    let cache = read_jsonl(&out.join("cache.jsonl"));
+    assert_eq!(cache.len(), 12, "6 readable clips × 2 aggregations");
+    let keys: std::collections::BTreeSet<&str> =
+        cache.iter().map(|e| e["key"].as_str().unwrap()).collect();
+    assert_eq!(keys.len(), 12, "one key per clip and aggregation");
+    // A new aggregation of the same answers comes from the cache, re-aggregated.
+    let again = eval_tiny(&manifest, &out, &args("majority", "1"));
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert!(err.contains("6 from the cache, 0 scored"), "{err}");
+    assert_eq!(read_jsonl(&out.join("cache.jsonl")).len(), 18);
+    // Another seed is another identity: scored again.
+    let other = eval_tiny(&manifest, &out, &args("mean", "2"));
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert!(err.contains("0 from the cache, 6 scored"), "{err}");
+    // A plain run keys as before ensembles: no ensemble entries are mistaken for it.
+    let plain = eval_tiny(&manifest, &out, &["--method", "first-token"]);
+    let err = String::from_utf8_lossy(&plain.stderr);
+    assert!(err.contains("0 from the cache, 6 scored"), "{err}");
+}
+
+#[test]
+fn methods_comparison_has_a_row_per_method() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = make_manifest(dir.path());
+    let out = dir.path().join("out");
+    eval_tiny(
+        &manifest,
+        &out,
+        &["--methods", "first-token,token-average,text"],
+    );
+    let c = read_json(&out.join("comparison.json"));
+    let rows = c["rows"].as_array().unwrap();
+    let methods: Vec<&str> = rows.iter().map(|r| r["method"].as_str().unwrap()).collect();
+    assert_eq!(methods, ["first-token", "token-average", "text"]);
+    for r in &rows[..2] {
+        let method = r["method"].as_str().unwrap();
+        let summary = read_json(&out.join(method).join("summary.json"));
+        assert_eq!(r["overall"]["accuracy"], summary["overall"]["accuracy"]);
+        assert_eq!(r["overall"]["uar"], summary["overall"]["uar"]);
+        assert_eq!(
+            r["overall"]["js_divergence"],
+            summary["overall"]["distribution"]["js_divergence"]
+        );
+        assert_eq!(r["answers"], 6);
+        assert_eq!(r["unparseable"], 0);
+        assert!(r["mean_latency_ms"].as_f64().unwrap() > 0.0);
+        assert!(out.join(method).join("predictions.jsonl").is_file());
+    }
+    // The random tiny model cannot write percentages: every text answer is counted
+    // as unparseable and the row says why instead of failing the run.
+    let text = &rows[2];
+    assert_eq!(text["unparseable"], text["answers"]);
+    assert!(
+        text["not_run"]
+            .as_str()
+            .unwrap()
+            .contains("could not be read")
+    );
+    let md = std::fs::read_to_string(out.join("comparison.md")).unwrap();
+    for m in methods {
+        assert!(md.contains(&format!("| {m} |")), "{md}");
+    }
+    // Rerunning reuses the cache for every method.
+    let again = eval_tiny(&manifest, &out, &["--methods", "first-token,token-average"]);
+    let err = String::from_utf8_lossy(&again.stderr);
+    assert_eq!(
+        err.matches("6 from the cache, 0 scored").count(),
+        2,
+        "{err}"
+    );
+}
+
+/// The default model runs first-token only: asked for token-average too, the
+/// comparison gets a row saying why rather than failing.
+#[test]
+fn default_model_comparison_reports_unsupported_methods() {
+    if let Err(e) = emomon_models::default_model::resolve() {
+        eprintln!("NOTICE: default_model_comparison_reports_unsupported_methods skipped: {e}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = make_manifest(dir.path());
+    let out = dir.path().join("out");
+    let output = emomon(&[
+        "eval",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--labels",
+        &LABELS.join(","),
+        "--methods",
+        "first-token,token-average",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    ok(&output);
+    let c = read_json(&out.join("comparison.json"));
+    let rows = c["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert!(rows[0]["overall"]["accuracy"].is_number());
+    assert!(rows[0].get("not_run").is_none());
+    let why = rows[1]["not_run"].as_str().unwrap();
+    assert!(why.contains("first-token only"), "{why}");
+    assert!(rows[1]["overall"].is_null());
+}

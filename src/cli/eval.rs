@@ -17,14 +17,20 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use clap::Args;
 use emomon::eval::cache::{CachedScore, ScoreCache, ScoringIdentity, sha256_hex};
+use emomon::eval::cache::{EnsembleIdentity, MemberScore};
+use emomon::eval::compare::{self, Comparison, ComparisonRow};
 use emomon::eval::crema::read_votes;
 use emomon::eval::labels::LabelMap;
 use emomon::eval::manifest::{ManifestItem, Reference, crema_items, read_manifest};
 use emomon::eval::metrics::argmax;
 use emomon::eval::plots::{confusion_svg, reliability_svg};
 use emomon::eval::report::{GroupSummary, Prediction, Summary, markdown, summarize_all};
-use emomon::model_scorer::{LoadedModel, ModelArgs, open_model};
+use emomon::eval::strategy::{Aggregate, aggregate};
+use emomon::model_scorer::{LoadedModel, MethodArg, ModelArgs, open_model};
+use emomon_models::alm::Sampling;
+use emomon_models::scorer::Method;
 use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
 
 #[derive(Debug, Args)]
 pub struct EvalArgs {
@@ -65,8 +71,95 @@ pub struct EvalArgs {
     /// Output directory (created if missing).
     #[arg(long, short)]
     pub output: PathBuf,
+    /// Compare scoring methods in one run (comma-separated: first-token,
+    /// token-average, text): each method's outputs go to OUT/<method>/, and
+    /// OUT/comparison.md + comparison.json tabulate them. Overrides --method.
+    /// Methods the model cannot run appear as rows saying why.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        help_heading = "Test-time scaling"
+    )]
+    pub methods: Option<Vec<MethodArg>>,
+    /// Prompt ensemble: a file of questions (chat models) or answer prefixes
+    /// (Whisper), one per line; empty lines and lines starting with `#` are skipped.
+    /// Every clip is asked every question (with any --prompt too), its audio encoded
+    /// once, and the answers combined with --aggregate.
+    #[arg(long, value_name = "FILE", help_heading = "Test-time scaling")]
+    pub prompts: Option<PathBuf>,
+    /// Sample N answers per question at --sample-temperature instead of one greedy
+    /// answer (first-token: N label draws from the label softmax, each a point mass).
+    #[arg(long, value_name = "N", help_heading = "Test-time scaling",
+          value_parser = clap::value_parser!(u64).range(1..10_001))]
+    pub samples: Option<u64>,
+    /// Softmax temperature of sampled tokens / label draws (> 0).
+    #[arg(
+        long,
+        value_name = "T",
+        default_value_t = 1.0,
+        requires = "samples",
+        help_heading = "Test-time scaling"
+    )]
+    pub sample_temperature: f32,
+    /// Seed of the sampled answers: the same seed reproduces them exactly.
+    #[arg(
+        long,
+        value_name = "S",
+        default_value_t = 0,
+        requires = "samples",
+        help_heading = "Test-time scaling"
+    )]
+    pub seed: u64,
+    /// How a clip's answers (questions × samples) become one distribution:
+    /// mean, confidence (mean weighted by each answer's top probability),
+    /// best-of-n (the most confident answer), majority (share of answers whose top
+    /// label each label is). Comma-separated to compare several (OUT/<aggregate>/).
+    /// Only used with several questions or --samples.
+    #[arg(long, value_delimiter = ',', default_value = "mean",
+          value_parser = parse_aggregate, help_heading = "Test-time scaling")]
+    pub aggregate: Vec<Aggregate>,
     #[command(flatten)]
     pub model: ModelArgs,
+}
+
+fn parse_aggregate(s: &str) -> Result<Aggregate, String> {
+    s.parse()
+}
+
+/// The questions of a prompt ensemble: the --prompts file's lines, then each
+/// --prompt. Empty when neither is given (the method's default question).
+fn read_questions(args: &EvalArgs) -> anyhow::Result<Vec<String>> {
+    let mut questions = Vec::new();
+    if let Some(path) = &args.prompts {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("--prompts: cannot read {}", path.display()))?;
+        let before = questions.len();
+        for line in text.lines() {
+            // Whisper prefixes start with a space, which is kept; only the line end is
+            // dropped.
+            let line = line.trim_end_matches(['\r', '\n']);
+            if line.trim().is_empty() || line.trim_start().starts_with('#') {
+                continue;
+            }
+            questions.push(line.to_string());
+        }
+        if questions.len() == before {
+            bail!(
+                "--prompts {}: no question in it (one per line; lines starting with # are comments)",
+                path.display()
+            );
+        }
+    }
+    questions.extend(args.model.prompt.iter().cloned());
+    for (i, q) in questions.iter().enumerate() {
+        if questions[..i].contains(q) {
+            bail!(
+                "the prompt {q:?} is given twice (--prompts / --prompt); each question counts once"
+            );
+        }
+    }
+    Ok(questions)
 }
 
 /// How each clip's reference relates to the model's labels, for one run.
@@ -211,11 +304,66 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("cannot create output directory {}", args.output.display()))?;
 
+    let questions = read_questions(args)?;
+    let sampling = args.samples.map(|n| Sampling {
+        n: n as usize,
+        temperature: args.sample_temperature,
+        seed: args.seed,
+    });
+    if !(args.sample_temperature.is_finite() && args.sample_temperature > 0.0) {
+        bail!(
+            "--sample-temperature must be a finite number > 0, got {}",
+            args.sample_temperature
+        );
+    }
+    let ensemble = questions.len() > 1 || sampling.is_some();
+    let mut aggregates: Vec<Aggregate> = Vec::new();
+    for a in &args.aggregate {
+        if !aggregates.contains(a) {
+            aggregates.push(*a);
+        }
+    }
+    let strategies: Vec<Option<Aggregate>> = if ensemble {
+        aggregates.iter().copied().map(Some).collect()
+    } else {
+        if aggregates != [Aggregate::Mean] {
+            eprintln!(
+                "note: --aggregate has no effect with one question and no --samples (one answer per clip)"
+            );
+        }
+        vec![None]
+    };
+    let methods: Vec<Method> = {
+        let mut m: Vec<Method> = Vec::new();
+        for arg in args.methods.as_deref().unwrap_or(&[args.model.method]) {
+            let method = Method::from(*arg);
+            if !m.contains(&method) {
+                m.push(method);
+            }
+        }
+        m
+    };
+    let comparing = args.methods.is_some() || strategies.len() > 1;
+
+    // The model is opened once; every method and question is asked of it. With one
+    // question it is the model's own prompt (as without ensembles); the default model
+    // opens with first-token, the only method it has.
+    let mut open_args = args.model.clone();
+    open_args.prompt = if questions.len() == 1 {
+        questions.clone()
+    } else {
+        Vec::new()
+    };
+    if open_args.model.is_none() {
+        open_args.method = MethodArg::FirstToken;
+    } else if let Some(first) = args.methods.as_ref().and_then(|m| m.first()) {
+        open_args.method = *first;
+    }
     eprintln!(
         "Loading {} …",
         args.model.model.as_deref().unwrap_or("the default model")
     );
-    let model = open_model(&args.model)?;
+    let model = open_model(&open_args)?;
     let model_labels = model.labels().to_vec();
     let plan = LabelPlan::new(
         &in_datasets,
@@ -233,18 +381,6 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         );
     }
 
-    let identity = ScoringIdentity {
-        model: model.id().to_string(),
-        method: model.method().as_str().to_string(),
-        labels: model_labels.clone(),
-        prompt: args.model.prompt.clone(),
-        temperature: args.model.temperature,
-        options: vec![
-            format!("max_new_tokens={}", args.model.max_new_tokens),
-            format!("pad={}", !args.model.no_pad),
-            format!("quant={:?}", args.model.quant),
-        ],
-    };
     let cache_path = args
         .cache
         .clone()
@@ -258,17 +394,194 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         );
     }
 
-    let outcomes = score_all(&model, &identity, &selected, &mut cache)?;
+    let mut rows = Vec::new();
+    for &method in &methods {
+        let asked = model.questions_for(method, &questions);
+        if let Err(why) = model.supports(method, ensemble) {
+            if !comparing {
+                bail!("{why}");
+            }
+            eprintln!("note: {method}: not run: {why}");
+            for st in &strategies {
+                rows.push(ComparisonRow::not_run(
+                    method.as_str(),
+                    st.map(Aggregate::as_str),
+                    describe(*st, asked.len(), sampling),
+                    why.clone(),
+                ));
+            }
+            continue;
+        }
+        let identities: Vec<ScoringIdentity> = strategies
+            .iter()
+            .map(|st| ScoringIdentity {
+                model: model.id().to_string(),
+                method: method.as_str().to_string(),
+                labels: model_labels.clone(),
+                prompt: open_args.prompt.first().cloned(),
+                temperature: args.model.temperature,
+                options: vec![
+                    format!("max_new_tokens={}", args.model.max_new_tokens),
+                    format!("pad={}", !args.model.no_pad),
+                    format!("quant={:?}", args.model.quant),
+                ],
+                ensemble: st.map(|a| EnsembleIdentity {
+                    prompts: asked.clone(),
+                    samples: sampling.map(|s| s.n),
+                    sample_temperature: sampling.map(|s| s.temperature),
+                    seed: sampling.map(|s| s.seed),
+                    aggregate: a.as_str().to_string(),
+                }),
+            })
+            .collect();
+        let job = Job {
+            model: &model,
+            method,
+            questions: asked.clone(),
+            sampling,
+            strategies: strategies.clone(),
+            identities,
+        };
+        if comparing {
+            eprintln!("{method}:");
+        }
+        let per_strategy = score_all(&job, &selected, &mut cache)?;
+        for ((st, identity), outcomes) in strategies.iter().zip(&job.identities).zip(per_strategy) {
+            let mut rel = PathBuf::new();
+            if args.methods.is_some() {
+                rel.push(method.as_str());
+            }
+            if strategies.len() > 1 {
+                rel.push(st.map_or("single", Aggregate::as_str));
+            }
+            let dir = args.output.join(&rel);
+            let strategy = describe(*st, asked.len(), sampling);
+            let stats = RunStats::of(&outcomes);
+            match evaluate(args, &dir, &selected, outcomes, identity, &plan, &strategy) {
+                Ok(summary) => {
+                    if !comparing {
+                        print_table(&summary)?;
+                    }
+                    eprintln!(
+                        "{} clip(s): {} from the cache, {} scored, {} failed; wrote {}",
+                        summary.n_items,
+                        summary.cache_hits,
+                        summary.scored,
+                        summary.failed,
+                        dir.display()
+                    );
+                    let mut row = ComparisonRow::from_summary(
+                        &summary,
+                        method.as_str(),
+                        st.map(Aggregate::as_str),
+                        strategy,
+                        rel.display().to_string(),
+                    );
+                    row.answers = stats.answers;
+                    row.unparseable = stats.unparseable;
+                    row.mean_latency_ms = stats.mean_latency_ms;
+                    rows.push(row);
+                }
+                Err(e) if comparing => {
+                    eprintln!("note: {method} ({strategy}): {e:#}");
+                    let mut row = ComparisonRow::not_run(
+                        method.as_str(),
+                        st.map(Aggregate::as_str),
+                        strategy,
+                        format!("{e:#}"),
+                    );
+                    row.answers = stats.answers;
+                    row.unparseable = stats.unparseable;
+                    row.mean_latency_ms = stats.mean_latency_ms;
+                    rows.push(row);
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    if comparing {
+        let comparison = Comparison {
+            model: model.id().to_string(),
+            labels: model_labels,
+            per_dataset_labels: args.per_dataset_labels,
+            n_items: selected.len(),
+            rows,
+        };
+        let md = compare::markdown(&comparison);
+        let write = |name: &str, content: &[u8]| {
+            let path = args.output.join(name);
+            std::fs::write(&path, content)
+                .with_context(|| format!("cannot write {}", path.display()))
+        };
+        write("comparison.json", &serde_json::to_vec_pretty(&comparison)?)?;
+        write("comparison.md", md.as_bytes())?;
+        println!("{md}");
+        eprintln!("wrote {}", args.output.join("comparison.md").display());
+    }
+    Ok(())
+}
+
+/// The strategy of a run in words.
+fn describe(st: Option<Aggregate>, questions: usize, sampling: Option<Sampling>) -> String {
+    let Some(a) = st else {
+        return "one greedy answer".into();
+    };
+    let answers = match sampling {
+        Some(s) => format!("{} sample(s) at T={} (seed {})", s.n, s.temperature, s.seed),
+        None => "greedy".into(),
+    };
+    format!("{a} of {questions} prompt(s) × {answers}")
+}
+
+/// Answers, unreadable answers and latency over a run's clips.
+struct RunStats {
+    answers: usize,
+    unparseable: usize,
+    mean_latency_ms: Option<f64>,
+}
+
+impl RunStats {
+    fn of(outcomes: &[Outcome]) -> Self {
+        let (mut answers, mut unparseable, mut ms, mut timed) = (0, 0, 0.0, 0usize);
+        for s in outcomes.iter().filter_map(|o| o.score.as_ref()) {
+            answers += s.members.as_ref().map_or(1, Vec::len);
+            unparseable += s.unparseable;
+            if let Some(l) = s.latency_ms {
+                ms += l;
+                timed += 1;
+            }
+        }
+        Self {
+            answers,
+            unparseable,
+            mean_latency_ms: (timed > 0).then(|| ms / timed as f64),
+        }
+    }
+}
+
+/// Metrics and outputs of one method × strategy into `dir`.
+fn evaluate(
+    args: &EvalArgs,
+    dir: &Path,
+    selected: &[&ManifestItem],
+    outcomes: Vec<Outcome>,
+    identity: &ScoringIdentity,
+    plan: &LabelPlan,
+    strategy: &str,
+) -> anyhow::Result<Summary> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create output directory {}", dir.display()))?;
     let cache_hits = outcomes.iter().filter(|o| o.cached).count();
     let scored = outcomes
         .iter()
         .filter(|o| !o.cached && o.score.is_some())
         .count();
-    let predictions: Vec<Prediction> = selected
+    let records: Vec<(Prediction, Extras)> = selected
         .iter()
         .zip(outcomes)
-        .map(|(item, outcome)| predict(item, outcome, &identity, &plan))
+        .map(|(item, outcome)| predict(item, outcome, identity, plan))
         .collect();
+    let predictions: Vec<Prediction> = records.iter().map(|(p, _)| p.clone()).collect();
     let failed = predictions.iter().filter(|p| p.probs.is_none()).count();
     if failed == predictions.len() {
         let first = predictions[0].error.as_deref().unwrap_or("unknown error");
@@ -278,12 +591,16 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
             predictions[0].path
         );
     }
-
+    let model_labels = identity.labels.clone();
     let (overall, datasets) =
         summarize_all(&predictions, &model_labels).context("computing the metrics")?;
     let summary = Summary {
         model: identity.model.clone(),
-        method: identity.method.clone(),
+        method: if identity.ensemble.is_some() {
+            format!("{} ({strategy})", identity.method)
+        } else {
+            identity.method.clone()
+        },
         labels: model_labels,
         per_dataset_labels: args.per_dataset_labels,
         n_items: predictions.len(),
@@ -292,18 +609,12 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         failed,
         overall,
         datasets,
-        label_renames: plan.renames,
-        unmapped_labels: plan.unmapped,
-        labels_never_referenced: plan.never_referenced,
+        label_renames: plan.renames.clone(),
+        unmapped_labels: plan.unmapped.clone(),
+        labels_never_referenced: plan.never_referenced.clone(),
     };
-    write_outputs(&args.output, &predictions, &summary)?;
-    print_table(&summary)?;
-    eprintln!(
-        "{} clip(s): {cache_hits} from the cache, {scored} scored, {failed} failed; wrote {}",
-        summary.n_items,
-        args.output.display()
-    );
-    Ok(())
+    write_outputs(dir, &records, &summary)?;
+    Ok(summary)
 }
 
 /// One clip's scores, from the cache or the model.
@@ -314,15 +625,45 @@ struct Outcome {
     error: Option<String>,
 }
 
-/// Reads, hashes and (unless cached) scores every clip, in batches of the
-/// model's natural size, with a progress bar. Unreadable audio and model
-/// failures are recorded per clip, so one bad file does not end a long run.
+impl Outcome {
+    fn new() -> Self {
+        Self {
+            audio_sha256: String::new(),
+            score: None,
+            cached: false,
+            error: None,
+        }
+    }
+}
+
+/// What to score: a method, its questions and sampling, and the strategies (with
+/// their cache identities) whose outcomes are wanted.
+struct Job<'a> {
+    model: &'a LoadedModel,
+    method: Method,
+    questions: Vec<String>,
+    sampling: Option<Sampling>,
+    /// `[None]` for one greedy answer per clip; else the aggregations.
+    strategies: Vec<Option<Aggregate>>,
+    identities: Vec<ScoringIdentity>,
+}
+
+impl Job<'_> {
+    fn ensemble(&self) -> bool {
+        self.strategies.iter().any(Option::is_some)
+    }
+}
+
+/// Reads, hashes and (unless cached) scores every clip, with a progress bar:
+/// one greedy answer per clip in batches of the model's natural size, or a
+/// clip's whole ensemble at once (encoded once), aggregated by every strategy.
+/// Returns `[strategy][clip]`. Unreadable audio and model failures are recorded
+/// per clip, so one bad file does not end a long run.
 fn score_all(
-    model: &LoadedModel,
-    identity: &ScoringIdentity,
+    job: &Job,
     items: &[&ManifestItem],
     cache: &mut ScoreCache,
-) -> anyhow::Result<Vec<Outcome>> {
+) -> anyhow::Result<Vec<Vec<Outcome>>> {
     let bar = ProgressBar::new(items.len() as u64);
     bar.set_style(
         ProgressStyle::with_template(
@@ -332,50 +673,54 @@ fn score_all(
         .progress_chars("=> "),
     );
     bar.set_message("scoring");
-    let mut outcomes = Vec::with_capacity(items.len());
-    let batch_size = model.natural_batch().max(1);
+    let n_strategies = job.strategies.len();
+    let mut outcomes: Vec<Vec<Outcome>> = (0..n_strategies)
+        .map(|_| Vec::with_capacity(items.len()))
+        .collect();
+    let batch_size = job.model.natural_batch_for(job.method).max(1);
     let mut pending: Vec<(usize, Vec<f32>)> = Vec::new();
     for (i, item) in items.iter().enumerate() {
-        let mut outcome = Outcome {
-            audio_sha256: String::new(),
-            score: None,
-            cached: false,
-            error: None,
-        };
+        let mut clip: Vec<Outcome> = (0..n_strategies).map(|_| Outcome::new()).collect();
+        let mut done = true;
         match std::fs::read(&item.audio) {
             Err(e) => {
-                outcome.error = Some(format!(
+                let msg = format!(
                     "cannot read {} (line {} of the manifest or vote table): {e}",
                     item.audio.display(),
                     item.line
-                ));
-                bar.inc(1);
+                );
+                clip.iter_mut().for_each(|o| o.error = Some(msg.clone()));
             }
             Ok(bytes) => {
-                outcome.audio_sha256 = sha256_hex(&bytes);
-                let key = identity.key(&outcome.audio_sha256);
-                if let Some(hit) = cache.get(&key) {
-                    outcome.score = Some(hit.clone());
-                    outcome.cached = true;
-                    bar.inc(1);
-                } else {
+                let sha = sha256_hex(&bytes);
+                clip.iter_mut().for_each(|o| o.audio_sha256 = sha.clone());
+                if !from_cache(job, &sha, item, &mut clip, cache)? {
                     match decode_16k(&item.audio) {
-                        Ok(samples) => pending.push((i, samples)),
+                        Ok(samples) if job.ensemble() => {
+                            score_clip(job, item, &samples, &mut clip, cache)?;
+                        }
+                        Ok(samples) => {
+                            pending.push((i, samples));
+                            done = false;
+                        }
                         Err(e) => {
-                            outcome.error = Some(format!(
-                                "{e:#} (line {} of the manifest or vote table)",
-                                item.line
-                            ));
-                            bar.inc(1);
+                            let msg =
+                                format!("{e:#} (line {} of the manifest or vote table)", item.line);
+                            clip.iter_mut().for_each(|o| o.error = Some(msg.clone()));
                         }
                     }
                 }
             }
         }
-        outcomes.push(outcome);
+        for (s, o) in clip.into_iter().enumerate() {
+            outcomes[s].push(o);
+        }
+        if done {
+            bar.inc(1);
+        }
         if pending.len() >= batch_size || (i + 1 == items.len() && !pending.is_empty()) {
             let n = pending.len() as u64;
-            score_batch(model, identity, items, &mut pending, &mut outcomes, cache)?;
+            score_batch(job, items, &mut pending, &mut outcomes[0], cache)?;
             bar.inc(n);
         }
     }
@@ -383,18 +728,174 @@ fn score_all(
     Ok(outcomes)
 }
 
-/// Scores the pending clips and records each result (and caches it).
+/// Fills `clip`'s outcomes from the cache: each strategy's own entry, or for an
+/// ensemble the answers cached under another aggregation of the same identity,
+/// re-aggregated (and cached) without the model. `false` if the model is needed.
+fn from_cache(
+    job: &Job,
+    sha: &str,
+    item: &ManifestItem,
+    clip: &mut [Outcome],
+    cache: &mut ScoreCache,
+) -> anyhow::Result<bool> {
+    let keys: Vec<String> = job.identities.iter().map(|id| id.key(sha)).collect();
+    let hits: Vec<Option<CachedScore>> = keys.iter().map(|k| cache.get(k).cloned()).collect();
+    if hits.iter().all(Option::is_some) {
+        for (o, h) in clip.iter_mut().zip(hits) {
+            o.score = h;
+            o.cached = true;
+        }
+        return Ok(true);
+    }
+    if !job.ensemble() {
+        return Ok(false);
+    }
+    // Any aggregation of this identity holds every answer.
+    let base = &job.identities[0];
+    let mut members = None;
+    for a in Aggregate::ALL {
+        let mut id = base.clone();
+        if let Some(e) = &mut id.ensemble {
+            e.aggregate = a.as_str().to_string();
+        }
+        if let Some(m) = cache.get(&id.key(sha)).and_then(|h| h.members.clone()) {
+            members = Some((m, cache.get(&id.key(sha)).and_then(|h| h.latency_ms)));
+            break;
+        }
+    }
+    let Some((members, latency_ms)) = members else {
+        return Ok(false);
+    };
+    for (s, o) in clip.iter_mut().enumerate() {
+        let entry = match hits[s].clone() {
+            Some(h) => h,
+            None => {
+                let e = ensemble_entry(job, s, sha, item, members.clone(), latency_ms);
+                cache.insert(e.clone())?;
+                e
+            }
+        };
+        o.score = Some(entry);
+        o.cached = true;
+    }
+    Ok(true)
+}
+
+/// Scores one clip's ensemble and records (and caches) each strategy's outcome.
+fn score_clip(
+    job: &Job,
+    item: &ManifestItem,
+    samples: &[f32],
+    clip: &mut [Outcome],
+    cache: &mut ScoreCache,
+) -> anyhow::Result<()> {
+    match job
+        .model
+        .score_ensemble(samples, job.method, &job.questions, job.sampling)
+    {
+        Ok((answers, total)) => {
+            let members: Vec<MemberScore> = answers
+                .into_iter()
+                .enumerate()
+                .flat_map(|(q, answers)| {
+                    answers.into_iter().enumerate().map(move |(k, u)| {
+                        let (probs, logits, error) = match u.scores {
+                            Ok(s) => (Some(s.probs), Some(s.logits), None),
+                            Err(e) => (None, None, Some(e)),
+                        };
+                        MemberScore {
+                            prompt: q,
+                            sample: k,
+                            probs,
+                            logits,
+                            generated: u.generated,
+                            error,
+                        }
+                    })
+                })
+                .collect();
+            let latency = Some(total.as_secs_f64() * 1e3);
+            let sha = clip[0].audio_sha256.clone();
+            for (s, o) in clip.iter_mut().enumerate() {
+                let entry = ensemble_entry(job, s, &sha, item, members.clone(), latency);
+                cache.insert(entry.clone())?;
+                o.score = Some(entry);
+            }
+        }
+        Err(e) => {
+            let msg = format!(
+                "scoring failed: {e:#} (line {} of the manifest or vote table)",
+                item.line
+            );
+            clip.iter_mut().for_each(|o| o.error = Some(msg.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// Strategy `s`'s cache entry for a clip's answers `members`.
+fn ensemble_entry(
+    job: &Job,
+    s: usize,
+    sha: &str,
+    item: &ManifestItem,
+    members: Vec<MemberScore>,
+    latency_ms: Option<f64>,
+) -> CachedScore {
+    let identity = &job.identities[s];
+    let how = job.strategies[s].unwrap_or(Aggregate::Mean);
+    let readable: Vec<Vec<f64>> = members
+        .iter()
+        .filter_map(|m| m.probs.as_ref())
+        .map(|p| p.iter().map(|&v| f64::from(v)).collect())
+        .collect();
+    let unparseable = members.len() - readable.len();
+    let (probs, error) = match aggregate(how, &readable) {
+        Ok(p) => (Some(p.iter().map(|&v| v as f32).collect()), None),
+        Err(e) => (
+            None,
+            Some(format!(
+                "{e}: all {} answers failed; the first: {}",
+                members.len(),
+                members
+                    .first()
+                    .and_then(|m| m.error.as_deref())
+                    .unwrap_or("")
+            )),
+        ),
+    };
+    CachedScore {
+        key: identity.key(sha),
+        audio_sha256: sha.to_string(),
+        path: item.path.clone(),
+        model: identity.model.clone(),
+        method: identity.method.clone(),
+        labels: identity.labels.clone(),
+        probs,
+        logits: None,
+        generated: members.first().and_then(|m| m.generated.clone()),
+        error,
+        members: Some(members),
+        aggregate: Some(how.as_str().to_string()),
+        unparseable,
+        latency_ms,
+    }
+}
+
+/// Scores the pending clips (one greedy answer each) and records each result
+/// (and caches it).
 fn score_batch(
-    model: &LoadedModel,
-    identity: &ScoringIdentity,
+    job: &Job,
     items: &[&ManifestItem],
     pending: &mut Vec<(usize, Vec<f32>)>,
     outcomes: &mut [Outcome],
     cache: &mut ScoreCache,
 ) -> anyhow::Result<()> {
+    let identity = &job.identities[0];
     let audio: Vec<&[f32]> = pending.iter().map(|(_, s)| s.as_slice()).collect();
-    match model.score(&audio) {
+    match job.model.score_method(&audio, job.method) {
         Ok(batch) => {
+            let latency = batch.total.as_secs_f64() * 1e3 / pending.len().max(1) as f64;
             for ((i, _), result) in pending.iter().zip(batch.utterances) {
                 let outcome = &mut outcomes[*i];
                 let (probs, logits, error) = match result.scores {
@@ -408,10 +909,14 @@ fn score_batch(
                     model: identity.model.clone(),
                     method: identity.method.clone(),
                     labels: identity.labels.clone(),
+                    unparseable: usize::from(probs.is_none()),
                     probs,
                     logits,
                     generated: result.generated,
                     error,
+                    members: None,
+                    aggregate: None,
+                    latency_ms: Some(latency),
                 };
                 cache.insert(entry.clone())?;
                 outcome.score = Some(entry);
@@ -441,12 +946,50 @@ fn decode_16k(path: &Path) -> anyhow::Result<Vec<f32>> {
 
 /// A clip's prediction record: the model's distribution (restricted to the
 /// dataset's labels if asked) beside its mapped reference.
+/// What `predictions.jsonl` adds to a [`Prediction`]: the answers behind an
+/// ensemble's distribution (over the model's labels, in `summary.json`'s `labels`
+/// order) so anyone can re-aggregate them, and the model time.
+#[derive(Debug, Clone, Default, Serialize)]
+struct Extras {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aggregate: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    members: Option<Vec<MemberScore>>,
+    #[serde(skip_serializing_if = "is_zero")]
+    unparseable: usize,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latency_ms: Option<f64>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// One line of `predictions.jsonl`.
+#[derive(Serialize)]
+struct Record<'a> {
+    #[serde(flatten)]
+    prediction: &'a Prediction,
+    #[serde(flatten)]
+    extras: &'a Extras,
+}
+
 fn predict(
     item: &ManifestItem,
     outcome: Outcome,
     identity: &ScoringIdentity,
     plan: &LabelPlan,
-) -> Prediction {
+) -> (Prediction, Extras) {
+    let extras = outcome
+        .score
+        .as_ref()
+        .map(|s| Extras {
+            aggregate: s.aggregate.clone(),
+            members: s.members.clone(),
+            unparseable: s.unparseable,
+            latency_ms: s.latency_ms,
+        })
+        .unwrap_or_default();
     let model_labels = &identity.labels;
     let labels = plan
         .eval_labels
@@ -514,7 +1057,7 @@ fn predict(
         }
     }
     let top = probs.as_ref().map(|p: &Vec<f64>| labels[argmax(p)].clone());
-    Prediction {
+    let prediction = Prediction {
         path: item.path.clone(),
         dataset: item.dataset.clone(),
         speaker: item.speaker.clone(),
@@ -532,7 +1075,8 @@ fn predict(
         audio_sha256: outcome.audio_sha256,
         cached: outcome.cached,
         error,
-    }
+    };
+    (prediction, extras)
 }
 
 /// File-name-safe form of a dataset name.
@@ -548,14 +1092,18 @@ fn file_stem(name: &str) -> String {
         .collect()
 }
 
-fn write_outputs(dir: &Path, predictions: &[Prediction], summary: &Summary) -> anyhow::Result<()> {
+fn write_outputs(
+    dir: &Path,
+    predictions: &[(Prediction, Extras)],
+    summary: &Summary,
+) -> anyhow::Result<()> {
     let write = |name: &str, content: &[u8]| {
         let path = dir.join(name);
         std::fs::write(&path, content).with_context(|| format!("cannot write {}", path.display()))
     };
     let mut jsonl = Vec::new();
-    for p in predictions {
-        serde_json::to_writer(&mut jsonl, p)?;
+    for (prediction, extras) in predictions {
+        serde_json::to_writer(&mut jsonl, &Record { prediction, extras })?;
         jsonl.push(b'\n');
     }
     write("predictions.jsonl", &jsonl)?;

@@ -5,7 +5,9 @@
 //! one JSON line as soon as it is known, keyed by the SHA-256 of the audio
 //! *bytes* (so renaming or moving a file keeps its entry, and editing it does
 //! not) and of everything that changes the scores: model, method, labels,
-//! prompt, temperature and decoding options ([`ScoringIdentity`]). A line cut
+//! prompt, temperature and decoding options, and for test-time scaling the
+//! questions, samples, sampling temperature, seed and aggregation
+//! ([`ScoringIdentity`]). A line cut
 //! short by a crash is skipped on reading (and counted), never fatal.
 
 use std::collections::HashMap;
@@ -33,6 +35,25 @@ pub struct ScoringIdentity {
     /// Anything else that changes scores (`max_new_tokens`, padding, precision),
     /// as `name=value` strings.
     pub options: Vec<String>,
+    /// Test-time scaling (several questions and/or sampled answers); absent for a
+    /// single greedy answer, so such keys are the same as before ensembles existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ensemble: Option<EnsembleIdentity>,
+}
+
+/// What a test-time-scaling run adds to the scoring identity.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EnsembleIdentity {
+    /// Every question asked, resolved (the method's default when none was given).
+    pub prompts: Vec<String>,
+    /// Sampled answers per question (`None`: one greedy answer).
+    pub samples: Option<usize>,
+    /// Sampling temperature.
+    pub sample_temperature: Option<f32>,
+    /// Sampling seed.
+    pub seed: Option<u64>,
+    /// How the answers are combined (`mean`, `confidence`, `best-of-n`, `majority`).
+    pub aggregate: String,
 }
 
 impl ScoringIdentity {
@@ -73,6 +94,44 @@ pub struct CachedScore {
     /// The distribution (`None` when the answer could not be read).
     pub probs: Option<Vec<f32>>,
     /// Label logits.
+    pub logits: Option<Vec<f32>>,
+    /// Generated answer (`token-average`, `text`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub generated: Option<String>,
+    /// Why there is no distribution.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Test-time scaling: every answer (question × sample) behind `probs`, so they can
+    /// be re-aggregated without the model.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members: Option<Vec<MemberScore>>,
+    /// The aggregation that made `probs` from `members`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aggregate: Option<String>,
+    /// Answers that could not be read (`text`), of all answers to this clip.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub unparseable: usize,
+    /// Wall time of scoring this clip, milliseconds (model time only; a batch's time
+    /// is split evenly over its clips).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latency_ms: Option<f64>,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
+}
+
+/// One answer of a test-time-scaling ensemble.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MemberScore {
+    /// Index of the question in [`EnsembleIdentity::prompts`].
+    pub prompt: usize,
+    /// Index of the sample (0 when greedy).
+    pub sample: usize,
+    /// The answer's distribution over the model's labels (`None`: unreadable).
+    pub probs: Option<Vec<f32>>,
+    /// Label logits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub logits: Option<Vec<f32>>,
     /// Generated answer (`token-average`, `text`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -173,6 +232,10 @@ mod tests {
             logits: Some(vec![0.0, 1.1]),
             generated: None,
             error: None,
+            members: None,
+            aggregate: None,
+            unparseable: 0,
+            latency_ms: None,
         }
     }
 
@@ -185,6 +248,7 @@ mod tests {
             prompt: None,
             temperature: None,
             options: vec![],
+            ensemble: None,
         };
         let k = id.key("00");
         assert_eq!(k, id.key("00"));
@@ -195,6 +259,55 @@ mod tests {
         other = id.clone();
         other.prompt = Some("p".into());
         assert_ne!(k, other.key("00"));
+        // A single greedy answer keys as before ensembles existed (old caches stay valid).
+        let json = serde_json::to_string(&id).unwrap();
+        assert!(!json.contains("ensemble"), "{json}");
+        // Every test-time-scaling setting is part of the key.
+        let ens = EnsembleIdentity {
+            prompts: vec!["q1".into(), "q2".into()],
+            samples: Some(4),
+            sample_temperature: Some(0.7),
+            seed: Some(1),
+            aggregate: "mean".into(),
+        };
+        let base = ScoringIdentity {
+            ensemble: Some(ens.clone()),
+            ..id.clone()
+        };
+        let variants = [
+            EnsembleIdentity {
+                aggregate: "confidence".into(),
+                ..ens.clone()
+            },
+            EnsembleIdentity {
+                seed: Some(2),
+                ..ens.clone()
+            },
+            EnsembleIdentity {
+                samples: Some(5),
+                ..ens.clone()
+            },
+            EnsembleIdentity {
+                sample_temperature: Some(0.8),
+                ..ens.clone()
+            },
+            EnsembleIdentity {
+                prompts: vec!["q2".into(), "q1".into()],
+                ..ens.clone()
+            },
+        ];
+        let mut keys = vec![k.clone(), base.key("00")];
+        for v in variants {
+            keys.push(
+                ScoringIdentity {
+                    ensemble: Some(v),
+                    ..id.clone()
+                }
+                .key("00"),
+            );
+        }
+        let unique: std::collections::BTreeSet<_> = keys.iter().collect();
+        assert_eq!(unique.len(), keys.len(), "{keys:?}");
         assert_eq!(
             sha256_hex(b"abc"),
             "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
