@@ -342,10 +342,12 @@ pub const QWEN2_AUDIO_TEMPLATE: &str = concat!(
 
 /// Voxtral checkpoints ship no Jinja template (transformers formats Voxtral prompts
 /// with mistral-common's tokenizer); this mirrors mistral-common's instruct layout for
-/// one audio chunk and a question: `<s>[INST][BEGIN_AUDIO][AUDIO]…question[/INST]`.
-/// Used only when the directory has no template of its own.
+/// one audio chunk and a question: `<s>[INST][BEGIN_AUDIO][AUDIO]…question[/INST]`
+/// (checked id for id against mistral-common in `models/tests/tekken_fixtures.rs`).
+/// Used only when the directory has no template of its own. Such directories usually
+/// have no tokenizer_config.json either, hence tekken's `<s>` when no `bos_token` is set.
 pub const VOXTRAL_TEMPLATE: &str = concat!(
-    "{{ bos_token }}",
+    "{{ bos_token if bos_token is defined else '<s>' }}",
     "{% for message in messages %}",
     "{% if message['role'] == 'user' %}",
     "[INST]",

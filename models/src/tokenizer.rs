@@ -1,5 +1,6 @@
-//! `tokenizer.json` (Hugging Face `tokenizers`) behind a small trait, so that the
-//! verbaliser and scorers can be tested with hand-made vocabularies as well.
+//! `tokenizer.json` (Hugging Face `tokenizers`), or Mistral's `tekken.json` converted to
+//! it ([`crate::tekken`]), behind a small trait, so that the verbaliser and scorers can
+//! be tested with hand-made vocabularies as well.
 
 use std::path::Path;
 
@@ -53,6 +54,24 @@ impl HfTokenizer {
             message: e.to_string(),
         })?;
         Ok(Self { inner })
+    }
+
+    /// Loads Mistral's `tekken.json` ([`crate::tekken`]).
+    pub fn from_tekken(path: &Path) -> Result<Self, TokenizerError> {
+        Ok(Self {
+            inner: crate::tekken::load(path)?,
+        })
+    }
+
+    /// The tokenizer of a model directory: `tokenizer.json`, else `tekken.json` (which
+    /// Mistral checkpoints such as Voxtral ship instead); `None` if it has neither.
+    pub fn from_dir(dir: &Path) -> Option<Result<Self, TokenizerError>> {
+        let hf = dir.join("tokenizer.json");
+        if hf.is_file() {
+            return Some(Self::from_file(&hf));
+        }
+        let tekken = dir.join("tekken.json");
+        tekken.is_file().then(|| Self::from_tekken(&tekken))
     }
 
     /// Id of a token given by its exact string (e.g. `<|startoftranscript|>`).
