@@ -16,7 +16,8 @@
 //!   and clip; `EmoClass_Major` is the annotator's primary emotion as a word
 //!   (`Angry`, `Sad`, `Happy`, `Surprise`, `Fear`, `Disgust`, `Contempt`,
 //!   `Neutral`, `Other` or `Other-<free text>`) or its one-letter code. Each
-//!   row is one vote; `EmoClass_Second` (secondary emotions) is not read. A
+//!   row is one vote (an empty cell is no vote); `EmoClass_Second`
+//!   (secondary emotions) is not read. A
 //!   clip's dimensional values are the mean of its annotators' numbers.
 //! * **consensus** (`labels_consensus.csv`): `FileName` and `EmoClass`
 //!   required; `EmoAct`, `EmoVal`, `EmoDom`, `SpkrID`, `Split_Set` optional.
@@ -152,10 +153,10 @@ impl MspClip {
 }
 
 /// The emomon label of a class code or word (`Other-…` → `other`); `Ok(None)`
-/// for `X` (no agreement); `Err` for anything else.
+/// for `X` (no agreement) or an empty cell (no answer); `Err` for anything else.
 pub fn map_class(cell: &str) -> Result<Option<&'static str>, String> {
     let c = cell.trim();
-    if c.eq_ignore_ascii_case("X") {
+    if c.is_empty() || c.eq_ignore_ascii_case("X") {
         return Ok(None);
     }
     if c.len() >= 5 && c[..5].eq_ignore_ascii_case("other") {
@@ -303,7 +304,7 @@ pub fn parse_labels(text: &str, source: &str) -> Result<(LabelsKind, Vec<MspClip
         match kind {
             LabelsKind::PerAnnotator => {
                 let Some(label) = class else {
-                    continue; // `X` is not an annotator's answer; skip the vote.
+                    continue; // No answer (empty or `X`): no vote.
                 };
                 match clip.votes.iter_mut().find(|(l, _)| l == label) {
                     Some(v) => v.1 += 1.0,
@@ -372,6 +373,14 @@ mod tests {
         );
         assert_eq!((a.n_rows, a.arousal, a.valence), (3, Some(6.0), Some(2.0)));
         assert_eq!(a.dominance, Some(5.5));
+        // An empty primary class is no vote, but its ratings still count.
+        let (_, clips) = parse_labels(
+            "FileName,EmoClass_Major,EmoVal\nc.wav,,2\nc.wav,Sad,4\n",
+            "d.csv",
+        )
+        .unwrap();
+        assert_eq!(clips[0].votes, vec![("sad".to_string(), 1.0)]);
+        assert_eq!(clips[0].valence, Some(3.0));
     }
 
     #[test]
