@@ -134,7 +134,7 @@ impl CremaVotes {
 /// Failure reading a vote table; messages name the file and line.
 #[derive(Debug, thiserror::Error)]
 pub enum CremaError {
-    #[error("{path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         path: String,
         #[source]

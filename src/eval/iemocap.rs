@@ -64,7 +64,7 @@ pub const IEMOCAP_LABELS: [(&str, &str); 10] = [
 /// A file or directory that is not in IEMOCAP's layout.
 #[derive(Debug, thiserror::Error)]
 pub enum IemocapError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         path: String,
         #[source]

@@ -29,7 +29,7 @@ use super::crema::split_csv_line;
 #[derive(Debug, thiserror::Error)]
 pub enum ManifestError {
     /// The file could not be opened or read.
-    #[error("cannot read manifest {path}: {source}")]
+    #[error("cannot read manifest {path}")]
     Io {
         path: String,
         #[source]

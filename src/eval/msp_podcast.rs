@@ -58,7 +58,7 @@ pub const MSP_CLASSES: [(&str, &str, &str); 9] = [
 /// A label file that is not in an accepted layout.
 #[derive(Debug, thiserror::Error)]
 pub enum MspError {
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Io {
         path: String,
         #[source]
