@@ -15,6 +15,10 @@ use burn::tensor::ops::AttentionModuleOptions;
 
 use crate::safetensors_load::TensorStore;
 
+mod cpu;
+
+pub use cpu::gelu;
+
 /// `{prefix}.weight` `[d_out, d_in]` (+ `{prefix}.bias` `[d_out]` if `bias`) as a burn `Linear`.
 pub fn load_linear(
     store: &mut TensorStore,
@@ -237,8 +241,7 @@ impl GeluMlp {
 
     /// Applies the MLP.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.fc2
-            .forward(burn::tensor::activation::gelu(self.fc1.forward(x)))
+        self.fc2.forward(gelu(self.fc1.forward(x)))
     }
 }
 

@@ -10,10 +10,9 @@ use std::path::Path;
 
 use burn::nn::Linear;
 use burn::prelude::*;
-use burn::tensor::activation::gelu;
 use serde::Deserialize;
 
-use crate::nn::{load_linear, splice_placeholders};
+use crate::nn::{gelu, load_linear, splice_placeholders};
 use crate::qwen2::{Qwen2 as LlamaLike, Qwen2Cache, Qwen2Config};
 use crate::qwen2_audio::Qwen2AudioError as VoxtralError;
 use crate::safetensors_load::{TensorStore, read_json};

@@ -10,10 +10,9 @@ use burn::module::Param;
 use burn::nn::LayerNorm;
 use burn::nn::conv::Conv1d;
 use burn::prelude::*;
-use burn::tensor::activation::gelu;
 
 use super::WhisperError;
-use crate::nn::{GeluMlp, MultiHeadAttention, load_conv1d, load_layer_norm};
+use crate::nn::{GeluMlp, MultiHeadAttention, gelu, load_conv1d, load_layer_norm};
 use crate::safetensors_load::TensorStore;
 use serde::{Deserialize, Serialize};
 
