@@ -828,3 +828,63 @@ fn default_model_comparison_reports_unsupported_methods() {
     assert!(why.contains("first-token only"), "{why}");
     assert!(rows[1]["overall"].is_null());
 }
+
+/// A chat model (tiny Qwen2-Audio) through the same flags: every clip gets
+/// questions × samples answers, recorded in order, for every method.
+#[test]
+fn chat_model_ensemble_records_every_answer_for_every_method() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = make_manifest(dir.path());
+    let out = dir.path().join("out");
+    let model = repo().join("models/fixtures/tiny-qwen2-audio");
+    let output = emomon(&[
+        "eval",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--model",
+        model.to_str().unwrap(),
+        "--labels",
+        &LABELS.join(","),
+        "--max-new-tokens",
+        "4",
+        "--prompt",
+        "Which emotion?",
+        "--prompt",
+        "How does the speaker feel?",
+        "--samples",
+        "2",
+        "--methods",
+        "first-token,token-average,text",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    ok(&output);
+    let c = read_json(&out.join("comparison.json"));
+    let rows = c["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 3);
+    for r in rows {
+        assert_eq!(
+            r["answers"],
+            6 * 4,
+            "6 readable clips × 2 questions × 2 samples"
+        );
+    }
+    for method in ["first-token", "token-average"] {
+        for p in by_path(&out.join(method)).values() {
+            if p["probs"].is_null() {
+                continue;
+            }
+            let order: Vec<(u64, u64)> = p["members"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| (m["prompt"].as_u64().unwrap(), m["sample"].as_u64().unwrap()))
+                .collect();
+            assert_eq!(order, [(0, 0), (0, 1), (1, 0), (1, 1)]);
+            let mean: Vec<f64> = (0..LABELS.len())
+                .map(|k| member_probs(p).iter().map(|m| m[k]).sum::<f64>() / 4.0)
+                .collect();
+            assert_close(&floats(&p["probs"]), &mean, 1e-6, method);
+        }
+    }
+}
