@@ -130,7 +130,8 @@ impl KeyValue {
 }
 
 /// Multi-head attention with separate q/k/v/out projections (BART/Whisper layout),
-/// using burn's fused `attention` op (scale 1/sqrt(head_dim), as HF's `scaling`).
+/// using burn's fused `attention` op (scale 1/sqrt(head_dim), as HF's `scaling`), or on the CPU
+/// backend [`cpu::attention`] when nothing is masked.
 #[derive(Module, Debug)]
 pub struct MultiHeadAttention {
     /// Query projection.
@@ -184,11 +185,15 @@ impl MultiHeadAttention {
     pub fn attend(&self, x: Tensor<3>, kv: &KeyValue, causal: bool) -> Tensor<3> {
         let [b, t, d] = x.dims();
         let q = self.split_heads(self.q_proj.forward(x));
-        let options = AttentionModuleOptions {
-            is_causal: causal,
-            ..Default::default()
+        let ctx = if causal {
+            let options = AttentionModuleOptions {
+                is_causal: true,
+                ..Default::default()
+            };
+            attention(q, kv.k.clone(), kv.v.clone(), None, None, options)
+        } else {
+            cpu::attention(q, kv.k.clone(), kv.v.clone())
         };
-        let ctx = attention(q, kv.k.clone(), kv.v.clone(), None, None, options);
         self.out_proj
             .forward(ctx.swap_dims(1, 2).reshape([b, t, d]))
     }

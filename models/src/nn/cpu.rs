@@ -1,7 +1,9 @@
 //! Kernels for burn's CPU backend (`flex`) where its own are slow.
 //!
 //! flex 0.22 evaluates GELU with scalar `libm::erff` on one thread (≈10 ns an element:
-//! for Whisper base on 5 s of audio, ≈35 ms of a 170 ms encoder). On a flex tensor that no one else holds, `into_data` hands over
+//! for Whisper base on 5 s of audio, ≈35 ms of a 170 ms encoder), and the softmax of its
+//! attention with scalar `exp` and scalar max/scale/normalise loops (≈8 % of the
+//! encoder's CPU time). On a flex tensor that no one else holds, `into_data` hands over
 //! the buffer without a copy, so the kernels here rewrite it in place, vectorised and
 //! on all cores, and give it back. Other backends (wgpu) keep burn's own ops.
 
@@ -31,6 +33,123 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
         Err(e) => unreachable!("an f32 tensor's data is f32: {e:?}"),
     }
     Tensor::from_data(data, &device)
+}
+
+/// Largest score matrix (`batch · heads · queries · keys` elements, 64 MB) that
+/// [`attention`] materialises; larger inputs go to burn's tiled (flash) attention.
+const SCORES_MAX: usize = 16 << 20;
+
+/// Bidirectional scaled dot-product attention `softmax(q kᵀ / √d) v` over
+/// `[batch, heads, seq, head_dim]`, as `burn::tensor::module::attention` without mask.
+///
+/// On flex this is two batched matmuls (one per head, spread over the cores) around a
+/// vectorised softmax of the whole score tensor, instead of flex's per-head loop with
+/// scalar `exp`.
+pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
+    let device = q.device();
+    let [b, h, t, d] = q.dims();
+    let s = k.dims()[2];
+    if !is_flex(&device) || q.dtype() != DType::F32 || b * h * t * s > SCORES_MAX {
+        let options = burn::tensor::ops::AttentionModuleOptions::default();
+        return burn::tensor::module::attention(q, k, v, None, None, options);
+    }
+    let scale = 1.0 / (d as f32).sqrt();
+    let mut scores = q.matmul(k.swap_dims(2, 3)).into_data();
+    match scores.as_mut_slice::<f32>() {
+        Ok(values) => for_rows(values, s, |row| softmax_row(row, scale)),
+        Err(e) => unreachable!("an f32 tensor's data is f32: {e:?}"),
+    }
+    Tensor::<4>::from_data(scores, &device).matmul(v)
+}
+
+/// Runs `f` on each `len`-long row of `values`, the rows split across the cores.
+fn for_rows(values: &mut [f32], len: usize, f: impl Fn(&mut [f32]) + Sync) {
+    let threads = std::thread::available_parallelism().map_or(1, usize::from);
+    let rows = values.len() / len.max(1);
+    let each = |part: &mut [f32]| part.chunks_exact_mut(len).for_each(&f);
+    if threads < 2 || values.len() < PARALLEL_MIN || rows < 2 {
+        return each(values);
+    }
+    std::thread::scope(|scope| {
+        let mut parts = values.chunks_mut(rows.div_ceil(threads) * len);
+        let first = parts.next();
+        for p in parts {
+            scope.spawn(|| each(p));
+        }
+        if let Some(p) = first {
+            each(p);
+        }
+    });
+}
+
+/// `row ← softmax(row · scale)` (`scale > 0`).
+fn softmax_row(row: &mut [f32], scale: f32) {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU supports the features the function is compiled for.
+        return unsafe { softmax_row_avx2(row, scale) };
+    }
+    softmax_row_portable(row, scale);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn softmax_row_avx2(row: &mut [f32], scale: f32) {
+    softmax_row_portable(row, scale);
+}
+
+/// Lanes of the accumulators, so that the reductions vectorise (f32 `max`/`+` are not
+/// reassociated by the compiler on its own).
+const LANES: usize = 8;
+
+#[inline(always)]
+fn softmax_row_portable(row: &mut [f32], scale: f32) {
+    let mut lanes = [f32::NEG_INFINITY; LANES];
+    let mut chunks = row.chunks_exact(LANES);
+    for c in &mut chunks {
+        for (m, &x) in lanes.iter_mut().zip(c) {
+            *m = if x > *m { x } else { *m };
+        }
+    }
+    let max = chunks
+        .remainder()
+        .iter()
+        .chain(&lanes)
+        .fold(f32::NEG_INFINITY, |m, &x| if x > m { x } else { m });
+    let mut sums = [0.0f32; LANES];
+    let mut chunks = row.chunks_exact_mut(LANES);
+    for c in &mut chunks {
+        for (acc, x) in sums.iter_mut().zip(c) {
+            *x = exp_nonpositive((*x - max) * scale);
+            *acc += *x;
+        }
+    }
+    let mut sum: f32 = sums.iter().sum();
+    for x in chunks.into_remainder() {
+        *x = exp_nonpositive((*x - max) * scale);
+        sum += *x;
+    }
+    let inv = 1.0 / sum;
+    for x in row.iter_mut() {
+        *x *= inv;
+    }
+}
+
+/// `eˣ` for `x ≤ 0` (Cephes' `expf`: range reduction by ln 2, degree-6 polynomial),
+/// branch-free so that it vectorises; below −87 (where eˣ leaves the normal f32
+/// range) it returns e⁻⁸⁷ ≈ 1.6e-38, nothing next to the row maximum's 1.
+#[inline(always)]
+fn exp_nonpositive(x: f32) -> f32 {
+    let x = x.max(-87.0);
+    let n = (x * std::f32::consts::LOG2_E + 0.5).floor();
+    let r = x - n * 0.693_359_4 - n * -2.121_944_4e-4;
+    let mut y = r * 1.987_569_1e-4 + 1.398_199_9e-3;
+    y = y * r + 8.333_452e-3;
+    y = y * r + 4.166_579_6e-2;
+    y = y * r + 0.166_666_65;
+    y = y * r + 0.5;
+    y = y * r * r + r + 1.0;
+    y * f32::from_bits(((n as i32 + 127) as u32) << 23)
 }
 
 /// Runs `f` over `values`, split across the available cores when it is large.
@@ -130,6 +249,43 @@ mod tests {
         let worst = ours
             .iter()
             .zip(&burns)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f32::max);
+        assert!(worst < 1e-5, "max |Δ| {worst}");
+    }
+
+    #[test]
+    fn exp_matches_std() {
+        let worst = (0..87_000)
+            .map(|i| -(i as f32) * 1e-3)
+            .map(|x| ((exp_nonpositive(x) - x.exp()) / x.exp()).abs())
+            .fold(0.0, f32::max);
+        assert!(worst < 4e-7, "worst relative error {worst}");
+        assert!(exp_nonpositive(-1e4) < 2e-38);
+    }
+
+    /// The flex path gives what burn's fused attention gives.
+    #[test]
+    fn attention_matches_burn() {
+        let device = Device::flex();
+        let x = |seed: f32, shape: [usize; 4]| {
+            let n = shape.iter().product();
+            let v: Vec<f32> = (0..n).map(|i| (i as f32 * seed).sin() * 2.0).collect();
+            Tensor::<4>::from_data(TensorData::new(v, shape), &device)
+        };
+        let (q, k, v) = (
+            x(0.37, [2, 3, 37, 16]),
+            x(0.11, [2, 3, 41, 16]),
+            x(0.23, [2, 3, 41, 16]),
+        );
+        let ours = attention(q.clone(), k.clone(), v.clone()).into_data();
+        let options = burn::tensor::ops::AttentionModuleOptions::default();
+        let burns = burn::tensor::module::attention(q, k, v, None, None, options).into_data();
+        let worst = ours
+            .as_slice::<f32>()
+            .unwrap()
+            .iter()
+            .zip(burns.as_slice::<f32>().unwrap())
             .map(|(a, b)| (a - b).abs())
             .fold(0.0, f32::max);
         assert!(worst < 1e-5, "max |Δ| {worst}");
