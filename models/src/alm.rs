@@ -338,6 +338,7 @@ impl AlmScorer {
             Architecture::Qwen2Audio => {
                 let tokenizer = load_tokenizer(&dir)?;
                 let (config, model) = Qwen2Audio::load(&dir, device)?;
+                check_vocab(&tokenizer, config.text_config.vocab_size, &dir)?;
                 let model = maybe_quantize(model, options.quantize, device);
                 let template = template_or(&dir, QWEN2_AUDIO_TEMPLATE, "Qwen2-Audio")?;
                 let audio_token = token_text(&tokenizer, config.audio_token_index, &dir)?;
@@ -354,6 +355,7 @@ impl AlmScorer {
             Architecture::Voxtral => {
                 let tokenizer = load_tokenizer(&dir)?;
                 let (config, model) = Voxtral::load(&dir, device)?;
+                check_vocab(&tokenizer, config.text_config.vocab_size, &dir)?;
                 let model = maybe_quantize(model, options.quantize, device);
                 let template = template_or(&dir, VOXTRAL_TEMPLATE, "Voxtral")?;
                 let audio_token = token_text(&tokenizer, config.audio_token_id, &dir)?;
@@ -1114,15 +1116,15 @@ fn add_times(total: &mut StageTimes, t: StageTimes) {
     total.decoder += t.decoder;
 }
 
+/// `tokenizer.json`, else Mistral's `tekken.json` (what Voxtral checkpoints ship).
 fn load_tokenizer(dir: &Path) -> Result<HfTokenizer, AlmError> {
-    let path = dir.join("tokenizer.json");
-    if !path.is_file() {
-        return Err(AlmError::Invalid(format!(
-            "{}: missing tokenizer.json (a Hugging Face `tokenizers` file is required)",
+    HfTokenizer::from_dir(dir).ok_or_else(|| {
+        AlmError::Invalid(format!(
+            "{}: missing tokenizer.json (or Mistral's tekken.json); the model directory needs its tokenizer",
             dir.display()
-        )));
-    }
-    Ok(HfTokenizer::from_file(&path)?)
+        ))
+    })?
+    .map_err(AlmError::from)
 }
 
 fn mel_for(dir: &Path, n_mels: usize) -> Result<MelExtractor, AlmError> {
@@ -1145,10 +1147,24 @@ fn template_or(dir: &Path, fallback: &str, family: &str) -> Result<ChatTemplate,
     Ok(t)
 }
 
+/// Every token id the tokenizer can produce must have an embedding row; a tokenizer
+/// from another checkpoint would otherwise index past the table.
+fn check_vocab(tokenizer: &HfTokenizer, model_vocab: usize, dir: &Path) -> Result<(), AlmError> {
+    let ids = tokenizer.vocab_size();
+    if ids > model_vocab {
+        return Err(AlmError::Invalid(format!(
+            "{}: the tokenizer has {ids} token ids but config.json's text vocab_size is \
+             {model_vocab}; the tokenizer file does not belong to these weights",
+            dir.display()
+        )));
+    }
+    Ok(())
+}
+
 fn token_text(tokenizer: &HfTokenizer, id: u32, dir: &Path) -> Result<String, AlmError> {
     tokenizer.id_to_token(id).ok_or_else(|| {
         AlmError::Invalid(format!(
-            "{}: the audio token id {id} from config.json is not in tokenizer.json",
+            "{}: the audio token id {id} from config.json is not in the tokenizer",
             dir.display()
         ))
     })

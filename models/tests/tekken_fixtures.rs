@@ -103,3 +103,32 @@ fn whole_shipped_tekken_file_equals_mistral_common() {
     }
     assert_eq!(tok.token_id("[INST]"), Some(3));
 }
+
+/// A Voxtral directory with tekken.json instead of tokenizer.json gets its tokenizer
+/// from it; one whose tekken file does not fit the weights is refused by name rather
+/// than indexing past the embedding table.
+#[test]
+fn voxtral_directory_with_a_foreign_tekken_file_is_refused() {
+    let src = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/tiny-voxtral");
+    let dir = tempfile::tempdir().expect("tempdir");
+    for f in ["config.json", "generation_config.json", "model.safetensors"] {
+        std::fs::copy(src.join(f), dir.path().join(f)).expect("copy");
+    }
+    std::fs::copy(
+        fixture().join("tekken.json"),
+        dir.path().join("tekken.json"),
+    )
+    .expect("copy");
+    let err = emomon_models::alm::AlmScorer::open(
+        dir.path().to_str().expect("utf-8"),
+        Default::default(),
+        &emomon_models::Device::flex(),
+    )
+    .err()
+    .expect("a 4000-id tokenizer does not fit a 416-row embedding")
+    .to_string();
+    assert!(
+        err.contains("4000 token ids") && err.contains("vocab_size is 416"),
+        "{err}"
+    );
+}
