@@ -10,14 +10,14 @@ use burn::module::Param;
 use burn::nn::conv::Conv1d;
 use burn::nn::{Embedding, LayerNorm, LayerNormConfig, Linear, PaddingConfig1d};
 use burn::prelude::*;
-use burn::tensor::module::attention;
+use burn::tensor::module::attention as fused_attention;
 use burn::tensor::ops::AttentionModuleOptions;
 
 use crate::safetensors_load::TensorStore;
 
 mod cpu;
 
-pub use cpu::gelu;
+pub use cpu::{attention, gelu};
 
 /// `{prefix}.weight` `[d_out, d_in]` (+ `{prefix}.bias` `[d_out]` if `bias`) as a burn `Linear`.
 pub fn load_linear(
@@ -131,7 +131,7 @@ impl KeyValue {
 
 /// Multi-head attention with separate q/k/v/out projections (BART/Whisper layout),
 /// using burn's fused `attention` op (scale 1/sqrt(head_dim), as HF's `scaling`), or on the CPU
-/// backend [`cpu::attention`] when nothing is masked.
+/// backend [`attention`] when nothing is masked.
 #[derive(Module, Debug)]
 pub struct MultiHeadAttention {
     /// Query projection.
@@ -190,9 +190,9 @@ impl MultiHeadAttention {
                 is_causal: true,
                 ..Default::default()
             };
-            attention(q, kv.k.clone(), kv.v.clone(), None, None, options)
+            fused_attention(q, kv.k.clone(), kv.v.clone(), None, None, options)
         } else {
-            cpu::attention(q, kv.k.clone(), kv.v.clone())
+            attention(q, kv.k.clone(), kv.v.clone())
         };
         self.out_proj
             .forward(ctx.swap_dims(1, 2).reshape([b, t, d]))

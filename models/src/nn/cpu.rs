@@ -4,17 +4,18 @@
 //! for Whisper base on 5 s of audio, ≈35 ms of a 170 ms encoder), and the softmax of its
 //! attention with scalar `exp` and scalar max/scale/normalise loops (≈8 % of the
 //! encoder's CPU time). On a flex tensor that no one else holds, `into_data` hands over
-//! the buffer without a copy, so the kernels here rewrite it in place, vectorised and
-//! on all cores, and give it back. Other backends (wgpu) keep burn's own ops.
+//! the buffer without a copy, so the kernels here rewrite it in place, vectorised, and
+//! give it back. Other backends (wgpu) keep burn's own ops.
+//!
+//! The kernels run on the calling thread: vectorised they take well under a
+//! millisecond a layer, and threads of our own would compete for the cores with
+//! flex's rayon workers, which spin for a while after each matmul.
 
 use std::f32::consts::FRAC_1_SQRT_2;
 
 use burn::backend::DispatchDevice;
 use burn::prelude::*;
 use burn::tensor::DType;
-
-/// Below this many elements a second thread costs more than it saves.
-const PARALLEL_MIN: usize = 1 << 15;
 
 /// True for burn's CPU backend, where these kernels apply.
 pub(crate) fn is_flex(device: &Device) -> bool {
@@ -29,7 +30,7 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     }
     let mut data = x.into_data();
     match data.as_mut_slice::<f32>() {
-        Ok(values) => for_chunks(values, gelu_slice),
+        Ok(values) => gelu_slice(values),
         Err(e) => unreachable!("an f32 tensor's data is f32: {e:?}"),
     }
     Tensor::from_data(data, &device)
@@ -42,7 +43,7 @@ const SCORES_MAX: usize = 16 << 20;
 /// Bidirectional scaled dot-product attention `softmax(q kᵀ / √d) v` over
 /// `[batch, heads, seq, head_dim]`, as `burn::tensor::module::attention` without mask.
 ///
-/// On flex this is two batched matmuls (one per head, spread over the cores) around a
+/// On flex this is two batched matmuls (flex spreads the heads over the cores) around a
 /// vectorised softmax of the whole score tensor, instead of flex's per-head loop with
 /// scalar `exp`.
 pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
@@ -56,30 +57,12 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
     let scale = 1.0 / (d as f32).sqrt();
     let mut scores = q.matmul(k.swap_dims(2, 3)).into_data();
     match scores.as_mut_slice::<f32>() {
-        Ok(values) => for_rows(values, s, |row| softmax_row(row, scale)),
+        Ok(values) => values
+            .chunks_exact_mut(s)
+            .for_each(|row| softmax_row(row, scale)),
         Err(e) => unreachable!("an f32 tensor's data is f32: {e:?}"),
     }
     Tensor::<4>::from_data(scores, &device).matmul(v)
-}
-
-/// Runs `f` on each `len`-long row of `values`, the rows split across the cores.
-fn for_rows(values: &mut [f32], len: usize, f: impl Fn(&mut [f32]) + Sync) {
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    let rows = values.len() / len.max(1);
-    let each = |part: &mut [f32]| part.chunks_exact_mut(len).for_each(&f);
-    if threads < 2 || values.len() < PARALLEL_MIN || rows < 2 {
-        return each(values);
-    }
-    std::thread::scope(|scope| {
-        let mut parts = values.chunks_mut(rows.div_ceil(threads) * len);
-        let first = parts.next();
-        for p in parts {
-            scope.spawn(|| each(p));
-        }
-        if let Some(p) = first {
-            each(p);
-        }
-    });
 }
 
 /// `row ← softmax(row · scale)` (`scale > 0`).
@@ -150,25 +133,6 @@ fn exp_nonpositive(x: f32) -> f32 {
     y = y * r + 0.5;
     y = y * r * r + r + 1.0;
     y * f32::from_bits(((n as i32 + 127) as u32) << 23)
-}
-
-/// Runs `f` over `values`, split across the available cores when it is large.
-fn for_chunks(values: &mut [f32], f: fn(&mut [f32])) {
-    let threads = std::thread::available_parallelism().map_or(1, usize::from);
-    if threads < 2 || values.len() < PARALLEL_MIN {
-        return f(values);
-    }
-    let chunk = values.len().div_ceil(threads).next_multiple_of(64);
-    std::thread::scope(|scope| {
-        let mut chunks = values.chunks_mut(chunk);
-        let first = chunks.next();
-        for c in chunks {
-            scope.spawn(move || f(c));
-        }
-        if let Some(c) = first {
-            f(c);
-        }
-    });
 }
 
 /// GELU in place, with AVX2 when the CPU has it (the loop is written to vectorise).
