@@ -888,3 +888,120 @@ fn chat_model_ensemble_records_every_answer_for_every_method() {
         }
     }
 }
+
+/// `--folds DIR`: each clip is scored by the adapter of the fold that held it out and
+/// the folds are pooled. Fold 1's adapter is the shipped one at another temperature,
+/// so its clips must carry exactly that adapter's scores (`emomon score --adapter`),
+/// and fold 0's the shipped adapter's; a clip in no fold is reported and left out.
+#[test]
+fn folds_score_each_clip_with_its_own_folds_adapter() {
+    if let Err(e) = emomon_models::default_model::resolve() {
+        eprintln!("NOTICE: folds_score_each_clip_with_its_own_folds_adapter skipped: {e}");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let audio = repo().join("tests/fixtures/audio");
+    let manifest = dir.path().join("manifest.csv");
+    std::fs::write(
+        &manifest,
+        "path,dataset,speaker,label\n03.wav,acted,a,happy\n07.wav,acted,b,sad\n\
+         12.wav,acted,c,angry\n",
+    )
+    .unwrap();
+    let folds = dir.path().join("folds");
+    let shipped = repo().join("models/default");
+    for (k, held_out, temperature) in [(0, "03.wav", None), (1, "07.wav", Some(3.0))] {
+        let fold = folds.join(format!("fold-{k}"));
+        std::fs::create_dir_all(&fold).unwrap();
+        std::fs::copy(
+            shipped.join("adapter.safetensors"),
+            fold.join("adapter.safetensors"),
+        )
+        .unwrap();
+        let mut meta: Value =
+            serde_json::from_slice(&std::fs::read(shipped.join("adapter.json")).unwrap()).unwrap();
+        if let Some(t) = temperature {
+            meta["temperature"] = serde_json::json!(t);
+        }
+        std::fs::write(fold.join("adapter.json"), meta.to_string()).unwrap();
+        std::fs::write(
+            fold.join("heldout.csv"),
+            format!("path,dataset,speaker,label\n{held_out},acted,x,happy\n"),
+        )
+        .unwrap();
+    }
+    let out_dir = dir.path().join("out");
+    let out = emomon(&[
+        "eval",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--data-root",
+        audio.to_str().unwrap(),
+        "--folds",
+        folds.to_str().unwrap(),
+        "-o",
+        out_dir.to_str().unwrap(),
+    ]);
+    ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("1 selected clip(s) are in no fold"),
+        "{stderr}"
+    );
+    let preds = by_path(&out_dir);
+    assert_eq!(preds.len(), 2, "{preds:?}");
+    for (clip, fold) in [("03.wav", 0), ("07.wav", 1)] {
+        let fold_dir = folds.join(format!("fold-{fold}"));
+        let scored = emomon(&[
+            "score",
+            "--whole",
+            "--format",
+            "jsonl",
+            "--adapter",
+            fold_dir.to_str().unwrap(),
+            "--input",
+            audio.join(clip).to_str().unwrap(),
+        ]);
+        ok(&scored);
+        let want: Value = serde_json::from_slice(&scored.stdout).unwrap();
+        let got = &preds[clip];
+        assert_eq!(got["labels"], want["labels"]);
+        assert_close(
+            &floats(&got["probs"]),
+            &floats(&want["probs"]),
+            1e-6,
+            clip,
+        );
+    }
+    let summary = read_json(&out_dir.join("summary.json"));
+    assert_eq!(summary["n_items"], 2);
+    assert!(
+        summary["model"]
+            .as_str()
+            .unwrap()
+            .contains("speaker-independent 2-fold CV"),
+        "{summary}"
+    );
+
+    // A clip held out by two folds is refused by name.
+    std::fs::write(
+        folds.join("fold-1/heldout.csv"),
+        "path,dataset,speaker,label\n03.wav,acted,x,happy\n",
+    )
+    .unwrap();
+    let out = emomon(&[
+        "eval",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--folds",
+        folds.to_str().unwrap(),
+        "-o",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("03.wav is held out by both fold-0 and fold-1"),
+        "{err}"
+    );
+}

@@ -23,6 +23,7 @@ Steps, all with fixed seeds:
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import math
 import time
@@ -123,6 +124,9 @@ def main() -> None:
                     help="skip cross-validation and export with this temperature (from an earlier CV run "
                          "of the same recipe and seed, which gives the same final model)")
     ap.add_argument("--export", type=Path, default=None, help="write the final adapter here")
+    ap.add_argument("--export-folds", type=Path, default=None,
+                    help="write each CV fold's adapter and held-out manifest to DIR/fold-K/ "
+                         "(for `emomon eval --adapter DIR/fold-K --manifest DIR/fold-K/heldout.csv`)")
     ap.add_argument("--report", type=Path, default=None, help="write the markdown report here")
     args = ap.parse_args()
     torch.set_num_threads(2)
@@ -155,11 +159,13 @@ def main() -> None:
     if args.temperature is not None:
         folds = []
     oof = np.full((len(clips), len(C.LABELS)), np.nan, dtype=np.float32)
+    fold_models = []
     t_cv = time.time()
     for k in folds:
         tr, te = np.where(fold != k)[0], np.where(fold == k)[0]
         model, mu, sd = train(args, w, clips, feats, y, mask, weights(tr), tr, args.seed + k, f"fold {k} ", te)
         oof[te] = predict(model, clips, te, (feats - mu) / sd)
+        fold_models.append((k, model, mu, sd, te))
     sel = ~np.isnan(oof[:, 0])
     sub = {"y": data["y"][sel], "mask": data["mask"][sel], "ds": ds[sel]}
     cv, ece_t = {}, {}
@@ -198,22 +204,6 @@ def main() -> None:
                          f"acc {r['acc']:.3f}, UAR {r['uar']:.3f}, macro-F1 {r['macro_f1']:.3f}, ECE {r['ece']:.3f}")
             print(lines[-1], flush=True)
 
-    if args.report:
-        args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text("\n".join(lines) + "\n")
-    if args.export is None:
-        return
-
-    everything = np.arange(len(clips))
-    model, mu, sd = train(args, w, clips, feats, y, mask, weights(everything), everything, args.seed, "final ")
-    if args.prefix or args.rank:
-        raise SystemExit("export supports the conditioned soft prompt only (prefix 0, rank 0)")
-    # Fold the standardisation into the map: W((p - mu) / sd) + b = (W / sd) p + (b - (W / sd) mu).
-    wgt = model.cond.weight.detach() / sd[None, :]
-    bias = model.cond.bias.detach() - wgt @ mu
-    args.export.mkdir(parents=True, exist_ok=True)
-    save_file({"cond.weight": wgt.contiguous(), "cond.bias": bias.contiguous()},
-              str(args.export / "adapter.safetensors"))
     meta = {
         "format": "emomon-whisper-emotion-adapter/1",
         "base": {"name": "whisper-base", "architecture": "WhisperForConditionalGeneration", "d_model": 512,
@@ -233,8 +223,44 @@ def main() -> None:
         "ece_at_temperature": ece_t,
         "cross_corpus": cross,
     }
-    (args.export / "adapter.json").write_text(json.dumps(meta, indent=1) + "\n")
-    print(f"wrote {args.export}/adapter.safetensors and adapter.json", flush=True)
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text("\n".join(lines) + "\n")
+    if args.export_folds is not None:
+        for k, fmodel, fmu, fsd, te in fold_models:
+            out = args.export_folds / f"fold-{k}"
+            held_out = [clips[i] for i in te]
+            # Temperature cross-fitted on the other folds' out-of-fold logits, so nothing
+            # of the held-out clips shapes this fold's adapter.
+            others = sel & (fold != k)
+            t_k = C.fit_temperature(oof[others], data["y"][others], data["mask"][others])
+            fmeta = meta | {"temperature": round(t_k, 4), "training": meta["training"] | {
+                "fold": k, "of_folds": args.folds, "clips": len(clips) - len(te), "held_out_clips": len(te)}}
+            export_adapter(args, fmodel, fmu, fsd, out, fmeta)
+            with open(out / "heldout.csv", "w", newline="") as f:
+                wr = csv.writer(f)
+                wr.writerow(["path", "dataset", "speaker", "label"])
+                wr.writerows([c["path"], c["dataset"], c["speaker"], c["label"]] for c in held_out)
+            print(f"wrote {out}/heldout.csv ({len(held_out)} clips)", flush=True)
+    if args.export is None:
+        return
+
+    everything = np.arange(len(clips))
+    model, mu, sd = train(args, w, clips, feats, y, mask, weights(everything), everything, args.seed, "final ")
+    export_adapter(args, model, mu, sd, args.export, meta)
+
+
+def export_adapter(args, model, mu, sd, out: Path, meta: dict) -> None:
+    """Writes adapter.safetensors + adapter.json, the format `emomon` reads."""
+    if args.prefix or args.rank:
+        raise SystemExit("export supports the conditioned soft prompt only (prefix 0, rank 0)")
+    # Fold the standardisation into the map: W((p - mu) / sd) + b = (W / sd) p + (b - (W / sd) mu).
+    wgt = model.cond.weight.detach() / sd[None, :]
+    bias = model.cond.bias.detach() - wgt @ mu
+    out.mkdir(parents=True, exist_ok=True)
+    save_file({"cond.weight": wgt.contiguous(), "cond.bias": bias.contiguous()}, str(out / "adapter.safetensors"))
+    (out / "adapter.json").write_text(json.dumps(meta, indent=1) + "\n")
+    print(f"wrote {out}/adapter.safetensors and adapter.json", flush=True)
 
 
 if __name__ == "__main__":

@@ -32,6 +32,8 @@ use emomon_models::scorer::Method;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+mod folds;
+
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     /// Manifest CSV: columns `path`, `dataset`, `label` (one label, `a=3;b=1` votes,
@@ -119,6 +121,12 @@ pub struct EvalArgs {
     #[arg(long, value_delimiter = ',', default_value = "mean",
           value_parser = parse_aggregate, help_heading = "Test-time scaling")]
     pub aggregate: Vec<Aggregate>,
+    /// Speaker-independent cross-validation of the default model: DIR holds fold-K/
+    /// directories with `adapter.json`, `adapter.safetensors` and `heldout.csv` (as
+    /// `scripts/default_model/train.py --export-folds DIR` writes them). Each clip is
+    /// scored by the adapter of the fold that held it out; one summary pools all folds.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["methods", "prompts", "samples"])]
+    pub folds: Option<PathBuf>,
     #[command(flatten)]
     pub model: ModelArgs,
 }
@@ -187,6 +195,18 @@ fn reference_labels(item: &ManifestItem) -> Vec<&str> {
 }
 
 impl LabelPlan {
+    /// Says which reference labels the model does not output.
+    fn print_unmapped(&self) {
+        for (dataset, labels) in &self.unmapped {
+            let list: Vec<String> = labels.iter().map(|(l, n)| format!("{l} ({n})")).collect();
+            eprintln!(
+                "note: {dataset}: reference labels the model does not output (left out of the \
+                 categorical metrics; map them with --label-map): {}",
+                list.join(", ")
+            );
+        }
+    }
+
     /// `all` are every manifest row of the selected datasets (not only the
     /// --limit/--stride sample), so a dataset's label set does not depend on
     /// which clips happened to be sampled.
@@ -256,51 +276,12 @@ impl LabelPlan {
 }
 
 pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
-    let user_map = match &args.label_map {
-        Some(spec) => LabelMap::parse_pairs(spec).map_err(anyhow::Error::msg)?,
-        None => Vec::new(),
-    };
-    let mut items = match &args.manifest {
-        Some(m) => read_manifest(m, args.data_root.as_deref())?,
-        None => Vec::new(),
-    };
-    if let (Some(table), Some(audio)) = (&args.crema_votes, &args.crema_audio) {
-        let votes = read_votes(table)?;
-        items.extend(crema_items(&votes, audio));
+    if let Some(dir) = &args.folds {
+        return folds::run(args, dir);
     }
-    let source = match (&args.manifest, &args.crema_votes) {
-        (Some(m), _) => m.display().to_string(),
-        (None, Some(t)) => t.display().to_string(),
-        (None, None) => bail!("give --manifest FILE or --crema-votes FILE"),
-    };
-    let in_datasets: Vec<&ManifestItem> = match &args.datasets {
-        Some(wanted) => {
-            let known: BTreeSet<&str> = items.iter().map(|i| i.dataset.as_str()).collect();
-            for w in wanted {
-                if !known.contains(w.as_str()) {
-                    bail!(
-                        "--datasets: {w:?} is not a dataset of {} (it has: {})",
-                        source,
-                        known.into_iter().collect::<Vec<_>>().join(", ")
-                    );
-                }
-            }
-            items
-                .iter()
-                .filter(|i| wanted.contains(&i.dataset))
-                .collect()
-        }
-        None => items.iter().collect(),
-    };
-    let selected: Vec<&ManifestItem> = in_datasets
-        .iter()
-        .step_by(args.stride as usize)
-        .take(args.limit.unwrap_or(usize::MAX))
-        .copied()
-        .collect();
-    if selected.is_empty() {
-        bail!("no clips selected from {source} (check --limit; a vote table needs voice rows)");
-    }
+    let user_map = user_label_map(args)?;
+    let (items, source) = read_items(args)?;
+    let (in_datasets, selected) = select(args, &items, &source)?;
     std::fs::create_dir_all(&args.output)
         .with_context(|| format!("cannot create output directory {}", args.output.display()))?;
 
@@ -372,27 +353,8 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         LabelMap::new(&user_map),
         args.per_dataset_labels,
     );
-    for (dataset, labels) in &plan.unmapped {
-        let list: Vec<String> = labels.iter().map(|(l, n)| format!("{l} ({n})")).collect();
-        eprintln!(
-            "note: {dataset}: reference labels the model does not output (left out of the \
-             categorical metrics; map them with --label-map): {}",
-            list.join(", ")
-        );
-    }
-
-    let cache_path = args
-        .cache
-        .clone()
-        .unwrap_or_else(|| args.output.join("cache.jsonl"));
-    let mut cache = ScoreCache::open(&cache_path)?;
-    if cache.skipped_lines > 0 {
-        eprintln!(
-            "note: {} unreadable line(s) in {} ignored (an interrupted write?)",
-            cache.skipped_lines,
-            cache_path.display()
-        );
-    }
+    plan.print_unmapped();
+    let mut cache = open_cache(args)?;
 
     let mut rows = Vec::new();
     for &method in &methods {
@@ -420,11 +382,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
                 labels: model_labels.clone(),
                 prompt: open_args.prompt.first().cloned(),
                 temperature: args.model.temperature,
-                options: vec![
-                    format!("max_new_tokens={}", args.model.max_new_tokens),
-                    format!("pad={}", !args.model.no_pad),
-                    format!("quant={:?}", args.model.quant),
-                ],
+                options: identity_options(args),
                 ensemble: st.map(|a| EnsembleIdentity {
                     prompts: asked.clone(),
                     samples: sampling.map(|s| s.n),
@@ -519,6 +477,97 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         eprintln!("wrote {}", args.output.join("comparison.md").display());
     }
     Ok(())
+}
+
+/// `--label-map` pairs.
+fn user_label_map(args: &EvalArgs) -> anyhow::Result<Vec<(String, String)>> {
+    Ok(match &args.label_map {
+        Some(spec) => LabelMap::parse_pairs(spec).map_err(anyhow::Error::msg)?,
+        None => Vec::new(),
+    })
+}
+
+/// The rows of the manifest and the CREMA-D vote table, and what they were read from.
+fn read_items(args: &EvalArgs) -> anyhow::Result<(Vec<ManifestItem>, String)> {
+    let mut items = match &args.manifest {
+        Some(m) => read_manifest(m, args.data_root.as_deref())?,
+        None => Vec::new(),
+    };
+    if let (Some(table), Some(audio)) = (&args.crema_votes, &args.crema_audio) {
+        let votes = read_votes(table)?;
+        items.extend(crema_items(&votes, audio));
+    }
+    let source = match (&args.manifest, &args.crema_votes) {
+        (Some(m), _) => m.display().to_string(),
+        (None, Some(t)) => t.display().to_string(),
+        (None, None) => bail!("give --manifest FILE or --crema-votes FILE"),
+    };
+    Ok((items, source))
+}
+
+/// Every row of the --datasets (`.0`, which fix each dataset's label set) and the
+/// --stride/--limit sample of them that is scored (`.1`).
+#[allow(clippy::type_complexity)]
+fn select<'a>(
+    args: &EvalArgs,
+    items: &'a [ManifestItem],
+    source: &str,
+) -> anyhow::Result<(Vec<&'a ManifestItem>, Vec<&'a ManifestItem>)> {
+    let in_datasets: Vec<&ManifestItem> = match &args.datasets {
+        Some(wanted) => {
+            let known: BTreeSet<&str> = items.iter().map(|i| i.dataset.as_str()).collect();
+            for w in wanted {
+                if !known.contains(w.as_str()) {
+                    bail!(
+                        "--datasets: {w:?} is not a dataset of {} (it has: {})",
+                        source,
+                        known.into_iter().collect::<Vec<_>>().join(", ")
+                    );
+                }
+            }
+            items
+                .iter()
+                .filter(|i| wanted.contains(&i.dataset))
+                .collect()
+        }
+        None => items.iter().collect(),
+    };
+    let selected: Vec<&ManifestItem> = in_datasets
+        .iter()
+        .step_by(args.stride as usize)
+        .take(args.limit.unwrap_or(usize::MAX))
+        .copied()
+        .collect();
+    if selected.is_empty() {
+        bail!("no clips selected from {source} (check --limit; a vote table needs voice rows)");
+    }
+    Ok((in_datasets, selected))
+}
+
+/// The score cache (`--cache`, default OUT/cache.jsonl).
+fn open_cache(args: &EvalArgs) -> anyhow::Result<ScoreCache> {
+    let cache_path = args
+        .cache
+        .clone()
+        .unwrap_or_else(|| args.output.join("cache.jsonl"));
+    let cache = ScoreCache::open(&cache_path)?;
+    if cache.skipped_lines > 0 {
+        eprintln!(
+            "note: {} unreadable line(s) in {} ignored (an interrupted write?)",
+            cache.skipped_lines,
+            cache_path.display()
+        );
+    }
+    Ok(cache)
+}
+
+/// Scoring options that change the scores, as part of the cache identity.
+fn identity_options(args: &EvalArgs) -> Vec<String> {
+    vec![
+        format!("max_new_tokens={}", args.model.max_new_tokens),
+        format!("pad={}", !args.model.no_pad),
+        format!("quant={:?}", args.model.quant),
+    ]
 }
 
 /// The strategy of a run in words.
