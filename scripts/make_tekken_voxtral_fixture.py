@@ -16,7 +16,8 @@ Voxtral Mini; ~2 MB, nearly all of it the two 4000 × 48 token matrices), config
 generation_config.json, preprocessor_config.json (WhisperFeatureExtractor, as Voxtral
 ships it) and a copy of tekken.json — no tokenizer.json, no tokenizer_config.json.
 
-Outputs, per clip i of tests/fixtures/audio (16 kHz PCM16, Apache-2.0):
+Outputs, per clip i of tests/fixtures/audio (16 kHz PCM16, Apache-2.0; the last one is
+demo.wav three times over, 33 s, so two 30 s chunks and 750 audio tokens):
 `input_ids.{i}` (the processor's ids), `answer_logits.{i}` (last prompt position,
 [vocab]), `greedy_tokens.{i}` and `greedy_logits.{i}` ([steps, vocab], from
 `generate`), in models/fixtures/tiny-voxtral-tekken-ref.safetensors; metadata (labels,
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
 import mistral_common
@@ -51,7 +53,8 @@ REPO = Path(__file__).resolve().parent.parent
 FIX = REPO / "models" / "fixtures"
 OUT = FIX / "tiny-voxtral-tekken"
 TEKKEN = FIX / "tiny-tekken" / "tekken.json"
-CLIPS = ["tests/fixtures/audio/03.wav", "tests/fixtures/audio/12.wav"]
+# (file, times repeated): demo.wav three times is 33 s, i.e. two 30 s chunks.
+CLIPS = [("tests/fixtures/audio/03.wav", 1), ("tests/fixtures/audio/12.wav", 1), ("tests/fixtures/audio/demo.wav", 3)]
 LABELS = ["neutral", "happy", "sad", "angry"]
 QUESTION = "Which emotion does the speaker express: neutral, happy, sad, angry? Answer with one word."
 GREEDY_STEPS = 4
@@ -140,13 +143,17 @@ def main() -> None:
 
     ref: dict[str, torch.Tensor] = {}
     clips = []
-    for i, rel in enumerate(CLIPS):
-        samples, sr = sf.read(str(REPO / rel), dtype="float32")
-        assert sr == 16000 and samples.ndim == 1
+    tmp = tempfile.TemporaryDirectory()
+    for i, (rel, repeat) in enumerate(CLIPS):
+        pcm, sr = sf.read(str(REPO / rel), dtype="int16")
+        assert sr == 16000 and pcm.ndim == 1
+        samples = np.tile(pcm, repeat)
+        wav = Path(tmp.name) / f"clip{i}.wav"
+        sf.write(str(wav), samples, 16000, subtype="PCM_16")
         conversation = [{
             "role": "user",
             "content": [
-                {"type": "audio", "path": str(REPO / rel)},
+                {"type": "audio", "path": str(wav)},
                 {"type": "text", "text": QUESTION},
             ],
         }]
@@ -172,6 +179,7 @@ def main() -> None:
         ref[f"greedy_logits.{i}"] = steps.contiguous()
         clips.append({
             "path": rel,
+            "repeat": repeat,
             "samples": int(samples.shape[0]),
             "input_features": list(inputs["input_features"].shape),
             "prompt_tokens": int(ids.shape[1]),

@@ -634,20 +634,22 @@ impl AlmScorer {
                 (TensorData::new(m.data, [1, m.n_mels, m.n_frames]), valid)
             }
             Family::Voxtral { mel, .. } => {
-                // Every 30 s chunk, each padded, as Voxtral's processor does.
+                // As Voxtral's processor: the audio zero-padded to whole 30 s chunks,
+                // one log-mel over all of it (STFT windows span chunk boundaries; one
+                // max-8 floor for the utterance), then cut into 3000-frame chunks.
                 let chunk = mel.config().chunk_samples();
                 let chunks = voxtral_chunks(u.len());
-                let mut data = Vec::new();
-                let mut shape = [chunks, mel.config().n_mels, 0];
+                let mut padded = u.to_vec();
+                padded.resize(chunks * chunk, 0.0);
+                let m = mel.compute(&padded, Padding::None)?;
+                let per = m.n_frames / chunks;
+                let mut data = Vec::with_capacity(m.data.len());
                 for c in 0..chunks {
-                    let m = mel.compute(
-                        &u[c * chunk..((c + 1) * chunk).min(u.len())],
-                        Padding::Chunk,
-                    )?;
-                    shape[2] = m.n_frames;
-                    data.extend(m.data);
+                    for row in m.data.chunks_exact(m.n_frames) {
+                        data.extend_from_slice(&row[c * per..(c + 1) * per]);
+                    }
                 }
-                (TensorData::new(data, shape), 0)
+                (TensorData::new(data, [chunks, m.n_mels, per]), 0)
             }
             Family::Whisper(_) => return Err(not_chat()),
         };

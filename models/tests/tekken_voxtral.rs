@@ -8,7 +8,8 @@
 //! directory: `VoxtralProcessor.from_pretrained` (WhisperFeatureExtractor +
 //! `MistralCommonBackend` reading tekken.json), `apply_chat_template` of a user turn
 //! [audio, question] with `add_generation_prompt`, then the model's forward and greedy
-//! `generate`, on two real clips of `tests/fixtures/audio`.
+//! `generate`, on two real clips of `tests/fixtures/audio` and one of 33 s (demo.wav three
+//! times: two 30 s chunks, 750 audio tokens).
 //!
 //! emomon opens the same directory with [`AlmScorer::open`] (tekken.json through
 //! `tekken.rs`, the built-in Voxtral template) and must give identical input ids,
@@ -39,6 +40,8 @@ struct Meta {
 #[derive(Deserialize)]
 struct Clip {
     path: String,
+    /// The file's samples this many times over (demo.wav ×3 = 33 s, two chunks).
+    repeat: usize,
     samples: usize,
 }
 
@@ -89,7 +92,7 @@ fn clip_audio(clip: &Clip) -> Vec<f32> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("..")
         .join(&clip.path);
-    let audio = read_pcm16(&path);
+    let audio = read_pcm16(&path).repeat(clip.repeat);
     assert_eq!(audio.len(), clip.samples, "{}", clip.path);
     audio
 }
