@@ -147,6 +147,8 @@ def transformers_qwen2_audio(model_dir: Path, audio: np.ndarray, question: str, 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--emomon", default=str(REPO / "target" / "release" / "emomon"))
+    ap.add_argument("--emomon-before", metavar="BINARY",
+                    help="an earlier emomon build to time in the same rounds (before/after of a change)")
     ap.add_argument("--whisper-hf", default="/root/.cache/emomon-weights/whisper-base-hf")
     ap.add_argument("--whisper-ct2", default="/root/.cache/emomon-weights/base-ct2")
     ap.add_argument("--seconds", type=float, default=5.0)
@@ -172,6 +174,9 @@ def main() -> None:
             "emomon whisper": emomon_bench(args.emomon, args.whisper_hf, wav, args.seconds, args.repeat,
                                            emomon_whisper_flags),
         }
+        if args.emomon_before:
+            res["emomon whisper (before)"] = emomon_bench(args.emomon_before, args.whisper_hf, wav, args.seconds,
+                                                          args.repeat, emomon_whisper_flags)
         if qdir is not None:
             res["transformers qwen2-audio"] = transformers_qwen2_audio(qdir, audio, question, args.repeat)
             res["emomon qwen2-audio"] = emomon_bench(args.emomon, str(qdir), wav, args.seconds, args.repeat,
@@ -186,6 +191,9 @@ def main() -> None:
         print(f"  {k:<26} " + "  ".join(f"{s} {ms:7.1f} ms" for s, ms in v.items()))
     e, c, q = med["emomon whisper"]["total"], med["ct2 f32"]["total"], med["ct2 int8"]["total"]
     print(f"  whisper base: emomon / ct2 f32 = {e / c:.2f}x, emomon / ct2 int8 = {e / q:.2f}x")
+    if args.emomon_before:
+        b = med["emomon whisper (before)"]["total"]
+        print(f"  whisper base: emomon / emomon before = {e / b:.2f}x, emomon before / ct2 f32 = {b / c:.2f}x")
     if qdir is not None:
         t, m = med["transformers qwen2-audio"]["total"], med["emomon qwen2-audio"]["total"]
         print(f"  small qwen2-audio: emomon / transformers = {m / t:.2f}x")
