@@ -191,6 +191,10 @@ def main() -> None:
         print(f"  {k:<26} " + "  ".join(f"{s} {ms:7.1f} ms" for s, ms in v.items()))
     e, c, q = med["emomon whisper"]["total"], med["ct2 f32"]["total"], med["ct2 int8"]["total"]
     print(f"  whisper base: emomon / ct2 f32 = {e / c:.2f}x, emomon / ct2 int8 = {e / q:.2f}x")
+    # The reference's features (numpy, in Python) swing by 100 ms on a loaded machine;
+    # the models alone are the steadier comparison.
+    em, cm, qm = (med[k]["encoder"] + med[k]["decoder"] for k in ("emomon whisper", "ct2 f32", "ct2 int8"))
+    print(f"  whisper base, encoder + decoder: emomon / ct2 f32 = {em / cm:.2f}x, emomon / ct2 int8 = {em / qm:.2f}x")
     if args.emomon_before:
         b = med["emomon whisper (before)"]["total"]
         print(f"  whisper base: emomon / emomon before = {e / b:.2f}x, emomon before / ct2 f32 = {b / c:.2f}x")
