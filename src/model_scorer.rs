@@ -376,7 +376,15 @@ fn open_default(args: &ModelArgs, device: &Device) -> anyhow::Result<LoadedModel
         anyhow::bail!("--quant q8 needs --model DIR (the default model runs in f32)");
     }
     let mut resolved = default_model::resolve()?;
-    let mut name = DEFAULT_MODEL_NAME.to_string();
+    // The name carries the adapter's fingerprint: logs say which adapter scored, and
+    // `emomon eval` never serves an older adapter's cached scores.
+    let mut name = format!(
+        "{DEFAULT_MODEL_NAME} {}",
+        adapter_fingerprint(
+            default_model::ADAPTER_JSON,
+            default_model::ADAPTER_SAFETENSORS
+        )
+    );
     if let Some(dir) = &args.adapter {
         resolved.adapter = EmotionAdapter::from_dir(dir)
             .with_context(|| format!("cannot read the emotion adapter in {}", dir.display()))?;
@@ -402,18 +410,28 @@ fn open_default(args: &ModelArgs, device: &Device) -> anyhow::Result<LoadedModel
     })
 }
 
-/// Logged name of the default model with the adapter in `dir`. It carries the
-/// adapter's sha256 so cached scores (`emomon eval`) of different adapters, or of
-/// one directory retrained, are never mixed up.
+/// Logged name of the default model with the adapter in `dir`, with its fingerprint
+/// so cached scores (`emomon eval`) of different adapters, or of one directory
+/// retrained, are never mixed up.
 fn adapter_model_name(dir: &Path) -> anyhow::Result<String> {
-    let path = dir.join("adapter.safetensors");
-    let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-    let sha = sha256_hex(&bytes);
+    let read = |name: &str| {
+        let path = dir.join(name);
+        std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))
+    };
+    let fp = adapter_fingerprint(&read("adapter.json")?, &read("adapter.safetensors")?);
     Ok(format!(
-        "whisper-base + emotion adapter {} (sha256 {})",
-        dir.display(),
-        &sha[..16]
+        "whisper-base + emotion adapter {} (sha256 {fp})",
+        dir.display()
     ))
+}
+
+/// First 16 hex digits of the sha256 of an adapter's config and weights: both change
+/// its scores (the config holds the temperature and the silence trimming).
+fn adapter_fingerprint(json: &[u8], tensors: &[u8]) -> String {
+    let mut both = Vec::with_capacity(json.len() + tensors.len());
+    both.extend_from_slice(json);
+    both.extend_from_slice(tensors);
+    sha256_hex(&both)[..16].to_string()
 }
 
 /// Opens the model `args` names as the live pipeline's [`Scorer`].

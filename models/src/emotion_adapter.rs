@@ -79,6 +79,49 @@ pub struct AdapterConfig {
     /// Which labels each training dataset has (documentation of the training data).
     #[serde(default)]
     pub dataset_labels: BTreeMap<String, Vec<String>>,
+    /// Silence trimming the training clips had; applied before every utterance so that
+    /// pooled statistics see what training saw. `None`: the whole utterance.
+    #[serde(default)]
+    pub trim: Option<TrimConfig>,
+}
+
+/// Energy-based trimming of leading and trailing silence, exactly as
+/// `scripts/default_model/encode_states.py` did to the training clips: 10 ms frames
+/// (160 samples) whose mean power is more than `db` below the loudest frame are cut
+/// from both ends, keeping `margin_s` on each side.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+pub struct TrimConfig {
+    /// How far below the loudest frame a frame counts as silence, dB.
+    pub db: f32,
+    /// Audio kept before the first and after the last loud frame, seconds.
+    pub margin_s: f32,
+}
+
+impl TrimConfig {
+    /// The part of `samples` between the first and last loud frame, with margins.
+    pub fn apply<'a>(&self, samples: &'a [f32]) -> &'a [f32] {
+        const FRAME: usize = 160;
+        let n = samples.len() / FRAME;
+        if self.db <= 0.0 || n < 3 {
+            return samples;
+        }
+        let power: Vec<f32> = samples[..n * FRAME]
+            .chunks_exact(FRAME)
+            .map(|f| 10.0 * (f.iter().map(|x| x * x).sum::<f32>() / FRAME as f32 + 1e-12).log10())
+            .collect();
+        let loudest = power.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let threshold = loudest - self.db;
+        let (Some(first), Some(last)) = (
+            power.iter().position(|&e| e > threshold),
+            power.iter().rposition(|&e| e > threshold),
+        ) else {
+            return samples;
+        };
+        let margin = (self.margin_s * 16_000.0) as usize;
+        let start = (first * FRAME).saturating_sub(margin);
+        let end = ((last + 1) * FRAME + margin).min(samples.len());
+        &samples[start..end]
+    }
 }
 
 /// The base model an adapter belongs to.
@@ -359,7 +402,7 @@ impl EmotionWhisper {
     }
 
     /// Vocabulary logits at the answer position of each utterance (16 kHz mono, real
-    /// length: no 30 s padding, as in training).
+    /// length: no 30 s padding; silence trimmed as the adapter's training clips were).
     pub fn answer_logits(
         &self,
         utterances: &[&[f32]],
@@ -369,6 +412,10 @@ impl EmotionWhisper {
         let layers = &self.adapter.config.cond_layers;
         for samples in utterances {
             let t = Instant::now();
+            let samples = match &self.adapter.config.trim {
+                Some(trim) => trim.apply(samples),
+                None => samples,
+            };
             let m = self.mel.compute(samples, Padding::None)?;
             let feats = Tensor::from_data(
                 TensorData::new(m.data, [1, self.mel.config().n_mels, m.n_frames]),
@@ -447,6 +494,27 @@ impl EmotionWhisper {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trim_keeps_the_loud_part_with_margins() {
+        // 0.5 s silence, 0.3 s tone, 0.5 s near-silence (-60 dB), at 16 kHz.
+        let mut x = vec![0.0f32; 8000];
+        x.extend((0..4800).map(|i| 0.5 * (i as f32 * 0.1).sin()));
+        x.extend((0..8000).map(|i| 0.0005 * (i as f32 * 0.1).sin()));
+        let trim = TrimConfig {
+            db: 40.0,
+            margin_s: 0.15,
+        };
+        let kept = trim.apply(&x);
+        // The tone spans frames 50..80; 2400 samples of margin on each side.
+        let start = kept.as_ptr() as usize - x.as_ptr() as usize;
+        assert_eq!(start / 4, 8000 - 2400);
+        assert_eq!(kept.len(), 4800 + 2 * 2400);
+        // A 0 dB threshold or a clip under three frames is left whole.
+        let off = TrimConfig { db: 0.0, ..trim };
+        assert_eq!(off.apply(&x).len(), x.len());
+        assert_eq!(trim.apply(&x[..400]).len(), 400);
+    }
 
     const D: usize = 4;
 

@@ -4,7 +4,7 @@
 An implementation independent of train.py's decoder: transformers' own
 WhisperForConditionalGeneration runs the adapted prompt through `decoder_inputs_embeds`
 (token embedding of <|startoftranscript|> + the adapter's shift; positions are added by
-transformers), on whole clips of ../shared/data with no trimming and no 30 s padding --
+transformers), on clips of ../shared/data trimmed as adapter.json's `trim` says (as training was), with no 30 s padding --
 what `EmotionWhisper::score` does in Rust. emomon's regression test
 (tests/default_model.rs) compares its label logits and probabilities with these.
 
@@ -24,7 +24,7 @@ from safetensors.torch import load_file
 from transformers import WhisperFeatureExtractor, WhisperForConditionalGeneration
 
 import common as C
-from encode_states import DATA, logmel
+from encode_states import DATA, logmel, trim
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -62,6 +62,8 @@ def main() -> None:
     for r in pick_clips():
         audio, sr = sf.read(DATA / r["path"], dtype="float32")
         assert sr == 16000 and audio.ndim == 1, r["path"]
+        if meta.get("trim"):
+            audio = trim(audio, meta["trim"]["db"], meta["trim"]["margin_s"])
         feats = logmel(torch.from_numpy(audio), filters)[None]
         h = torch.nn.functional.gelu(enc.conv1(feats))
         h = torch.nn.functional.gelu(enc.conv2(h)).permute(0, 2, 1)

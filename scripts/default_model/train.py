@@ -215,6 +215,8 @@ def main() -> None:
         "label_tokens": C.LABEL_TOKENS,
         "label_forms": "leading space, lower case; first token",
         "temperature": round(temperature, 4),
+        # The states' silence trimming (encode_states.py), which emomon repeats at inference.
+        "trim": trim_config(data["sources"]),
         "dataset_labels": C.DATASET_LABELS,
         "training": {"recipe": recipe, "clips": len(clips),
                      "per_dataset": {d: int(np.sum(ds == i)) for i, d in enumerate(C.DATASETS)},
@@ -248,6 +250,15 @@ def main() -> None:
     everything = np.arange(len(clips))
     model, mu, sd = train(args, w, clips, feats, y, mask, weights(everything), everything, args.seed, "final ")
     export_adapter(args, model, mu, sd, args.export, meta)
+
+
+def trim_config(sources: list[dict]) -> dict | None:
+    """The trimming all state files were made with (encode_states.py --trim-db, 150 ms margins)."""
+    dbs = {s.get("trim_db", 0.0) for s in sources}
+    if len(dbs) != 1:
+        raise SystemExit(f"the state files were trimmed differently ({sorted(dbs)}); re-encode them alike")
+    db = dbs.pop()
+    return {"db": db, "margin_s": 0.15} if db > 0 else None
 
 
 def export_adapter(args, model, mu, sd, out: Path, meta: dict) -> None:
