@@ -966,12 +966,7 @@ fn folds_score_each_clip_with_its_own_folds_adapter() {
         let want: Value = serde_json::from_slice(&scored.stdout).unwrap();
         let got = &preds[clip];
         assert_eq!(got["labels"], want["labels"]);
-        assert_close(
-            &floats(&got["probs"]),
-            &floats(&want["probs"]),
-            1e-6,
-            clip,
-        );
+        assert_close(&floats(&got["probs"]), &floats(&want["probs"]), 1e-6, clip);
     }
     let summary = read_json(&out_dir.join("summary.json"));
     assert_eq!(summary["n_items"], 2);
