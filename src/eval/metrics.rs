@@ -442,9 +442,17 @@ pub fn argmax(p: &[f64]) -> usize {
 
 // ---------------------------------------------------------------- correlation
 
-/// Pearson correlation `cov(x, y) / (σ_x σ_y)`.
-pub fn pearson(x: &[f64], y: &[f64]) -> Result<f64> {
-    check_pair(x.len(), y.len())?;
+/// Means and centred sums of squares and products of a pair of series.
+struct Moments {
+    n: f64,
+    mx: f64,
+    my: f64,
+    sxx: f64,
+    syy: f64,
+    sxy: f64,
+}
+
+fn moments(x: &[f64], y: &[f64]) -> Moments {
     let n = x.len() as f64;
     let mx = x.iter().sum::<f64>() / n;
     let my = y.iter().sum::<f64>() / n;
@@ -455,6 +463,20 @@ pub fn pearson(x: &[f64], y: &[f64]) -> Result<f64> {
         sxx += dx * dx;
         syy += dy * dy;
     }
+    Moments {
+        n,
+        mx,
+        my,
+        sxx,
+        syy,
+        sxy,
+    }
+}
+
+/// Pearson correlation `cov(x, y) / (σ_x σ_y)`.
+pub fn pearson(x: &[f64], y: &[f64]) -> Result<f64> {
+    check_pair(x.len(), y.len())?;
+    let Moments { sxx, syy, sxy, .. } = moments(x, y);
     if sxx <= 0.0 || syy <= 0.0 {
         return Err(MetricsError::ConstantInput("correlation"));
     }
@@ -498,16 +520,14 @@ fn average_ranks(v: &[f64]) -> Vec<f64> {
 /// lower CCC. Undefined when both series are constant and equal.
 pub fn concordance(x: &[f64], y: &[f64]) -> Result<f64> {
     check_pair(x.len(), y.len())?;
-    let n = x.len() as f64;
-    let mx = x.iter().sum::<f64>() / n;
-    let my = y.iter().sum::<f64>() / n;
-    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
-    for (a, b) in x.iter().zip(y) {
-        let (dx, dy) = (a - mx, b - my);
-        sxy += dx * dy;
-        sxx += dx * dx;
-        syy += dy * dy;
-    }
+    let Moments {
+        n,
+        mx,
+        my,
+        sxx,
+        syy,
+        sxy,
+    } = moments(x, y);
     let den = sxx / n + syy / n + (mx - my).powi(2);
     if den <= 0.0 {
         return Err(MetricsError::ConstantInput("concordance"));
