@@ -24,11 +24,7 @@ fn jsonl(out: &Output) -> Vec<serde_json::Value> {
 }
 
 fn model(name: &str) -> String {
-    repo()
-        .join("models/fixtures")
-        .join(name)
-        .to_string_lossy()
-        .into_owned()
+    common::fixture_model(name)
 }
 
 fn floats(v: &serde_json::Value) -> Vec<f32> {

@@ -8,11 +8,7 @@ mod common;
 use common::{emomon, repo};
 
 fn model(name: &str) -> String {
-    repo()
-        .join("models/fixtures")
-        .join(name)
-        .to_string_lossy()
-        .into_owned()
+    common::fixture_model(name)
 }
 
 #[cfg(not(feature = "wgpu"))]

@@ -17,6 +17,15 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// A tiny fixture model directory (`models/fixtures/NAME`) as a `--model` argument.
+pub fn fixture_model(name: &str) -> String {
+    repo()
+        .join("models/fixtures")
+        .join(name)
+        .to_string_lossy()
+        .into_owned()
+}
+
 /// Runs the built `emomon` binary with `args` (ignoring any `EMOMON_MODEL` of the
 /// caller's environment) and returns what it did.
 pub fn emomon(args: &[&str]) -> std::process::Output {
