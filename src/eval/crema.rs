@@ -270,6 +270,23 @@ enum IdColumn {
     ClipNum(usize),
 }
 
+/// The cells of a CSV header line: a leading byte-order mark dropped, each cell trimmed.
+pub(crate) fn header_cells(line: &str) -> Vec<String> {
+    split_csv_line(line.trim_start_matches('\u{feff}'))
+        .into_iter()
+        .map(|h| h.trim().to_string())
+        .collect()
+}
+
+/// Field `c` of a split data row, trimmed; when the row is too short, the message
+/// says how many fields it has against the header's `header_len`.
+pub(crate) fn row_field(fields: &[String], c: usize, header_len: usize) -> Result<&str, String> {
+    fields
+        .get(c)
+        .map(|f| f.trim())
+        .ok_or_else(|| format!("row has {} field(s), the header {header_len}", fields.len()))
+}
+
 /// Splits one CSV line (RFC 4180 quoting: `"a,b"`, `""` for a quote). Vote
 /// tables have no multi-line fields.
 pub(crate) fn split_csv_line(line: &str) -> Vec<String> {

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::crema::split_csv_line;
+use super::crema::{header_cells, row_field, split_csv_line};
 
 /// A manifest that cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -117,10 +117,7 @@ pub fn parse_manifest(
         match lines.next() {
             Some((_, l)) if l.trim().is_empty() => continue,
             Some((_, l)) => {
-                break split_csv_line(l.trim_start_matches('\u{feff}'))
-                    .into_iter()
-                    .map(|h| h.trim().to_string())
-                    .collect();
+                break header_cells(l);
             }
             None => {
                 return Err(ManifestError::Empty {
@@ -157,16 +154,7 @@ pub fn parse_manifest(
             message,
         };
         let field = |c: usize, column: &'static str| {
-            fields.get(c).map(|f| f.trim()).ok_or_else(|| {
-                bad(
-                    column,
-                    format!(
-                        "row has {} field(s), the header {}",
-                        fields.len(),
-                        header.len()
-                    ),
-                )
-            })
+            row_field(&fields, c, header.len()).map_err(|m| bad(column, m))
         };
         let rel = field(path_col, "path")?;
         if rel.is_empty() {

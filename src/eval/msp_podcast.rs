@@ -38,7 +38,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::crema::split_csv_line;
+use super::crema::{header_cells, row_field, split_csv_line};
 use super::manifest::{ManifestRow, Reference};
 
 /// MSP-Podcast's emotion classes: consensus code, the word per-annotator
@@ -190,12 +190,7 @@ pub fn parse_labels(text: &str, source: &str) -> Result<(LabelsKind, Vec<MspClip
     let mut lines = text.lines().enumerate();
     let header: Vec<String> = lines
         .next()
-        .map(|(_, l)| {
-            split_csv_line(l.trim_start_matches('\u{feff}'))
-                .into_iter()
-                .map(|h| h.trim().to_string())
-                .collect()
-        })
+        .map(|(_, l)| header_cells(l))
         .unwrap_or_default();
     let col = |name: &str| header.iter().position(|h| h == name);
     let missing = |column: &'static str| MspError::MissingColumn {
@@ -233,16 +228,7 @@ pub fn parse_labels(text: &str, source: &str) -> Result<(LabelsKind, Vec<MspClip
             message,
         };
         let field = |c: usize, column: &'static str| {
-            fields.get(c).map(|f| f.trim()).ok_or_else(|| {
-                bad(
-                    column,
-                    format!(
-                        "row has {} field(s), the header {}",
-                        fields.len(),
-                        header.len()
-                    ),
-                )
-            })
+            row_field(&fields, c, header.len()).map_err(|m| bad(column, m))
         };
         let name = field(file_col, "FileName")?;
         if name.is_empty() {
