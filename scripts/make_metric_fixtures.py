@@ -5,7 +5,7 @@ Computes every metric on fixed, seeded inputs with scikit-learn / SciPy (or a
 direct NumPy transcription of the definition where neither library has the
 metric: Bhattacharyya coefficient, ECE, Lin's concordance correlation
 coefficient, the expected-coordinate projection) and writes inputs and expected outputs to
-tests/fixtures/metrics/reference.json. The Rust test `tests/metrics.rs` reads
+tests/fixtures/metrics/reference.json. The Rust test `tests/integration/metrics.rs` reads
 the inputs from that file and checks its own implementation within 1e-6
 (`concordance` and `project` are checked by the unit tests in
 src/eval/metrics.rs).

@@ -6,7 +6,7 @@ Why: real Voxtral checkpoints ship `tekken.json` (Mistral's tiktoken-style BPE),
 Hugging Face `tokenizer.json`, and transformers formats Voxtral prompts with
 mistral-common rather than a Jinja template. emomon reads tekken.json itself
 (models/src/tekken.rs) and lays out Voxtral prompts with its built-in template
-(`chat::VOXTRAL_TEMPLATE`); models/tests/tekken_fixtures.rs checks both against the
+(`chat::VOXTRAL_TEMPLATE`); models/tests/parity/tekken_fixtures.rs checks both against the
 ids recorded here.
 
 The vocabulary is the first --ranks ranks of the tekken file shipped inside the

@@ -5,7 +5,7 @@ Why: real Voxtral checkpoints ship Mistral's `tekken.json` and neither tokenizer
 nor a chat template; transformers then tokenises with `MistralCommonBackend`
 (mistral-common) inside `VoxtralProcessor.apply_chat_template`. emomon reads
 tekken.json itself (models/src/tekken.rs) and lays the prompt out with its built-in
-Voxtral template. models/tests/tekken_voxtral.rs opens this directory with
+Voxtral template. models/tests/parity/tekken_voxtral.rs opens this directory with
 `AlmScorer::open` and checks input ids, first-token label logits and greedy tokens
 against what transformers does with the very same directory.
 

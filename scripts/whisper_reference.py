@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """transformers reference outputs of a *real* Whisper HF directory on shared clips, for
-the Rust parity test `models/tests/whisper_real.rs`.
+the Rust parity test `models/tests/parity/whisper_real.rs`.
 
 Stores (small enough to commit): the audio of each clip (f32), the first 64 encoder
 frames, full-vocabulary logits of the first greedy steps, and the plain-argmax greedy

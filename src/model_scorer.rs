@@ -72,7 +72,7 @@ pub enum QuantArg {
     #[default]
     F32,
     /// 8-bit weights for the Linear layers (per-block int8): less memory, scores within
-    /// the tolerance in models/tests/quant_fixtures.rs; on the CPU backend each matmul
+    /// the tolerance in models/tests/parity/quant_fixtures.rs; on the CPU backend each matmul
     /// dequantises its weights, which makes scoring ~15x slower (measured, Whisper base).
     Q8,
 }

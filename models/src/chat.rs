@@ -343,7 +343,7 @@ pub const QWEN2_AUDIO_TEMPLATE: &str = concat!(
 /// Voxtral checkpoints ship no Jinja template (transformers formats Voxtral prompts
 /// with mistral-common's tokenizer); this mirrors mistral-common's instruct layout for
 /// one audio chunk and a question: `<s>[INST][BEGIN_AUDIO][AUDIO]…question[/INST]`
-/// (checked id for id against mistral-common in `models/tests/tekken_fixtures.rs`).
+/// (checked id for id against mistral-common in `models/tests/parity/tekken_fixtures.rs`).
 /// Used only when the directory has no template of its own. Such directories usually
 /// have no tokenizer_config.json either, hence tekken's `<s>` when no `bos_token` is set.
 pub const VOXTRAL_TEMPLATE: &str = concat!(

@@ -17,7 +17,7 @@
 //! encoder 1338 ms + decoder 1555 ms (19 M and 25 M dequantised weights a pass). Even a
 //! dequantisation at memory speed would leave q8 slower than f32 here (the same f32
 //! matmul plus the dequantisation); it pays only with an int8 kernel. The scores move by
-//! the tolerance stated in `models/tests/quant_fixtures.rs`.
+//! the tolerance stated in `models/tests/parity/quant_fixtures.rs`.
 
 use burn::module::{Module, ModuleMapper, Param};
 use burn::prelude::*;

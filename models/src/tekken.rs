@@ -18,7 +18,7 @@
 //!   special tokens out of text, this also holds for such strings inside a question;
 //!   prompts are built from the template, so that is the behaviour wanted there.)
 //!
-//! `models/tests/tekken_fixtures.rs` checks the ids against mistral-common on a cut of
+//! `models/tests/parity/tekken_fixtures.rs` checks the ids against mistral-common on a cut of
 //! its own tekken file.
 
 use std::collections::HashMap;

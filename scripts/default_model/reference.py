@@ -6,7 +6,7 @@ WhisperForConditionalGeneration runs the adapted prompt through `decoder_inputs_
 (token embedding of <|startoftranscript|> + the adapter's shift; positions are added by
 transformers), on clips of ../shared/data trimmed as adapter.json's `trim` says (as training was), with no 30 s padding --
 what `EmotionWhisper::score` does in Rust. emomon's regression test
-(tests/default_model.rs) compares its label logits and probabilities with these.
+(tests/integration/default_model.rs) compares its label logits and probabilities with these.
 
     python scripts/default_model/reference.py [--adapter models/default] [--out tests/fixtures/default-model-ref.json]
 """

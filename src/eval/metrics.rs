@@ -21,7 +21,7 @@
 //! function come from scikit-learn/SciPy, or a direct NumPy transcription of
 //! the definition where neither has the metric (Bhattacharyya coefficient,
 //! ECE, [`concordance`], [`project`]) (`scripts/make_metric_fixtures.py`,
-//! checked within 1e-6 by `tests/metrics.rs` and this module's unit tests).
+//! checked within 1e-6 by `tests/integration/metrics.rs` and this module's unit tests).
 //! `docs/eval.md` defines each metric as the eval summary reports it.
 
 use serde::{Deserialize, Serialize};

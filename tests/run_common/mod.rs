@@ -10,9 +10,7 @@ use std::time::Duration;
 use emomon::scoring::{ScoreError, Scorer, Scores};
 use emomon::utterance::Utterance;
 
-#[path = "../common/mod.rs"]
-mod common;
-pub use common::*;
+pub use crate::common::*;
 
 /// Audio made of clips separated by quiet gaps, and where each clip is.
 pub struct SessionAudio {

@@ -4,7 +4,7 @@
 //! equal those of the file path, and a device lost mid-speech must still
 //! yield what was heard.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::thread;

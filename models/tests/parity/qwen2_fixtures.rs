@@ -1,6 +1,6 @@
 //! Qwen2 decoder on burn (flex) vs transformers' `Qwen2ForCausalLM` on a tiny random model.
 
-mod common;
+use crate::common;
 
 use burn::prelude::*;
 use common::{Reference, fixture, max_abs_diff};

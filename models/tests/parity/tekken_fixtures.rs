@@ -88,9 +88,9 @@ fn builtin_voxtral_template_equals_mistral_common_layout() {
 #[test]
 fn whole_shipped_tekken_file_equals_mistral_common() {
     let Some(path) = std::env::var_os("EMOMON_TEKKEN").map(PathBuf::from) else {
-        eprintln!(
-            "NOTICE: whole_shipped_tekken_file_equals_mistral_common skipped: set EMOMON_TEKKEN \
-             to mistral_common/data/tekken_240911.json"
+        crate::common::skip(
+            "whole_shipped_tekken_file_equals_mistral_common",
+            "set EMOMON_TEKKEN to mistral_common/data/tekken_240911.json",
         );
         return;
     };

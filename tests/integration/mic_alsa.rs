@@ -5,7 +5,7 @@
 //! this checks the live path finds the speech, not its timestamps (those are
 //! covered by `live_input.rs`, which drives the same code behind the callback).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;
@@ -16,8 +16,9 @@ use common::decode_16k;
 fn microphone_path_segments_a_virtual_alsa_device() {
     let alsa_conf = Path::new("/usr/share/alsa/alsa.conf");
     if !cfg!(target_os = "linux") || !alsa_conf.is_file() {
-        eprintln!(
-            "NOTICE: microphone_path_segments_a_virtual_alsa_device skipped: no ALSA configuration here"
+        common::skip(
+            "microphone_path_segments_a_virtual_alsa_device",
+            "no ALSA configuration here",
         );
         return;
     }

@@ -5,7 +5,7 @@
 //! Tolerances: label logits ≤ 1e-3 (as for model logits), distributions ≤ 1e-4 given
 //! the reference logits, identical prompt ids and greedy tokens.
 
-mod common;
+use crate::common;
 
 use burn::prelude::*;
 use common::{Reference, fixture, max_abs_diff};

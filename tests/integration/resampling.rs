@@ -1,7 +1,7 @@
 //! Resampling keeps time: a recording converted to 44.1 kHz or 8 kHz (by sox,
 //! an independent resampler) segments like the 16 kHz original, within one frame.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;
@@ -20,8 +20,9 @@ fn segment_file(path: &Path) -> Vec<(f64, f64)> {
 #[test]
 fn other_rates_give_the_same_boundaries_within_one_frame() {
     if Command::new("sox").arg("--version").output().is_err() {
-        eprintln!(
-            "NOTICE: other_rates_give_the_same_boundaries_within_one_frame skipped: sox is not installed (apt-get install sox)"
+        crate::common::skip(
+            "other_rates_give_the_same_boundaries_within_one_frame",
+            "sox is not installed (apt-get install sox)",
         );
         return;
     }

@@ -1,6 +1,6 @@
 //! Log-mel front end vs transformers' `WhisperFeatureExtractor` on real clips.
 
-mod common;
+use crate::common;
 
 use common::{Reference, max_abs_diff};
 use emomon_models::mel::{MelConfig, MelExtractor, Padding};

@@ -1,7 +1,7 @@
 //! Qwen2-Audio on burn (flex) vs transformers on a tiny random
 //! `Qwen2AudioForConditionalGeneration`, with the Rust log-mel front end.
 
-mod common;
+use crate::common;
 
 use burn::prelude::*;
 use common::{Reference, fixture, max_abs_diff};

@@ -1,6 +1,6 @@
 //! Voxtral on burn (flex) vs transformers on a tiny random `VoxtralForConditionalGeneration`.
 
-mod common;
+use crate::common;
 
 use burn::prelude::*;
 use common::{Reference, fixture, max_abs_diff};

@@ -3,7 +3,7 @@
 //! shared clips. Needs the base weights (`scripts/setup`) and `../shared/data`; each test
 //! skips with a NOTICE when either is missing (CI has both).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 
@@ -33,7 +33,7 @@ fn default_model(test: &str) -> Option<EmotionWhisper> {
     match default_model::resolve() {
         Ok(model) => Some(model.load(&Device::flex()).expect("default model loads")),
         Err(e @ DefaultModelError::NotSetUp { .. }) => {
-            eprintln!("NOTICE: {test} skipped: {e}");
+            common::skip(test, e);
             None
         }
         Err(e) => panic!("{e}"),

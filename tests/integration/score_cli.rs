@@ -2,7 +2,7 @@
 //! (models/fixtures), output fields, parity of `--whole` with the transformers
 //! reference, and clear errors for bad model directories.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Output;

@@ -1,6 +1,6 @@
 //! `emomon export --csv`: one row per scored utterance, columns per label.
 
-mod run_common;
+use crate::run_common;
 
 use std::path::{Path, PathBuf};
 

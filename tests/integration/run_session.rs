@@ -3,7 +3,7 @@
 //! causes counted, logged skips and nothing else is lost, memory stays bounded,
 //! and a panicking scorer is reported without ending the session.
 
-mod run_common;
+use crate::run_common;
 
 use std::path::Path;
 

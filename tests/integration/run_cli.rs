@@ -3,7 +3,7 @@
 //! agree, Ctrl-C shuts down in order, and `kill -9` leaves a readable log with
 //! every completed utterance.
 
-mod run_common;
+use crate::run_common;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

@@ -8,7 +8,7 @@
 //! (`fixtures/whisper-{tiny-en,base}-ref.safetensors`, from `scripts/whisper_reference.py`)
 //! are committed.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 
@@ -21,9 +21,12 @@ fn model_dir(var: &str) -> Option<PathBuf> {
     match std::env::var_os(var) {
         Some(dir) => Some(PathBuf::from(dir)),
         None => {
-            eprintln!(
-                "skipped: set {var} to a converted HF directory \
-                 (scripts/ct2_whisper_to_hf.py) to run this real-weights parity test"
+            common::skip(
+                "whisper_real",
+                format_args!(
+                    "set {var} to a converted HF directory \
+                     (scripts/ct2_whisper_to_hf.py) to run this real-weights parity test"
+                ),
             );
             None
         }

@@ -4,7 +4,7 @@
 //! whitespace control, namespaces, `tojson` and Python string methods. References from
 //! `scripts/make_chat_fixtures.py`.
 
-mod common;
+use crate::common;
 
 use common::fixture;
 use emomon_models::chat::{ChatTemplate, QWEN2_AUDIO_TEMPLATE, audio_question_messages};

@@ -1,6 +1,6 @@
 //! Whisper on burn (flex CPU backend) vs transformers on the tiny random fixture model.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 

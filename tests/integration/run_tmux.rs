@@ -2,7 +2,7 @@
 //! `m` logs a marker, `q` ends the session in order and gives the terminal back.
 //! Without tmux the test prints a notice and passes (CI installs tmux).
 
-mod run_common;
+use crate::run_common;
 
 use std::process::Command;
 use std::thread::sleep;
@@ -56,7 +56,7 @@ fn dashboard_shows_results_logs_markers_and_quits_in_order() {
         .output()
         .is_ok_and(|o| o.status.success())
     {
-        eprintln!("NOTICE: run_tmux skipped: tmux is not installed");
+        crate::common::skip("run_tmux", "tmux is not installed");
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -16,7 +16,7 @@
 //! label-token logits within 1e-3 and probabilities within 1e-4 (first-token), and the
 //! same greedy tokens with a token-average distribution within 1e-4.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 

@@ -7,7 +7,7 @@
 //! probabilities 0.01 everywhere. 8-bit blocks of 32 bound each weight's rounding
 //! error by half a step, 0.4 % of its block's largest magnitude.
 
-mod common;
+use crate::common;
 
 use burn::prelude::*;
 use common::{Reference, fixture, max_abs_diff};
@@ -108,7 +108,10 @@ fn q8_tiny_qwen2_audio_keeps_top_labels() {
 #[test]
 fn q8_whisper_base_keeps_top_labels() {
     let Some(dir) = std::env::var_os("EMOMON_WHISPER_BASE") else {
-        println!("NOTICE: EMOMON_WHISPER_BASE not set; q8 on real Whisper base skipped");
+        common::skip(
+            "q8_whisper_base_keeps_top_labels",
+            "EMOMON_WHISPER_BASE is not set",
+        );
         return;
     };
     let audio = clips(&[0, 1, 2]);

@@ -1,7 +1,7 @@
 //! `emomon report` on the sample session log: a self-contained HTML page with
 //! every plot and table, an SVG of the plots, and clear errors for bad input.
 
-mod run_common;
+use crate::run_common;
 
 use std::path::{Path, PathBuf};
 

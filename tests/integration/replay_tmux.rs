@@ -118,7 +118,7 @@ fn header(screen: &str) -> String {
 #[test]
 fn replay_in_tmux_shows_dashboard_and_restores_terminal() {
     if !tmux_available() {
-        eprintln!("NOTICE: tmux not installed; skipping the end-to-end replay test");
+        crate::common::skip("replay_tmux", "tmux is not installed");
         return;
     }
     let bin = env!("CARGO_BIN_EXE_emomon");
@@ -207,7 +207,7 @@ fn replay_in_tmux_shows_dashboard_and_restores_terminal() {
 #[test]
 fn replay_ctrl_c_restores_terminal() {
     if !tmux_available() {
-        eprintln!("NOTICE: tmux not installed; skipping the end-to-end replay test");
+        crate::common::skip("replay_tmux", "tmux is not installed");
         return;
     }
     let bin = env!("CARGO_BIN_EXE_emomon");

@@ -1,7 +1,7 @@
 //! Segment boundaries on real speech with known placement, noise rejection,
 //! and every shared clip yielding speech.
 
-mod common;
+use crate::common;
 
 use common::{Noise, decode_16k, segment, shared_data, speech_extent};
 use emomon::capture::FrontEndConfig;

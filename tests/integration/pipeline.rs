@@ -2,7 +2,7 @@
 //! accounted for (scored or skipped with a reason), backpressure skips the
 //! oldest waiting work, and failures are reported without ending the session.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::Arc;

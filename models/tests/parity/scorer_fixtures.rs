@@ -1,7 +1,7 @@
 //! Verbaliser and `first-token` scorer on the fixture tokenizer and tiny Whisper,
 //! vs the reference distributions computed in `scripts/make_fixtures.py`.
 
-mod common;
+use crate::common;
 
 use burn::prelude::*;
 use common::{Reference, fixture, max_abs_diff};

@@ -6,7 +6,7 @@
 //! file and line; and one IEMOCAP manifest goes through `emomon eval` with the
 //! tiny Whisper fixture.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
