@@ -88,7 +88,15 @@ fn main() -> ExitCode {
 /// owns the terminal (then they are dropped rather than garbling the screen).
 fn init_logging(cli: &Cli, uses_terminal: bool) -> anyhow::Result<()> {
     use anyhow::Context;
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+    // symphonia warns once per bad packet (dozens of lines for a file of random
+    // bytes) before emomon's own one-line error; its errors still show. Naming
+    // symphonia in --log overrides this.
+    let directives = if cli.log.contains("symphonia") {
+        cli.log.clone()
+    } else {
+        format!("{},symphonia=error", cli.log)
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&directives)
         .with_context(|| format!("--log {:?} is not a valid log filter", cli.log))?;
     let builder = tracing_subscriber::fmt().with_env_filter(filter);
     match &cli.log_file {

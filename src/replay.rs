@@ -16,9 +16,11 @@ use std::time::Instant;
 
 use anyhow::{Context, bail};
 use emomon_tui::{
-    App, Command, LoopOptions, Marker, ProsodyView, Source, UtteranceView, VadState, ViewState,
+    App, Command, LoopOptions, Marker, ProsodyView, Rolling, Source, UtteranceView, VadState,
+    ViewState,
 };
 
+use crate::aggregate::{Aggregator, percentile};
 use crate::session_log::{self, IssueKind, Record, SessionLog, SessionStart, UtteranceRecord};
 
 /// Arguments of `emomon replay`.
@@ -29,6 +31,21 @@ pub struct ReplayArgs {
     /// Playback speed as a multiple of real time (e.g. 4 plays a minute in 15 s).
     #[arg(long, default_value_t = 1.0)]
     pub speed: f64,
+    #[command(flatten)]
+    pub read: LogReadArgs,
+}
+
+/// How `replay`, `export` and `report` read a session log.
+#[derive(Debug, Clone, Copy, Default, clap::Args)]
+pub struct LogReadArgs {
+    /// Which session of the file (1 = the first; `emomon run -o FILE` appends each
+    /// session to FILE). Default: the last one.
+    #[arg(long = "session", value_name = "N")]
+    pub number: Option<usize>,
+    /// Refuse a log with any bad line (the default skips bad lines, says which, and
+    /// keeps every valid record).
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// Runs the replay until the user quits.
@@ -36,11 +53,14 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
     if !(args.speed.is_finite() && args.speed > 0.0) {
         bail!("--speed must be a positive number, got {}", args.speed);
     }
-    let log = load(&args.session)?;
+    let loaded = load(&args.session, args.read)?;
     if !std::io::stdout().is_terminal() {
         bail!("emomon replay draws a terminal dashboard; stdout is not a terminal");
     }
-    let mut player = Player::new(&log, &display_name(&args.session), args.speed)
+    for note in &loaded.notes {
+        eprintln!("emomon: {}: {note}", args.session.display());
+    }
+    let mut player = Player::new(&loaded.log, &display_name(&args.session), args.speed)
         .with_context(|| format!("{}: cannot replay", args.session.display()))?;
     let mut app = App::new(player.initial_view());
     player.start(Instant::now());
@@ -49,11 +69,23 @@ pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Reads and checks a log, turning the first serious problem into an error that names
-/// the file and line.
-pub fn load(path: &Path) -> anyhow::Result<SessionLog> {
+/// One session of a log file, read for `replay`, `export` or `report`.
+#[derive(Debug, Clone)]
+pub struct LoadedSession {
+    /// Its records and the issues on its lines.
+    pub log: SessionLog,
+    /// Which session of how many, and what was skipped around it, for the user.
+    pub notes: Vec<String>,
+}
+
+/// Reads a log and picks one session (see [`LogReadArgs`]). Every valid record of
+/// that session is kept; bad lines are skipped and reported through the session's
+/// issues (or, with `strict`, the first one is an error naming the file and line).
+pub fn load(path: &Path, args: LogReadArgs) -> anyhow::Result<LoadedSession> {
     let log = session_log::read(path)?;
-    if let Some(issue) = log.first_error() {
+    if args.strict
+        && let Some(issue) = log.first_error()
+    {
         let more = log.issues.iter().filter(|i| i.kind.is_error()).count() - 1;
         let more = if more > 0 {
             format!(" (and {more} more bad lines)")
@@ -62,18 +94,51 @@ pub fn load(path: &Path) -> anyhow::Result<SessionLog> {
         };
         bail!("{}:{}: {}{more}", path.display(), issue.line, issue.kind);
     }
-    if log.session_start().is_none() {
+    let empty = log.entries.is_empty();
+    let split = log.split_sessions();
+    let n = split.sessions.len();
+    if n == 0 {
         bail!(
             "{}: not an emomon session log: no session_start record{}",
             path.display(),
-            if log.entries.is_empty() {
-                " (no records at all)"
-            } else {
-                ""
-            }
+            if empty { " (no records at all)" } else { "" }
         );
     }
-    Ok(log)
+    let number = args.number.unwrap_or(n);
+    if !(1..=n).contains(&number) {
+        bail!(
+            "{}: --session {number}: the file holds {n} session{} (1–{n})",
+            path.display(),
+            if n == 1 { "" } else { "s" }
+        );
+    }
+    let mut notes = Vec::new();
+    if n > 1 {
+        let list: Vec<String> = split
+            .sessions
+            .iter()
+            .map(|p| format!("{}: lines {}–{}", p.number, p.first_line, p.last_line))
+            .collect();
+        notes.push(format!(
+            "the file holds {n} sessions ({}); this is session {number} (--session N for another)",
+            list.join(", ")
+        ));
+    }
+    if split.orphans > 0 {
+        notes.push(format!(
+            "{} records before the first session_start belong to no session; skipped",
+            split.orphans
+        ));
+    }
+    let part = split
+        .sessions
+        .into_iter()
+        .nth(number - 1)
+        .context("session index checked above")?;
+    Ok(LoadedSession {
+        log: part.log,
+        notes,
+    })
 }
 
 fn display_name(path: &Path) -> String {
@@ -82,6 +147,9 @@ fn display_name(path: &Path) -> String {
         |n| n.to_string_lossy().into_owned(),
     )
 }
+
+/// The most records one frame applies (a few milliseconds of work).
+pub const MAX_RECORDS_PER_FRAME: usize = 2_000;
 
 /// Session clock: `speed` × wall time since the anchor, frozen while paused.
 #[derive(Debug, Clone)]
@@ -114,27 +182,50 @@ impl Clock {
 
 /// Turns session-log records into dashboard updates.
 ///
-/// Replay uses it for every record it plays; `emomon run` can use it for every record
+/// Replay uses it for every record it plays; `emomon run` uses it for every record
 /// it writes to the log, so the live dashboard shows exactly what the log will replay.
-/// It keeps the running statistics the records alone do not carry (latency
-/// percentiles, real-time factor).
+/// It owns the session's [`Aggregator`] (configured from the `session_start`
+/// record, so `--half-life` reaches the screen) and keeps the running statistics the
+/// records alone do not carry (latency percentiles, real-time factor).
+///
+/// [`RecordFeeder::apply`] is O(labels + window) per record; the derived panels
+/// (rolling distributions, latency percentiles) are brought up to date once per
+/// frame by [`RecordFeeder::refresh`], so a replay at any speed costs time linear
+/// in the records it plays.
 #[derive(Debug, Clone)]
 pub struct RecordFeeder {
     labels: Vec<String>,
+    aggregator: Aggregator,
     latencies_ms: Vec<f64>,
+    /// Latencies arrived since the percentiles were last computed.
+    latencies_dirty: bool,
     speech_s: f64,
     processing_s: f64,
 }
 
 impl RecordFeeder {
-    /// A feeder for a session with this `session_start`.
+    /// A feeder for a session with this `session_start`, aggregating with the
+    /// settings its `config.aggregation` records (the defaults when absent or
+    /// invalid).
     pub fn new(start: &SessionStart) -> Self {
+        let aggregator = Aggregator::new(start.labels.clone(), start.aggregation())
+            .or_else(|_| Aggregator::new(start.labels.clone(), Default::default()));
         Self {
             labels: start.labels.clone(),
+            // session_start records with no labels are rejected when read and written.
+            aggregator: aggregator.unwrap_or_else(|_| {
+                Aggregator::new(vec!["?".into()], Default::default()).expect("one label")
+            }),
             latencies_ms: Vec::new(),
+            latencies_dirty: false,
             speech_s: 0.0,
             processing_s: 0.0,
         }
+    }
+
+    /// The session's aggregation so far (the headless summary reads it).
+    pub fn aggregator(&self) -> &Aggregator {
+        &self.aggregator
     }
 
     /// An empty view for the session: labels, model and device filled in.
@@ -142,16 +233,37 @@ impl RecordFeeder {
         let mut view = ViewState::new(self.labels.clone());
         view.health.model = start.model.clone();
         view.health.device = start.device.clone();
+        view.rolling = Rolling::empty(self.aggregator.config());
         view
     }
 
-    /// Applies one record written at session time `at`.
+    /// Brings the derived panels up to date at session time `now_s`: the rolling
+    /// distributions (which slide with time) and, when new results came in, the
+    /// latency percentiles.
+    pub fn refresh(&mut self, view: &mut ViewState, now_s: f64) {
+        if !self.aggregator.is_empty() {
+            let now = now_s.max(self.aggregator.latest_end_s());
+            view.rolling = Rolling::from_aggregator(&self.aggregator, now);
+        }
+        if self.latencies_dirty {
+            self.latencies_dirty = false;
+            view.health.latency_p50_ms = percentile(&self.latencies_ms, 0.50);
+            view.health.latency_p95_ms = percentile(&self.latencies_ms, 0.95);
+        }
+    }
+
+    /// Applies one record written at session time `at` (see [`RecordFeeder::refresh`]
+    /// for the panels it leaves to the next frame).
     pub fn apply(&mut self, view: &mut ViewState, at: f64, record: &Record) {
         match record {
             Record::SessionStart(_) => {}
             Record::Utterance(u) => {
                 let probs = self.probs_in_view_order(u);
+                if let Err(e) = self.aggregator.push(u.start_s, u.end_s, &probs) {
+                    view.notice = Some(format!("utterance {} not aggregated: {e}", u.id));
+                }
                 self.latencies_ms.push(u.latency_ms);
+                self.latencies_dirty = true;
                 self.speech_s += (u.end_s - u.start_s).max(0.0);
                 self.processing_s += u.latency_ms / 1000.0;
                 view.voice.prosody = u.prosody.map(|p| ProsodyView {
@@ -173,8 +285,6 @@ impl RecordFeeder {
                 });
                 let h = &mut view.health;
                 h.latency_last_ms = Some(u.latency_ms);
-                h.latency_p50_ms = percentile(&self.latencies_ms, 0.50);
-                h.latency_p95_ms = percentile(&self.latencies_ms, 0.95);
                 if self.speech_s > 0.0 {
                     h.real_time_factor = Some(self.processing_s / self.speech_s);
                 }
@@ -280,6 +390,10 @@ impl Player {
         if unknown > 0 {
             notes.push(format!("{unknown} records of unknown type skipped"));
         }
+        let bad = log.issues.iter().filter(|i| i.kind.is_error()).count();
+        if bad > 0 {
+            notes.push(format!("{bad} bad log lines skipped"));
+        }
         Ok(Self {
             feeder: RecordFeeder::new(start),
             start: start.clone(),
@@ -319,20 +433,30 @@ impl Player {
         self.end_s
     }
 
-    /// Applies every record up to session time `t_s` and updates the derived panels.
+    /// Applies every record up to session time `t_s` (at most
+    /// [`MAX_RECORDS_PER_FRAME`] of them, so the dashboard keeps answering keys at
+    /// any `--speed`; the rest follow on the next frames) and updates the derived
+    /// panels.
     pub fn advance_to(&mut self, view: &mut ViewState, t_s: f64) {
-        let t = t_s.min(self.end_s).max(0.0);
+        let mut t = t_s.min(self.end_s).max(0.0);
+        let mut applied = 0;
         while let Some((at, record)) = self.events.get(self.next) {
             if *at > t {
+                break;
+            }
+            if applied == MAX_RECORDS_PER_FRAME {
+                // Behind the clock: show the time of what has been applied.
+                t = *at;
                 break;
             }
             let at = *at;
             let record = record.clone();
             self.next += 1;
+            applied += 1;
             self.feeder.apply(view, at, &record);
         }
         view.session_s = t;
-        view.recompute_rolling(t);
+        self.feeder.refresh(view, t);
         self.update_voice(view, t);
         if self.next >= self.events.len() && t >= self.end_s && !view.finished {
             view.finished = true;
@@ -384,21 +508,13 @@ impl Source for Player {
     }
 }
 
-/// Nearest-rank percentile (`q` in 0–1) of unsorted values.
-pub fn percentile(values: &[f64], q: f64) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    let mut v = values.to_vec();
-    v.sort_by(f64::total_cmp);
-    let rank = ((q * v.len() as f64).ceil() as usize).clamp(1, v.len());
-    Some(v[rank - 1])
-}
+#[cfg(test)]
+mod fuzz_tests;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::session_log::{Entry, LoggedEntry, MarkerRecord, read_from};
+    use crate::session_log::{Entry, LoggedEntry, MarkerRecord};
 
     fn log() -> SessionLog {
         let labels = vec!["neutral".to_string(), "sad".to_string()];
@@ -479,6 +595,41 @@ mod tests {
         assert_eq!(v.health.latency_p50_ms, Some(500.0));
     }
 
+    /// Issue 18 item 6: at a high `--speed` one frame had to apply (and
+    /// re-aggregate) the whole log before the dashboard read `q` again. A frame now
+    /// applies a bounded number of records and the rest follow.
+    #[test]
+    fn a_frame_applies_a_bounded_number_of_records() {
+        let mut l = log();
+        let template = l.entries[1].clone();
+        for i in 0..5_000u64 {
+            let mut e = template.clone();
+            let t = 20.0 + i as f64;
+            e.entry.t_s = t + 0.5;
+            if let Record::Utterance(u) = &mut e.entry.record {
+                u.id = 10 + i;
+                u.start_s = t;
+                u.end_s = t + 0.4;
+            }
+            l.entries.push(e);
+        }
+        let mut p = Player::new(&l, "t.jsonl", 1e9).unwrap();
+        let mut v = p.initial_view();
+        p.advance_to(&mut v, f64::MAX);
+        assert_eq!(v.timeline.len(), MAX_RECORDS_PER_FRAME - 2);
+        assert!(!v.finished);
+        assert!(v.session_s < p.end_s());
+        let mut frames = 1;
+        while !v.finished {
+            p.advance_to(&mut v, f64::MAX);
+            frames += 1;
+        }
+        assert_eq!(frames, 3);
+        assert_eq!(v.timeline.len(), 5_002);
+        assert_eq!(v.rolling.session.utterances, 5_002);
+        assert!(v.rolling.decayed.probs.len() == 2 && v.rolling.dominant.is_some());
+    }
+
     #[test]
     fn truncated_log_is_noticed_not_fatal() {
         let mut l = log();
@@ -522,25 +673,98 @@ mod tests {
             "{\"schema\":1,\"t_s\":0,\"type\":\"marker\"}\nnot json\n",
         )
         .unwrap();
-        let err = load(&bad).unwrap_err().to_string();
+        let strict = LogReadArgs {
+            number: None,
+            strict: true,
+        };
+        let err = load(&bad, strict).unwrap_err().to_string();
         assert!(err.contains("bad.jsonl:2: malformed record"), "{err}");
+        let err = load(&bad, LogReadArgs::default()).unwrap_err().to_string();
+        assert!(err.contains("bad.jsonl: not an emomon session log"), "{err}");
         let empty = dir.join("empty.jsonl");
         std::fs::write(&empty, "").unwrap();
-        let err = load(&empty).unwrap_err().to_string();
+        let err = load(&empty, LogReadArgs::default()).unwrap_err().to_string();
         assert!(
             err.contains("empty.jsonl: not an emomon session log"),
             "{err}"
         );
-        let err = load(&dir.join("nope.jsonl")).unwrap_err().to_string();
+        let err = load(&dir.join("nope.jsonl"), LogReadArgs::default())
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("nope.jsonl"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
-        let _ = read_from(&b""[..]);
     }
 
+    /// Issue 18 item 3: after an interrupted write the next session was glued onto
+    /// the partial line, one bad line refused the whole file, and two sessions were
+    /// merged. Every valid record of every session is now kept, sessions apart.
     #[test]
-    fn percentiles() {
-        assert_eq!(percentile(&[], 0.5), None);
-        assert_eq!(percentile(&[3.0, 1.0, 2.0], 0.5), Some(2.0));
-        assert_eq!(percentile(&[1.0, 2.0, 3.0, 4.0], 0.95), Some(4.0));
+    fn load_picks_a_session_and_keeps_every_valid_record() {
+        let dir = std::env::temp_dir().join(format!("emomon-replay-two-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("two.jsonl");
+        let line = |e: &LoggedEntry| {
+            let mut l = serde_json::to_vec(&e.entry).unwrap();
+            l.push(b'\n');
+            l
+        };
+        let first = log();
+        let mut bytes: Vec<u8> = first.entries.iter().flat_map(line).collect();
+        // A bad line mid-session, then an utterance cut short by a crash…
+        bytes.extend_from_slice(b"{\"schema\":1,\"t_s\":11,\"type\":\"marker\",\"note\":17}\n");
+        let cut = line(&first.entries[1]);
+        bytes.extend_from_slice(&cut[..cut.len() / 2]);
+        // …and the next session appended straight onto it (an older writer).
+        let second: Vec<u8> = first.entries.iter().take(2).flat_map(line).collect();
+        bytes.extend_from_slice(&second);
+        std::fs::write(&path, &bytes).unwrap();
+
+        let last = load(&path, LogReadArgs::default()).unwrap();
+        assert_eq!(last.log.entries.len(), 2, "session 2: start + 1 utterance");
+        assert!(last.notes[0].contains("holds 2 sessions (1: lines 1–5, 2: lines 6–7)"), "{:?}", last.notes);
+        let one = load(
+            &path,
+            LogReadArgs {
+                number: Some(1),
+                strict: false,
+            },
+        )
+        .unwrap();
+        assert_eq!(one.log.entries.len(), 4, "every valid record of session 1");
+        let kinds: Vec<(usize, bool)> = one
+            .log
+            .issues
+            .iter()
+            .map(|i| (i.line, i.kind.is_error()))
+            .collect();
+        assert_eq!(kinds, vec![(5, true), (6, false)], "{:?}", one.log.issues);
+        let player = Player::new(&one.log, "two.jsonl", 1.0).unwrap();
+        assert!(
+            player
+                .initial_view()
+                .notice
+                .is_some_and(|n| n.contains("1 bad log lines skipped"))
+        );
+        let err = load(
+            &path,
+            LogReadArgs {
+                number: Some(3),
+                strict: false,
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("holds 2 sessions (1–2)"), "{err}");
+        let err = load(
+            &path,
+            LogReadArgs {
+                number: None,
+                strict: true,
+            },
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("two.jsonl:5: malformed record"), "{err}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -73,13 +73,14 @@ pub const SCHEMA_VERSION: u32 = 1;
 #[derive(Debug, thiserror::Error)]
 pub enum SessionLogError {
     /// The file could not be opened, read or written.
-    #[error("session log {path}: {source}")]
+    /// The OS error is in the message and deliberately not a `#[source]`, so
+    /// `{:#}` prints it once.
+    #[error("session log {}: {error}", path.display())]
     Io {
         /// The log file (or `<stream>`).
         path: PathBuf,
         /// The underlying error.
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
     /// A record could not be serialised.
     #[error("cannot serialise session log record: {0}")]
@@ -163,6 +164,18 @@ pub struct SessionStart {
     /// Free-form configuration (VAD, segmenter, aggregation…).
     #[serde(default)]
     pub config: serde_json::Value,
+}
+
+impl SessionStart {
+    /// The aggregation settings the session ran with (`config.aggregation`, as
+    /// `emomon run` writes it), or the defaults when absent or invalid.
+    pub fn aggregation(&self) -> crate::aggregate::AggregatorConfig {
+        self.config
+            .get("aggregation")
+            .and_then(|a| serde_json::from_value::<crate::aggregate::AggregatorConfig>(a.clone()).ok())
+            .filter(|c| c.validate().is_ok())
+            .unwrap_or_default()
+    }
 }
 
 /// `utterance` record.
@@ -305,23 +318,41 @@ pub struct SessionLogWriter<W: Write> {
 impl SessionLogWriter<File> {
     /// Opens `path` for appending (creating it and missing parent directories).
     pub fn create(path: &Path) -> Result<Self, SessionLogError> {
-        let io_err = |source| SessionLogError::Io {
+        let io_err = |error| SessionLogError::Io {
             path: path.to_path_buf(),
-            source,
+            error,
         };
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(io_err)?;
         }
-        let file = OpenOptions::new()
+        let mut file = OpenOptions::new()
             .create(true)
             .append(true)
+            .read(true)
             .open(path)
             .map_err(io_err)?;
+        // A session interrupted mid-write (crash, full disk, file-size limit) leaves
+        // a partial last line; the next session must not be glued onto it.
+        if ends_mid_line(&mut file).map_err(io_err)? {
+            file.write_all(b"\n").map_err(io_err)?;
+        }
         Ok(Self {
             out: file,
             path: path.to_path_buf(),
         })
     }
+}
+
+/// Whether a non-empty file's last byte is not a newline.
+fn ends_mid_line(file: &mut File) -> io::Result<bool> {
+    use std::io::{Read, Seek, SeekFrom};
+    if file.metadata()?.len() == 0 {
+        return Ok(false);
+    }
+    file.seek(SeekFrom::End(-1))?;
+    let mut last = [0u8];
+    file.read_exact(&mut last)?;
+    Ok(last[0] != b'\n')
 }
 
 impl<W: Write> SessionLogWriter<W> {
@@ -343,9 +374,9 @@ impl<W: Write> SessionLogWriter<W> {
         };
         let mut line = serde_json::to_vec(&entry)?;
         line.push(b'\n');
-        let io_err = |source| SessionLogError::Io {
+        let io_err = |error| SessionLogError::Io {
             path: self.path.clone(),
-            source,
+            error,
         };
         self.out.write_all(&line).map_err(io_err)?;
         self.out.flush().map_err(io_err)
@@ -383,6 +414,12 @@ pub enum IssueKind {
     /// Expected after a crash; the rest of the log is fine.
     #[error("truncated last line (the session was probably interrupted); ignored")]
     TruncatedLastLine,
+    /// A record cut short by an interrupted write (crash, full disk, file-size
+    /// limit) that is not the last line: the next session was appended after it
+    /// (on a fresh line, or, by older emomon builds, onto the same line, whose
+    /// record is then kept). Expected after a crash; the cut record is lost.
+    #[error("record cut short by an interrupted write (the session was probably interrupted); ignored")]
+    InterruptedRecord,
     /// The line is not a valid record.
     #[error("malformed record: {0}")]
     Malformed(String),
@@ -411,7 +448,84 @@ pub struct SessionLog {
     pub issues: Vec<LineIssue>,
 }
 
+/// One session of a log file: the records from one `session_start` up to the next.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionPart {
+    /// 1-based number of the session in the file.
+    pub number: usize,
+    /// Line of its `session_start`.
+    pub first_line: usize,
+    /// Last line that belongs to it (before the next `session_start`).
+    pub last_line: usize,
+    /// Its records and the issues on its lines.
+    pub log: SessionLog,
+}
+
+/// A log file split into its sessions (`emomon run -o FILE` appends each new
+/// session to the same file).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Sessions {
+    /// In file order.
+    pub sessions: Vec<SessionPart>,
+    /// Records before the first `session_start` (they belong to no session).
+    pub orphans: usize,
+    /// Issues in a file without any `session_start`.
+    pub orphan_issues: Vec<LineIssue>,
+}
+
 impl SessionLog {
+    /// Splits the file into sessions: each begins at a `session_start`; an issue
+    /// belongs to the session whose lines it is on (an interrupted last record
+    /// belongs to the session that was writing it).
+    pub fn split_sessions(self) -> Sessions {
+        let mut sessions: Vec<SessionPart> = Vec::new();
+        let mut orphans = 0;
+        let mut orphan_issues = Vec::new();
+        for entry in self.entries {
+            if matches!(entry.entry.record, Record::SessionStart(_)) {
+                if let Some(prev) = sessions.last_mut() {
+                    prev.last_line = entry.line - 1;
+                }
+                sessions.push(SessionPart {
+                    number: sessions.len() + 1,
+                    first_line: entry.line,
+                    last_line: usize::MAX,
+                    log: SessionLog::default(),
+                });
+            }
+            match sessions.last_mut() {
+                Some(part) => part.log.entries.push(entry),
+                None => orphans += 1,
+            }
+        }
+        for issue in self.issues {
+            // The session whose range holds the line; a line before every session
+            // (or a joined line, which starts the next session) goes to the one
+            // before it when there is one.
+            let idx = sessions
+                .iter()
+                .rposition(|p| p.first_line < issue.line || (p.first_line == issue.line && issue.kind != IssueKind::InterruptedRecord))
+                .or_else(|| (!sessions.is_empty()).then_some(0));
+            match idx {
+                Some(i) => sessions[i].log.issues.push(issue),
+                None => orphan_issues.push(issue),
+            }
+        }
+        if let Some(last) = sessions.last_mut() {
+            last.last_line = last
+                .log
+                .entries
+                .last()
+                .map_or(last.first_line, |e| e.line)
+                .max(last.log.issues.last().map_or(0, |i| i.line));
+        }
+        Sessions {
+            sessions,
+            orphans,
+            orphan_issues,
+        }
+    }
+
     /// The first `session_start` record, if any.
     pub fn session_start(&self) -> Option<&SessionStart> {
         self.entries.iter().find_map(|e| match &e.entry.record {
@@ -429,9 +543,9 @@ impl SessionLog {
 /// Reads a log file. Only failing to open or read the file is an error; problems
 /// with individual lines are returned in [`SessionLog::issues`].
 pub fn read(path: &Path) -> Result<SessionLog, SessionLogError> {
-    let io_err = |source| SessionLogError::Io {
+    let io_err = |error| SessionLogError::Io {
         path: path.to_path_buf(),
-        source,
+        error,
     };
     let file = File::open(path).map_err(io_err)?;
     read_from(BufReader::new(file)).map_err(io_err)
@@ -460,13 +574,52 @@ pub fn read_from<R: BufRead>(mut input: R) -> io::Result<SessionLog> {
                 line: line_no,
                 kind: IssueKind::TruncatedLastLine,
             }),
-            Err(kind) => log.issues.push(LineIssue {
+            Err(IssueKind::Malformed(_)) if cut_short(&raw) => log.issues.push(LineIssue {
                 line: line_no,
-                kind,
+                kind: IssueKind::InterruptedRecord,
             }),
+            Err(kind) => {
+                // An older emomon appended the next session straight onto a
+                // partial line: keep the record that starts inside the line.
+                match joined_record(&raw) {
+                    Some(entry) => {
+                        log.issues.push(LineIssue {
+                            line: line_no,
+                            kind: IssueKind::InterruptedRecord,
+                        });
+                        log.entries.push(LoggedEntry {
+                            line: line_no,
+                            entry,
+                        });
+                    }
+                    None => log.issues.push(LineIssue {
+                        line: line_no,
+                        kind,
+                    }),
+                }
+            }
         }
     }
     Ok(log)
+}
+
+/// Every record this build writes begins with this (serde keeps field order).
+const RECORD_START: &[u8] = b"{\"schema\":";
+
+/// Whether a line is the start of a record whose write was interrupted: it
+/// begins like one and the JSON ends early.
+fn cut_short(raw: &[u8]) -> bool {
+    let trimmed = raw.trim_ascii();
+    trimmed.starts_with(RECORD_START)
+        && serde_json::from_slice::<serde_json::Value>(trimmed).is_err_and(|e| e.is_eof())
+}
+
+/// The last complete record starting after the beginning of a bad line, if any.
+fn joined_record(raw: &[u8]) -> Option<Entry> {
+    (1..raw.len())
+        .rev()
+        .filter(|&i| raw[i..].starts_with(RECORD_START))
+        .find_map(|i| parse_line(&raw[i..]).ok().flatten())
 }
 
 /// Parses one line; `Ok(None)` for a blank line.
@@ -699,6 +852,38 @@ mod tests {
         assert_eq!(log.issues[0].kind, IssueKind::UnknownType("gaze".into()));
         assert!(!log.issues[0].kind.is_error());
         assert_eq!(log.issues[1].kind, IssueKind::UnsupportedSchema(2));
+    }
+
+    /// Issue 18 item 3: a session appended after an interrupted write starts on a
+    /// fresh line, so both sessions read back whole.
+    #[test]
+    fn appending_after_a_partial_line_starts_a_fresh_line() {
+        let dir = std::env::temp_dir().join(format!("emomon-log-partial-{}", std::process::id()));
+        let path = dir.join("s.jsonl");
+        let _ = std::fs::remove_dir_all(&dir);
+        let mut w = SessionLogWriter::create(&path).unwrap();
+        w.write(0.0, start()).unwrap();
+        w.write(1.0, utterance(1)).unwrap();
+        drop(w);
+        let full = std::fs::read(&path).unwrap();
+        std::fs::write(&path, &full[..full.len() - 25]).unwrap();
+        let mut w = SessionLogWriter::create(&path).unwrap();
+        w.write(0.0, start()).unwrap();
+        w.write(1.0, utterance(1)).unwrap();
+        drop(w);
+        let log = read(&path).unwrap();
+        assert_eq!(log.entries.len(), 3);
+        assert_eq!(log.issues.len(), 1);
+        assert!(!log.issues[0].kind.is_error(), "{:?}", log.issues);
+        let split = log.split_sessions();
+        let sizes: Vec<(usize, usize, usize)> = split
+            .sessions
+            .iter()
+            .map(|p| (p.first_line, p.last_line, p.log.entries.len()))
+            .collect();
+        assert_eq!(sizes, vec![(1, 2, 1), (3, 4, 2)]);
+        assert_eq!(split.sessions[0].log.issues.len(), 1, "the cut record is session 1's");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

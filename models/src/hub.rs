@@ -21,6 +21,14 @@ pub enum HubError {
         /// Where we looked.
         looked: String,
     },
+    /// A path (not a model id) that is not a directory.
+    #[error("model directory {spec} {problem}; pass a Hugging Face model directory (config.json, *.safetensors, tokenizer.json)")]
+    NotADirectory {
+        /// What the user gave.
+        spec: String,
+        /// `does not exist` or `is a file, not a directory`.
+        problem: &'static str,
+    },
     /// A cache entry exists but is broken.
     #[error("{path}: {message}")]
     BadCache {
@@ -48,6 +56,22 @@ pub fn resolve_model(spec: &str, cache: Option<&Path>) -> Result<PathBuf, HubErr
     let as_path = Path::new(spec);
     if as_path.is_dir() {
         return Ok(as_path.to_path_buf());
+    }
+    // A path is told it does not exist, not to run a hub download: model ids are
+    // `org/name[@rev]`, never absolute, relative-dotted or deeper.
+    let looks_like_path = spec.starts_with(['/', '.', '~'])
+        || spec.ends_with('/')
+        || spec.split('@').next().is_some_and(|id| id.matches('/').count() != 1)
+        || as_path.exists();
+    if looks_like_path {
+        return Err(HubError::NotADirectory {
+            spec: spec.to_string(),
+            problem: if as_path.exists() {
+                "is a file, not a directory"
+            } else {
+                "does not exist"
+            },
+        });
     }
     let (id, revision) = spec.split_once('@').unwrap_or((spec, "main"));
     let not_found = |looked: String| HubError::NotFound {
@@ -116,6 +140,16 @@ mod tests {
             resolve_model("org/tiny@nothere", Some(&root)),
             Err(HubError::BadCache { .. })
         ));
+        // Paths are told what is wrong with them, not to download (issue 18 item 8).
+        for (spec, problem) in [
+            ("/nonexistent/model-dir", "does not exist"),
+            ("./models/none", "does not exist"),
+            ("whisper-base", "does not exist"),
+            (snap.join("config.json").to_str().expect("utf8"), "is a file"),
+        ] {
+            let err = resolve_model(spec, Some(&root)).expect_err(spec).to_string();
+            assert!(err.contains(problem) && !err.contains("download"), "{err}");
+        }
         std::fs::remove_dir_all(&root).ok();
     }
 }

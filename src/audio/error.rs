@@ -4,12 +4,20 @@ use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 pub enum AudioError {
-    #[error("cannot open audio file {}: {source}", path.display())]
+    /// The OS error is part of the message and deliberately not a `#[source]`:
+    /// `{:#}` would print it a second time.
+    #[error("cannot open audio file {}: {error}", path.display())]
     Open {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        error: std::io::Error,
     },
+    #[error("{} is a directory; give an audio file (WAV, FLAC, MP3 or Ogg Vorbis)", path.display())]
+    IsDirectory { path: PathBuf },
+    #[error(
+        "{} has an invalid header: {detail}; the file is corrupt or not really audio",
+        path.display()
+    )]
+    BadHeader { path: PathBuf, detail: String },
     #[error("{} is empty (0 bytes): nothing to analyse", path.display())]
     EmptyFile { path: PathBuf },
     #[error(

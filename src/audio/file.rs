@@ -1,6 +1,7 @@
 //! [`FileSource`]: decodes WAV, FLAC, MP3 and Ogg Vorbis with symphonia.
 
 use std::fs::File;
+use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use symphonia::core::audio::SampleBuffer;
@@ -11,7 +12,24 @@ use symphonia::core::io::MediaSourceStream;
 use symphonia::core::meta::MetadataOptions;
 use symphonia::core::probe::Hint;
 
-use super::{AudioError, AudioSource, SourceInfo};
+use super::{AudioError, AudioSource, SourceInfo, header};
+
+/// Runs decoder code, turning a panic on malformed input into an error naming the
+/// file. The headers are checked first ([`header`]); this is the last line of
+/// defence for what a check cannot foresee.
+fn no_panic<T>(path: &Path, f: impl FnOnce() -> T) -> Result<T, AudioError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).map_err(|panic| {
+        let what = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "decoder failure".into());
+        AudioError::BadHeader {
+            path: path.to_path_buf(),
+            detail: format!("the decoder gave up: {what}"),
+        }
+    })
+}
 
 /// Corrupt packets tolerated (skipped with a warning) before giving up on a file.
 const MAX_SKIPPED_PACKETS: usize = 16;
@@ -37,38 +55,41 @@ impl FileSource {
     /// Opens and probes `path`; fails with a message naming the file if it is
     /// missing, empty, not audio, or in a codec symphonia cannot decode.
     pub fn open(path: &Path) -> Result<Self, AudioError> {
-        let file = File::open(path).map_err(|source| AudioError::Open {
+        let open_err = |error| AudioError::Open {
             path: path.to_path_buf(),
-            source,
-        })?;
-        let len = file
-            .metadata()
-            .map_err(|source| AudioError::Open {
+            error,
+        };
+        let mut file = File::open(path).map_err(open_err)?;
+        let meta = file.metadata().map_err(open_err)?;
+        if meta.is_dir() {
+            return Err(AudioError::IsDirectory {
                 path: path.to_path_buf(),
-                source,
-            })?
-            .len();
-        if len == 0 {
+            });
+        }
+        if meta.len() == 0 {
             return Err(AudioError::EmptyFile {
                 path: path.to_path_buf(),
             });
         }
+        header::check_file(path, &mut file)?;
+        file.seek(SeekFrom::Start(0)).map_err(open_err)?;
         let mss = MediaSourceStream::new(Box::new(file), Default::default());
         let mut hint = Hint::new();
         if let Some(ext) = path.extension().and_then(|e| e.to_str()) {
             hint.with_extension(ext);
         }
-        let probed = symphonia::default::get_probe()
-            .format(
+        let probed = no_panic(path, || {
+            symphonia::default::get_probe().format(
                 &hint,
                 mss,
                 &FormatOptions::default(),
                 &MetadataOptions::default(),
             )
-            .map_err(|e| AudioError::Unrecognised {
-                path: path.to_path_buf(),
-                detail: e.to_string(),
-            })?;
+        })?
+        .map_err(|e| AudioError::Unrecognised {
+            path: path.to_path_buf(),
+            detail: e.to_string(),
+        })?;
         let format = probed.format;
         let track = format
             .tracks()
@@ -84,12 +105,8 @@ impl FileSource {
             detail: "the audio track does not state its sample rate".into(),
         })?;
         let channels = params.channels.map(|c| c.count()).unwrap_or(1);
-        if channels == 0 || sample_rate == 0 {
-            return Err(AudioError::Unrecognised {
-                path: path.to_path_buf(),
-                detail: format!("invalid format: {sample_rate} Hz, {channels} channels"),
-            });
-        }
+        // Every format, including those whose header was not read above.
+        header::check_format(path, sample_rate, channels)?;
         let decoder = symphonia::default::get_codecs()
             .make(params, &DecoderOptions::default())
             .map_err(|e| AudioError::UnsupportedCodec {
@@ -174,15 +191,33 @@ impl AudioSource for FileSource {
             if packet.track_id() != self.track_id {
                 continue;
             }
-            let decoded = match self.decoder.decode(&packet) {
+            let (decoder, path) = (&mut self.decoder, &self.path);
+            let result = match no_panic(path, || decoder.decode(&packet)) {
+                Ok(result) => result,
+                Err(e) => {
+                    self.finished = true;
+                    return Err(e);
+                }
+            };
+            let decoded = match result {
                 Ok(decoded) => decoded,
                 Err(SymphoniaError::DecodeError(detail)) => {
                     self.skipped_packets += 1;
-                    tracing::warn!(
-                        file = %self.path.display(),
-                        at_s = self.seconds(self.decoded_frames),
-                        "skipping a corrupt packet: {detail}"
-                    );
+                    // One warning per file: random bytes would otherwise print a
+                    // line per packet before the real error.
+                    if self.skipped_packets == 1 {
+                        tracing::warn!(
+                            file = %self.path.display(),
+                            at_s = self.seconds(self.decoded_frames),
+                            "skipping a corrupt packet: {detail} (further ones are logged at debug level)"
+                        );
+                    } else {
+                        tracing::debug!(
+                            file = %self.path.display(),
+                            at_s = self.seconds(self.decoded_frames),
+                            "skipping a corrupt packet: {detail}"
+                        );
+                    }
                     if self.skipped_packets > MAX_SKIPPED_PACKETS {
                         return Err(
                             self.fail(format!("more than {MAX_SKIPPED_PACKETS} corrupt packets"))

@@ -8,6 +8,10 @@
 pub mod convert;
 pub mod error;
 pub mod file;
+pub mod header;
+
+#[cfg(test)]
+pub(crate) mod fuzz_tests;
 pub mod memory;
 pub mod mic;
 pub mod pace;

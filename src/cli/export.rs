@@ -11,6 +11,8 @@ use emomon::report::{SessionData, csv::write_csv};
 pub struct ExportArgs {
     /// Session log (JSONL) written by `emomon run`.
     pub session: PathBuf,
+    #[command(flatten)]
+    pub read: emomon::replay::LogReadArgs,
     /// Write CSV (the only export format so far; required so scripts say what they expect).
     #[arg(long, required = true)]
     pub csv: bool,
@@ -20,8 +22,11 @@ pub struct ExportArgs {
 }
 
 pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
-    let log = emomon::replay::load(&args.session)?;
-    let data = SessionData::from_log(&log)
+    let loaded = emomon::replay::load(&args.session, args.read)?;
+    for note in &loaded.notes {
+        eprintln!("emomon: {}: {note}", args.session.display());
+    }
+    let data = SessionData::from_log(&loaded.log)
         .with_context(|| format!("{}: cannot export", args.session.display()))?;
     for note in &data.notes {
         eprintln!("emomon: {}: {note}", args.session.display());

@@ -10,6 +10,8 @@ use emomon::report::{self, SessionData};
 pub struct ReportArgs {
     /// Session log (JSONL) written by `emomon run`.
     pub session: PathBuf,
+    #[command(flatten)]
+    pub read: emomon::replay::LogReadArgs,
     /// Output file; the extension picks the format: `.html` (self-contained page
     /// with plots and tables), `.svg` or `.png` (the plots only).
     #[arg(long, short = 'o', value_name = "FILE")]
@@ -22,8 +24,11 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
-    let log = emomon::replay::load(&args.session)?;
-    let data = SessionData::from_log(&log)
+    let loaded = emomon::replay::load(&args.session, args.read)?;
+    for note in &loaded.notes {
+        eprintln!("emomon: {}: {note}", args.session.display());
+    }
+    let data = SessionData::from_log(&loaded.log)
         .with_context(|| format!("{}: cannot build a report", args.session.display()))?;
     let title = format!("emomon session {}", file_name(&args.session));
     let bytes = match ext.as_deref() {

@@ -152,9 +152,16 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         );
     }
     eprint!("{}", human_summary(&summary));
+    // Exit non-zero whenever the input could not be read to its end (truncated or
+    // corrupt file, lost microphone), as `segment` and `score` do; what was heard
+    // before the failure is scored and logged all the same.
     match &summary.capture_error {
-        Some(e) if summary.utterances == 0 => bail!("input failed: {e}"),
-        _ => Ok(()),
+        Some(e) => bail!(
+            "input failed: {e}; the {} utterance(s) scored before it are in {}",
+            summary.utterances,
+            summary.session_log.display()
+        ),
+        None => Ok(()),
     }
 }
 

@@ -77,8 +77,11 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<()> {
         args.model.model.as_deref().unwrap_or("the default model")
     );
     let model = open_model(&args.model)?;
-    let segments = if args.whole {
-        vec![whole_file(args)?]
+    // A truncated or corrupt file still has its audio before the failure scored
+    // (as the error message promises); the error is returned after that.
+    let (segments, read_error) = if args.whole {
+        let (segment, error) = whole_file(args)?;
+        (vec![segment], error)
     } else {
         let mut source = FileSource::open(&args.input)?;
         let never = AtomicBool::new(false);
@@ -91,12 +94,15 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<()> {
                 samples: u.samples.to_vec(),
             })
         })?;
-        if let Some(error) = outcome.error {
-            return Err(error).with_context(|| format!("reading {}", args.input.display()));
-        }
-        segments
+        (segments, outcome.error)
+    };
+    let failed = |error: emomon::audio::AudioError| {
+        Err(error).with_context(|| format!("reading {}", args.input.display()))
     };
     if segments.is_empty() {
+        if let Some(error) = read_error {
+            return failed(error);
+        }
         eprintln!(
             "No speech found in {} (try --whole, or a lower --aggressiveness).",
             args.input.display()
@@ -157,12 +163,21 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<()> {
             String::new()
         }
     );
-    Ok(())
+    match read_error {
+        Some(error) => failed(error),
+        None => Ok(()),
+    }
 }
 
-/// The whole file, downmixed and resampled to 16 kHz.
-fn whole_file(args: &ScoreArgs) -> anyhow::Result<Segment> {
-    let samples = read_16k(&args.input)?;
+/// The whole file, downmixed and resampled to 16 kHz (up to a read error, which
+/// is returned beside it; an empty result is the error itself).
+fn whole_file(args: &ScoreArgs) -> anyhow::Result<(Segment, Option<emomon::audio::AudioError>)> {
+    let (samples, error) = read_16k_until_error(&args.input)?;
+    if samples.is_empty()
+        && let Some(error) = error
+    {
+        return Err(error).with_context(|| format!("reading {}", args.input.display()));
+    }
     let seconds = samples.len() as f64 / f64::from(emomon::audio::TARGET_RATE);
     if seconds > 30.0 {
         eprintln!(
@@ -170,33 +185,50 @@ fn whole_file(args: &ScoreArgs) -> anyhow::Result<Segment> {
             args.input.display()
         );
     }
-    Ok(Segment {
+    let segment = Segment {
         id: 0,
         start_s: 0.0,
         end_s: seconds,
         samples,
-    })
+    };
+    Ok((segment, error))
 }
 
 /// An audio file as 16 kHz mono samples.
 pub fn read_16k(path: &std::path::Path) -> anyhow::Result<Vec<f32>> {
+    match read_16k_until_error(path)? {
+        (samples, None) => Ok(samples),
+        (_, Some(error)) => Err(error).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// An audio file as 16 kHz mono samples up to the first read error (returned
+/// beside them: samples decoded before it stay valid).
+fn read_16k_until_error(
+    path: &std::path::Path,
+) -> anyhow::Result<(Vec<f32>, Option<emomon::audio::AudioError>)> {
     let mut source = FileSource::open(path)?;
     let info = source.info().clone();
     let mut resampler = MonoResampler::new(info.sample_rate, info.channels)
         .with_context(|| format!("cannot resample {}", path.display()))?;
     let (mut block, mut samples) = (Vec::new(), Vec::new());
+    let mut error = None;
     loop {
         block.clear();
-        let more = source
-            .read_block(&mut block)
-            .with_context(|| format!("reading {}", path.display()))?;
+        let more = match source.read_block(&mut block) {
+            Ok(more) => more,
+            Err(e) => {
+                error = Some(e);
+                false
+            }
+        };
         resampler.push(&block, &mut samples);
         if !more {
             break;
         }
     }
     resampler.finish(&mut samples);
-    Ok(samples)
+    Ok((samples, error))
 }
 
 fn print_one(

@@ -1,9 +1,17 @@
 //! A session log, digested for export and reports: utterances in the session's
-//! label order, the rolling aggregation replayed over them, markers and losses.
+//! label order, the rolling aggregation replayed over them (the one
+//! [`crate::aggregate`], incrementally: linear in the log), markers and losses.
+//!
+//! Every utterance record that parsed becomes a row: one the aggregation cannot take
+//! (times out of range, no label shared with the session) is still exported and
+//! counted in the report, with a note saying why it is not in the rolling numbers.
 
 use crate::aggregate::{Aggregator, AggregatorConfig, DominantChange, Snapshot, Summary};
 use crate::prosody::Prosody;
 use crate::session_log::{IssueKind, Record, SessionLog, SessionStart};
+
+/// Latest session time plots and tables lay out (115 days); later times are noted.
+pub const MAX_PLAUSIBLE_S: f64 = 1e7;
 
 /// One scored utterance, probabilities in the session's label order.
 #[derive(Debug, Clone, PartialEq)]
@@ -21,8 +29,12 @@ pub struct Utt {
     pub prosody: Option<Prosody>,
     pub method: String,
     pub model: String,
-    /// Time-decayed distribution at this utterance's end (everything up to it).
+    /// Time-decayed distribution at this utterance's end (everything logged up to
+    /// it). For an utterance the aggregation could not take (see the notes) it is
+    /// the distribution before it, or its own with `n_utterances` 0.
     pub decayed: Summary,
+    /// Whether the utterance is in the rolling numbers.
+    pub aggregated: bool,
 }
 
 impl Utt {
@@ -38,10 +50,7 @@ impl Utt {
 
     /// Index of the most likely label (first on ties).
     pub fn top(&self) -> usize {
-        self.probs.iter().enumerate().fold(
-            0,
-            |best, (i, &p)| if p > self.probs[best] { i } else { best },
-        )
+        crate::aggregate::argmax(&self.probs)
     }
 }
 
@@ -80,6 +89,29 @@ pub struct SessionData {
     pub dominant_changes: Vec<DominantChange>,
     /// Non-fatal problems found reading the log (truncated last line…).
     pub notes: Vec<String>,
+    /// `(end_s, index into utterances)` of aggregated utterances, by end time, for
+    /// [`SessionData::decayed_at`]; the latest-logged wins among equal ends.
+    decayed_index: Vec<(f64, usize)>,
+}
+
+/// See [`SessionData::decayed_index`](SessionData).
+fn decayed_index(utterances: &[Utt]) -> Vec<(f64, usize)> {
+    // Each utterance's `decayed` covers everything logged before it, so the
+    // distribution at time t is the one of the last-logged utterance that ended by
+    // t, provided no later-logged one ended earlier: keep a running "latest logged".
+    let mut by_end: Vec<(f64, usize)> = utterances
+        .iter()
+        .enumerate()
+        .filter(|(_, u)| u.aggregated)
+        .map(|(i, u)| (u.end_s, i))
+        .collect();
+    by_end.sort_by(|a, b| a.0.total_cmp(&b.0).then(a.1.cmp(&b.1)));
+    let mut latest = 0;
+    for entry in &mut by_end {
+        latest = latest.max(entry.1);
+        entry.1 = latest;
+    }
+    by_end
 }
 
 impl SessionData {
@@ -89,12 +121,7 @@ impl SessionData {
             .session_start()
             .ok_or_else(|| anyhow::anyhow!("no session_start record"))?
             .clone();
-        let aggregation = start
-            .config
-            .get("aggregation")
-            .and_then(|a| serde_json::from_value::<AggregatorConfig>(a.clone()).ok())
-            .filter(|c| Aggregator::new(start.labels.clone(), c.clone()).is_ok())
-            .unwrap_or_default();
+        let aggregation = start.aggregation();
         let mut aggregator = Aggregator::new(start.labels.clone(), aggregation.clone())?;
         let mut data = Self {
             start,
@@ -108,6 +135,7 @@ impl SessionData {
             final_snapshot: None,
             dominant_changes: Vec::new(),
             notes: Vec::new(),
+            decayed_index: Vec::new(),
         };
         let labels = data.start.labels.clone();
         for entry in &log.entries {
@@ -130,26 +158,30 @@ impl SessionData {
                     };
                     let probs = reorder(&u.probs, 0.0);
                     let sum: f64 = probs.iter().sum();
-                    if sum <= 0.0 {
-                        data.notes.push(format!(
-                            "line {}: utterance {} shares no label with the session; left out",
-                            entry.line, u.id
-                        ));
-                        continue;
-                    }
-                    let probs: Vec<f64> = probs.iter().map(|p| p / sum).collect();
+                    let probs: Vec<f64> = if sum > 0.0 {
+                        probs.iter().map(|p| p / sum).collect()
+                    } else {
+                        probs
+                    };
                     let probs32: Vec<f32> = probs.iter().map(|&p| p as f32).collect();
-                    let decayed = match aggregator.push(u.start_s, u.end_s, &probs32) {
+                    let pushed = aggregator.push(u.start_s, u.end_s, &probs32);
+                    let aggregated = pushed.is_ok();
+                    let decayed = match pushed {
                         Ok(snapshot) => snapshot.decayed,
                         Err(e) => {
+                            let why = if sum > 0.0 {
+                                e.to_string()
+                            } else {
+                                "it shares no label with the session".into()
+                            };
                             data.notes.push(format!(
-                                "line {}: utterance {} not aggregated: {e}",
+                                "line {}: utterance {} is exported but not in the rolling numbers: {why}",
                                 entry.line, u.id
                             ));
-                            continue;
+                            aggregator.decayed(aggregator.latest_end_s())
                         }
-                    };
-                    let Some(decayed) = decayed else { continue };
+                    }
+                    .unwrap_or_else(|| Summary::unweighted(probs.clone()));
                     data.utterances.push(Utt {
                         id: u.id,
                         start_s: u.start_s,
@@ -167,6 +199,7 @@ impl SessionData {
                         method: u.method.clone(),
                         model: u.model.clone(),
                         decayed,
+                        aggregated,
                     });
                 }
                 Record::Marker(m) => data.markers.push(Mark {
@@ -201,15 +234,40 @@ impl SessionData {
             data.notes
                 .push("the log has no session_end: the session ended abruptly".into());
         }
+        // Absurd times (a corrupt or edited log) stay in the rows but must not
+        // stretch the time axis of every plot and table to 10^300 seconds.
+        let beyond = data
+            .utterances
+            .iter()
+            .filter(|u| !(u.end_s <= MAX_PLAUSIBLE_S))
+            .count();
+        if beyond > 0 {
+            data.notes.push(format!(
+                "{beyond} utterances end after {MAX_PLAUSIBLE_S:e} s (the log's times are corrupt?); \
+                 they are exported but left off the time axis"
+            ));
+        }
+        data.duration_s = data.duration_s.min(MAX_PLAUSIBLE_S);
         let end = data
             .utterances
             .iter()
             .map(|u| u.end_s)
+            .filter(|e| *e <= MAX_PLAUSIBLE_S)
             .fold(data.duration_s, f64::max);
         data.duration_s = end;
-        data.final_snapshot = (!data.utterances.is_empty()).then(|| aggregator.snapshot(end));
+        data.final_snapshot = (!aggregator.is_empty()).then(|| aggregator.snapshot(end));
         data.dominant_changes = aggregator.changes().to_vec();
+        data.decayed_index = decayed_index(&data.utterances);
         Ok(data)
+    }
+
+    /// The time-decayed distribution as known at time `t`: that of the latest
+    /// utterance ended by `t` (ageing scales every weight alike, so the mix only
+    /// changes when an utterance arrives). O(log n), so plots can sample it densely.
+    pub fn decayed_at(&self, t: f64) -> Option<&Summary> {
+        let i = self.decayed_index.partition_point(|&(end, _)| end <= t);
+        let (_, u) = *self.decayed_index.get(i.checked_sub(1)?)?;
+        Some(&self.utterances[u].decayed)
     }
 
     /// The session's labels.

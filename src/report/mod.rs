@@ -23,31 +23,8 @@ fn window_len(duration_s: f64) -> f64 {
     if duration_s < 240.0 { 30.0 } else { 120.0 }
 }
 
-/// Duration-weighted mean distribution of the utterances overlapping `[lo, hi)`.
-fn window_mean(data: &SessionData, lo: f64, hi: f64) -> Option<(Vec<f64>, f64, usize)> {
-    let mut acc = vec![0.0; data.labels().len()];
-    let (mut total, mut n) = (0.0, 0);
-    for u in &data.utterances {
-        let w = (u.end_s.min(hi) - u.start_s.max(lo)).max(0.0);
-        if w > 0.0 {
-            total += w;
-            n += 1;
-            for (a, p) in acc.iter_mut().zip(&u.probs) {
-                *a += w * p;
-            }
-        }
-    }
-    (total > 0.0).then(|| (acc.iter().map(|a| a / total).collect(), total, n))
-}
-
 fn pct(p: f64) -> String {
     format!("{:.1}%", p * 100.0)
-}
-
-fn top(p: &[f64]) -> usize {
-    p.iter()
-        .enumerate()
-        .fold(0, |best, (i, &v)| if v > p[best] { i } else { best })
 }
 
 /// The whole report as an HTML document titled `title`.
@@ -199,33 +176,62 @@ svg.plot {{ width: 100%; height: auto; display: block; margin-bottom: 0.5em; }}
             );
         }
         h.push_str("<th>Entropy</th><th>Top</th></tr>");
-        let mut lo = 0.0;
-        while lo < data.duration_s {
-            let hi = lo + w;
-            let _ = write!(h, "<tr><td>{}–{}</td>", clock(lo), clock(hi));
-            match window_mean(data, lo, hi) {
-                Some((p, speech, n)) => {
-                    let _ = write!(h, "<td>{n}</td><td>{speech:.1} s</td>");
-                    for v in &p {
-                        let _ = write!(h, "<td>{}</td>", pct(*v));
-                    }
-                    let _ = write!(
-                        h,
-                        "<td>{:.2}</td><td>{}</td>",
-                        crate::aggregate::normalized_entropy(&p),
-                        esc(&labels[top(&p)])
-                    );
-                }
-                None => {
-                    let _ = write!(
-                        h,
-                        "<td>0</td><td>0 s</td><td colspan=\"{}\">no speech</td>",
-                        labels.len() + 2
-                    );
-                }
+        // Windows with speech, from the one aggregation module; a run of windows
+        // without speech is one row (an eight-hour log stays a readable table).
+        let windows = crate::aggregate::consecutive_windows(
+            data.utterances
+                .iter()
+                .filter(|u| u.aggregated)
+                .map(|u| (u.start_s, u.end_s, &u.probs[..])),
+            labels.len(),
+            w,
+        );
+        let silent_row = |h: &mut String, from: u64, to: u64| {
+            let _ = write!(
+                h,
+                "<tr><td>{}–{}</td><td>0</td><td>0 s</td><td colspan=\"{}\">no speech</td></tr>",
+                clock(from as f64 * w),
+                clock(to as f64 * w),
+                labels.len() + 2
+            );
+        };
+        let mut next = 0u64;
+        for (i, summary) in &windows.windows {
+            if *i > next {
+                silent_row(&mut h, next, *i);
             }
-            h.push_str("</tr>");
-            lo = hi;
+            let lo = *i as f64 * w;
+            let _ = write!(
+                h,
+                "<tr><td>{}–{}</td><td>{}</td><td>{:.1} s</td>",
+                clock(lo),
+                clock(lo + w),
+                summary.n_utterances,
+                summary.weight
+            );
+            for v in &summary.probs {
+                let _ = write!(h, "<td>{}</td>", pct(*v));
+            }
+            let _ = write!(
+                h,
+                "<td>{:.2}</td><td>{}</td></tr>",
+                summary.entropy_norm,
+                esc(&labels[summary.top])
+            );
+            next = i + 1;
+        }
+        let end = (data.duration_s / w).ceil();
+        if end.is_finite() && end > next as f64 && end <= crate::aggregate::MAX_WINDOWS as f64 {
+            silent_row(&mut h, next, end as u64);
+        }
+        if windows.out_of_range > 0 {
+            let _ = write!(
+                h,
+                "<tr><td colspan=\"{}\" class=\"note\">{} utterances with times beyond {} are not in this table</td></tr>",
+                labels.len() + 5,
+                windows.out_of_range,
+                clock(crate::aggregate::MAX_WINDOWS as f64 * w)
+            );
         }
         h.push_str("</table>\n");
     }
@@ -257,11 +263,8 @@ svg.plot {{ width: 100%; height: auto; display: block; margin-bottom: 0.5em; }}
     } else {
         h.push_str("<table class=\"markers\"><tr><th>Time</th><th>Note</th><th>Rolling distribution then</th><th>Entropy</th></tr>");
         for m in &data.markers {
-            let (dist, ent) = match svg::decayed_at(data, m.t_s) {
-                Some(d) => (
-                    describe(labels, &d),
-                    format!("{:.2}", crate::aggregate::normalized_entropy(&d)),
-                ),
+            let (dist, ent) = match data.decayed_at(m.t_s) {
+                Some(d) => (describe(labels, &d.probs), format!("{:.2}", d.entropy_norm)),
                 None => ("no speech yet".into(), "–".into()),
             };
             let _ = write!(

@@ -229,17 +229,7 @@ pub fn emotions(data: &SessionData) -> String {
 
 /// The time-decayed distribution as known at time `t` (utterances ended by `t`).
 pub fn decayed_at(data: &SessionData, t: f64) -> Option<Vec<f64>> {
-    let hl = data.aggregation.half_life_s;
-    let mut acc = vec![0.0; data.labels().len()];
-    let mut total = 0.0;
-    for u in data.utterances.iter().filter(|u| u.end_s <= t) {
-        let w = (u.end_s - u.start_s) * (-(t - 0.5 * (u.start_s + u.end_s)) / hl).exp2();
-        total += w;
-        for (a, p) in acc.iter_mut().zip(&u.probs) {
-            *a += w * p;
-        }
-    }
-    (total > 0.0).then(|| acc.iter().map(|a| a / total).collect())
+    data.decayed_at(t).map(|s| s.probs.clone())
 }
 
 /// Samples for the area plots: a regular grid plus every utterance end, so steps

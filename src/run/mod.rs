@@ -118,8 +118,23 @@ fn bridge(
 
 /// Termination signals as messages, so the loop can shut down in order instead
 /// of dying with records in flight.
+/// A file-size limit (`ulimit -f`) would kill the process with SIGXFSZ on the
+/// write that crosses it, without a word and with the summary lost. Ignored, the
+/// write fails with EFBIG instead and takes the same path as a full disk: the
+/// session stops with an error naming the log, and what was recorded stays.
+#[cfg(unix)]
+fn ignore_file_size_limit() {
+    // SAFETY: SIG_IGN installs no handler code; changing a signal's disposition
+    // is async-signal-safe and affects nothing else in this process.
+    unsafe {
+        libc::signal(libc::SIGXFSZ, libc::SIG_IGN);
+    }
+}
+
 fn signals() -> std::io::Result<mpsc::Receiver<&'static str>> {
     let (tx, rx) = mpsc::channel(4);
+    #[cfg(unix)]
+    ignore_file_size_limit();
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -23,7 +23,7 @@ use std::time::Instant;
 use emomon_tui::{VadState, ViewState};
 use serde::Serialize;
 
-use crate::aggregate::{Aggregator, AggregatorConfig, DominantChange, Snapshot};
+use crate::aggregate::{AggregatorConfig, DominantChange, Snapshot, percentile};
 use crate::pipeline::{PipelineEvent, ScoredUtterance};
 use crate::replay::RecordFeeder;
 use crate::segmenter::Activity;
@@ -105,8 +105,8 @@ pub struct Recorder {
     log: SessionLogWriter<std::fs::File>,
     log_path: PathBuf,
     echo: Option<SessionLogWriter<Box<dyn Write + Send>>>,
+    /// Applies records to the view; owns the session's aggregator.
     feeder: RecordFeeder,
-    aggregator: Aggregator,
     audio: Option<AudioSaver>,
     info: SessionInfo,
     clock: ClockKind,
@@ -139,8 +139,8 @@ impl Recorder {
         audio: Option<AudioSaver>,
         view: &mut ViewState,
     ) -> anyhow::Result<Self> {
+        aggregation.validate()?;
         let log = SessionLogWriter::create(log_path)?;
-        let aggregator = Aggregator::new(info.labels.clone(), aggregation)?;
         let start = SessionStart {
             started_unix_s: std::time::SystemTime::now()
                 .duration_since(std::time::UNIX_EPOCH)
@@ -152,7 +152,7 @@ impl Recorder {
             device: info.device.clone(),
             method: info.method.clone(),
             labels: info.labels.clone(),
-            config: info.config.clone(),
+            config: with_aggregation(&info.config, &aggregation),
         };
         let feeder = RecordFeeder::new(&start);
         let source = view.source.clone();
@@ -163,7 +163,6 @@ impl Recorder {
             log_path: log_path.to_path_buf(),
             echo: None,
             feeder,
-            aggregator,
             audio,
             info,
             clock,
@@ -334,10 +333,6 @@ impl Recorder {
         self.utterances += 1;
         self.speech_s += u.duration_s();
         self.latencies_ms.push(latency_ms);
-        if let Err(e) = self.aggregator.push(u.start_s, u.end_s, &s.scores.probs) {
-            // The log already holds the record; only the summary misses it.
-            tracing::warn!("utterance {} not aggregated: {e}", u.id);
-        }
         Ok(())
     }
 
@@ -349,11 +344,12 @@ impl Recorder {
         self.log.write(t, Record::Marker(MarkerRecord { note }))
     }
 
-    /// Advances the dashboard clock (rolling windows slide with time).
-    pub fn tick(&self, view: &mut ViewState) {
+    /// Advances the dashboard clock (rolling windows slide with time) and brings
+    /// the derived panels up to date; once per frame.
+    pub fn tick(&mut self, view: &mut ViewState) {
         let now = self.now_s();
         view.session_s = view.session_s.max(now);
-        view.recompute_rolling(view.session_s);
+        self.feeder.refresh(view, view.session_s);
     }
 
     /// Writes `session_end` and returns the summary. Only call once every
@@ -370,7 +366,8 @@ impl Recorder {
                 reason: reason.into(),
             }),
         )?;
-        let aggregate = (self.utterances > 0).then(|| self.aggregator.snapshot(t));
+        let aggregator = self.feeder.aggregator();
+        let aggregate = (!aggregator.is_empty()).then(|| aggregator.snapshot(t));
         Ok(RunSummary {
             kind: "summary",
             reason: reason.into(),
@@ -383,16 +380,17 @@ impl Recorder {
             audio_s: self.audio_s,
             speech_s: self.speech_s,
             wall_s: self.started.elapsed().as_secs_f64(),
-            latency_p50_ms: crate::replay::percentile(&self.latencies_ms, 0.50),
-            latency_p95_ms: crate::replay::percentile(&self.latencies_ms, 0.95),
+            latency_p50_ms: percentile(&self.latencies_ms, 0.50),
+            latency_p95_ms: percentile(&self.latencies_ms, 0.95),
+            dominant_changes: aggregator.changes().to_vec(),
             aggregate,
-            dominant_changes: self.aggregator.changes().to_vec(),
             worker_errors: self.worker_errors.clone(),
             capture_error: self.capture_error.clone(),
         })
     }
 
-    /// Log first (the record is safe), then the echo, then the view.
+    /// Log first (the record is safe), then the echo, then the view (whose
+    /// aggregation is the summary's: one aggregator per session).
     fn write(
         &mut self,
         t: f64,
@@ -432,4 +430,18 @@ impl Recorder {
             self.worker_errors.push(e.to_string());
         }
     }
+}
+
+/// `config` with the aggregation settings in `config.aggregation`, where replay,
+/// export and report read them back (an object is extended, anything else wrapped).
+fn with_aggregation(config: &serde_json::Value, aggregation: &AggregatorConfig) -> serde_json::Value {
+    let mut config = match config {
+        serde_json::Value::Object(_) => config.clone(),
+        serde_json::Value::Null => serde_json::json!({}),
+        other => serde_json::json!({ "settings": other }),
+    };
+    if let Some(map) = config.as_object_mut() {
+        map.insert("aggregation".into(), serde_json::json!(aggregation));
+    }
+    config
 }

@@ -127,3 +127,68 @@ fn segment_prints_jsonl_with_times() {
         assert!(0.0 <= start && start < end, "{r}");
     }
 }
+
+/// Issue 18 item 2: a crafted header panicked (0 Hz: "TimeBase cannot have 0
+/// numerator", exit 101), exhausted memory (4,294,967,295 Hz, 2^31 Hz), burned CPU
+/// (1 Hz) or silently found nothing (4 GHz). Every field is checked first now.
+#[test]
+fn implausible_headers_are_refused_before_decoding() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut speech = wav_header(32_000, 16_000);
+    speech.extend((0..16_000u32).flat_map(|i| (((i * 37) % 2000) as i16 - 1000).to_le_bytes()));
+    for rate in [0u32, 1, 999, 384_001, 1 << 31, 4_000_000_000, u32::MAX] {
+        let mut bytes = speech.clone();
+        bytes[24..28].copy_from_slice(&rate.to_le_bytes());
+        let path = fixture(dir.path(), &format!("rate-{rate}.wav"), &bytes);
+        assert_clean_failure(
+            &path,
+            &format!("sample rate {rate} hz is outside 1000–384000 hz"),
+        );
+    }
+    let mut many = speech.clone();
+    many[22..24].copy_from_slice(&60_000u16.to_le_bytes());
+    assert_clean_failure(&fixture(dir.path(), "channels.wav", &many), "60000 channels");
+    // The plausible extremes still decode.
+    for rate in [8_000u32, 192_000] {
+        let mut bytes = speech.clone();
+        bytes[24..28].copy_from_slice(&rate.to_le_bytes());
+        let path = fixture(dir.path(), &format!("ok-{rate}.wav"), &bytes);
+        let (ok, _, stderr) = emomon(&["segment", path.to_str().unwrap()]);
+        assert!(ok, "{rate} Hz: {stderr}");
+    }
+}
+
+/// Issue 18 item 8: a directory, OS errors printed once, random bytes without a
+/// screen of decoder warnings, a model path that does not exist.
+#[test]
+fn small_failures_read_well() {
+    let dir = tempfile::tempdir().unwrap();
+    assert_clean_failure(dir.path(), "is a directory");
+
+    let missing = dir.path().join("missing.wav");
+    let (_, _, stderr) = emomon(&["segment", missing.to_str().unwrap()]);
+    assert_eq!(stderr.matches("No such file or directory").count(), 1, "{stderr}");
+
+    let noise: Vec<u8> = (0..200_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let mut mp3ish = b"\xff\xfb\x90\x64".to_vec();
+    mp3ish.extend(&noise);
+    for (name, bytes) in [("random.wav", noise.clone()), ("random.mp3", mp3ish)] {
+        let path = fixture(dir.path(), name, &bytes);
+        let (_, _, stderr) = emomon(&["segment", path.to_str().unwrap()]);
+        assert!(stderr.matches("WARN").count() <= 1, "{name}: {stderr}");
+    }
+
+    let clip = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/audio/03.wav");
+    let (ok, _, stderr) = emomon(&[
+        "score",
+        "--input",
+        clip.to_str().unwrap(),
+        "--model",
+        "/nonexistent/model-dir",
+    ]);
+    assert!(!ok);
+    assert!(stderr.contains("/nonexistent/model-dir does not exist"), "{stderr}");
+    assert!(!stderr.contains("download"), "{stderr}");
+}

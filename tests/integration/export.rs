@@ -95,3 +95,101 @@ fn export_to_stdout_and_errors() {
     assert!(!run.status.success());
     assert!(String::from_utf8_lossy(&run.stderr).contains("gone.jsonl"));
 }
+
+/// The sample log with its aggregation half-life replaced and extra lines appended.
+fn sample_with(dir: &Path, name: &str, half_life: f64, extra: &str) -> PathBuf {
+    let text = std::fs::read_to_string(sample()).unwrap();
+    let text = text.replacen("\"half_life_s\":20.0", &format!("\"half_life_s\":{half_life}"), 1);
+    let path = dir.join(name);
+    std::fs::write(&path, format!("{text}{extra}")).unwrap();
+    path
+}
+
+fn export_rows(log: &Path, extra: &[&str]) -> (std::process::Output, usize) {
+    let run = emomon()
+        .args(["export", "--csv"])
+        .arg(log)
+        .args(extra)
+        .output()
+        .unwrap();
+    let rows = String::from_utf8_lossy(&run.stdout).lines().count().saturating_sub(1);
+    (run, rows)
+}
+
+/// Issue 18 item 5: with a half-life far below an utterance's length every
+/// decayed weight rounded to zero and export wrote no rows (exit 0); zero-length
+/// utterances and huge times were dropped too. Every utterance is a row now.
+#[test]
+fn export_keeps_every_utterance_whatever_the_weights_and_times() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = utterances(&sample()).len();
+    let tiny = sample_with(dir.path(), "tiny.jsonl", 0.0005, "");
+    let (run, rows) = export_rows(&tiny, &[]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert_eq!(rows, n);
+
+    let odd = r#"{"schema":1,"t_s":400.0,"type":"utterance","id":900,"start_s":300.0,"end_s":300.0,"labels":["neutral","happy","sad","angry","fear","disgust","surprise"],"probs":[0.1,0.1,0.1,0.1,0.1,0.1,0.4],"logits":[],"method":"first-token","model":"m","latency_ms":1.0}
+{"schema":1,"t_s":1e300,"type":"utterance","id":901,"start_s":1e300,"end_s":1e300,"labels":["neutral","happy","sad","angry","fear","disgust","surprise"],"probs":[0.4,0.1,0.1,0.1,0.1,0.1,0.1],"logits":[],"method":"first-token","model":"m","latency_ms":1.0}
+"#;
+    let odd = sample_with(dir.path(), "odd.jsonl", 20.0, odd);
+    let (run, rows) = export_rows(&odd, &[]);
+    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert_eq!(rows, n + 2);
+    // The report of the same log finishes and counts them too.
+    let html = dir.path().join("odd.html");
+    let run = emomon()
+        .arg("report")
+        .arg(&odd)
+        .arg("-o")
+        .arg(&html)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{err}");
+    assert!(err.contains(&format!("report of {} utterances", n + 2)), "{err}");
+}
+
+/// Issue 18 item 3: a crash left a partial line, the next session was appended
+/// onto it, and one bad line mid-file refused the whole log; two sessions were
+/// merged. Now every session is readable on its own and the skips are reported.
+#[test]
+fn export_reads_each_session_of_a_damaged_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = utterances(&sample()).len();
+    let text = std::fs::read_to_string(sample()).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    let mut damaged = String::new();
+    for (i, line) in lines.iter().enumerate() {
+        damaged.push_str(line);
+        damaged.push('\n');
+        if i == 3 {
+            damaged.push_str("{\"schema\":1,\"t_s\":\"soon\",\"type\":\"marker\"}\n");
+        }
+    }
+    // A record cut short, then a second session glued onto it (start + 2 utterances).
+    damaged.push_str(&lines[1][..lines[1].len() / 2]);
+    for line in &lines[..3] {
+        damaged.push_str(line);
+        damaged.push('\n');
+    }
+    let path = dir.path().join("damaged.jsonl");
+    std::fs::write(&path, damaged).unwrap();
+
+    let (run, rows) = export_rows(&path, &[]);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{err}");
+    assert_eq!(rows, 2, "the last session by default");
+    assert!(err.contains("holds 2 sessions"), "{err}");
+
+    let (run, rows) = export_rows(&path, &["--session", "1"]);
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{err}");
+    assert_eq!(rows, n, "every utterance of session 1");
+    assert!(err.contains("line 5: malformed record"), "{err}");
+    assert!(err.contains("cut short"), "{err}");
+
+    let (run, _) = export_rows(&path, &["--strict"]);
+    assert_eq!(run.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(err.contains("damaged.jsonl:5: malformed record"), "{err}");
+}

@@ -189,3 +189,31 @@ fn bad_models_are_named_in_the_error() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("appears twice"));
 }
+
+/// Issue 18 item 1: a truncated file printed nothing and exited 1, although the
+/// message says the audio before the cut was used. Its utterances are scored and
+/// printed first now, then the error, exit 1, as `segment` does.
+#[test]
+fn a_truncated_file_is_scored_up_to_the_cut() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let demo = std::fs::read(repo().join("tests/fixtures/audio/demo.wav")).expect("demo");
+    let cut = dir.path().join("cut.wav");
+    std::fs::write(&cut, &demo[..demo.len() * 7 / 10]).expect("write");
+    let cut = cut.to_str().expect("utf-8");
+    let segmented = emomon(&["segment", "--format", "jsonl", cut]);
+    let expected = String::from_utf8_lossy(&segmented.stdout).lines().count();
+    assert!(expected >= 2, "the demo has speech before the cut");
+    let tiny = model("tiny-whisper");
+    for whole in [false, true] {
+        let mut args = vec!["score", "--model", &tiny, "--format", "jsonl", "--input", cut];
+        if whole {
+            args.push("--whole");
+        }
+        let out = emomon(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("truncated") && err.contains("cut.wav"), "{err}");
+        let printed = String::from_utf8_lossy(&out.stdout).lines().count();
+        assert_eq!(printed, if whole { 1 } else { expected }, "{err}");
+    }
+}

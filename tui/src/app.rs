@@ -74,7 +74,7 @@ impl App {
                 self.commands.push(Command::Marker(marker));
             }
             KeyCode::Char('w') | KeyCode::Char('W') | KeyCode::Tab => {
-                self.window = self.window.next()
+                self.window = self.window.next(self.view.rolling.windows.len())
             }
             _ => {}
         }
@@ -150,13 +150,16 @@ mod tests {
     #[test]
     fn w_cycles_windows() {
         let mut a = app();
-        assert_eq!(a.window, RollingWindow::Last30s);
+        a.view.rolling = crate::view::Rolling::empty(&Default::default());
+        assert_eq!(a.window, RollingWindow::Decayed);
         press(&mut a, KeyCode::Char('w'));
-        assert_eq!(a.window, RollingWindow::Last2min);
+        assert_eq!(a.window, RollingWindow::Trailing(0));
+        press(&mut a, KeyCode::Char('w'));
+        assert_eq!(a.window, RollingWindow::Trailing(1));
         press(&mut a, KeyCode::Char('w'));
         assert_eq!(a.window, RollingWindow::Session);
         press(&mut a, KeyCode::Char('w'));
-        assert_eq!(a.window, RollingWindow::Last30s);
+        assert_eq!(a.window, RollingWindow::Decayed);
     }
 
     #[test]

@@ -4,8 +4,8 @@
 //! builds and tests without burn). A driver implementing [`Source`] keeps the view up to
 //! date: `emomon replay` from a session log, `emomon run` from the live pipeline.
 //!
-//! * [`view`]: the view state and the small amount of math it needs (rolling windows,
-//!   normalised entropy, top-2 margin).
+//! * [`view`]: the view state: plain numbers, the rolling part filled from the
+//!   shared aggregator (`emomon-aggregate`, plain math without burn).
 //! * [`widgets`]: the panels (Now, Rolling, Timeline, Voice, Health, help overlay).
 //! * [`ui`]: layout for a terminal size, including the "too small" message.
 //! * [`app`]: UI state and key handling, producing [`Command`]s for the driver.

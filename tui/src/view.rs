@@ -4,7 +4,9 @@
 //! `emomon run` from the live pipeline. Widgets only read it, so anything that can
 //! build one (a test, a log, a model) can be shown.
 
-use std::fmt;
+pub use emomon_aggregate::{
+    Aggregator, AggregatorConfig, Summary, normalized_entropy, top_two, top2_margin,
+};
 
 /// Everything the dashboard shows at one instant.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -17,7 +19,8 @@ pub struct ViewState {
     pub session_s: f64,
     /// The most recent scored utterance.
     pub latest: Option<UtteranceView>,
-    /// Rolling distributions over the standard windows.
+    /// Rolling distributions (decayed, trailing windows, session) and the
+    /// dominant emotion.
     pub rolling: Rolling,
     /// Every scored utterance so far, oldest first (the timeline draws the tail that fits).
     pub timeline: Vec<TimelineEntry>,
@@ -81,98 +84,167 @@ pub struct Marker {
     pub note: Option<String>,
 }
 
-/// Which rolling window is shown; `w` cycles through them.
+/// Which rolling distribution is shown; `w` cycles through them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum RollingWindow {
-    /// The last 30 seconds.
+    /// The time-decayed distribution (the aggregator's half-life).
     #[default]
-    Last30s,
-    /// The last two minutes.
-    Last2min,
+    Decayed,
+    /// The `i`-th trailing window of [`Rolling::windows`].
+    Trailing(usize),
     /// The whole session.
     Session,
 }
 
 impl RollingWindow {
-    /// All windows in cycling order.
-    pub const ALL: [RollingWindow; 3] = [Self::Last30s, Self::Last2min, Self::Session];
-
-    /// The next window in cycling order.
-    pub fn next(self) -> Self {
+    /// The next one in cycling order: decayed → each trailing window → session.
+    pub fn next(self, n_windows: usize) -> Self {
         match self {
-            Self::Last30s => Self::Last2min,
-            Self::Last2min => Self::Session,
-            Self::Session => Self::Last30s,
-        }
-    }
-
-    /// Window length in seconds (`None` = whole session).
-    pub fn seconds(self) -> Option<f64> {
-        match self {
-            Self::Last30s => Some(30.0),
-            Self::Last2min => Some(120.0),
-            Self::Session => None,
-        }
-    }
-
-    /// Short name for tabs.
-    pub fn short(self) -> &'static str {
-        match self {
-            Self::Last30s => "30 s",
-            Self::Last2min => "2 min",
-            Self::Session => "session",
+            Self::Decayed if n_windows > 0 => Self::Trailing(0),
+            Self::Trailing(i) if i + 1 < n_windows => Self::Trailing(i + 1),
+            Self::Decayed | Self::Trailing(_) => Self::Session,
+            Self::Session => Self::Decayed,
         }
     }
 }
 
-impl fmt::Display for RollingWindow {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.short())
-    }
-}
-
-/// Rolling distributions for each window.
+/// The rolling aggregation as the dashboard shows it: plain numbers, filled from
+/// the one aggregator (`emomon-aggregate`) by [`Rolling::from_aggregator`], so the
+/// dashboard, the headless summary and the report agree.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Rolling {
-    /// Last 30 s.
-    pub last_30s: RollingDist,
-    /// Last 2 min.
-    pub last_2min: RollingDist,
+    /// Half-life of the decayed distribution, seconds (`--half-life`).
+    pub half_life_s: f64,
+    /// Time-decayed distribution.
+    pub decayed: RollingDist,
+    /// Trailing windows, shortest first as configured (e.g. 30 s, 2 min).
+    pub windows: Vec<RollingDist>,
     /// Whole session.
     pub session: RollingDist,
+    /// Dominant label of the decayed distribution, with hysteresis.
+    pub dominant: Option<usize>,
+    /// The latest change of the dominant label (`None` before the first change
+    /// away from the first dominant label).
+    pub last_change: Option<DominantShift>,
+    /// Dominant-label changes so far (not counting the first reading).
+    pub changes: usize,
 }
 
 impl Rolling {
-    /// The distribution for `window`.
+    /// Empty distributions for an aggregator's configuration (before any utterance).
+    pub fn empty(config: &AggregatorConfig) -> Self {
+        Self {
+            half_life_s: config.half_life_s,
+            windows: config
+                .windows_s
+                .iter()
+                .map(|&w| RollingDist {
+                    length_s: Some(w),
+                    ..RollingDist::default()
+                })
+                .collect(),
+            ..Self::default()
+        }
+    }
+
+    /// Everything the aggregator says at session time `now_s` (at or after its
+    /// latest utterance). Costs what [`Aggregator::snapshot`] costs: O(window).
+    pub fn from_aggregator(aggregator: &Aggregator, now_s: f64) -> Self {
+        let snap = aggregator.snapshot(now_s);
+        let dist = |s: &Option<Summary>, length_s: Option<f64>, speech: bool| match s {
+            Some(s) => RollingDist {
+                length_s,
+                probs: s.probs.iter().map(|&p| p as f32).collect(),
+                utterances: s.n_utterances,
+                speech_s: if speech { s.weight } else { 0.0 },
+            },
+            None => RollingDist {
+                length_s,
+                ..RollingDist::default()
+            },
+        };
+        let changes = aggregator.changes();
+        Self {
+            half_life_s: aggregator.config().half_life_s,
+            decayed: dist(&snap.decayed, None, false),
+            windows: snap
+                .windows
+                .iter()
+                .map(|w| dist(&w.summary, Some(w.length_s), true))
+                .collect(),
+            session: dist(&snap.session, None, true),
+            dominant: snap.dominant,
+            last_change: changes.last().and_then(|c| {
+                c.from.map(|from| DominantShift {
+                    from,
+                    to: c.to,
+                    at_s: c.at_s,
+                })
+            }),
+            changes: changes.iter().filter(|c| c.from.is_some()).count(),
+        }
+    }
+
+    /// The distribution for `window` (an empty one for a window that does not exist).
     pub fn get(&self, window: RollingWindow) -> &RollingDist {
+        static EMPTY: RollingDist = RollingDist {
+            length_s: None,
+            probs: Vec::new(),
+            utterances: 0,
+            speech_s: 0.0,
+        };
         match window {
-            RollingWindow::Last30s => &self.last_30s,
-            RollingWindow::Last2min => &self.last_2min,
+            RollingWindow::Decayed => &self.decayed,
+            RollingWindow::Trailing(i) => self.windows.get(i).unwrap_or(&EMPTY),
             RollingWindow::Session => &self.session,
         }
     }
 
-    /// Mutable access for `window`.
-    pub fn get_mut(&mut self, window: RollingWindow) -> &mut RollingDist {
+    /// Short tab name for `window`: `decayed`, `30 s`, `2 min`, `session`.
+    pub fn tab_name(&self, window: RollingWindow) -> String {
         match window {
-            RollingWindow::Last30s => &mut self.last_30s,
-            RollingWindow::Last2min => &mut self.last_2min,
-            RollingWindow::Session => &mut self.session,
+            RollingWindow::Decayed => "decayed".into(),
+            RollingWindow::Session => "session".into(),
+            RollingWindow::Trailing(i) => self
+                .windows
+                .get(i)
+                .and_then(|w| w.length_s)
+                .map_or_else(|| "?".into(), duration_name),
         }
+    }
+
+    /// Every window in cycling order.
+    pub fn all(&self) -> Vec<RollingWindow> {
+        std::iter::once(RollingWindow::Decayed)
+            .chain((0..self.windows.len()).map(RollingWindow::Trailing))
+            .chain(std::iter::once(RollingWindow::Session))
+            .collect()
     }
 }
 
-/// An aggregated distribution over a window.
+/// `30 s`, `2 min`, `1.5 s`: a window length or half-life for display.
+pub fn duration_name(seconds: f64) -> String {
+    if seconds >= 60.0 && (seconds % 60.0).abs() < 1e-9 {
+        format!("{:.0} min", seconds / 60.0)
+    } else if seconds >= 10.0 || seconds.fract() == 0.0 {
+        format!("{seconds:.0} s")
+    } else {
+        format!("{seconds:.2} s")
+    }
+}
+
+/// An aggregated distribution.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct RollingDist {
+    /// Trailing window length, seconds (`None` for decayed and session).
+    pub length_s: Option<f64>,
     /// Probability per label; empty when no utterance falls in the window.
     pub probs: Vec<f32>,
     /// Number of utterances contributing.
     pub utterances: usize,
-    /// Seconds of speech contributing.
+    /// Seconds of speech contributing (0 for the decayed distribution, whose
+    /// weights are not seconds).
     pub speech_s: f64,
-    /// The latest change of this window's dominant label (tracked as utterances arrive).
-    pub shift: Option<DominantShift>,
 }
 
 /// "The dominant emotion was X until time t, now it is Y".
@@ -264,37 +336,6 @@ pub struct Health {
     pub real_time_factor: Option<f64>,
 }
 
-/// Shannon entropy of `probs` divided by ln(K): 0 = one label certain, 1 = uniform.
-///
-/// Normalising by ln(K) makes the number comparable across label sets of any size.
-/// Returns 0 for fewer than two labels.
-pub fn normalised_entropy(probs: &[f32]) -> f32 {
-    if probs.len() < 2 {
-        return 0.0;
-    }
-    let total: f32 = probs.iter().filter(|p| p.is_finite() && **p > 0.0).sum();
-    if total <= 0.0 {
-        return 0.0;
-    }
-    let h: f32 = probs
-        .iter()
-        .filter(|p| p.is_finite() && **p > 0.0)
-        .map(|p| {
-            let q = p / total;
-            -q * q.ln()
-        })
-        .sum();
-    (h / (probs.len() as f32).ln()).clamp(0.0, 1.0)
-}
-
-/// Indices of the two most probable labels (second is `None` for one label).
-pub fn top_two(probs: &[f32]) -> Option<(usize, Option<usize>)> {
-    let mut order: Vec<usize> = (0..probs.len()).collect();
-    order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
-    let first = *order.first()?;
-    Some((first, order.get(1).copied()))
-}
-
 /// How to read a distribution, in words, so 60/35 is "mixed" rather than a verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Ambiguity {
@@ -341,11 +382,8 @@ impl ViewState {
         }
     }
 
-    /// Adds a scored utterance: it becomes "Now", joins the timeline, and every rolling
-    /// window is recomputed at the utterance's end.
-    ///
-    /// The live pipeline may instead set [`ViewState::rolling`] from its own
-    /// time-decayed aggregator; this is the simple path replay and tests use.
+    /// Adds a scored utterance: it becomes "Now" and joins the timeline. The
+    /// rolling panel is the driver's to fill ([`Rolling::from_aggregator`]).
     pub fn push_utterance(&mut self, utterance: UtteranceView) {
         self.timeline.push(TimelineEntry {
             id: utterance.id,
@@ -353,81 +391,7 @@ impl ViewState {
             end_s: utterance.end_s,
             probs: utterance.probs.clone(),
         });
-        let now = self.session_s.max(utterance.end_s);
-        let at_s = utterance.end_s;
         self.latest = Some(utterance);
-        for window in RollingWindow::ALL {
-            self.update_window(window, now, at_s);
-        }
-    }
-
-    /// Recomputes all rolling windows at session time `now_s` from the timeline
-    /// (windows slide as time passes, so the dominant label can change without a new
-    /// utterance; such a change is recorded at `now_s`).
-    pub fn recompute_rolling(&mut self, now_s: f64) {
-        for window in RollingWindow::ALL {
-            self.update_window(window, now_s, now_s);
-        }
-    }
-
-    /// Recomputes one window, recording a dominant-label change at `at_s`.
-    fn update_window(&mut self, window: RollingWindow, now_s: f64, at_s: f64) {
-        let old = self.rolling.get(window);
-        let before = top_two(&old.probs).map(|t| t.0);
-        let mut next = window_distribution(&self.timeline, window, now_s);
-        let after = top_two(&next.probs).map(|t| t.0);
-        next.shift = match (before, after) {
-            (Some(from), Some(to)) if from != to => Some(DominantShift { from, to, at_s }),
-            _ => old.shift,
-        };
-        *self.rolling.get_mut(window) = next;
-    }
-}
-
-/// Duration-weighted mean of the utterances overlapping `[now − window, now]`.
-///
-/// Each utterance weighs by the seconds it overlaps the window, so a long utterance
-/// counts more than a short interjection and one that is half out of the window counts
-/// half. The result has no `shift`: that needs history, which
-/// [`ViewState::push_utterance`] tracks.
-pub fn window_distribution(
-    timeline: &[TimelineEntry],
-    window: RollingWindow,
-    now_s: f64,
-) -> RollingDist {
-    let from = window.seconds().map_or(f64::NEG_INFINITY, |w| now_s - w);
-    let k = timeline.first().map_or(0, |e| e.probs.len());
-    let mut acc = vec![0.0f64; k];
-    let mut speech_s = 0.0;
-    let mut utterances = 0;
-    for entry in timeline
-        .iter()
-        .filter(|e| e.end_s > from && e.start_s <= now_s)
-    {
-        if entry.probs.len() != k {
-            continue;
-        }
-        let overlap = (entry.end_s.min(now_s) - entry.start_s.max(from)).max(0.0);
-        // Zero-length utterances still count a little, so a window is never empty
-        // while it visibly contains an utterance.
-        let weight = overlap.max(1e-3);
-        for (a, p) in acc.iter_mut().zip(&entry.probs) {
-            *a += weight * f64::from(*p);
-        }
-        speech_s += overlap;
-        utterances += 1;
-    }
-    let total: f64 = acc.iter().sum();
-    let probs = if utterances == 0 || total <= 0.0 {
-        Vec::new()
-    } else {
-        acc.iter().map(|a| (a / total) as f32).collect()
-    };
-    RollingDist {
-        probs,
-        utterances,
-        speech_s,
-        shift: None,
     }
 }
 
@@ -446,70 +410,59 @@ mod tests {
     use super::*;
 
     #[test]
-    fn entropy_bounds() {
-        assert_eq!(normalised_entropy(&[1.0, 0.0, 0.0]), 0.0);
-        let u = normalised_entropy(&[0.25; 4]);
-        assert!((u - 1.0).abs() < 1e-5, "{u}");
-        let mixed = normalised_entropy(&[0.6, 0.35, 0.05]);
-        assert!(mixed > 0.7 && mixed < 0.9, "{mixed}");
-    }
-
-    #[test]
     fn sixty_thirty_five_reads_as_mixed() {
-        let probs = [0.6, 0.35, 0.05];
-        let (a, b) = top_two(&probs).unwrap();
-        let margin = probs[a] - probs[b.unwrap()];
-        let amb = Ambiguity::classify(margin, normalised_entropy(&probs));
+        let probs = [0.6f32, 0.35, 0.05];
+        let amb = Ambiguity::classify(
+            top2_margin(&probs) as f32,
+            normalized_entropy(&probs) as f32,
+        );
         assert_eq!(amb, Ambiguity::Mixed);
         assert_eq!(Ambiguity::classify(0.9, 0.1), Ambiguity::Clear);
     }
 
     #[test]
-    fn windows_weight_by_overlap_and_track_shift() {
-        let e = |id, s, e, p: [f32; 2]| TimelineEntry {
-            id,
-            start_s: s,
-            end_s: e,
-            probs: p.to_vec(),
+    fn rolling_comes_from_the_aggregator_with_its_half_life() {
+        let labels = vec!["a".to_string(), "b".to_string()];
+        let config = AggregatorConfig {
+            half_life_s: 4.0,
+            ..AggregatorConfig::default()
         };
-        let tl = vec![e(1, 0.0, 10.0, [1.0, 0.0]), e(2, 50.0, 60.0, [0.0, 1.0])];
-        let w30 = window_distribution(&tl, RollingWindow::Last30s, 60.0);
-        assert_eq!(w30.utterances, 1);
-        assert_eq!(w30.probs, vec![0.0, 1.0]);
-        let all = window_distribution(&tl, RollingWindow::Session, 60.0);
-        assert_eq!(all.utterances, 2);
-        assert!((all.probs[0] - 0.5).abs() < 1e-6);
-    }
-
-    #[test]
-    fn dominant_shift_is_tracked_per_window() {
-        let mut v = ViewState::new(vec!["a".into(), "b".into()]);
-        let u = |id, s: f64, p: [f32; 2]| UtteranceView {
-            id,
-            start_s: s,
-            end_s: s + 2.0,
-            probs: p.to_vec(),
-            method: "m".into(),
-        };
-        v.push_utterance(u(1, 0.0, [0.9, 0.1]));
-        v.push_utterance(u(2, 3.0, [0.8, 0.2]));
-        assert_eq!(v.rolling.last_30s.shift, None);
-        v.push_utterance(u(3, 6.0, [0.0, 1.0]));
-        // Session mean is still "a"; the 30 s window too (1.7 vs 1.3 weighted).
-        assert_eq!(v.rolling.session.shift, None);
-        v.push_utterance(u(4, 9.0, [0.0, 1.0]));
+        let mut agg = Aggregator::new(labels, config.clone()).unwrap();
+        let empty = Rolling::empty(&config);
+        assert_eq!(empty.windows.len(), 2);
+        assert_eq!(empty.tab_name(RollingWindow::Trailing(1)), "2 min");
+        agg.push(0.0, 2.0, &[0.9, 0.1]).unwrap();
+        agg.push(3.0, 5.0, &[0.8, 0.2]).unwrap();
+        agg.push(40.0, 50.0, &[0.0, 1.0]).unwrap();
+        let r = Rolling::from_aggregator(&agg, 50.0);
+        assert_eq!(r.half_life_s, 4.0);
+        // Decayed: the last utterance dominates; the 30 s window holds only it.
+        assert!(r.decayed.probs[1] > 0.99, "{:?}", r.decayed.probs);
+        assert_eq!(r.windows[0].utterances, 1);
+        assert_eq!(r.windows[0].speech_s, 10.0);
+        assert_eq!(r.session.utterances, 3);
+        assert_eq!(r.dominant, Some(1));
         let shift = DominantShift {
             from: 0,
             to: 1,
-            at_s: 11.0,
+            at_s: 50.0,
         };
-        assert_eq!(v.rolling.last_30s.shift, Some(shift));
-        v.recompute_rolling(12.0);
-        assert_eq!(v.rolling.last_30s.shift, Some(shift), "kept across frames");
+        assert_eq!(r.last_change, Some(shift));
+        assert_eq!(r.changes, 1);
+        let cycle: Vec<RollingWindow> = r.all();
+        assert_eq!(cycle.len(), 4);
+        let mut w = RollingWindow::default();
+        for expected in cycle.iter().skip(1).chain(cycle.first()) {
+            w = w.next(r.windows.len());
+            assert_eq!(w, *expected);
+        }
     }
 
     #[test]
-    fn clock_formats() {
+    fn durations_and_clock_format() {
+        assert_eq!(duration_name(120.0), "2 min");
+        assert_eq!(duration_name(30.0), "30 s");
+        assert_eq!(duration_name(0.5), "0.50 s");
         assert_eq!(clock(0.0), "00:00");
         assert_eq!(clock(125.9), "02:05");
         assert_eq!(clock(3725.0), "1:02:05");

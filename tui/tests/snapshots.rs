@@ -3,8 +3,10 @@
 //! Review changes with `cargo insta review` (or `INSTA_UPDATE=always cargo test -p
 //! emomon-tui` and read the diff of `tests/snapshots/`).
 
+use emomon_tui::view::{Aggregator, AggregatorConfig};
 use emomon_tui::{
-    App, Health, ProsodyView, RollingWindow, UtteranceView, VadState, ViewState, app::Command, ui,
+    App, Health, ProsodyView, Rolling, RollingWindow, UtteranceView, VadState, ViewState,
+    app::Command, ui,
 };
 use ratatui::{Terminal, backend::TestBackend, buffer::Buffer, layout::Rect, style::Modifier};
 
@@ -12,8 +14,13 @@ const LABELS: [&str; 7] = [
     "neutral", "happy", "sad", "angry", "fear", "disgust", "surprise",
 ];
 
+fn labels() -> Vec<String> {
+    LABELS.iter().map(|s| s.to_string()).collect()
+}
+
 fn base_view() -> ViewState {
-    let mut v = ViewState::new(LABELS.iter().map(|s| s.to_string()).collect());
+    let mut v = ViewState::new(labels());
+    v.rolling = Rolling::empty(&AggregatorConfig::default());
     v.source = "replay sample.jsonl ×1".into();
     v.is_replay = true;
     v.health = Health {
@@ -39,13 +46,19 @@ fn one_utterance_view() -> ViewState {
     let mut probs = vec![0.35, 0.01, 0.60, 0.01, 0.01, 0.01, 0.01];
     let s: f32 = probs.iter().sum();
     probs.iter_mut().for_each(|p| *p /= s);
-    v.push_utterance(UtteranceView {
-        id: 1,
-        start_s: 1.2,
-        end_s: 4.8,
-        probs,
-        method: "first-token".into(),
-    });
+    let mut agg = Aggregator::new(labels(), AggregatorConfig::default()).expect("config");
+    push(
+        &mut v,
+        &mut agg,
+        UtteranceView {
+            id: 1,
+            start_s: 1.2,
+            end_s: 4.8,
+            probs,
+            method: "first-token".into(),
+        },
+    );
+    v.rolling = Rolling::from_aggregator(&agg, v.session_s);
     v.voice.prosody = Some(ProsodyView {
         f0_median_hz: Some(172.0),
         f0_range_hz: Some(64.0),
@@ -62,9 +75,20 @@ fn one_utterance_view() -> ViewState {
     v
 }
 
+/// What a driver does with a scored utterance: the aggregator first, then the view.
+fn push(v: &mut ViewState, agg: &mut Aggregator, u: UtteranceView) {
+    agg.push(u.start_s, u.end_s, &u.probs).expect("valid utterance");
+    v.push_utterance(u);
+}
+
 /// A deterministic ~4-minute session drifting neutral → happy → sad/neutral → angry → mixed.
 fn long_session_view() -> ViewState {
+    long_session_view_with(AggregatorConfig::default())
+}
+
+fn long_session_view_with(config: AggregatorConfig) -> ViewState {
     let mut v = base_view();
+    let mut agg = Aggregator::new(labels(), config).expect("config");
     let phases: [[f32; 7]; 5] = [
         [3.0, 1.0, 0.5, 0.0, 0.0, 0.0, 0.5],
         [1.5, 3.2, 0.0, 0.0, 0.0, 0.0, 1.5],
@@ -84,13 +108,17 @@ fn long_session_view() -> ViewState {
             .collect();
         let dur = 1.4 + ((id * 5) % 7) as f64 * 0.45;
         v.session_s = t + dur + 0.5;
-        v.push_utterance(UtteranceView {
-            id,
-            start_s: t,
-            end_s: t + dur,
-            probs: softmax(&logits),
-            method: "first-token".into(),
-        });
+        push(
+            &mut v,
+            &mut agg,
+            UtteranceView {
+                id,
+                start_s: t,
+                end_s: t + dur,
+                probs: softmax(&logits),
+                method: "first-token".into(),
+            },
+        );
         lat.push(300.0 + ((id * 37) % 200) as f64);
         t += dur + 1.1 + ((id * 3) % 5) as f64 * 0.3;
     }
@@ -103,7 +131,7 @@ fn long_session_view() -> ViewState {
         note: None,
     });
     v.session_s = t;
-    v.recompute_rolling(t);
+    v.rolling = Rolling::from_aggregator(&agg, t);
     v.voice.vad = VadState::Speech;
     v.voice.speech_s = 1.6;
     v.voice.level_db = Some(-21.0);
@@ -174,10 +202,38 @@ fn long_mixed_session_100x30() {
 #[test]
 fn long_mixed_session_two_minute_window() {
     let mut app = App::new(long_session_view());
-    app.window = RollingWindow::Last2min;
+    app.window = RollingWindow::Trailing(1);
     let s = snap(&app, 100, 30);
     assert!(s.contains("[2 min]"));
     insta::assert_snapshot!(s);
+}
+
+/// `--half-life` reaches the screen: the decayed panel of the same session differs
+/// with the half-life, and says which one it uses.
+#[test]
+fn half_life_changes_the_decayed_panel() {
+    let short = AggregatorConfig {
+        half_life_s: 5.0,
+        ..AggregatorConfig::default()
+    };
+    let long = AggregatorConfig {
+        half_life_s: 600.0,
+        ..AggregatorConfig::default()
+    };
+    let (a, b) = (
+        snap(&App::new(long_session_view_with(short)), 100, 30),
+        snap(&App::new(long_session_view_with(long)), 100, 30),
+    );
+    assert!(a.contains("[decayed]") && a.contains("half-life 5 s"), "{a}");
+    assert!(b.contains("half-life 10 min"), "{b}");
+    let rolling_rows = |s: &str| -> Vec<String> {
+        s.lines()
+            .skip(2)
+            .take(7)
+            .map(|l| l.chars().skip(51).collect())
+            .collect()
+    };
+    assert_ne!(rolling_rows(&a), rolling_rows(&b));
 }
 
 #[test]

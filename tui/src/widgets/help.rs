@@ -32,7 +32,7 @@ impl Widget for HelpOverlay<'_> {
             key("q", "quit (also Ctrl-C)"),
             key("space", "pause / resume listening (replay: playback)"),
             key("m", "add a marker at the current time"),
-            key("w", "cycle the rolling window: 30 s → 2 min → session"),
+            key("w", "cycle rolling: decayed → 30 s → 2 min → session"),
             key("?", "show / hide this help (Esc also hides)"),
             Line::raw(""),
             Line::styled("Labels", bold),

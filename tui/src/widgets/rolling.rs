@@ -1,4 +1,5 @@
-//! "Rolling": the distribution over the selected window and how its dominant label moved.
+//! "Rolling": the time-decayed distribution (or a trailing window, or the session)
+//! and the dominant emotion with its latest change, as the aggregator computed them.
 
 use ratatui::{
     buffer::Buffer,
@@ -11,7 +12,7 @@ use ratatui::{
 use super::bars::Bars;
 use super::now::ambiguity_line;
 use crate::palette::{self, Palette};
-use crate::view::{RollingWindow, ViewState, clock, top_two};
+use crate::view::{Rolling, RollingWindow, ViewState, clock, duration_name};
 
 /// The Rolling panel.
 pub struct RollingPanel<'a> {
@@ -24,16 +25,17 @@ pub struct RollingPanel<'a> {
 }
 
 /// Window tabs; the selected one is bracketed (not only highlighted).
-fn tabs<'a>(selected: RollingWindow) -> Line<'a> {
+fn tabs<'a>(rolling: &Rolling, selected: RollingWindow) -> Line<'a> {
     let mut spans = vec![Span::raw(" Rolling ")];
-    for w in RollingWindow::ALL {
+    for w in rolling.all() {
+        let name = rolling.tab_name(w);
         if w == selected {
             spans.push(Span::styled(
-                format!("[{}]", w.short()),
+                format!("[{name}]"),
                 Style::default().add_modifier(Modifier::BOLD | Modifier::REVERSED),
             ));
         } else {
-            spans.push(Span::styled(format!(" {} ", w.short()), palette::dim()));
+            spans.push(Span::styled(format!(" {name} "), palette::dim()));
         }
     }
     spans.push(Span::raw(" (w) "));
@@ -42,17 +44,27 @@ fn tabs<'a>(selected: RollingWindow) -> Line<'a> {
 
 impl Widget for RollingPanel<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
-        let dist = self.view.rolling.get(self.window);
-        let stats = format!(" {} utt · {:.0} s speech ", dist.utterances, dist.speech_s);
+        let rolling = &self.view.rolling;
+        let dist = rolling.get(self.window);
+        let stats = match self.window {
+            RollingWindow::Decayed => format!(
+                " half-life {} · {} utt ",
+                duration_name(rolling.half_life_s),
+                dist.utterances
+            ),
+            _ => format!(" {} utt · {:.0} s speech ", dist.utterances, dist.speech_s),
+        };
         let block = Block::bordered()
-            .title(tabs(self.window))
+            .title(tabs(rolling, self.window))
             .title_bottom(Line::styled(stats, palette::dim()).right_aligned());
         let inner = block.inner(area);
         block.render(area, buf);
         if dist.probs.is_empty() {
             let what = match self.window {
-                RollingWindow::Session => "No utterances yet this session.".to_string(),
-                w => format!("No speech in the last {w}."),
+                RollingWindow::Trailing(_) => {
+                    format!("No speech in the last {}.", rolling.tab_name(self.window))
+                }
+                _ => "No utterances yet this session.".to_string(),
             };
             Paragraph::new(vec![
                 Line::raw(what),
@@ -79,16 +91,16 @@ impl Widget for RollingPanel<'_> {
         );
         let name = |i: usize| labels.get(i).map_or("?", String::as_str);
         let mut lines = Vec::new();
-        if let Some((top, _)) = top_two(&dist.probs) {
+        if let Some(dominant) = rolling.dominant {
             let mut spans = vec![
                 Span::raw("dominant "),
                 Span::styled(
-                    name(top).to_string(),
+                    name(dominant).to_string(),
                     Style::default().add_modifier(Modifier::BOLD),
                 ),
             ];
-            match dist.shift {
-                Some(s) if s.to == top => spans.push(Span::raw(format!(
+            match rolling.last_change {
+                Some(s) if s.to == dominant => spans.push(Span::raw(format!(
                     " since {} (was {})",
                     clock(s.at_s),
                     name(s.from)
