@@ -439,9 +439,10 @@ pub fn open_scorer(args: &ModelArgs) -> anyhow::Result<Box<dyn Scorer>> {
     Ok(Box::new(ModelScorer::new(open_model(args)?, args.device)))
 }
 
-/// [`Scorer`] over a [`LoadedModel`].
+/// [`Scorer`] over a [`LoadedModel`]. Workers of a pool hold one model between them:
+/// scoring takes `&self`, so the weights are shared, not copied ([`Scorer::fork`]).
 pub struct ModelScorer {
-    inner: LoadedModel,
+    inner: Arc<LoadedModel>,
     method: &'static str,
     device: &'static str,
 }
@@ -452,7 +453,7 @@ impl ModelScorer {
         Self {
             method: inner.method().as_str(),
             device: DeviceKind::from(device).as_str(),
-            inner,
+            inner: Arc::new(inner),
         }
     }
 
@@ -509,5 +510,13 @@ impl Scorer for ModelScorer {
             .score(&audio)
             .map_err(|e| ScoreError(format!("{e:#}")))?;
         to_scores(result)
+    }
+
+    fn fork(&self) -> Option<Box<dyn Scorer>> {
+        Some(Box::new(Self {
+            inner: Arc::clone(&self.inner),
+            method: self.method,
+            device: self.device,
+        }))
     }
 }

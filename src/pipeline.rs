@@ -2,10 +2,17 @@
 //! crossbeam channel, reporting everything as [`PipelineEvent`]s.
 //!
 //! ```text
-//! capture thread ──(bounded, evicting)──▶ scorer thread ──┬─ model on its device
-//!        │                                       │         └─ prosody on a CPU thread, in parallel
+//! capture thread ──(bounded, evicting)──▶ N scoring workers ──┬─ model on its device
+//!        │                                     │              └─ prosody on a CPU thread, in parallel
+//!        │                                  sequencer (back in utterance order)
 //!        └──────── events (levels, drops, skips, results) ◀┘
 //! ```
+//!
+//! Worker pool: [`PipelineConfig::workers`] scorers take jobs from the one queue. They
+//! share one copy of the weights ([`Scorer::fork`]); a scorer that cannot be shared
+//! gives a pool of one. Results and skips of queued utterances pass through a
+//! sequencer that releases them in utterance order, whatever order the workers finish
+//! in, and numbers the skips as they are sent, so the skip total stays exact.
 //!
 //! Backpressure policy ([`Backpressure::SkipOldest`], for live audio): at most
 //! `score_queue` utterances wait for the scorer.
@@ -36,7 +43,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -50,6 +57,9 @@ use crate::prosody::{Prosody, ProsodyAnalyzer, ProsodyConfig};
 use crate::scoring::{Scorer, Scores};
 use crate::segmenter::Activity;
 use crate::utterance::Utterance;
+
+mod sequencer;
+use sequencer::{Outcome, Sequencer};
 
 /// Capacity of the event channel from the pipeline threads to the session.
 pub const EVENT_QUEUE: usize = 256;
@@ -70,6 +80,8 @@ pub struct PipelineConfig {
     pub prosody: bool,
     /// How often the capture thread reports the input level.
     pub level_interval: Duration,
+    /// Scoring workers sharing the model (at least 1; see the module doc).
+    pub workers: usize,
 }
 
 impl Default for PipelineConfig {
@@ -80,6 +92,7 @@ impl Default for PipelineConfig {
             backpressure: Backpressure::SkipOldest,
             prosody: true,
             level_interval: Duration::from_millis(50),
+            workers: 1,
         }
     }
 }
@@ -152,9 +165,12 @@ pub struct Pipeline {
     cancel: Arc<AtomicBool>,
     paused: Arc<AtomicBool>,
     threads: Vec<JoinHandle<()>>,
+    workers: usize,
 }
 
 struct Job {
+    /// Position in the scoring queue (the sequencer's order).
+    seq: u64,
     utterance: Arc<Utterance>,
     closed_at: Instant,
 }
@@ -169,15 +185,27 @@ impl Pipeline {
         let stop = Arc::new(AtomicBool::new(false));
         let cancel = Arc::new(AtomicBool::new(false));
         let paused = Arc::new(AtomicBool::new(false));
-        let skipped = Arc::new(AtomicU64::new(0));
+        let sequencer = Arc::new(Sequencer::new(event_tx.clone()));
         let (score_tx, score_rx) = bounded::<Job>(config.score_queue.max(1));
         let mut threads = Vec::new();
+
+        // Forked before any thread starts, so a scorer that cannot be shared is known
+        // up front (the pool then has one worker) rather than failing mid-session.
+        let mut scorers = vec![scorer];
+        while scorers.len() < config.workers.max(1) {
+            match scorers[0].fork() {
+                Some(forked) => scorers.push(forked),
+                None => break,
+            }
+        }
+        let workers = scorers.len();
 
         let capture = CaptureThread {
             events: event_tx.clone(),
             queue: score_tx,
             evict: score_rx.clone(),
-            skipped: Arc::clone(&skipped),
+            sequencer: Arc::clone(&sequencer),
+            next_seq: 0,
             level_interval: config.level_interval,
             last_level: None,
             dropped_reported: 0,
@@ -208,25 +236,34 @@ impl Pipeline {
                 })?,
         );
 
-        let scoring = ScoringThread {
-            jobs: score_rx,
-            events: event_tx,
-            skipped,
-            prosody: config.prosody,
-            cancel: Arc::clone(&cancel),
-        };
-        threads.push(
-            std::thread::Builder::new()
-                .name("emomon-scorer".into())
-                .spawn(move || scoring.run(scorer))?,
-        );
+        for (index, scorer) in scorers.into_iter().enumerate() {
+            let worker = ScoringWorker {
+                jobs: score_rx.clone(),
+                events: event_tx.clone(),
+                sequencer: Arc::clone(&sequencer),
+                prosody: config.prosody,
+                cancel: Arc::clone(&cancel),
+            };
+            threads.push(
+                std::thread::Builder::new()
+                    .name(format!("emomon-scorer-{index}"))
+                    .spawn(move || worker.run(scorer))?,
+            );
+        }
         Ok(Self {
             events,
             stop,
             cancel,
             paused,
             threads,
+            workers,
         })
+    }
+
+    /// Scoring workers running: [`PipelineConfig::workers`], or 1 when the scorer
+    /// cannot be shared ([`Scorer::fork`]).
+    pub fn workers(&self) -> usize {
+        self.workers
     }
 
     pub fn events(&self) -> &Receiver<PipelineEvent> {
@@ -274,13 +311,15 @@ fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
         .unwrap_or_else(|| "unknown panic".into())
 }
 
-fn skip(events: &Sender<PipelineEvent>, skipped: &AtomicU64, job: Job, reason: &str) {
-    let total = skipped.fetch_add(1, Ordering::Relaxed) + 1;
-    let _ = events.send(PipelineEvent::Skipped {
-        utterance: job.utterance,
-        reason: reason.into(),
-        total,
-    });
+/// Skips a queued utterance (its outcome, in queue order).
+fn skip(sequencer: &Sequencer, job: Job, reason: &str) {
+    sequencer.complete(
+        job.seq,
+        Outcome::Skipped {
+            utterance: job.utterance,
+            reason: reason.into(),
+        },
+    );
 }
 
 struct CaptureThread {
@@ -288,7 +327,9 @@ struct CaptureThread {
     queue: Sender<Job>,
     /// The queue's receiving end, to drop its oldest entry when full.
     evict: Receiver<Job>,
-    skipped: Arc<AtomicU64>,
+    sequencer: Arc<Sequencer>,
+    /// Sequence number of the next utterance to enter the queue.
+    next_seq: u64,
     level_interval: Duration,
     last_level: Option<Instant>,
     dropped_reported: u64,
@@ -327,14 +368,16 @@ impl CaptureObserver for CaptureThread {
             start_s: utterance.start_s,
             end_s: utterance.end_s,
         });
+        if self.paused.load(Ordering::Relaxed) {
+            self.sequencer.skip_unqueued(utterance, PAUSED);
+            return;
+        }
         let job = Job {
+            seq: self.next_seq,
             utterance,
             closed_at: Instant::now(),
         };
-        if self.paused.load(Ordering::Relaxed) {
-            skip(&self.events, &self.skipped, job, PAUSED);
-            return;
-        }
+        self.next_seq += 1;
         self.enqueue(job);
     }
 
@@ -368,12 +411,7 @@ impl CaptureThread {
     fn enqueue(&self, mut job: Job) {
         if self.backpressure == Backpressure::Wait {
             if let Err(e) = self.queue.send(job) {
-                skip(
-                    &self.events,
-                    &self.skipped,
-                    e.into_inner(),
-                    "scorer stopped",
-                );
+                skip(&self.sequencer, e.into_inner(), "scorer stopped");
             }
             return;
         }
@@ -381,15 +419,14 @@ impl CaptureThread {
             match self.queue.try_send(job) {
                 Ok(()) => return,
                 Err(TrySendError::Disconnected(job)) => {
-                    skip(&self.events, &self.skipped, job, "scorer stopped");
+                    skip(&self.sequencer, job, "scorer stopped");
                     return;
                 }
                 Err(TrySendError::Full(back)) => {
                     job = back;
                     if let Ok(oldest) = self.evict.try_recv() {
                         skip(
-                            &self.events,
-                            &self.skipped,
+                            &self.sequencer,
                             oldest,
                             "scorer behind live audio: oldest waiting utterance skipped",
                         );
@@ -400,15 +437,16 @@ impl CaptureThread {
     }
 }
 
-struct ScoringThread {
+/// One worker of the pool: takes batches from the shared queue.
+struct ScoringWorker {
     jobs: Receiver<Job>,
     events: Sender<PipelineEvent>,
-    skipped: Arc<AtomicU64>,
+    sequencer: Arc<Sequencer>,
     prosody: bool,
     cancel: Arc<AtomicBool>,
 }
 
-impl ScoringThread {
+impl ScoringWorker {
     fn run(self, mut scorer: Box<dyn Scorer>) {
         let analyzer = if self.prosody {
             ProsodyAnalyzer::new(ProsodyConfig::default())
@@ -424,7 +462,7 @@ impl ScoringThread {
         let max_batch = scorer.max_batch().max(1);
         while let Ok(first) = self.jobs.recv() {
             if self.cancel.load(Ordering::Relaxed) {
-                skip(&self.events, &self.skipped, first, CANCELLED);
+                skip(&self.sequencer, first, CANCELLED);
                 continue;
             }
             let mut batch = vec![first];
@@ -463,12 +501,14 @@ impl ScoringThread {
             let failure = match result {
                 Ok(Ok(scores)) if scores.len() == batch.len() => {
                     for ((job, scores), prosody) in batch.drain(..).zip(scores).zip(prosodies) {
-                        let _ = self.events.send(PipelineEvent::Scored(ScoredUtterance {
+                        let scored = ScoredUtterance {
                             latency: job.closed_at.elapsed(),
                             utterance: job.utterance,
                             scores,
                             prosody,
-                        }));
+                        };
+                        self.sequencer
+                            .complete(job.seq, Outcome::Event(PipelineEvent::Scored(scored)));
                     }
                     continue;
                 }
@@ -478,13 +518,20 @@ impl ScoringThread {
                     batch.len()
                 ),
                 Ok(Err(e)) => format!("scoring failed: {e}"),
-                Err(panic) => format!("scorer panicked: {}", panic_message(panic.as_ref())),
+                Err(panic) => {
+                    // The scorer may be left half-updated: take a fresh one sharing the
+                    // same weights where the scorer allows it, and go on.
+                    if let Some(fresh) = scorer.fork() {
+                        scorer = fresh;
+                    }
+                    format!("scorer panicked: {}", panic_message(panic.as_ref()))
+                }
             };
             let _ = self
                 .events
                 .send(PipelineEvent::WorkerError(failure.clone()));
             for job in batch {
-                skip(&self.events, &self.skipped, job, &failure);
+                skip(&self.sequencer, job, &failure);
             }
         }
     }

@@ -36,4 +36,10 @@ pub trait Scorer: Send {
     }
     /// Scores every utterance of `batch`, in order.
     fn score(&mut self, batch: &[Arc<Utterance>]) -> Result<Vec<Scores>, ScoreError>;
+    /// Another scorer sharing this one's weights (one copy in memory), for a worker
+    /// pool; also how a worker whose scorer panicked gets a fresh one. `None` (the
+    /// default) means this scorer cannot be shared: the pool then has one worker.
+    fn fork(&self) -> Option<Box<dyn Scorer>> {
+        None
+    }
 }

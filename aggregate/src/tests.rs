@@ -195,11 +195,7 @@ fn incremental_equals_the_definition_over_a_long_session() {
         let p: Vec<f32> = (0..4).map(|_| rand() as f32 + 0.01).collect();
         let s = agg.push(start, end, &p).expect("ok");
         let sum: f64 = p.iter().map(|&x| f64::from(x)).sum();
-        all.push((
-            start,
-            end,
-            p.iter().map(|&x| f64::from(x) / sum).collect(),
-        ));
+        all.push((start, end, p.iter().map(|&x| f64::from(x) / sum).collect()));
         if i % 500 == 499 {
             let now = s.now_s;
             let dur = |u: &(f64, f64, Vec<f64>)| (u.1 - u.0).max(MIN_DURATION_S);
@@ -260,7 +256,10 @@ fn tiny_half_life_zero_length_and_huge_times_still_aggregate() {
     let mut agg = Aggregator::new(labels(2), AggregatorConfig::default()).expect("valid");
     let s = agg.push(5.0, 5.0, &[1.0, 0.0]).expect("zero length");
     assert!(s.decayed.is_some() && s.session.is_some());
-    assert_eq!(s.windows[0].summary.as_ref().map(|w| w.n_utterances), Some(1));
+    assert_eq!(
+        s.windows[0].summary.as_ref().map(|w| w.n_utterances),
+        Some(1)
+    );
     let s = agg.push(1e300, 1e300, &[0.0, 1.0]).expect("huge time");
     let d = s.decayed.expect("speech");
     close(d.probs[1], 1.0);

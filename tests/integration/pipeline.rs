@@ -6,6 +6,7 @@ use crate::common;
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{Noise, decode_16k};
@@ -39,10 +40,15 @@ fn memory(audio: Vec<f32>) -> SourceFactory {
 }
 
 /// Scores from the utterance's loudness, after an optional delay; panics on request.
+/// With `shared` set it can be forked for a worker pool; every fork is counted.
 struct StandIn {
     labels: Vec<String>,
     delay: Duration,
     panic_on: Option<u64>,
+    /// Extra delay for even utterance ids, so that a later, odd one finishes first.
+    even_delay: Duration,
+    /// Forks made so far (`None`: this scorer cannot be shared).
+    shared: Option<Arc<AtomicUsize>>,
 }
 
 impl StandIn {
@@ -51,6 +57,8 @@ impl StandIn {
             labels: vec!["calm".into(), "aroused".into()],
             delay: Duration::from_millis(delay_ms),
             panic_on: None,
+            even_delay: Duration::ZERO,
+            shared: None,
         }
     }
 }
@@ -68,8 +76,25 @@ impl Scorer for StandIn {
     fn labels(&self) -> &[String] {
         &self.labels
     }
+    fn max_batch(&self) -> usize {
+        1
+    }
+    fn fork(&self) -> Option<Box<dyn Scorer>> {
+        let forks = self.shared.as_ref()?;
+        forks.fetch_add(1, Ordering::SeqCst);
+        Some(Box::new(StandIn {
+            labels: self.labels.clone(),
+            delay: self.delay,
+            panic_on: self.panic_on,
+            even_delay: self.even_delay,
+            shared: Some(Arc::clone(forks)),
+        }))
+    }
     fn score(&mut self, batch: &[Arc<Utterance>]) -> Result<Vec<Scores>, ScoreError> {
         std::thread::sleep(self.delay);
+        if batch.iter().any(|u| u.id % 2 == 0) {
+            std::thread::sleep(self.even_delay);
+        }
         batch
             .iter()
             .map(|u| {
@@ -234,4 +259,113 @@ fn a_source_that_cannot_open_ends_the_session_with_its_error() {
     assert!(t.ended);
     assert!(t.capture_error.unwrap().contains("no audio input device"));
     assert!(t.segmented.is_empty());
+}
+
+#[test]
+fn a_worker_pool_reports_results_in_utterance_order() {
+    // Even utterances take 200 ms longer, so with two workers each odd one is done
+    // before the even one queued ahead of it.
+    let forks = Arc::new(AtomicUsize::new(0));
+    let scorer = StandIn {
+        even_delay: Duration::from_millis(200),
+        shared: Some(Arc::clone(&forks)),
+        ..StandIn::new(10)
+    };
+    let pipeline = Pipeline::start(
+        PipelineConfig {
+            score_queue: 16,
+            workers: 2,
+            ..PipelineConfig::default()
+        },
+        memory(session_audio(2)),
+        Box::new(scorer),
+    )
+    .unwrap();
+    assert_eq!(pipeline.workers(), 2);
+    assert_eq!(
+        forks.load(Ordering::SeqCst),
+        1,
+        "one fork for the second worker"
+    );
+    let t = drain(pipeline);
+    assert_eq!(t.segmented.len(), 6, "{t:?}");
+    assert_eq!(
+        t.scored, t.segmented,
+        "every one scored, in utterance order"
+    );
+    assert!(t.skipped.is_empty() && t.errors.is_empty(), "{t:?}");
+}
+
+#[test]
+fn a_pool_under_load_skips_the_oldest_and_counts_every_skip_once() {
+    let scorer = StandIn {
+        shared: Some(Arc::new(AtomicUsize::new(0))),
+        ..StandIn::new(150)
+    };
+    let t = drain(
+        Pipeline::start(
+            PipelineConfig {
+                score_queue: 2,
+                workers: 2,
+                ..PipelineConfig::default()
+            },
+            memory(session_audio(6)),
+            Box::new(scorer),
+        )
+        .unwrap(),
+    );
+    // `drain` checks that each skip's running total is exactly the skips seen so far.
+    assert_eq!(t.segmented.len(), 18);
+    assert!(!t.skipped.is_empty(), "expected skips: {t:?}");
+    assert_eq!(accounted(&t), t.segmented, "scored + skipped = segmented");
+    let mut in_order = t.scored.clone();
+    in_order.sort();
+    assert_eq!(t.scored, in_order, "results in utterance order");
+}
+
+#[test]
+fn a_worker_whose_scorer_panics_gets_a_fresh_one_and_the_pool_goes_on() {
+    let forks = Arc::new(AtomicUsize::new(0));
+    let scorer = StandIn {
+        panic_on: Some(1),
+        shared: Some(Arc::clone(&forks)),
+        ..StandIn::new(0)
+    };
+    let t = drain(
+        Pipeline::start(
+            PipelineConfig {
+                score_queue: 8,
+                workers: 2,
+                ..PipelineConfig::default()
+            },
+            memory(session_audio(2)),
+            Box::new(scorer),
+        )
+        .unwrap(),
+    );
+    assert_eq!(t.scored, vec![0, 2, 3, 4, 5], "{t:?}");
+    assert_eq!(t.skipped.len(), 1);
+    assert!(t.skipped[0].1.contains("panicked"), "{t:?}");
+    assert_eq!(
+        forks.load(Ordering::SeqCst),
+        2,
+        "one fork for the second worker, one to replace the scorer that panicked"
+    );
+}
+
+#[test]
+fn a_scorer_that_cannot_be_shared_runs_as_a_pool_of_one() {
+    let pipeline = Pipeline::start(
+        PipelineConfig {
+            score_queue: 8,
+            workers: 4,
+            ..PipelineConfig::default()
+        },
+        memory(session_audio(1)),
+        Box::new(StandIn::new(0)),
+    )
+    .unwrap();
+    assert_eq!(pipeline.workers(), 1);
+    let t = drain(pipeline);
+    assert_eq!(t.scored, vec![0, 1, 2]);
 }
