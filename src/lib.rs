@@ -18,5 +18,6 @@ pub mod run;
 pub mod scoring;
 pub mod segmenter;
 pub mod session_log;
+pub mod utc;
 pub mod utterance;
 pub mod vad;
