@@ -95,3 +95,39 @@ fn export_to_stdout_and_errors() {
     assert!(!run.status.success());
     assert!(String::from_utf8_lossy(&run.stderr).contains("gone.jsonl"));
 }
+
+#[test]
+fn csv_cells_with_commas_quotes_and_line_breaks_read_back_whole() {
+    let model = "fixture \"v2\", tuned\nsecond line";
+    let json_model = serde_json::to_string(model).unwrap();
+    let text = std::fs::read_to_string(sample())
+        .unwrap()
+        .replace("\"synthetic-fixture\"", &json_model);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("quoted.jsonl");
+    std::fs::write(&log, text).unwrap();
+    let run = emomon()
+        .args(["export", "--csv"])
+        .arg(&log)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let mut reader = csv::Reader::from_reader(run.stdout.as_slice());
+    let model_col = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "model")
+        .unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let expected = utterances(&log);
+    assert_eq!(rows.len(), expected.len());
+    for (row, u) in rows.iter().zip(&expected) {
+        assert_eq!(&row[0], u.id.to_string());
+        assert_eq!(&row[model_col], model);
+    }
+}
