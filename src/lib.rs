@@ -11,6 +11,7 @@ pub mod capture;
 pub mod eval;
 pub mod model_scorer;
 pub mod pipeline;
+pub mod plotting;
 pub mod prosody;
 pub mod replay;
 pub mod report;

@@ -9,6 +9,7 @@
 
 pub mod csv;
 pub mod data;
+pub mod plots;
 pub mod png;
 pub mod svg;
 
