@@ -9,18 +9,22 @@ fn at(unix_s: i64) -> Option<OffsetDateTime> {
     OffsetDateTime::from_unix_timestamp(unix_s).ok()
 }
 
+/// Year, month, day, hour, minute, second of `t`.
+fn fields(t: OffsetDateTime) -> (i32, u8, u8, u8, u8, u8) {
+    (
+        t.year(),
+        t.month().into(),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second(),
+    )
+}
+
 /// `YYYY-MM-DD HH:MM:SS`; a time outside the calendar range is written as seconds.
 pub fn utc_string(unix_s: f64) -> String {
-    match at(unix_s.floor() as i64) {
-        Some(t) => format!(
-            "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
-            t.year(),
-            u8::from(t.month()),
-            t.day(),
-            t.hour(),
-            t.minute(),
-            t.second()
-        ),
+    match at(unix_s.floor() as i64).map(fields) {
+        Some((y, mo, d, h, mi, s)) => format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}"),
         None => format!("{unix_s} s after 1970 (out of calendar range)"),
     }
 }
@@ -28,16 +32,8 @@ pub fn utc_string(unix_s: f64) -> String {
 /// `YYYYMMDD-HHMMSSZ`, for file names that sort by time; the epoch if `unix_s` is
 /// outside the calendar range.
 pub fn file_stamp(unix_s: i64) -> String {
-    let t = at(unix_s).unwrap_or(OffsetDateTime::UNIX_EPOCH);
-    format!(
-        "{:04}{:02}{:02}-{:02}{:02}{:02}Z",
-        t.year(),
-        u8::from(t.month()),
-        t.day(),
-        t.hour(),
-        t.minute(),
-        t.second()
-    )
+    let (y, mo, d, h, mi, s) = fields(at(unix_s).unwrap_or(OffsetDateTime::UNIX_EPOCH));
+    format!("{y:04}{mo:02}{d:02}-{h:02}{mi:02}{s:02}Z")
 }
 
 #[cfg(test)]

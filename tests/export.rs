@@ -2,6 +2,7 @@
 
 mod run_common;
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use emomon::session_log::{self, Record, UtteranceRecord};
@@ -23,15 +24,12 @@ fn utterances(log: &Path) -> Vec<UtteranceRecord> {
         .collect()
 }
 
-#[test]
-fn csv_has_one_row_per_utterance_with_its_numbers() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("s.csv");
+/// `emomon export --csv LOG ARGS…`, which must succeed; its stdout.
+fn export_csv(log: &Path, args: &[&OsStr]) -> Vec<u8> {
     let run = emomon()
         .args(["export", "--csv"])
-        .arg(sample())
-        .arg("-o")
-        .arg(&out)
+        .arg(log)
+        .args(args)
         .output()
         .unwrap();
     assert!(
@@ -39,6 +37,14 @@ fn csv_has_one_row_per_utterance_with_its_numbers() {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
+    run.stdout
+}
+
+#[test]
+fn csv_has_one_row_per_utterance_with_its_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("s.csv");
+    export_csv(&sample(), &["-o".as_ref(), out.as_os_str()]);
     let text = std::fs::read_to_string(&out).unwrap();
     let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split(',').collect()).collect();
     let expected = utterances(&sample());
@@ -106,17 +112,8 @@ fn csv_cells_with_commas_quotes_and_line_breaks_read_back_whole() {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("quoted.jsonl");
     std::fs::write(&log, text).unwrap();
-    let run = emomon()
-        .args(["export", "--csv"])
-        .arg(&log)
-        .output()
-        .unwrap();
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
-    );
-    let mut reader = csv::Reader::from_reader(run.stdout.as_slice());
+    let stdout = export_csv(&log, &[]);
+    let mut reader = csv::Reader::from_reader(stdout.as_slice());
     let model_col = reader
         .headers()
         .unwrap()
