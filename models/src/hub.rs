@@ -4,6 +4,12 @@
 //! Cache layout (huggingface_hub): `$HF_HUB_CACHE`, else `$HF_HOME/hub`, else
 //! `~/.cache/huggingface/hub`; a model `org/name` lives in `models--org--name/` with
 //! `refs/<revision>` holding a commit hash and `snapshots/<hash>/` holding the files.
+//!
+//! Written here rather than with the `hf-hub` crate's cache API: hf-hub 1.x always
+//! builds its network client (reqwest, tokio), and 0.4's offline `Cache` does less
+//! than this lookup needs: it ignores `$HF_HUB_CACHE`, cannot take a commit hash as
+//! the revision, does not trim the ref file, panics when no home directory is
+//! found, and answers `None` without saying which part is missing.
 
 use std::path::{Path, PathBuf};
 

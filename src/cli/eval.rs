@@ -1180,11 +1180,11 @@ fn write_plots(
     g: &GroupSummary,
 ) -> anyhow::Result<()> {
     if let Some(cm) = &g.confusion {
-        let svg = confusion_svg(&format!("Confusion, {title}"), &g.labels, cm);
+        let svg = confusion_svg(&format!("Confusion, {title}"), &g.labels, cm)?;
         write(&format!("confusion_{stem}.svg"), svg.as_bytes())?;
     }
     if let (Some(bins), Some(ece)) = (&g.reliability, g.ece) {
-        let svg = reliability_svg(&format!("Reliability, {title}"), bins, ece);
+        let svg = reliability_svg(&format!("Reliability, {title}"), bins, ece)?;
         write(&format!("reliability_{stem}.svg"), svg.as_bytes())?;
     }
     Ok(())

@@ -33,8 +33,8 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
     let title = format!("emomon session {}", file_name(&args.session));
     let bytes = match ext.as_deref() {
         Some("html" | "htm") => report::html(&data, &title).into_bytes(),
-        Some("svg") => report::svg::standalone(&data, &title).into_bytes(),
-        Some("png") => report::png::render(&data, &title).context("cannot encode the PNG")?,
+        Some("svg") => report::svg::standalone(&data, &title)?.into_bytes(),
+        Some("png") => report::png::render(&data, &title)?,
         _ => bail!(
             "{}: unknown report format; use a .html, .svg or .png file name",
             args.output.display()

@@ -15,10 +15,12 @@
 //!
 //! Label mapping to emomon's label names is explicit: [`CREMA_LABELS`].
 
-use std::io::BufRead;
+use std::io::Read;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+
+use super::table::Table;
 
 /// CREMA-D vote columns and the emomon label each maps to, in column order.
 pub const CREMA_LABELS: [(&str, &str); 6] = [
@@ -157,26 +159,26 @@ pub fn read_votes(path: &Path) -> Result<Vec<CremaVotes>, CremaError> {
         path: name.clone(),
         source,
     })?;
-    parse_votes(std::io::BufReader::new(file), &name)
+    parse_votes(file, &name)
 }
 
 /// Parses a CREMA-D vote table; `source` names it in error messages.
-pub fn parse_votes(reader: impl BufRead, source: &str) -> Result<Vec<CremaVotes>, CremaError> {
+pub fn parse_votes(mut reader: impl Read, source: &str) -> Result<Vec<CremaVotes>, CremaError> {
     let io_err = |e| CremaError::Io {
         path: source.to_string(),
         source: e,
     };
-    let mut lines = reader.lines();
-    let header = match lines.next() {
-        Some(h) => split_csv_line(h.map_err(io_err)?.trim_start_matches('\u{feff}')),
-        None => {
-            return Err(CremaError::MissingColumn {
-                path: source.to_string(),
-                column: "fileName".into(),
-            });
-        }
-    };
-    let col = |name: &str| header.iter().position(|h| h == name);
+    let mut text = String::new();
+    reader.read_to_string(&mut text).map_err(io_err)?;
+    let table = Table::parse(&text).map_err(io_err)?;
+    if table.header.is_empty() {
+        return Err(CremaError::MissingColumn {
+            path: source.to_string(),
+            column: "fileName".into(),
+        });
+    }
+    let header = &table.header;
+    let col = |name: &str| table.column(name);
     let need = |name: &str| {
         col(name).ok_or_else(|| CremaError::MissingColumn {
             path: source.to_string(),
@@ -202,28 +204,19 @@ pub fn parse_votes(reader: impl BufRead, source: &str) -> Result<Vec<CremaVotes>
     };
 
     let mut out = Vec::new();
-    for (i, line) in lines.enumerate() {
-        let line_no = i + 2;
-        let line = line.map_err(io_err)?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let fields = split_csv_line(&line);
+    for row in &table.rows {
         let bad = |message: String| CremaError::BadRow {
             path: source.to_string(),
-            line: line_no,
+            line: row.line,
             message,
         };
         let field = |c: usize| {
-            fields
-                .get(c)
-                .map(String::as_str)
-                .ok_or_else(|| bad(format!("missing column {}", header[c])))
+            row.field(c)
+                .map_err(|m| bad(format!("column {}: {m}", header[c])))
         };
         let number = |c: usize| -> Result<u32, CremaError> {
             let f = field(c)?;
-            f.trim()
-                .parse::<u32>()
+            f.parse::<u32>()
                 .map_err(|_| bad(format!("column {}: {f:?} is not a count", header[c])))
         };
         let mut counts = [0u32; 6];
@@ -270,56 +263,9 @@ enum IdColumn {
     ClipNum(usize),
 }
 
-/// The cells of a CSV header line: a leading byte-order mark dropped, each cell trimmed.
-pub(crate) fn header_cells(line: &str) -> Vec<String> {
-    split_csv_line(line.trim_start_matches('\u{feff}'))
-        .into_iter()
-        .map(|h| h.trim().to_string())
-        .collect()
-}
-
-/// Field `c` of a split data row, trimmed; when the row is too short, the message
-/// says how many fields it has against the header's `header_len`.
-pub(crate) fn row_field(fields: &[String], c: usize, header_len: usize) -> Result<&str, String> {
-    fields
-        .get(c)
-        .map(|f| f.trim())
-        .ok_or_else(|| format!("row has {} field(s), the header {header_len}", fields.len()))
-}
-
-/// Splits one CSV line (RFC 4180 quoting: `"a,b"`, `""` for a quote). Vote
-/// tables have no multi-line fields.
-pub(crate) fn split_csv_line(line: &str) -> Vec<String> {
-    let mut fields = Vec::new();
-    let mut cur = String::new();
-    let mut in_quotes = false;
-    let mut chars = line.trim_end_matches('\r').chars().peekable();
-    while let Some(ch) = chars.next() {
-        match (ch, in_quotes) {
-            ('"', true) if chars.peek() == Some(&'"') => {
-                cur.push('"');
-                chars.next();
-            }
-            ('"', _) => in_quotes = !in_quotes,
-            (',', false) => fields.push(std::mem::take(&mut cur)),
-            (c, _) => cur.push(c),
-        }
-    }
-    fields.push(cur);
-    fields
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn splits_quoted_fields() {
-        assert_eq!(
-            split_csv_line(r#""",3,"a,b","say ""hi""",x"#),
-            vec!["", "3", "a,b", "say \"hi\"", "x"]
-        );
-    }
 
     #[test]
     fn voice_only_layout_and_mapping() {

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::crema::{header_cells, row_field, split_csv_line};
+use super::table::Table;
 
 /// A manifest that cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -112,21 +112,17 @@ pub fn parse_manifest(
     source: &str,
     root: &Path,
 ) -> Result<Vec<ManifestItem>, ManifestError> {
-    let mut lines = text.lines().enumerate();
-    let header: Vec<String> = loop {
-        match lines.next() {
-            Some((_, l)) if l.trim().is_empty() => continue,
-            Some((_, l)) => {
-                break header_cells(l);
-            }
-            None => {
-                return Err(ManifestError::Empty {
-                    path: source.to_string(),
-                });
-            }
-        }
-    };
-    let col = |name: &str| header.iter().position(|h| h == name);
+    let table = Table::parse(text).map_err(|e| ManifestError::Io {
+        path: source.to_string(),
+        source: e,
+    })?;
+    let header = &table.header;
+    if header.is_empty() {
+        return Err(ManifestError::Empty {
+            path: source.to_string(),
+        });
+    }
+    let col = |name: &str| table.column(name);
     let need = |name: &'static str| {
         col(name).ok_or_else(|| ManifestError::MissingColumn {
             path: source.to_string(),
@@ -141,21 +137,15 @@ pub fn parse_manifest(
     let extra_col = col("extra");
 
     let mut items = Vec::new();
-    for (i, line) in lines {
-        let line_no = i + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let fields = split_csv_line(line);
+    for row in &table.rows {
+        let line_no = row.line;
         let bad = |column: &'static str, message: String| ManifestError::BadRow {
             path: source.to_string(),
             line: line_no,
             column,
             message,
         };
-        let field = |c: usize, column: &'static str| {
-            row_field(&fields, c, header.len()).map_err(|m| bad(column, m))
-        };
+        let field = |c: usize, column: &'static str| row.field(c).map_err(|m| bad(column, m));
         let rel = field(path_col, "path")?;
         if rel.is_empty() {
             return Err(bad("path", "empty path".into()));
@@ -291,32 +281,22 @@ pub fn reference_cell(reference: &Reference) -> String {
     }
 }
 
-/// Quotes a CSV field when it holds a comma, quote or line break (RFC 4180).
-fn csv_field(s: &str) -> String {
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s.to_string()
-    }
-}
-
 /// Writes `rows` in the manifest layout [`read_manifest`] reads: header
-/// `path,dataset,speaker,label,extra`.
+/// `path,dataset,speaker,label,extra`, cells quoted (RFC 4180) where they need it.
 pub fn write_manifest(rows: &[ManifestRow], out: &mut impl std::io::Write) -> std::io::Result<()> {
-    writeln!(out, "path,dataset,speaker,label,extra")?;
+    let mut csv = csv::Writer::from_writer(out);
+    csv.write_record(["path", "dataset", "speaker", "label", "extra"])?;
     for r in rows {
         let extra: Vec<String> = r.extra.iter().map(|(k, v)| format!("{k}={v}")).collect();
-        writeln!(
-            out,
-            "{},{},{},{},{}",
-            csv_field(&r.path),
-            csv_field(&r.dataset),
-            csv_field(&r.speaker),
-            csv_field(&reference_cell(&r.reference)),
-            csv_field(&extra.join(";"))
-        )?;
+        csv.write_record([
+            r.path.as_str(),
+            &r.dataset,
+            &r.speaker,
+            &reference_cell(&r.reference),
+            &extra.join(";"),
+        ])?;
     }
-    Ok(())
+    csv.flush()
 }
 
 /// `a=1;b=2` pairs (blank pieces skipped; a piece without `=` has an empty value).

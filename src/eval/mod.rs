@@ -19,7 +19,8 @@
 //! * [`plots`] — SVG confusion matrix and reliability diagram;
 //! * [`strategy`] — test-time-scaling aggregators (mean, confidence-weighted,
 //!   best-of-N, majority) over several answers per clip;
-//! * [`compare`] — the method × strategy comparison table of `--methods`.
+//! * [`compare`] — the method × strategy comparison table of `--methods`;
+//! * `table` — the CSV parsing the readers share (the `csv` crate).
 
 pub mod cache;
 pub mod circumplex;
@@ -33,3 +34,4 @@ pub mod msp_podcast;
 pub mod plots;
 pub mod report;
 pub mod strategy;
+mod table;

@@ -38,8 +38,8 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::crema::{header_cells, row_field, split_csv_line};
 use super::manifest::{ManifestRow, Reference};
+use super::table::Table;
 
 /// MSP-Podcast's emotion classes: consensus code, the word per-annotator
 /// rows use, and the emomon label.
@@ -187,12 +187,12 @@ pub fn read_labels(path: &Path) -> Result<(LabelsKind, Vec<MspClip>), MspError> 
 /// Parses a label file's text; `source` names it in errors. Clips keep the
 /// order of their first row.
 pub fn parse_labels(text: &str, source: &str) -> Result<(LabelsKind, Vec<MspClip>), MspError> {
-    let mut lines = text.lines().enumerate();
-    let header: Vec<String> = lines
-        .next()
-        .map(|(_, l)| header_cells(l))
-        .unwrap_or_default();
-    let col = |name: &str| header.iter().position(|h| h == name);
+    let table = Table::parse(text).map_err(|e| MspError::Io {
+        path: source.to_string(),
+        source: e,
+    })?;
+    let header = &table.header;
+    let col = |name: &str| table.column(name);
     let missing = |column: &'static str| MspError::MissingColumn {
         path: source.to_string(),
         column,
@@ -215,21 +215,15 @@ pub fn parse_labels(text: &str, source: &str) -> Result<(LabelsKind, Vec<MspClip
     let mut index: HashMap<String, usize> = HashMap::new();
     // Per clip: sums and counts of the annotators' EmoAct, EmoVal, EmoDom.
     let mut sums: Vec<[(f64, usize); 3]> = Vec::new();
-    for (i, line) in lines {
-        let line_no = i + 1;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let fields = split_csv_line(line);
+    for row in &table.rows {
+        let line_no = row.line;
         let bad = |column: &'static str, message: String| MspError::BadRow {
             path: source.to_string(),
             line: line_no,
             column,
             message,
         };
-        let field = |c: usize, column: &'static str| {
-            row_field(&fields, c, header.len()).map_err(|m| bad(column, m))
-        };
+        let field = |c: usize, column: &'static str| row.field(c).map_err(|m| bad(column, m));
         let name = field(file_col, "FileName")?;
         if name.is_empty() {
             return Err(bad("FileName", "empty file name".into()));

@@ -1,190 +1,172 @@
-//! Hand-written SVG plots for the eval report: a confusion matrix and a
-//! reliability diagram. Plain SVG keeps the report viewable in any browser and
-//! diffable in review, with no plotting dependency.
+//! The eval report's plots as SVG files, drawn with `plotters`: a confusion matrix
+//! and a reliability diagram. SVG keeps them viewable in any browser and diffable
+//! in review.
 
-use std::fmt::Write as _;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
 
 use super::metrics::ReliabilityBin;
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
-}
-
-/// The `<svg>` element on a white background, with a centred title.
-fn svg_open(width: f64, height: f64, title: &str) -> String {
-    let mut s = String::new();
-    let _ = writeln!(
-        s,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" viewBox="0 0 {width} {height}" font-family="sans-serif" font-size="11">"#
-    );
-    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
-    let _ = writeln!(
-        s,
-        r#"<text x="{}" y="18" text-anchor="middle" font-size="13">{}</text>"#,
-        width / 2.0,
-        escape(title)
-    );
-    s
-}
+use crate::plotting::{PlotError, font, hex, svg_string};
 
 /// Confusion matrix as a heat map: each cell shaded by its share of the row
-/// (the reference label's recall pattern), labelled with its count.
-pub fn confusion_svg(title: &str, labels: &[String], confusion: &[Vec<u64>]) -> String {
-    let k = labels.len().max(1);
-    let cell = 48.0;
-    let (left, top) = (100.0, 70.0);
-    let width = left + cell * k as f64 + 20.0;
-    let height = top + cell * k as f64 + 40.0;
-    let mut s = svg_open(width, height, title);
-    let _ = writeln!(
-        s,
-        r#"<text x="{}" y="{}" text-anchor="middle">predicted</text>"#,
-        left + cell * k as f64 / 2.0,
-        height - 10.0
-    );
-    let _ = writeln!(
-        s,
-        r#"<text x="12" y="{}" text-anchor="middle" transform="rotate(-90 12 {})">reference</text>"#,
-        top + cell * k as f64 / 2.0,
-        top + cell * k as f64 / 2.0
-    );
-    for (j, l) in labels.iter().enumerate() {
-        let x = left + cell * (j as f64 + 0.5);
-        let _ = writeln!(
-            s,
-            r#"<text x="{x}" y="{}" text-anchor="start" transform="rotate(-45 {x} {})">{}</text>"#,
-            top - 6.0,
-            top - 6.0,
-            escape(l)
-        );
-    }
-    for (i, row) in confusion.iter().enumerate() {
-        let y = top + cell * i as f64;
-        let _ = writeln!(
-            s,
-            r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#,
-            left - 6.0,
-            y + cell / 2.0 + 4.0,
-            escape(labels.get(i).map_or("", String::as_str))
-        );
-        let total: u64 = row.iter().sum();
-        for (j, &n) in row.iter().enumerate() {
-            let share = if total > 0 {
-                n as f64 / total as f64
-            } else {
-                0.0
-            };
-            // White → dark blue with the row share.
-            let shade = |full: f64| (255.0 - share * (255.0 - full)).round() as u8;
-            let (r, g, b) = (shade(8.0), shade(48.0), shade(107.0));
-            let x = left + cell * j as f64;
-            let text = if share > 0.5 { "white" } else { "black" };
-            let _ = writeln!(
-                s,
-                r##"<rect x="{x}" y="{y}" width="{cell}" height="{cell}" fill="rgb({r},{g},{b})" stroke="#ccc"><title>{} → {}: {n}</title></rect>"##,
-                escape(labels.get(i).map_or("", String::as_str)),
-                escape(labels.get(j).map_or("", String::as_str)),
-            );
-            let _ = writeln!(
-                s,
-                r#"<text x="{}" y="{}" text-anchor="middle" fill="{text}">{n}</text>"#,
-                x + cell / 2.0,
-                y + cell / 2.0 + 4.0
-            );
+/// (the reference label's recall pattern), labelled with its count; reference
+/// labels down the left, predicted labels (rotated) along the top.
+pub fn confusion_svg(
+    title: &str,
+    labels: &[String],
+    confusion: &[Vec<u64>],
+) -> Result<String, PlotError> {
+    let k = labels.len().max(1) as i32;
+    let (cell, left, top) = (48, 100, 90);
+    let (width, height) = (left + cell * k + 20, top + cell * k + 40);
+    let grid = hex("#cccccc");
+    svg_string(title, (width as u32, height as u32), "", |area| {
+        let centred = |size| font(size).pos(Pos::new(HPos::Center, VPos::Center));
+        area.draw_text(title, &centred(13), (width / 2, 14))?;
+        area.draw_text(
+            "predicted",
+            &centred(11),
+            (left + cell * k / 2, height - 14),
+        )?;
+        let up = |h| {
+            font(11)
+                .transform(FontTransform::Rotate270)
+                .pos(Pos::new(h, VPos::Center))
+        };
+        area.draw_text("reference", &up(HPos::Center), (14, top + cell * k / 2))?;
+        for (j, l) in labels.iter().enumerate() {
+            let x = left + cell * j as i32 + cell / 2;
+            area.draw_text(l, &up(HPos::Left), (x, top - 6))?;
         }
-    }
-    s.push_str("</svg>\n");
-    s
+        for (i, row) in confusion.iter().enumerate() {
+            let y = top + cell * i as i32;
+            let label = labels.get(i).map_or("", String::as_str);
+            let right = font(11).pos(Pos::new(HPos::Right, VPos::Center));
+            area.draw_text(label, &right, (left - 6, y + cell / 2))?;
+            let total: u64 = row.iter().sum();
+            for (j, &n) in row.iter().enumerate() {
+                let share = if total > 0 {
+                    n as f64 / total as f64
+                } else {
+                    0.0
+                };
+                // White → dark blue with the row share.
+                let shade = |full: f64| (255.0 - share * (255.0 - full)).round() as u8;
+                let fill = RGBColor(shade(8.0), shade(48.0), shade(107.0));
+                let x = left + cell * j as i32;
+                let corners = [(x, y), (x + cell, y + cell)];
+                area.draw(&Rectangle::new(corners, fill.filled()))?;
+                area.draw(&Rectangle::new(corners, grid.stroke_width(1)))?;
+                let ink = if share > 0.5 { WHITE } else { BLACK };
+                let count = centred(11).color(&ink);
+                area.draw_text(&n.to_string(), &count, (x + cell / 2, y + cell / 2))?;
+            }
+        }
+        Ok(())
+    })
 }
 
-/// Reliability diagram: per confidence bin, a bar at the accuracy of the
-/// clips in it and a dot at their mean confidence; the diagonal is perfect
-/// calibration. Bin counts are printed above the bars.
-pub fn reliability_svg(title: &str, bins: &[ReliabilityBin], ece: f64) -> String {
-    let (left, top, plot) = (50.0, 40.0, 300.0);
-    let (width, height) = (left + plot + 20.0, top + plot + 50.0);
-    let px = |v: f64| left + v * plot;
-    let py = |v: f64| top + (1.0 - v) * plot;
-    let mut s = svg_open(width, height, &format!("{title} (ECE {ece:.3})"));
-    let _ = writeln!(
-        s,
-        r##"<rect x="{left}" y="{top}" width="{plot}" height="{plot}" fill="none" stroke="#888"/>"##
-    );
-    for t in 0..=5 {
-        let v = t as f64 / 5.0;
-        let _ = writeln!(
-            s,
-            r#"<text x="{}" y="{}" text-anchor="middle">{v:.1}</text><text x="{}" y="{}" text-anchor="end">{v:.1}</text>"#,
-            px(v),
-            top + plot + 14.0,
-            left - 4.0,
-            py(v) + 4.0
-        );
-    }
-    let _ = writeln!(
-        s,
-        r#"<text x="{}" y="{}" text-anchor="middle">confidence (top-label probability)</text>"#,
-        px(0.5),
-        height - 8.0
-    );
-    let _ = writeln!(
-        s,
-        r#"<text x="12" y="{}" text-anchor="middle" transform="rotate(-90 12 {})">accuracy</text>"#,
-        py(0.5),
-        py(0.5)
-    );
-    let _ = writeln!(
-        s,
-        r##"<line x1="{}" y1="{}" x2="{}" y2="{}" stroke="#999" stroke-dasharray="4 3"/>"##,
-        px(0.0),
-        py(0.0),
-        px(1.0),
-        py(1.0)
-    );
-    for b in bins {
-        let (Some(acc), Some(conf)) = (b.accuracy, b.mean_confidence) else {
-            continue;
-        };
-        let w = (b.upper - b.lower) * plot;
-        let _ = writeln!(
-            s,
-            r##"<rect x="{}" y="{}" width="{}" height="{}" fill="#4a78b5" fill-opacity="0.8" stroke="white"><title>[{:.1}, {:.1}): {} clip(s), accuracy {acc:.3}, confidence {conf:.3}</title></rect>"##,
-            px(b.lower),
-            py(acc),
-            w,
-            acc * plot,
-            b.lower,
-            b.upper,
-            b.count
-        );
-        let _ = writeln!(
-            s,
-            r##"<circle cx="{}" cy="{}" r="3" fill="#d62728"/><text x="{}" y="{}" text-anchor="middle" font-size="9">{}</text>"##,
-            px(conf),
-            py(conf),
-            px(b.lower) + w / 2.0,
-            py(acc) - 3.0,
-            b.count
-        );
-    }
-    s.push_str("</svg>\n");
-    s
+/// Reliability diagram: per confidence bin, a bar at the accuracy of the clips
+/// in it and a dot at their mean confidence on the diagonal (perfect
+/// calibration, dashed). Bin counts are printed above the bars.
+pub fn reliability_svg(
+    title: &str,
+    bins: &[ReliabilityBin],
+    ece: f64,
+) -> Result<String, PlotError> {
+    let title = format!("{title} (ECE {ece:.3})");
+    svg_string(&title, (380, 400), "", |area| {
+        let mut chart = ChartBuilder::on(area)
+            .caption(&title, font(13))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(48)
+            .build_cartesian_2d(0.0..1.0, 0.0..1.0)?;
+        let one_decimal = |v: &f64| format!("{v:.1}");
+        chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_labels(6)
+            .y_labels(6)
+            .x_label_formatter(&one_decimal)
+            .y_label_formatter(&one_decimal)
+            .x_desc("confidence (top-label probability)")
+            .y_desc("accuracy")
+            .label_style(font(11))
+            .axis_desc_style(font(11))
+            .draw()?;
+        chart.draw_series(DashedLineSeries::new(
+            [(0.0, 0.0), (1.0, 1.0)],
+            4,
+            3,
+            hex("#999999").stroke_width(1),
+        ))?;
+        let filled: Vec<(&ReliabilityBin, f64, f64)> = bins
+            .iter()
+            .filter_map(|b| Some((b, b.accuracy?, b.mean_confidence?)))
+            .collect();
+        let bar = hex("#4a78b5").mix(0.8);
+        chart.draw_series(
+            filled
+                .iter()
+                .map(|&(b, acc, _)| Rectangle::new([(b.lower, 0.0), (b.upper, acc)], bar.filled())),
+        )?;
+        chart.draw_series(
+            filled
+                .iter()
+                .map(|&(_, _, conf)| Circle::new((conf, conf), 3, hex("#d62728").filled())),
+        )?;
+        let above = font(9).pos(Pos::new(HPos::Center, VPos::Bottom));
+        chart.draw_series(filled.iter().map(|&(b, acc, _)| {
+            Text::new(
+                b.count.to_string(),
+                (0.5 * (b.lower + b.upper), acc),
+                above.clone(),
+            )
+        }))?;
+        Ok(())
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    /// The text contents of an SVG's `<text>` elements, in order.
+    fn texts(svg: &str) -> Vec<&str> {
+        svg.split("<text")
+            .skip(1)
+            .filter_map(|t| t.split_once('>').map(|(_, rest)| rest))
+            .filter_map(|rest| rest.split("</text>").next())
+            .map(str::trim)
+            .collect()
+    }
+
     #[test]
-    fn confusion_has_a_cell_per_pair() {
+    fn confusion_has_a_shaded_cell_and_count_per_pair() {
         let labels = vec!["a<".to_string(), "b".to_string()];
-        let svg = confusion_svg("t", &labels, &[vec![3, 1], vec![0, 2]]);
-        assert_eq!(svg.matches("<rect x=").count(), 4);
-        assert!(svg.contains("a&lt;") && !svg.contains("a<<"));
-        assert!(svg.contains(">3</text>") && svg.ends_with("</svg>\n"));
+        let svg = confusion_svg("t", &labels, &[vec![3, 1], vec![0, 2]]).expect("drawn");
+        assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
+        // One outlined cell per pair.
+        assert_eq!(svg.matches("stroke=\"#CCCCCC\"").count(), 4);
+        // Row b is all on b: the darkest shade; row a is 3/4 on a.
+        assert!(svg.contains("fill=\"#08306B\""), "{svg}");
+        assert!(svg.contains("fill=\"#466490\""), "{svg}");
+        let t = texts(&svg);
+        for want in [
+            "t",
+            "predicted",
+            "reference",
+            "a&lt;",
+            "b",
+            "3",
+            "1",
+            "0",
+            "2",
+        ] {
+            assert!(t.contains(&want), "{want} in {t:?}");
+        }
+        assert!(!svg.contains("a<<"));
     }
 
     #[test]
@@ -205,8 +187,24 @@ mod tests {
                 accuracy: Some(0.75),
             },
         ];
-        let svg = reliability_svg("t", &bins, 0.05);
+        let svg = reliability_svg("t", &bins, 0.05).expect("drawn");
         assert_eq!(svg.matches("<circle").count(), 1);
-        assert!(svg.contains("4 clip(s)") && svg.contains("ECE 0.050"));
+        assert_eq!(svg.matches("fill=\"#D62728\"").count(), 1);
+        let t = texts(&svg);
+        for want in [
+            "t (ECE 0.050)",
+            "4",
+            "accuracy",
+            "confidence (top-label probability)",
+        ] {
+            assert!(t.contains(&want), "{want} in {t:?}");
+        }
+        for tick in ["0.0", "0.4", "1.0"] {
+            assert_eq!(
+                t.iter().filter(|s| **s == tick).count(),
+                2,
+                "{tick} on both axes"
+            );
+        }
     }
 }

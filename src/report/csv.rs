@@ -3,9 +3,9 @@
 //! Columns: `id, start_s, end_s, duration_s, result_t_s, latency_ms, level_db,
 //! top_label, entropy_norm, top2_margin`, then `p_<label>` and `logit_<label>` for
 //! every label in the session's order, the seven prosody descriptors, `method` and
-//! `model`. Undefined values (no prosody, no logits) are empty cells. Text cells are
-//! quoted per RFC 4180 when they need it. Skipped utterances and markers are not
-//! rows (they are not utterance results); the session log keeps them.
+//! `model`. Undefined values (no prosody, no logits) are empty cells. The `csv`
+//! crate quotes text cells per RFC 4180 when they need it. Skipped utterances and
+//! markers are not rows (they are not utterance results); the session log keeps them.
 
 use std::io::Write;
 
@@ -13,6 +13,7 @@ use super::data::SessionData;
 
 /// Writes the CSV for `data` to `out`.
 pub fn write_csv(data: &SessionData, out: &mut dyn Write) -> std::io::Result<()> {
+    let mut csv = csv::Writer::from_writer(out);
     let labels = data.labels();
     let mut header: Vec<String> = [
         "id",
@@ -46,7 +47,7 @@ pub fn write_csv(data: &SessionData, out: &mut dyn Write) -> std::io::Result<()>
         .iter()
         .map(|s| s.to_string()),
     );
-    write_row(out, &header)?;
+    csv.write_record(&header)?;
     // f32 values print in their own shortest form (163.3, not 163.300003).
     let num32 = |v: Option<f32>| {
         v.filter(|x| x.is_finite())
@@ -80,9 +81,9 @@ pub fn write_csv(data: &SessionData, out: &mut dyn Write) -> std::io::Result<()>
             u.method.clone(),
             u.model.clone(),
         ]);
-        write_row(out, &row)?;
+        csv.write_record(&row)?;
     }
-    out.flush()
+    csv.flush()
 }
 
 /// Shortest round-trippable form, without float noise like `0.30000000000000004`.
@@ -92,31 +93,14 @@ fn fmt(v: f64) -> String {
     if s == "-0" { "0".into() } else { s.into() }
 }
 
-fn write_row(out: &mut dyn Write, cells: &[String]) -> std::io::Result<()> {
-    let line: Vec<String> = cells.iter().map(|c| quote(c)).collect();
-    writeln!(out, "{}", line.join(","))
-}
-
-/// RFC 4180 quoting: only when the cell has a comma, quote or line break.
-fn quote(cell: &str) -> String {
-    if cell.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", cell.replace('"', "\"\""))
-    } else {
-        cell.to_string()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
-    fn numbers_and_quoting() {
+    fn numbers_print_short() {
         assert_eq!(fmt(0.1 + 0.2), "0.3");
         assert_eq!(fmt(2.0), "2");
         assert_eq!(fmt(-0.0000001), "0");
-        assert_eq!(quote("a,b"), "\"a,b\"");
-        assert_eq!(quote("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(quote("plain"), "plain");
     }
 }

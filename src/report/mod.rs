@@ -9,11 +9,13 @@
 
 pub mod csv;
 pub mod data;
+pub mod plots;
 pub mod png;
 pub mod svg;
 
 use std::fmt::Write;
 
+use crate::utc::utc_string;
 pub use data::SessionData;
 use svg::{clock, describe, esc, label_colour};
 
@@ -309,46 +311,9 @@ fn skip_reasons(reasons: &[&String]) -> String {
         .join("; ")
 }
 
-/// `YYYY-MM-DD HH:MM:SS` from Unix seconds (UTC), without a date library.
-pub fn utc_string(unix_s: f64) -> String {
-    let (y, mo, d, h, mi, s) = civil(unix_s.floor() as i64);
-    format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}")
-}
-
-/// Unix seconds → (year, month, day, hour, minute, second), UTC (Howard Hinnant's
-/// days-from-civil inverse).
-pub fn civil(unix_s: i64) -> (i64, u32, u32, u32, u32, u32) {
-    let days = unix_s.div_euclid(86_400);
-    let secs = unix_s.rem_euclid(86_400);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (
-        y,
-        m,
-        d,
-        (secs / 3600) as u32,
-        ((secs / 60) % 60) as u32,
-        (secs % 60) as u32,
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(utc_string(0.0), "1970-01-01 00:00:00");
-        assert_eq!(utc_string(951_782_400.0), "2000-02-29 00:00:00");
-        assert_eq!(utc_string(1_795_442_400.0), "2026-11-23 14:00:00");
-    }
 
     #[test]
     fn window_lengths() {

@@ -3,10 +3,9 @@
 //! emomon keeps no audio by default (sessions may be clinical); this is the only
 //! place that writes any. Files are 16 kHz mono 16-bit PCM, named by utterance id
 //! (`utterance-000012.wav`), and hold the audio the scorer heard (with pre- and
-//! post-roll). The WAV header is written by hand: 44 bytes do not justify a
-//! dependency.
+//! post-roll). The files are written by `hound`, the WAV crate the tests read
+//! them back with.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::audio::TARGET_RATE;
@@ -52,36 +51,75 @@ impl AudioSaver {
     /// Writes `u`'s samples as a WAV file.
     pub fn save(&self, u: &Utterance) -> Result<PathBuf, SaveAudioError> {
         let path = self.path_for(u.id);
-        let bytes = wav_bytes(&u.samples, TARGET_RATE);
-        std::fs::File::create(&path)
-            .and_then(|mut f| f.write_all(&bytes))
-            .map_err(|source| SaveAudioError {
-                path: path.clone(),
-                source,
-            })?;
+        write_wav(&path, &u.samples, TARGET_RATE).map_err(|source| SaveAudioError {
+            path: path.clone(),
+            source,
+        })?;
         Ok(path)
     }
 }
 
-/// A complete 16-bit mono PCM WAV file.
-pub fn wav_bytes(samples: &[f32], rate: u32) -> Vec<u8> {
-    let data_len = (samples.len() * 2) as u32;
-    let mut out = Vec::with_capacity(44 + samples.len() * 2);
-    out.extend_from_slice(b"RIFF");
-    out.extend_from_slice(&(36 + data_len).to_le_bytes());
-    out.extend_from_slice(b"WAVEfmt ");
-    out.extend_from_slice(&16u32.to_le_bytes());
-    out.extend_from_slice(&1u16.to_le_bytes()); // PCM
-    out.extend_from_slice(&1u16.to_le_bytes()); // mono
-    out.extend_from_slice(&rate.to_le_bytes());
-    out.extend_from_slice(&(rate * 2).to_le_bytes()); // byte rate
-    out.extend_from_slice(&2u16.to_le_bytes()); // block align
-    out.extend_from_slice(&16u16.to_le_bytes()); // bits per sample
-    out.extend_from_slice(b"data");
-    out.extend_from_slice(&data_len.to_le_bytes());
-    for s in samples {
-        let v = (s.clamp(-1.0, 1.0) * 32767.0).round() as i16;
-        out.extend_from_slice(&v.to_le_bytes());
+/// Writes `samples` (−1…1, clamped) to `path` as 16-bit mono PCM at `rate` Hz.
+pub fn write_wav(path: &Path, samples: &[f32], rate: u32) -> std::io::Result<()> {
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: rate,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let write = || -> Result<(), hound::Error> {
+        let mut writer = hound::WavWriter::create(path, spec)?;
+        let mut pcm = writer.get_i16_writer(samples.len() as u32);
+        for s in samples {
+            pcm.write_sample((s.clamp(-1.0, 1.0) * 32767.0).round() as i16);
+        }
+        pcm.flush()?;
+        writer.finalize()
+    };
+    write().map_err(|e| match e {
+        hound::Error::IoError(e) => e,
+        other => std::io::Error::other(other),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_wav_reads_back_as_16_bit_mono_with_the_samples_clamped() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("u.wav");
+        let samples = [0.0, 0.5, -0.5, 1.0, -1.0, 2.0, -3.0];
+        write_wav(&path, &samples, 16_000).expect("written");
+        let mut reader = hound::WavReader::open(&path).expect("a WAV file");
+        let spec = reader.spec();
+        assert_eq!((spec.channels, spec.sample_rate), (1, 16_000));
+        assert_eq!(spec.bits_per_sample, 16);
+        let back: Vec<i16> = reader
+            .samples::<i16>()
+            .map(|s| s.expect("sample"))
+            .collect();
+        assert_eq!(back, [0, 16384, -16384, 32767, -32767, 32767, -32767]);
     }
-    out
+
+    #[test]
+    fn saving_into_a_removed_directory_names_the_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let saver = AudioSaver::new(&dir.path().join("audio")).expect("saver");
+        std::fs::remove_dir(dir.path().join("audio")).expect("removed");
+        let u = Utterance {
+            id: 3,
+            start_s: 0.0,
+            end_s: 0.01,
+            audio_start_s: 0.0,
+            samples: vec![0.1; 160].into(),
+            voiced_s: 0.01,
+            rms_dbfs: -20.0,
+            peak_dbfs: -20.0,
+            split: false,
+        };
+        let err = saver.save(&u).expect_err("directory is gone");
+        assert!(err.to_string().contains("utterance-000003.wav"), "{err}");
+    }
 }

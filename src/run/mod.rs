@@ -357,8 +357,5 @@ pub fn default_log_path() -> anyhow::Result<PathBuf> {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);
-    let (y, mo, d, h, mi, s) = crate::report::civil(now);
-    Ok(dir.join(format!(
-        "session-{y:04}{mo:02}{d:02}-{h:02}{mi:02}{s:02}Z.jsonl"
-    )))
+    Ok(dir.join(format!("session-{}.jsonl", crate::utc::file_stamp(now))))
 }

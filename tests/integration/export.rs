@@ -2,6 +2,7 @@
 
 use crate::run_common;
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
 
 use emomon::session_log::{self, Record, UtteranceRecord};
@@ -23,15 +24,12 @@ fn utterances(log: &Path) -> Vec<UtteranceRecord> {
         .collect()
 }
 
-#[test]
-fn csv_has_one_row_per_utterance_with_its_numbers() {
-    let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("s.csv");
+/// `emomon export --csv LOG ARGS…`, which must succeed; its stdout.
+fn export_csv(log: &Path, args: &[&OsStr]) -> Vec<u8> {
     let run = emomon()
         .args(["export", "--csv"])
-        .arg(sample())
-        .arg("-o")
-        .arg(&out)
+        .arg(log)
+        .args(args)
         .output()
         .unwrap();
     assert!(
@@ -39,6 +37,14 @@ fn csv_has_one_row_per_utterance_with_its_numbers() {
         "{}",
         String::from_utf8_lossy(&run.stderr)
     );
+    run.stdout
+}
+
+#[test]
+fn csv_has_one_row_per_utterance_with_its_numbers() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("s.csv");
+    export_csv(&sample(), &["-o".as_ref(), out.as_os_str()]);
     let text = std::fs::read_to_string(&out).unwrap();
     let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split(',').collect()).collect();
     let expected = utterances(&sample());
@@ -210,4 +216,31 @@ fn export_reads_each_session_of_a_damaged_file() {
     assert_eq!(run.status.code(), Some(1));
     let err = String::from_utf8_lossy(&run.stderr);
     assert!(err.contains("damaged.jsonl:5: malformed record"), "{err}");
+}
+
+#[test]
+fn csv_cells_with_commas_quotes_and_line_breaks_read_back_whole() {
+    let model = "fixture \"v2\", tuned\nsecond line";
+    let json_model = serde_json::to_string(model).unwrap();
+    let text = std::fs::read_to_string(sample())
+        .unwrap()
+        .replace("\"synthetic-fixture\"", &json_model);
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("quoted.jsonl");
+    std::fs::write(&log, text).unwrap();
+    let stdout = export_csv(&log, &[]);
+    let mut reader = csv::Reader::from_reader(stdout.as_slice());
+    let model_col = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "model")
+        .unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let expected = utterances(&log);
+    assert_eq!(rows.len(), expected.len());
+    for (row, u) in rows.iter().zip(&expected) {
+        assert_eq!(&row[0], u.id.to_string());
+        assert_eq!(&row[model_col], model);
+    }
 }

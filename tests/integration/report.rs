@@ -5,6 +5,7 @@ use crate::run_common;
 
 use std::path::{Path, PathBuf};
 
+use emomon::report::svg::label_colour;
 use emomon::session_log::{self, Record};
 use run_common::emomon;
 
@@ -20,6 +21,24 @@ fn report(log: &Path, out: &Path) -> std::process::Output {
         .arg(out)
         .output()
         .unwrap()
+}
+
+/// The `<svg class="plot {kind}">` element of the HTML report (the first of that kind).
+fn plot<'a>(html: &'a str, kind: &str) -> &'a str {
+    html.split(&format!("<svg class=\"plot {kind}\""))
+        .nth(1)
+        .and_then(|s| s.split("</svg>").next())
+        .unwrap_or_else(|| panic!("no {kind} plot"))
+}
+
+/// The contents of the `<text>` elements, in order.
+fn texts(svg: &str) -> Vec<&str> {
+    svg.split("<text")
+        .skip(1)
+        .filter_map(|t| t.split_once('>').map(|(_, rest)| rest))
+        .filter_map(|rest| rest.split("</text>").next())
+        .map(str::trim)
+        .collect()
 }
 
 #[test]
@@ -56,23 +75,69 @@ fn html_report_of_the_sample_has_the_plots_tables_and_markers() {
         );
     }
     assert_eq!(html.matches("<svg class=\"plot prosody\"").count(), 4);
-    // Every utterance is a stacked column, every label a layer of it.
-    assert_eq!(html.matches("<g class=\"utterance\">").count(), utterances);
+    // Every utterance is a stacked column, every label a layer of it (one rect per
+    // utterance in the label's colour, plus the colour key's swatch).
+    let emotions = plot(&html, "emotions");
+    for (i, l) in labels.iter().enumerate() {
+        let fill = format!("fill=\"{}\"", label_colour(l, i).to_ascii_uppercase());
+        assert_eq!(
+            emotions.matches(&fill).count(),
+            utterances + 1,
+            "{l} {fill}"
+        );
+        assert!(
+            texts(emotions).contains(&l.as_str()),
+            "{l} in the colour key"
+        );
+    }
+    // The decayed distribution: one stacked area per label.
     assert_eq!(
-        html.matches("<polygon class=\"area\"").count(),
+        plot(&html, "decayed").matches("<polygon").count(),
         labels.len()
     );
-    // Ambiguity: one entropy dot per utterance (plus the legend's).
-    let ambiguity = html
-        .split("<svg class=\"plot ambiguity\"")
-        .nth(1)
-        .and_then(|s| s.split("</svg>").next())
-        .unwrap();
+    // Ambiguity: one entropy dot per utterance (plus the key's), the rolling entropy
+    // as one line through every utterance end (plus the key's).
+    let ambiguity = plot(&html, "ambiguity");
     assert_eq!(ambiguity.matches("<circle").count(), utterances + 1);
-    assert_eq!(ambiguity.matches("<polyline").count(), 2);
-    // Markers on each of the 7 time plots, and in their own table.
+    let rolling: Vec<&str> = ambiguity
+        .split("<polyline")
+        .skip(1)
+        .filter(|p| p.contains("stroke=\"#C0392B\""))
+        .collect();
+    assert_eq!(rolling.len(), 2);
+    let points = |p: &str| {
+        p.split("points=\"").nth(1).map_or(0, |r| {
+            r.split('"').next().unwrap().split_whitespace().count()
+        })
+    };
+    assert_eq!(points(rolling[0]).max(points(rolling[1])), utterances);
+    for key in [
+        "utterance entropy",
+        "rolling entropy",
+        "rolling top-2 margin",
+    ] {
+        assert!(texts(ambiguity).contains(&key), "{key}");
+    }
+    // Titles and axes: session time in m:ss, percentages on the stacked plots.
+    for title in [
+        "Emotions per utterance (stacked probabilities)",
+        "Rolling distribution (time-decayed, half-life 20 s)",
+        "Ambiguity over time",
+        "Prosody: F0 median (Hz)",
+        "Prosody: Pause ratio",
+    ] {
+        assert!(texts(&html).contains(&title), "{title}");
+    }
+    for tick in ["00:00", "01:00", "03:30", "0%", "100%"] {
+        assert!(texts(emotions).contains(&tick), "tick {tick}");
+    }
+    // Markers (a dashed line topped by ▲) on each of the 7 time plots, and in
+    // their own table.
     assert!(markers > 0);
-    assert_eq!(html.matches("<g class=\"marker\">").count(), 7 * markers);
+    assert_eq!(
+        texts(&html).iter().filter(|t| **t == "▲").count(),
+        7 * markers
+    );
     assert!(html.contains("<table class=\"markers\">"));
     // Summary per label (every label, every window) and per consecutive window.
     assert!(html.contains("<table class=\"per-label\">"));
@@ -104,9 +169,21 @@ fn svg_report_is_one_standalone_document() {
     );
     let svg = std::fs::read_to_string(&out).unwrap();
     assert!(svg.starts_with("<?xml"));
-    assert_eq!(svg.matches("<svg").count(), svg.matches("</svg>").count());
-    assert_eq!(svg.matches("<svg").count(), 1 + 7);
-    assert!(svg.contains("class=\"plot emotions\""));
+    assert_eq!(svg.matches("<svg").count(), 1);
+    assert!(svg.trim_end().ends_with("</svg>"));
+    let texts = texts(&svg);
+    assert!(texts.contains(&"emomon session sample.jsonl"), "{texts:?}");
+    for title in [
+        "Emotions per utterance (stacked probabilities)",
+        "Ambiguity over time",
+        "Prosody: F0 median (Hz)",
+        "Prosody: Energy mean (dBFS)",
+        "Prosody: Speaking rate (syll/s)",
+        "Prosody: Pause ratio",
+    ] {
+        assert!(texts.contains(&title), "{title}");
+    }
+    assert!(svg.contains("fill=\"#F2C200\""), "happy columns");
 }
 
 #[test]
@@ -167,4 +244,11 @@ fn png_report_is_a_png_of_the_plots() {
     assert!(has([0xf2, 0xc2, 0x00]), "happy yellow");
     assert!(has([0x3b, 0x6f, 0xd8]), "sad blue");
     assert!(has([0xd8, 0x3b, 0x3b]), "angry red");
+    // The title was rasterised: dark pixels in the title strip (36 px, white
+    // background otherwise).
+    let dark = pixels[..960 * 36 * 3]
+        .chunks(3)
+        .filter(|p| p.iter().all(|&c| c < 100))
+        .count();
+    assert!(dark > 200, "{dark} dark pixels of title text");
 }
