@@ -680,10 +680,15 @@ mod tests {
         let err = load(&bad, strict).unwrap_err().to_string();
         assert!(err.contains("bad.jsonl:2: malformed record"), "{err}");
         let err = load(&bad, LogReadArgs::default()).unwrap_err().to_string();
-        assert!(err.contains("bad.jsonl: not an emomon session log"), "{err}");
+        assert!(
+            err.contains("bad.jsonl: not an emomon session log"),
+            "{err}"
+        );
         let empty = dir.join("empty.jsonl");
         std::fs::write(&empty, "").unwrap();
-        let err = load(&empty, LogReadArgs::default()).unwrap_err().to_string();
+        let err = load(&empty, LogReadArgs::default())
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("empty.jsonl: not an emomon session log"),
             "{err}"
@@ -721,7 +726,11 @@ mod tests {
 
         let last = load(&path, LogReadArgs::default()).unwrap();
         assert_eq!(last.log.entries.len(), 2, "session 2: start + 1 utterance");
-        assert!(last.notes[0].contains("holds 2 sessions (1: lines 1–5, 2: lines 6–7)"), "{:?}", last.notes);
+        assert!(
+            last.notes[0].contains("holds 2 sessions (1: lines 1–5, 2: lines 6–7)"),
+            "{:?}",
+            last.notes
+        );
         let one = load(
             &path,
             LogReadArgs {

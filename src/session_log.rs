@@ -172,7 +172,9 @@ impl SessionStart {
     pub fn aggregation(&self) -> crate::aggregate::AggregatorConfig {
         self.config
             .get("aggregation")
-            .and_then(|a| serde_json::from_value::<crate::aggregate::AggregatorConfig>(a.clone()).ok())
+            .and_then(|a| {
+                serde_json::from_value::<crate::aggregate::AggregatorConfig>(a.clone()).ok()
+            })
             .filter(|c| c.validate().is_ok())
             .unwrap_or_default()
     }
@@ -418,7 +420,9 @@ pub enum IssueKind {
     /// limit) that is not the last line: the next session was appended after it
     /// (on a fresh line, or, by older emomon builds, onto the same line, whose
     /// record is then kept). Expected after a crash; the cut record is lost.
-    #[error("record cut short by an interrupted write (the session was probably interrupted); ignored")]
+    #[error(
+        "record cut short by an interrupted write (the session was probably interrupted); ignored"
+    )]
     InterruptedRecord,
     /// The line is not a valid record.
     #[error("malformed record: {0}")]
@@ -504,7 +508,11 @@ impl SessionLog {
             // before it when there is one.
             let idx = sessions
                 .iter()
-                .rposition(|p| p.first_line < issue.line || (p.first_line == issue.line && issue.kind != IssueKind::InterruptedRecord))
+                .rposition(|p| {
+                    p.first_line < issue.line
+                        || (p.first_line == issue.line
+                            && issue.kind != IssueKind::InterruptedRecord)
+                })
                 .or_else(|| (!sessions.is_empty()).then_some(0));
             match idx {
                 Some(i) => sessions[i].log.issues.push(issue),
@@ -882,7 +890,11 @@ mod tests {
             .map(|p| (p.first_line, p.last_line, p.log.entries.len()))
             .collect();
         assert_eq!(sizes, vec![(1, 2, 1), (3, 4, 2)]);
-        assert_eq!(split.sessions[0].log.issues.len(), 1, "the cut record is session 1's");
+        assert_eq!(
+            split.sessions[0].log.issues.len(),
+            1,
+            "the cut record is session 1's"
+        );
         let _ = std::fs::remove_dir_all(&dir);
     }
 

@@ -147,7 +147,10 @@ fn implausible_headers_are_refused_before_decoding() {
     }
     let mut many = speech.clone();
     many[22..24].copy_from_slice(&60_000u16.to_le_bytes());
-    assert_clean_failure(&fixture(dir.path(), "channels.wav", &many), "60000 channels");
+    assert_clean_failure(
+        &fixture(dir.path(), "channels.wav", &many),
+        "60000 channels",
+    );
     // The plausible extremes still decode.
     for rate in [8_000u32, 192_000] {
         let mut bytes = speech.clone();
@@ -167,7 +170,11 @@ fn small_failures_read_well() {
 
     let missing = dir.path().join("missing.wav");
     let (_, _, stderr) = emomon(&["segment", missing.to_str().unwrap()]);
-    assert_eq!(stderr.matches("No such file or directory").count(), 1, "{stderr}");
+    assert_eq!(
+        stderr.matches("No such file or directory").count(),
+        1,
+        "{stderr}"
+    );
 
     let noise: Vec<u8> = (0..200_000u32)
         .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
@@ -189,6 +196,9 @@ fn small_failures_read_well() {
         "/nonexistent/model-dir",
     ]);
     assert!(!ok);
-    assert!(stderr.contains("/nonexistent/model-dir does not exist"), "{stderr}");
+    assert!(
+        stderr.contains("/nonexistent/model-dir does not exist"),
+        "{stderr}"
+    );
     assert!(!stderr.contains("download"), "{stderr}");
 }

@@ -99,7 +99,11 @@ fn export_to_stdout_and_errors() {
 /// The sample log with its aggregation half-life replaced and extra lines appended.
 fn sample_with(dir: &Path, name: &str, half_life: f64, extra: &str) -> PathBuf {
     let text = std::fs::read_to_string(sample()).unwrap();
-    let text = text.replacen("\"half_life_s\":20.0", &format!("\"half_life_s\":{half_life}"), 1);
+    let text = text.replacen(
+        "\"half_life_s\":20.0",
+        &format!("\"half_life_s\":{half_life}"),
+        1,
+    );
     let path = dir.join(name);
     std::fs::write(&path, format!("{text}{extra}")).unwrap();
     path
@@ -112,7 +116,10 @@ fn export_rows(log: &Path, extra: &[&str]) -> (std::process::Output, usize) {
         .args(extra)
         .output()
         .unwrap();
-    let rows = String::from_utf8_lossy(&run.stdout).lines().count().saturating_sub(1);
+    let rows = String::from_utf8_lossy(&run.stdout)
+        .lines()
+        .count()
+        .saturating_sub(1);
     (run, rows)
 }
 
@@ -125,7 +132,11 @@ fn export_keeps_every_utterance_whatever_the_weights_and_times() {
     let n = utterances(&sample()).len();
     let tiny = sample_with(dir.path(), "tiny.jsonl", 0.0005, "");
     let (run, rows) = export_rows(&tiny, &[]);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     assert_eq!(rows, n);
 
     let odd = r#"{"schema":1,"t_s":400.0,"type":"utterance","id":900,"start_s":300.0,"end_s":300.0,"labels":["neutral","happy","sad","angry","fear","disgust","surprise"],"probs":[0.1,0.1,0.1,0.1,0.1,0.1,0.4],"logits":[],"method":"first-token","model":"m","latency_ms":1.0}
@@ -133,7 +144,11 @@ fn export_keeps_every_utterance_whatever_the_weights_and_times() {
 "#;
     let odd = sample_with(dir.path(), "odd.jsonl", 20.0, odd);
     let (run, rows) = export_rows(&odd, &[]);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     assert_eq!(rows, n + 2);
     // The report of the same log finishes and counts them too.
     let html = dir.path().join("odd.html");
@@ -146,7 +161,10 @@ fn export_keeps_every_utterance_whatever_the_weights_and_times() {
         .unwrap();
     let err = String::from_utf8_lossy(&run.stderr);
     assert!(run.status.success(), "{err}");
-    assert!(err.contains(&format!("report of {} utterances", n + 2)), "{err}");
+    assert!(
+        err.contains(&format!("report of {} utterances", n + 2)),
+        "{err}"
+    );
 }
 
 /// Issue 18 item 3: a crash left a partial line, the next session was appended

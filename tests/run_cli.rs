@@ -395,14 +395,20 @@ fn a_truncated_input_is_scored_up_to_the_cut_and_exits_1() {
     let out = spawn_run(&cut, &log, &[]).wait_with_output().unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("truncated") && err.contains("cut.wav"), "{err}");
+    assert!(
+        err.contains("truncated") && err.contains("cut.wav"),
+        "{err}"
+    );
     let parsed = session_log::read(&log).unwrap();
     let scored = parsed
         .entries
         .iter()
         .filter(|e| matches!(e.entry.record, Record::Utterance(_)))
         .count();
-    assert!(scored >= 2, "utterances before the cut are logged: {scored}");
+    assert!(
+        scored >= 2,
+        "utterances before the cut are logged: {scored}"
+    );
     assert!(
         matches!(
             parsed.entries.last().map(|e| &e.entry.record),

@@ -205,14 +205,19 @@ fn a_truncated_file_is_scored_up_to_the_cut() {
     assert!(expected >= 2, "the demo has speech before the cut");
     let tiny = model("tiny-whisper");
     for whole in [false, true] {
-        let mut args = vec!["score", "--model", &tiny, "--format", "jsonl", "--input", cut];
+        let mut args = vec![
+            "score", "--model", &tiny, "--format", "jsonl", "--input", cut,
+        ];
         if whole {
             args.push("--whole");
         }
         let out = emomon(&args);
         let err = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{err}");
-        assert!(err.contains("truncated") && err.contains("cut.wav"), "{err}");
+        assert!(
+            err.contains("truncated") && err.contains("cut.wav"),
+            "{err}"
+        );
         let printed = String::from_utf8_lossy(&out.stdout).lines().count();
         assert_eq!(printed, if whole { 1 } else { expected }, "{err}");
     }

@@ -14,7 +14,11 @@ pub fn normalized_entropy<T: Copy + Into<f64>>(p: &[T]) -> f64 {
     if p.len() <= 1 {
         return 0.0;
     }
-    let positive = || p.iter().map(|&x| x.into()).filter(|x| x.is_finite() && *x > 0.0);
+    let positive = || {
+        p.iter()
+            .map(|&x| x.into())
+            .filter(|x| x.is_finite() && *x > 0.0)
+    };
     let total: f64 = positive().sum();
     if total <= 0.0 {
         return 0.0;
@@ -108,7 +112,11 @@ mod tests {
     #[test]
     fn argmax_top_two_and_margin() {
         assert_eq!(top_two(&[0.1, 0.6, 0.3]), Some((1, Some(2))));
-        assert_eq!(top_two(&[0.5, 0.5]), Some((0, Some(1))), "lower index first");
+        assert_eq!(
+            top_two(&[0.5, 0.5]),
+            Some((0, Some(1))),
+            "lower index first"
+        );
         assert_eq!(top_two(&[f64::NAN, 0.2, 0.1]), Some((1, Some(2))));
         assert_eq!(top_two::<f64>(&[]), None);
         assert_eq!(top_two(&[0.3]), Some((0, None)));

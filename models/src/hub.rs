@@ -22,7 +22,9 @@ pub enum HubError {
         looked: String,
     },
     /// A path (not a model id) that is not a directory.
-    #[error("model directory {spec} {problem}; pass a Hugging Face model directory (config.json, *.safetensors, tokenizer.json)")]
+    #[error(
+        "model directory {spec} {problem}; pass a Hugging Face model directory (config.json, *.safetensors, tokenizer.json)"
+    )]
     NotADirectory {
         /// What the user gave.
         spec: String,
@@ -61,7 +63,10 @@ pub fn resolve_model(spec: &str, cache: Option<&Path>) -> Result<PathBuf, HubErr
     // `org/name[@rev]`, never absolute, relative-dotted or deeper.
     let looks_like_path = spec.starts_with(['/', '.', '~'])
         || spec.ends_with('/')
-        || spec.split('@').next().is_some_and(|id| id.matches('/').count() != 1)
+        || spec
+            .split('@')
+            .next()
+            .is_some_and(|id| id.matches('/').count() != 1)
         || as_path.exists();
     if looks_like_path {
         return Err(HubError::NotADirectory {
@@ -145,9 +150,14 @@ mod tests {
             ("/nonexistent/model-dir", "does not exist"),
             ("./models/none", "does not exist"),
             ("whisper-base", "does not exist"),
-            (snap.join("config.json").to_str().expect("utf8"), "is a file"),
+            (
+                snap.join("config.json").to_str().expect("utf8"),
+                "is a file",
+            ),
         ] {
-            let err = resolve_model(spec, Some(&root)).expect_err(spec).to_string();
+            let err = resolve_model(spec, Some(&root))
+                .expect_err(spec)
+                .to_string();
             assert!(err.contains(problem) && !err.contains("download"), "{err}");
         }
         std::fs::remove_dir_all(&root).ok();

@@ -113,7 +113,10 @@ fn decode(path: &Path) -> Result<usize, String> {
 fn fuzz_file(seed_path: &Path, seed: u64, n: usize) {
     let bytes = std::fs::read(seed_path).expect("seed file");
     let dir = tempfile::tempdir().expect("temp dir");
-    let ext = seed_path.extension().and_then(|e| e.to_str()).unwrap_or("bin");
+    let ext = seed_path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("bin");
     let mut rng = Rng::new(seed);
     let (mut decoded, mut refused) = (0, 0);
     for i in 0..n {
@@ -145,7 +148,10 @@ fn fuzz_file(seed_path: &Path, seed: u64, n: usize) {
         }
     }
     // Both outcomes occur, so the mutations reach past the header checks.
-    assert!(decoded > 0 && refused > 0, "{decoded} decoded, {refused} refused");
+    assert!(
+        decoded > 0 && refused > 0,
+        "{decoded} decoded, {refused} refused"
+    );
 }
 
 #[test]

@@ -63,7 +63,10 @@ pub fn check_bytes(path: &Path, head: &[u8]) -> Result<(), AudioError> {
         detail: detail.to_string(),
     };
     if head.len() >= 12 && matches!(&head[..4], b"RIFF" | b"RF64") && &head[8..12] == b"WAVE" {
-        let fmt = wav_fmt(&head[12..]).ok_or_else(|| bad("no complete fmt chunk"))?;
+        // No complete fmt chunk: nothing sizes anything yet; the decoder refuses it.
+        let Some(fmt) = wav_fmt(&head[12..]) else {
+            return Ok(());
+        };
         if fmt.block_align == 0 || fmt.bits_per_sample == 0 {
             return Err(bad(&format!(
                 "block align {} and bits per sample {} must not be 0",
@@ -75,11 +78,14 @@ pub fn check_bytes(path: &Path, head: &[u8]) -> Result<(), AudioError> {
     if head.len() >= 4 && &head[..4] == b"fLaC" {
         // STREAMINFO is the first metadata block: 4-byte block header, then 10
         // bytes of block/frame sizes, then 20 bits of rate and 3 of channels − 1.
-        let info = head.get(8..8 + 18).ok_or_else(|| bad("no STREAMINFO block"))?;
+        let info = head
+            .get(8..8 + 18)
+            .ok_or_else(|| bad("no STREAMINFO block"))?;
         if head[4] & 0x7f != 0 {
             return Err(bad("the first metadata block is not STREAMINFO"));
         }
-        let rate = (u32::from(info[10]) << 12) | (u32::from(info[11]) << 4) | (u32::from(info[12]) >> 4);
+        let rate =
+            (u32::from(info[10]) << 12) | (u32::from(info[11]) << 4) | (u32::from(info[12]) >> 4);
         let channels = usize::from((info[12] >> 1) & 0x07) + 1;
         return check_format(path, rate, channels);
     }
@@ -148,7 +154,11 @@ mod tests {
     fn plausible_wav_headers_pass() {
         assert_eq!(check(&wav(16_000, 1, 16, &[0; 8])), Ok(()));
         assert_eq!(check(&wav(44_100, 2, 24, &[])), Ok(()));
-        assert_eq!(check(b"ID3 not a wav"), Ok(()), "other formats are the decoder's");
+        assert_eq!(
+            check(b"ID3 not a wav"),
+            Ok(()),
+            "other formats are the decoder's"
+        );
     }
 
     #[test]
@@ -167,7 +177,11 @@ mod tests {
         }
         let mut cut = wav(16_000, 1, 16, &[]);
         cut.truncate(20);
-        assert!(check(&cut).unwrap_err().contains("no complete fmt chunk"));
+        assert_eq!(
+            check(&cut),
+            Ok(()),
+            "incomplete: left to the decoder to refuse"
+        );
     }
 
     #[test]
@@ -176,7 +190,12 @@ mod tests {
         let mut f = b"fLaC\x80\x00\x00\x22".to_vec();
         f.extend_from_slice(&[0x10, 0, 0x10, 0, 0, 0, 0, 0, 0, 0]);
         let rate: u32 = 44_100;
-        f.extend_from_slice(&[(rate >> 12) as u8, (rate >> 4) as u8, ((rate & 0xf) << 4) as u8 | (1 << 1), 0]);
+        f.extend_from_slice(&[
+            (rate >> 12) as u8,
+            (rate >> 4) as u8,
+            ((rate & 0xf) << 4) as u8 | (1 << 1),
+            0,
+        ]);
         f.extend_from_slice(&[0; 20]);
         assert_eq!(check(&f), Ok(()));
         f[18] = 0;

@@ -18,7 +18,8 @@ use super::Player;
 /// A mutant and how many of its lines are intact copies of valid original lines.
 fn mutate(lines: &[Vec<u8>], rng: &mut Rng) -> (Vec<u8>, usize) {
     // (bytes, intact, newline after it)
-    let mut out: Vec<(Vec<u8>, bool, bool)> = lines.iter().map(|l| (l.clone(), true, true)).collect();
+    let mut out: Vec<(Vec<u8>, bool, bool)> =
+        lines.iter().map(|l| (l.clone(), true, true)).collect();
     for _ in 0..1 + rng.below(3) {
         let i = rng.below(out.len());
         match rng.below(6) {

@@ -434,7 +434,10 @@ impl Recorder {
 
 /// `config` with the aggregation settings in `config.aggregation`, where replay,
 /// export and report read them back (an object is extended, anything else wrapped).
-fn with_aggregation(config: &serde_json::Value, aggregation: &AggregatorConfig) -> serde_json::Value {
+fn with_aggregation(
+    config: &serde_json::Value,
+    aggregation: &AggregatorConfig,
+) -> serde_json::Value {
     let mut config = match config {
         serde_json::Value::Object(_) => config.clone(),
         serde_json::Value::Null => serde_json::json!({}),

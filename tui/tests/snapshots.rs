@@ -77,7 +77,8 @@ fn one_utterance_view() -> ViewState {
 
 /// What a driver does with a scored utterance: the aggregator first, then the view.
 fn push(v: &mut ViewState, agg: &mut Aggregator, u: UtteranceView) {
-    agg.push(u.start_s, u.end_s, &u.probs).expect("valid utterance");
+    agg.push(u.start_s, u.end_s, &u.probs)
+        .expect("valid utterance");
     v.push_utterance(u);
 }
 
@@ -224,7 +225,10 @@ fn half_life_changes_the_decayed_panel() {
         snap(&App::new(long_session_view_with(short)), 100, 30),
         snap(&App::new(long_session_view_with(long)), 100, 30),
     );
-    assert!(a.contains("[decayed]") && a.contains("half-life 5 s"), "{a}");
+    assert!(
+        a.contains("[decayed]") && a.contains("half-life 5 s"),
+        "{a}"
+    );
     assert!(b.contains("half-life 10 min"), "{b}");
     let rolling_rows = |s: &str| -> Vec<String> {
         s.lines()
