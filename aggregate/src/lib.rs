@@ -140,7 +140,7 @@ impl Summary {
     /// Summarises weighted sums `Σ wᵢ pᵢ` (one per label) of total weight `Σ wᵢ`;
     /// `None` when nothing has weight.
     fn from_sums(sums: &[f64], total: f64, weight: f64, n_utterances: usize) -> Option<Self> {
-        if !(total > 0.0) || n_utterances == 0 {
+        if total.is_nan() || total <= 0.0 || n_utterances == 0 {
             return None;
         }
         let probs: Vec<f64> = sums.iter().map(|s| s / total).collect();

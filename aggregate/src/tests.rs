@@ -1,5 +1,8 @@
 use super::*;
 
+/// `(start_s, end_s, probs)` of one utterance.
+type Utt = (f64, f64, Vec<f64>);
+
 fn labels(k: usize) -> Vec<String> {
     ["neutral", "happy", "sad", "angry"][..k]
         .iter()
@@ -181,7 +184,7 @@ fn incremental_equals_the_definition_over_a_long_session() {
             .wrapping_add(1442695040888963407);
         (seed >> 11) as f64 / (1u64 << 53) as f64
     };
-    let mut all: Vec<(f64, f64, Vec<f64>)> = Vec::new();
+    let mut all: Vec<Utt> = Vec::new();
     let mut t = 0.0;
     for i in 0..3000 {
         let start = t + rand() * 2.0;
@@ -198,11 +201,9 @@ fn incremental_equals_the_definition_over_a_long_session() {
         all.push((start, end, p.iter().map(|&x| f64::from(x) / sum).collect()));
         if i % 500 == 499 {
             let now = s.now_s;
-            let dur = |u: &(f64, f64, Vec<f64>)| (u.1 - u.0).max(MIN_DURATION_S);
-            let decayed = |u: &(f64, f64, Vec<f64>)| {
-                dur(u) * (-(now - 0.5 * (u.0 + u.1)) / cfg.half_life_s).exp2()
-            };
-            let brute = |w: &dyn Fn(&(f64, f64, Vec<f64>)) -> f64| {
+            let dur = |u: &Utt| (u.1 - u.0).max(MIN_DURATION_S);
+            let decayed = |u: &Utt| dur(u) * (-(now - 0.5 * (u.0 + u.1)) / cfg.half_life_s).exp2();
+            let brute = |w: &dyn Fn(&Utt) -> f64| {
                 let total: f64 = all.iter().map(w).sum();
                 (0..4)
                     .map(|k| all.iter().map(|u| w(u) * u.2[k]).sum::<f64>() / total)
@@ -218,7 +219,7 @@ fn incremental_equals_the_definition_over_a_long_session() {
             }
             for (ws, len) in s.windows.iter().zip(&cfg.windows_s) {
                 let lo = now - len;
-                let overlap = |u: &(f64, f64, Vec<f64>)| {
+                let overlap = |u: &Utt| {
                     if u.1 == u.0 {
                         if lo < u.0 { MIN_DURATION_S } else { 0.0 }
                     } else {

@@ -239,7 +239,7 @@ impl SessionData {
         let beyond = data
             .utterances
             .iter()
-            .filter(|u| !(u.end_s <= MAX_PLAUSIBLE_S))
+            .filter(|u| u.end_s > MAX_PLAUSIBLE_S)
             .count();
         if beyond > 0 {
             data.notes.push(format!(

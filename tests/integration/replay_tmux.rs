@@ -154,6 +154,12 @@ fn replay_in_tmux_shows_dashboard_and_restores_terminal() {
     s.send("?");
     s.wait_for("help closed", t, |x| !x.contains("Reading the numbers"));
 
+    // The decayed distribution is shown first (the session's --half-life).
+    s.wait_for("decayed tab", t, |x| {
+        x.contains("[decayed]") && x.contains("half-life 20 s")
+    });
+    s.send("w");
+    s.wait_for("30 s window", t, |x| x.contains("[30 s]"));
     s.send("w");
     s.wait_for("2 min window", t, |x| x.contains("[2 min]"));
     s.send("w");

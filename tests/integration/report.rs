@@ -198,8 +198,20 @@ fn bad_input_names_the_file() {
     let mut text = std::fs::read_to_string(sample()).unwrap();
     text.insert_str(text.find('\n').unwrap() + 1, "{not json}\n");
     std::fs::write(&bad, text).unwrap();
+    // A bad line is skipped and named (issue 18: one bad line no longer costs the
+    // whole log); --strict refuses the log at that line instead.
     let run = report(&bad, &dir.path().join("r.html"));
-    assert!(!run.status.success());
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{err}");
+    assert!(err.contains("bad.jsonl: line 2: malformed record"), "{err}");
+    let run = emomon()
+        .arg("report")
+        .arg(&bad)
+        .args(["--strict", "-o"])
+        .arg(dir.path().join("r.html"))
+        .output()
+        .unwrap();
+    assert_eq!(run.status.code(), Some(1));
     let err = String::from_utf8_lossy(&run.stderr);
     assert!(err.contains("bad.jsonl:2"), "{err}");
 
