@@ -39,7 +39,7 @@ enum Command {
     /// List audio input devices and their formats.
     Devices,
     /// Play a recorded session log through the dashboard.
-    Replay(emomon::replay::ReplayArgs),
+    Replay(cli::replay::ReplayArgs),
     /// Measure throughput of emomon's stages.
     #[command(subcommand)]
     Bench(cli::bench::BenchCommand),
@@ -70,7 +70,7 @@ fn main() -> ExitCode {
         Command::Segment(args) => cli::segment::run(args),
         Command::Score(args) => cli::score::run(args),
         Command::Devices => cli::devices::run(),
-        Command::Replay(args) => emomon::replay::run(args),
+        Command::Replay(args) => cli::replay::run(args),
         Command::Bench(command) => cli::bench::run(command),
         Command::Eval(args) => cli::eval::run(args),
         Command::Manifest(command) => cli::manifest::run(command),

@@ -11,7 +11,7 @@
 //! [`RecordFeeder`] (records → view state) is shared with the live `emomon run`.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -21,27 +21,18 @@ use emomon_tui::{
 
 use crate::session_log::{self, IssueKind, Record, SessionLog, SessionStart, UtteranceRecord};
 
-/// Arguments of `emomon replay`.
-#[derive(Debug, clap::Args)]
-pub struct ReplayArgs {
-    /// Session log (JSONL) written by `emomon run`.
-    pub session: PathBuf,
-    /// Playback speed as a multiple of real time (e.g. 4 plays a minute in 15 s).
-    #[arg(long, default_value_t = 1.0)]
-    pub speed: f64,
-}
-
-/// Runs the replay until the user quits.
-pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
-    if !(args.speed.is_finite() && args.speed > 0.0) {
-        bail!("--speed must be a positive number, got {}", args.speed);
+/// Plays the session log at `session` through the dashboard at `speed` × real time,
+/// until the user quits.
+pub fn run(session: &Path, speed: f64) -> anyhow::Result<()> {
+    if !(speed.is_finite() && speed > 0.0) {
+        bail!("--speed must be a positive number, got {speed}");
     }
-    let log = load(&args.session)?;
+    let log = load(session)?;
     if !std::io::stdout().is_terminal() {
         bail!("emomon replay draws a terminal dashboard; stdout is not a terminal");
     }
-    let mut player = Player::new(&log, &display_name(&args.session), args.speed)
-        .with_context(|| format!("{}: cannot replay", args.session.display()))?;
+    let mut player = Player::new(&log, &display_name(session), speed)
+        .with_context(|| format!("{}: cannot replay", session.display()))?;
     let mut app = App::new(player.initial_view());
     player.start(Instant::now());
     emomon_tui::run_in_terminal(&mut app, &mut player, LoopOptions::default())

@@ -6,6 +6,8 @@ pub mod eval;
 pub mod export;
 pub mod frontend_args;
 pub mod manifest;
+pub mod model_args;
+pub mod replay;
 pub mod report;
 pub mod run;
 pub mod score;

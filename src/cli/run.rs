@@ -11,11 +11,12 @@ use emomon::audio::AudioSource;
 use emomon::audio::file::FileSource;
 use emomon::audio::mic::MicSource;
 use emomon::audio::pace::Paced;
-use emomon::model_scorer::{ModelArgs, open_scorer};
+use emomon::model_scorer::open_scorer;
 use emomon::pipeline::{Backpressure, PipelineConfig, SourceFactory};
 use emomon::run::{ClockKind, RunOptions, RunSummary, default_log_path, run_session};
 
 use super::frontend_args::FrontEndArgs;
+use super::model_args::ModelArgs;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -111,7 +112,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             )
         }
     };
-    let scorer = open_scorer(&args.model)?;
+    let scorer = open_scorer(&args.model.options())?;
     let log_path = match &args.session_log {
         Some(p) => p.clone(),
         None => default_log_path()?,
