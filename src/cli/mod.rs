@@ -1,6 +1,9 @@
 //! Subcommands of the binary; each parses its arguments and calls the library.
 
 pub mod bench;
+pub mod config;
+pub mod config_cmd;
+pub mod config_file;
 pub mod devices;
 pub mod eval;
 pub mod export;
