@@ -4,7 +4,7 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use cli::config::{ParseError, Parsed};
 
@@ -62,6 +62,10 @@ enum Command {
     /// Show the settings in effect (config file, environment, flags).
     #[command(subcommand)]
     Config(cli::config_cmd::ConfigCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(cli::shell::CompletionsArgs),
+    /// Print the manual page (or write all pages with --dir).
+    Man(cli::shell::ManArgs),
 }
 
 fn main() -> ExitCode {
@@ -102,6 +106,8 @@ fn main() -> ExitCode {
         Command::Manifest(command) => cli::manifest::run(command),
         Command::Setup(args) => cli::setup::run(args),
         Command::Config(command) => cli::config_cmd::run::<Cli>(command, &source),
+        Command::Completions(args) => cli::shell::completions(Cli::command(), args),
+        Command::Man(args) => cli::shell::man(Cli::command(), args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

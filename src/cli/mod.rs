@@ -16,3 +16,4 @@ pub mod run;
 pub mod score;
 pub mod segment;
 pub mod setup;
+pub mod shell;
