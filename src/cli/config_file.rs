@@ -297,11 +297,7 @@ pub fn parse(path: &Path, text: &str) -> anyhow::Result<LoadedConfig> {
         let key = at
             .and_then(|at| key_at(text, at))
             .map_or(String::new(), |k| format!("key `{k}`: "));
-        anyhow::anyhow!(
-            "{}{line}: {key}{}",
-            path.display(),
-            e.message().trim_end()
-        )
+        anyhow::anyhow!("{}{line}: {key}{}", path.display(), e.message().trim_end())
     })?;
     let mut values = BTreeMap::new();
     let base = path.parent().unwrap_or(Path::new("."));

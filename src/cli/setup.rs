@@ -180,13 +180,7 @@ fn finished(dest: &Path) -> Finished {
 }
 
 fn check_python(python: &Path) -> anyhow::Result<()> {
-    let ok = Command::new(python)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
+    if !quietly(Command::new(python).arg("--version")) {
         bail!(
             "no python interpreter '{}' found. Install Python 3 (with pip and venv), or pass \
              --python /path/to/python3",
@@ -197,8 +191,12 @@ fn check_python(python: &Path) -> anyhow::Result<()> {
 }
 
 fn has_numpy(python: &Path) -> bool {
-    Command::new(python)
-        .args(["-c", "import numpy, safetensors"])
+    quietly(Command::new(python).args(["-c", "import numpy, safetensors"]))
+}
+
+/// Runs `command` with its output discarded: whether it could run and succeeded.
+fn quietly(command: &mut Command) -> bool {
+    command
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -234,13 +232,11 @@ fn python_with_numpy(args: &SetupArgs, home: &Path) -> anyhow::Result<PathBuf> {
         args.python.display(),
         venv.display()
     ));
-    let created = Command::new(&args.python)
-        .args([OsStr::new("-m"), OsStr::new("venv"), venv.as_os_str()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !created {
+    if !quietly(Command::new(&args.python).args([
+        OsStr::new("-m"),
+        OsStr::new("venv"),
+        venv.as_os_str(),
+    ])) {
         bail!(
             "could not create a venv with '{} -m venv' (on Debian/Ubuntu: apt install \
              python3-venv), or pass --python PY whose interpreter already has numpy and \
