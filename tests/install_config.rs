@@ -271,6 +271,12 @@ fn config_file_settings_reach_the_session_and_its_log() {
         "{settings}"
     );
     assert_eq!(settings["model.model"]["from"], "flag --model");
+    // Built-in defaults are not repeated (their values are in `config` already).
+    assert!(
+        settings.get("segmentation.hangover_ms").is_none(),
+        "{settings}"
+    );
+    assert_eq!(start["config"]["segmenter"]["hangover_ms"], 400);
 
     let start = session(&["--half-life", "9", "--labels", "sad,happy"]);
     assert_eq!(start["labels"], serde_json::json!(["sad", "happy"]));

@@ -189,11 +189,14 @@ fn effective(
         .collect()
 }
 
-/// The settings as recorded in the session log: `{key: {"value": …, "from": …}}`
-/// plus the config file used.
+/// The settings as recorded in the session log: the config file used, and
+/// `{key: {"value": …, "from": …}}` for every setting that is not the built-in default
+/// (the effective values of all of them are in the log's `config` already; a log line
+/// stays short enough for a full disk to be noticed after `session_start`).
 pub fn to_json(settings: &[Effective], source: &ConfigSource) -> serde_json::Value {
     let values: serde_json::Map<String, serde_json::Value> = settings
         .iter()
+        .filter(|s| s.origin != Origin::Default)
         .map(|s| {
             let value = match s.value.as_deref() {
                 None => serde_json::Value::Null,

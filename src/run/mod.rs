@@ -62,9 +62,8 @@ pub struct RunOptions {
     pub echo: Option<Box<dyn Write + Send>>,
     /// Redraw rate of the dashboard.
     pub fps: u32,
-    /// The settings behind this session and where each came from (flag, environment,
-    /// config file, default), recorded in `session_start.config.settings`; `Null` when
-    /// the caller has none.
+    /// Where the session's settings came from (flag, environment, config file), recorded
+    /// in `session_start.config.settings`; `Null` when the caller has none.
     pub settings: serde_json::Value,
 }
 
