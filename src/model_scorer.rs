@@ -1,16 +1,15 @@
 //! The live pipeline's [`Scorer`] over an audio-language model from `emomon-models`,
-//! and the command-line options that choose it.
+//! and [`ModelOptions`], the plain options that choose it.
 //!
-//! [`ModelArgs`] lives here (in the library, not in the binary's `cli` module) so that
-//! every subcommand that scores (`score`, `run`, `bench score`) and any library user
-//! parse the same flags and open the model the same way, with [`open_scorer`].
+//! Every subcommand that scores (`score`, `run`, `bench score`, `eval`) and any library
+//! user open the model the same way, with [`open_model`] or [`open_scorer`]; how the
+//! options are gathered (flags, environment, config file) is the binary's business.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use clap::{Args, ValueEnum};
 use emomon_models::Device;
 use emomon_models::alm::{
     AlmOptions, AlmScorer, DeviceKind, Sampling, UtteranceScore, open_device,
@@ -24,109 +23,59 @@ use crate::eval::cache::sha256_hex;
 use crate::scoring::{ScoreError, Scorer, Scores};
 use crate::utterance::Utterance;
 
-/// Scoring method, as on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-pub enum MethodArg {
-    /// One forward pass; softmax over the label tokens at the answer position.
-    #[default]
-    FirstToken,
-    /// Greedy answer; label probabilities averaged over its positions (arXiv 2505.18484).
-    TokenAverage,
-    /// The model writes percentages, which are parsed.
-    Text,
-}
-
-impl From<MethodArg> for Method {
-    fn from(m: MethodArg) -> Self {
-        match m {
-            MethodArg::FirstToken => Method::FirstToken,
-            MethodArg::TokenAverage => Method::TokenAverage,
-            MethodArg::Text => Method::Text,
-        }
-    }
-}
-
-/// Compute device, as on the command line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-pub enum DeviceArg {
-    /// CPU (burn flex: SIMD and all cores).
-    #[default]
-    Cpu,
-    /// GPU through wgpu (Vulkan/Metal/DX12; lavapipe on machines without a GPU).
-    Wgpu,
-}
-
-impl From<DeviceArg> for DeviceKind {
-    fn from(d: DeviceArg) -> Self {
-        match d {
-            DeviceArg::Cpu => DeviceKind::Cpu,
-            DeviceArg::Wgpu => DeviceKind::Wgpu,
-        }
-    }
-}
-
-/// Weight precision.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-pub enum QuantArg {
-    /// Full precision (f32; f16/bf16 checkpoints are converted on load).
-    #[default]
-    F32,
-    /// 8-bit weights for the Linear layers (per-block int8): less memory, scores within
-    /// the tolerance in models/tests/parity/quant_fixtures.rs; on the CPU backend each matmul
-    /// dequantises its weights, which makes scoring ~15x slower (measured, Whisper base).
-    Q8,
-}
-
-/// Which model scores utterances, and how.
-#[derive(Debug, Clone, Default, Args)]
-#[command(next_help_heading = "Model")]
-pub struct ModelArgs {
-    /// Hugging Face model directory, or an `org/name` id already in the Hugging Face
-    /// cache (nothing is downloaded). Default: the built-in Whisper base + emotion
-    /// adapter (needs `scripts/setup` once).
-    #[arg(long, env = "EMOMON_MODEL")]
+/// Which model scores utterances, and how: plain options that any front end (the
+/// binary's flags and config file, or a library user) fills in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelOptions {
+    /// Hugging Face model directory or an `org/name` id already in the local Hugging Face
+    /// cache; `None` is the built-in default model.
     pub model: Option<String>,
     /// Scoring method (the default model supports first-token only).
-    #[arg(long, value_enum, default_value_t = MethodArg::FirstToken)]
-    pub method: MethodArg,
-    /// Emotion labels, comma-separated, in output order [default: neutral, happy, sad,
-    /// angry, fear, disgust, surprise; for the default model all labels it was trained on].
-    #[arg(long, value_delimiter = ',')]
+    pub method: Method,
+    /// Labels in output order; `None` uses the model's defaults.
     pub labels: Option<Vec<String>>,
-    /// Replaces the question asked (chat models) or the answer prefix (Whisper).
-    /// `emomon eval` accepts it several times: a prompt ensemble, every clip asked
-    /// every question (see docs/test-time-scaling.md); other commands take one.
-    #[arg(long, value_name = "TEXT")]
+    /// Questions asked (several only for `emomon eval`'s prompt ensembles); empty uses the
+    /// model's own prompt.
     pub prompt: Vec<String>,
-    /// Softmax temperature of first-token scores (> 0; higher is flatter) [default: 1, or
-    /// the default model's calibrated temperature].
-    #[arg(long)]
+    /// Softmax temperature of first-token scores; `None` uses the model's (1, or the
+    /// default model's calibrated one).
     pub temperature: Option<f32>,
     /// Most tokens generated by token-average and text.
-    #[arg(long, default_value_t = 16)]
     pub max_new_tokens: usize,
     /// Compute device.
-    #[arg(long, value_enum, default_value_t = DeviceArg::Cpu)]
-    pub device: DeviceArg,
-    /// Weight precision.
-    #[arg(long, value_enum, default_value_t = QuantArg::F32)]
-    pub quant: QuantArg,
-    /// Whisper: do not pad features to 30 s (faster; scores differ from the reference).
-    #[arg(long)]
-    pub no_pad: bool,
-    /// Default model only: read this emotion adapter directory (`adapter.json` +
-    /// `adapter.safetensors`, as `scripts/default_model/train.py --export` writes)
-    /// instead of the built-in one, e.g. a cross-validation fold's adapter.
-    #[arg(long, value_name = "DIR", conflicts_with = "model")]
+    pub device: DeviceKind,
+    /// 8-bit weights for the Linear layers (`--model` only).
+    pub quantize: bool,
+    /// Whisper: pad features to 30 s as transformers does.
+    pub pad_whisper: bool,
+    /// Default model only: read this emotion adapter directory instead of the built-in one.
     pub adapter: Option<PathBuf>,
 }
 
-impl ModelArgs {
-    /// The scoring options these flags describe, for a model given with `--model`.
-    pub fn options(&self) -> AlmOptions {
+impl Default for ModelOptions {
+    fn default() -> Self {
+        let alm = AlmOptions::default();
+        Self {
+            model: None,
+            method: Method::FirstToken,
+            labels: None,
+            prompt: Vec::new(),
+            temperature: None,
+            max_new_tokens: alm.max_new_tokens,
+            device: DeviceKind::Cpu,
+            quantize: false,
+            pad_whisper: true,
+            adapter: None,
+        }
+    }
+}
+
+impl ModelOptions {
+    /// The scoring options for a model given with `--model`.
+    pub fn alm_options(&self) -> AlmOptions {
         let defaults = AlmOptions::default();
         AlmOptions {
-            method: self.method.into(),
+            method: self.method,
             labels: match &self.labels {
                 Some(l) => l.iter().map(|l| l.trim().to_string()).collect(),
                 None => defaults.labels,
@@ -135,8 +84,8 @@ impl ModelArgs {
             temperature: self.temperature.unwrap_or(defaults.temperature),
             max_new_tokens: self.max_new_tokens,
             forms: None,
-            pad_whisper: !self.no_pad,
-            quantize: self.quant == QuantArg::Q8,
+            pad_whisper: self.pad_whisper,
+            quantize: self.quantize,
         }
     }
 }
@@ -342,7 +291,7 @@ fn scored(u: UtteranceScore) -> ScoredUtterance {
 }
 
 /// Opens the model `args` names (without `--model`, the built-in default model).
-pub fn open_model(args: &ModelArgs) -> anyhow::Result<LoadedModel> {
+pub fn open_model(args: &ModelOptions) -> anyhow::Result<LoadedModel> {
     if args.prompt.len() > 1 {
         anyhow::bail!(
             "--prompt was given {} times; only `emomon eval` asks several questions (a prompt \
@@ -350,21 +299,21 @@ pub fn open_model(args: &ModelArgs) -> anyhow::Result<LoadedModel> {
             args.prompt.len()
         );
     }
-    let device = open_device(args.device.into())?;
+    let device = open_device(args.device)?;
     let Some(spec) = &args.model else {
         return open_default(args, &device);
     };
-    let scorer = AlmScorer::open(spec, args.options(), &device)
+    let scorer = AlmScorer::open(spec, args.alm_options(), &device)
         .with_context(|| format!("cannot open model `{spec}`"))?;
     Ok(LoadedModel::Alm(Box::new(scorer)))
 }
 
 /// The built-in default model; it reads only first-token scores with its own prompt.
-fn open_default(args: &ModelArgs, device: &Device) -> anyhow::Result<LoadedModel> {
-    if args.method != MethodArg::FirstToken {
+fn open_default(args: &ModelOptions, device: &Device) -> anyhow::Result<LoadedModel> {
+    if args.method != Method::FirstToken {
         anyhow::bail!(
             "the default model scores with first-token only; pass --model DIR to use {}",
-            Method::from(args.method)
+            args.method
         );
     }
     if !args.prompt.is_empty() {
@@ -372,7 +321,7 @@ fn open_default(args: &ModelArgs, device: &Device) -> anyhow::Result<LoadedModel
             "the default model was trained with a fixed prompt; --prompt needs --model DIR"
         );
     }
-    if args.quant == QuantArg::Q8 {
+    if args.quantize {
         anyhow::bail!("--quant q8 needs --model DIR (the default model runs in f32)");
     }
     let mut resolved = default_model::resolve()?;
@@ -435,7 +384,7 @@ fn adapter_fingerprint(json: &[u8], tensors: &[u8]) -> String {
 }
 
 /// Opens the model `args` names as the live pipeline's [`Scorer`].
-pub fn open_scorer(args: &ModelArgs) -> anyhow::Result<Box<dyn Scorer>> {
+pub fn open_scorer(args: &ModelOptions) -> anyhow::Result<Box<dyn Scorer>> {
     Ok(Box::new(ModelScorer::new(open_model(args)?, args.device)))
 }
 
@@ -449,10 +398,10 @@ pub struct ModelScorer {
 
 impl ModelScorer {
     /// Wraps an opened model.
-    pub fn new(inner: LoadedModel, device: DeviceArg) -> Self {
+    pub fn new(inner: LoadedModel, device: DeviceKind) -> Self {
         Self {
             method: inner.method().as_str(),
-            device: DeviceKind::from(device).as_str(),
+            device: device.as_str(),
             inner: Arc::new(inner),
         }
     }

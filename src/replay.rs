@@ -11,7 +11,7 @@
 //! [`RecordFeeder`] (records → view state) is shared with the live `emomon run`.
 
 use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
@@ -23,45 +23,33 @@ use emomon_tui::{
 use crate::aggregate::{Aggregator, percentile};
 use crate::session_log::{self, IssueKind, Record, SessionLog, SessionStart, UtteranceRecord};
 
-/// Arguments of `emomon replay`.
-#[derive(Debug, clap::Args)]
-pub struct ReplayArgs {
-    /// Session log (JSONL) written by `emomon run`.
-    pub session: PathBuf,
-    /// Playback speed as a multiple of real time (e.g. 4 plays a minute in 15 s).
-    #[arg(long, default_value_t = 1.0)]
-    pub speed: f64,
-    #[command(flatten)]
-    pub read: LogReadArgs,
-}
-
-/// How `replay`, `export` and `report` read a session log.
-#[derive(Debug, Clone, Copy, Default, clap::Args)]
-pub struct LogReadArgs {
+/// How `replay`, `export` and `report` read a session log (the binary's
+/// `--session N` / `--strict` flags).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogRead {
     /// Which session of the file (1 = the first; `emomon run -o FILE` appends each
-    /// session to FILE). Default: the last one.
-    #[arg(long = "session", value_name = "N")]
+    /// session to FILE). `None`: the last one.
     pub number: Option<usize>,
     /// Refuse a log with any bad line (the default skips bad lines, says which, and
     /// keeps every valid record).
-    #[arg(long)]
     pub strict: bool,
 }
 
-/// Runs the replay until the user quits.
-pub fn run(args: &ReplayArgs) -> anyhow::Result<()> {
-    if !(args.speed.is_finite() && args.speed > 0.0) {
-        bail!("--speed must be a positive number, got {}", args.speed);
+/// Plays session `read` of the log at `session` through the dashboard at `speed` ×
+/// real time, until the user quits.
+pub fn run(session: &Path, speed: f64, read: LogRead) -> anyhow::Result<()> {
+    if !(speed.is_finite() && speed > 0.0) {
+        bail!("--speed must be a positive number, got {speed}");
     }
-    let loaded = load(&args.session, args.read)?;
+    let loaded = load(session, read)?;
     if !std::io::stdout().is_terminal() {
         bail!("emomon replay draws a terminal dashboard; stdout is not a terminal");
     }
     for note in &loaded.notes {
-        eprintln!("emomon: {}: {note}", args.session.display());
+        eprintln!("emomon: {}: {note}", session.display());
     }
-    let mut player = Player::new(&loaded.log, &display_name(&args.session), args.speed)
-        .with_context(|| format!("{}: cannot replay", args.session.display()))?;
+    let mut player = Player::new(&loaded.log, &display_name(session), speed)
+        .with_context(|| format!("{}: cannot replay", session.display()))?;
     let mut app = App::new(player.initial_view());
     player.start(Instant::now());
     emomon_tui::run_in_terminal(&mut app, &mut player, LoopOptions::default())
@@ -78,10 +66,10 @@ pub struct LoadedSession {
     pub notes: Vec<String>,
 }
 
-/// Reads a log and picks one session (see [`LogReadArgs`]). Every valid record of
+/// Reads a log and picks one session (see [`LogRead`]). Every valid record of
 /// that session is kept; bad lines are skipped and reported through the session's
 /// issues (or, with `strict`, the first one is an error naming the file and line).
-pub fn load(path: &Path, args: LogReadArgs) -> anyhow::Result<LoadedSession> {
+pub fn load(path: &Path, args: LogRead) -> anyhow::Result<LoadedSession> {
     let log = session_log::read(path)?;
     if args.strict
         && let Some(issue) = log.first_error()
@@ -673,27 +661,25 @@ mod tests {
             "{\"schema\":1,\"t_s\":0,\"type\":\"marker\"}\nnot json\n",
         )
         .unwrap();
-        let strict = LogReadArgs {
+        let strict = LogRead {
             number: None,
             strict: true,
         };
         let err = load(&bad, strict).unwrap_err().to_string();
         assert!(err.contains("bad.jsonl:2: malformed record"), "{err}");
-        let err = load(&bad, LogReadArgs::default()).unwrap_err().to_string();
+        let err = load(&bad, LogRead::default()).unwrap_err().to_string();
         assert!(
             err.contains("bad.jsonl: not an emomon session log"),
             "{err}"
         );
         let empty = dir.join("empty.jsonl");
         std::fs::write(&empty, "").unwrap();
-        let err = load(&empty, LogReadArgs::default())
-            .unwrap_err()
-            .to_string();
+        let err = load(&empty, LogRead::default()).unwrap_err().to_string();
         assert!(
             err.contains("empty.jsonl: not an emomon session log"),
             "{err}"
         );
-        let err = load(&dir.join("nope.jsonl"), LogReadArgs::default())
+        let err = load(&dir.join("nope.jsonl"), LogRead::default())
             .unwrap_err()
             .to_string();
         assert!(err.contains("nope.jsonl"), "{err}");
@@ -724,7 +710,7 @@ mod tests {
         bytes.extend_from_slice(&second);
         std::fs::write(&path, &bytes).unwrap();
 
-        let last = load(&path, LogReadArgs::default()).unwrap();
+        let last = load(&path, LogRead::default()).unwrap();
         assert_eq!(last.log.entries.len(), 2, "session 2: start + 1 utterance");
         assert!(
             last.notes[0].contains("holds 2 sessions (1: lines 1–5, 2: lines 6–7)"),
@@ -733,7 +719,7 @@ mod tests {
         );
         let one = load(
             &path,
-            LogReadArgs {
+            LogRead {
                 number: Some(1),
                 strict: false,
             },
@@ -756,7 +742,7 @@ mod tests {
         );
         let err = load(
             &path,
-            LogReadArgs {
+            LogRead {
                 number: Some(3),
                 strict: false,
             },
@@ -766,7 +752,7 @@ mod tests {
         assert!(err.contains("holds 2 sessions (1–2)"), "{err}");
         let err = load(
             &path,
-            LogReadArgs {
+            LogRead {
                 number: None,
                 strict: true,
             },

@@ -36,6 +36,13 @@ pub fn file_stamp(unix_s: i64) -> String {
     format!("{y:04}{mo:02}{d:02}-{h:02}{mi:02}{s:02}Z")
 }
 
+/// `YYYY-MM-DDTHH:MM:SSZ` (ISO 8601), e.g. for stamps that record when something was
+/// made; the epoch if `unix_s` is outside the calendar range.
+pub fn iso8601(unix_s: i64) -> String {
+    let (y, mo, d, h, mi, s) = fields(at(unix_s).unwrap_or(OffsetDateTime::UNIX_EPOCH));
+    format!("{y:04}-{mo:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -47,6 +54,7 @@ mod tests {
         assert_eq!(utc_string(1_795_442_400.9), "2026-11-23 14:00:00");
         assert_eq!(utc_string(-1.0), "1969-12-31 23:59:59");
         assert_eq!(file_stamp(1_795_452_300), "20261123-164500Z");
+        assert_eq!(iso8601(1_795_452_300), "2026-11-23T16:45:00Z");
     }
 
     #[test]

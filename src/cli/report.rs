@@ -11,7 +11,7 @@ pub struct ReportArgs {
     /// Session log (JSONL) written by `emomon run`.
     pub session: PathBuf,
     #[command(flatten)]
-    pub read: emomon::replay::LogReadArgs,
+    pub read: super::replay::LogReadArgs,
     /// Output file; the extension picks the format: `.html` (self-contained page
     /// with plots and tables), `.svg` or `.png` (the plots only).
     #[arg(long, short = 'o', value_name = "FILE")]
@@ -24,7 +24,7 @@ pub fn run(args: &ReportArgs) -> anyhow::Result<()> {
         .extension()
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase);
-    let loaded = emomon::replay::load(&args.session, args.read)?;
+    let loaded = emomon::replay::load(&args.session, args.read.into())?;
     for note in &loaded.notes {
         eprintln!("emomon: {}: {note}", args.session.display());
     }

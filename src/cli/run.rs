@@ -11,11 +11,12 @@ use emomon::audio::AudioSource;
 use emomon::audio::file::FileSource;
 use emomon::audio::mic::MicSource;
 use emomon::audio::pace::Paced;
-use emomon::model_scorer::{ModelArgs, open_scorer};
+use emomon::model_scorer::open_scorer;
 use emomon::pipeline::{Backpressure, PipelineConfig, SourceFactory};
 use emomon::run::{ClockKind, RunOptions, RunSummary, default_log_path, run_session};
 
 use super::frontend_args::FrontEndArgs;
+use super::model_args::ModelArgs;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -42,9 +43,26 @@ pub struct RunArgs {
     /// audio is written anywhere.
     #[arg(long, value_name = "DIR")]
     pub save_audio: Option<PathBuf>,
+    /// Directory for the timestamped session logs when --session-log is not given.
+    #[arg(
+        long,
+        value_name = "DIR",
+        env = "EMOMON_SESSION_DIR",
+        conflicts_with = "session_log"
+    )]
+    pub session_dir: Option<PathBuf>,
     /// Half-life of the rolling (time-decayed) distribution, seconds.
     #[arg(long, default_value_t = AggregatorConfig::default().half_life_s)]
     pub half_life: f64,
+    /// Fixed trailing windows of the summary's rolling distributions, seconds,
+    /// comma-separated.
+    #[arg(long, value_name = "SECONDS", value_delimiter = ',',
+          default_values_t = AggregatorConfig::default().windows_s)]
+    pub windows: Vec<f64>,
+    /// Lead (probability) a new top label needs over the dominant one before the
+    /// dominant emotion changes, in [0, 1).
+    #[arg(long, default_value_t = AggregatorConfig::default().switch_margin)]
+    pub switch_margin: f64,
     /// Utterances that may wait for the model. Live (microphone, --realtime): when
     /// more arrive the oldest waiting one is skipped (and logged) so results stay
     /// close to live. A file read at full speed instead waits for the model.
@@ -57,6 +75,10 @@ pub struct RunArgs {
     pub frontend: FrontEndArgs,
     #[command(flatten)]
     pub model: ModelArgs,
+    /// The effective settings and their origins, recorded in the session log (filled
+    /// in by `main` after parsing).
+    #[arg(skip)]
+    pub settings: serde_json::Value,
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
@@ -111,10 +133,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             )
         }
     };
-    let scorer = open_scorer(&args.model)?;
+    let scorer = open_scorer(&args.model.options())?;
     let log_path = match &args.session_log {
         Some(p) => p.clone(),
-        None => default_log_path()?,
+        None => default_log_path(args.session_dir.as_deref())?,
     };
     eprintln!("emomon: session log {}", log_path.display());
     let options = RunOptions {
@@ -132,8 +154,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         },
         aggregation: AggregatorConfig {
             half_life_s: args.half_life,
-            ..AggregatorConfig::default()
+            windows_s: args.windows.clone(),
+            switch_margin: args.switch_margin,
         },
+        settings: args.settings.clone(),
         log_path,
         source_name,
         clock,

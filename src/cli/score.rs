@@ -14,10 +14,11 @@ use emomon::audio::AudioSource;
 use emomon::audio::convert::MonoResampler;
 use emomon::audio::file::FileSource;
 use emomon::capture::run_capture;
-use emomon::model_scorer::{LoadedModel, ModelArgs, ScoredUtterance, open_model};
+use emomon::model_scorer::{LoadedModel, ScoredUtterance, open_model};
 use serde::Serialize;
 
 use super::frontend_args::FrontEndArgs;
+use super::model_args::ModelArgs;
 use super::segment::OutputFormat;
 
 #[derive(Debug, Args)]
@@ -76,7 +77,7 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<()> {
         "Loading {} …",
         args.model.model.as_deref().unwrap_or("the default model")
     );
-    let model = open_model(&args.model)?;
+    let model = open_model(&args.model.options())?;
     // A truncated or corrupt file still has its audio before the failure scored
     // (as the error message promises); the error is returned after that.
     let (segments, read_error) = if args.whole {

@@ -62,6 +62,9 @@ pub struct RunOptions {
     pub echo: Option<Box<dyn Write + Send>>,
     /// Redraw rate of the dashboard.
     pub fps: u32,
+    /// Where the session's settings came from (flag, environment, config file), recorded
+    /// in `session_start.config.settings`; `Null` when the caller has none.
+    pub settings: serde_json::Value,
 }
 
 /// Runs a session to its end (see the module docs) and returns its summary.
@@ -78,7 +81,11 @@ pub fn run_session(
 }
 
 /// The `config` object of `session_start`: what shaped the session's numbers.
-fn config_json(pipeline: &PipelineConfig, aggregation: &AggregatorConfig) -> serde_json::Value {
+fn config_json(
+    pipeline: &PipelineConfig,
+    aggregation: &AggregatorConfig,
+    settings: &serde_json::Value,
+) -> serde_json::Value {
     let vad = &pipeline.frontend.vad;
     let seg = &pipeline.frontend.segmenter;
     serde_json::json!({
@@ -94,6 +101,7 @@ fn config_json(pipeline: &PipelineConfig, aggregation: &AggregatorConfig) -> ser
         },
         "pipeline": {"score_queue": pipeline.score_queue, "prosody": pipeline.prosody},
         "aggregation": aggregation,
+        "settings": settings,
     })
 }
 
@@ -181,7 +189,7 @@ async fn drive(
         method: scorer.method().into(),
         device: scorer.device().into(),
         labels: scorer.labels().to_vec(),
-        config: config_json(&options.pipeline, &options.aggregation),
+        config: config_json(&options.pipeline, &options.aggregation, &options.settings),
     };
     let audio = options
         .save_audio
@@ -346,14 +354,20 @@ async fn next_event(keys: &mut Option<EventStream>) -> Option<std::io::Result<Ev
     }
 }
 
-/// Where a session log goes without `--session-log`: a timestamped file in the
-/// user's data directory (`$XDG_DATA_HOME/emomon/sessions/`, usually
+/// Where a session log goes without `--session-log`: a timestamped file in `dir`
+/// (`--session-dir`, the config file's `session.log_dir`), else in the user's data
+/// directory (`$XDG_DATA_HOME/emomon/sessions/`, usually
 /// `~/.local/share/emomon/sessions/session-20261123-164500Z.jsonl`).
-pub fn default_log_path() -> anyhow::Result<PathBuf> {
-    let dir = dirs::data_dir()
-        .context("cannot find the user's data directory (is $HOME set?); pass --session-log PATH")?
-        .join("emomon")
-        .join("sessions");
+pub fn default_log_path(dir: Option<&Path>) -> anyhow::Result<PathBuf> {
+    let dir = match dir {
+        Some(dir) => dir.to_path_buf(),
+        None => dirs::data_dir()
+            .context(
+                "cannot find the user's data directory (is $HOME set?); pass --session-log PATH",
+            )?
+            .join("emomon")
+            .join("sessions"),
+    };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs() as i64);

@@ -1,6 +1,6 @@
 //! The default model (Whisper base + the embedded emotion adapter) against the
 //! transformers reference recorded by `scripts/default_model/reference.py`, and on the
-//! shared clips. Needs the base weights (`scripts/setup`) and `../shared/data`; each test
+//! shared clips. Needs the base weights (`emomon setup`) and `../shared/data`; each test
 //! skips with a NOTICE when either is missing (CI has both).
 
 use crate::common;
@@ -190,7 +190,7 @@ fn missing_base_weights_name_the_setup_command() {
     let err = default_model::resolve_in(&dir.path().join("whisper-base")).unwrap_err();
     let msg = err.to_string();
     assert!(
-        msg.contains("scripts/setup") && msg.contains("whisper-base"),
+        msg.contains("emomon setup") && msg.contains("whisper-base"),
         "{msg}"
     );
 }

@@ -30,6 +30,7 @@ fn options(log: &Path, score_queue: usize) -> RunOptions {
         dashboard: false,
         echo: None,
         fps: 15,
+        settings: serde_json::Value::Null,
     }
 }
 

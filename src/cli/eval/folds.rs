@@ -14,7 +14,9 @@ use anyhow::{Context, bail};
 use emomon::eval::cache::ScoringIdentity;
 use emomon::eval::labels::LabelMap;
 use emomon::eval::manifest::{ManifestItem, read_manifest};
-use emomon::model_scorer::{MethodArg, open_model};
+use emomon::model_scorer::open_model;
+
+use crate::cli::model_args::MethodArg;
 use emomon_models::default_model::DEFAULT_MODEL_NAME;
 use emomon_models::scorer::Method;
 
@@ -87,7 +89,7 @@ pub(super) fn run(args: &EvalArgs, dir: &Path) -> anyhow::Result<()> {
         );
         let mut open_args = args.model.clone();
         open_args.adapter = Some(fold.dir.clone());
-        let model = open_model(&open_args)?;
+        let model = open_model(&open_args.options())?;
         match &labels {
             None => labels = Some(model.labels().to_vec()),
             Some(l) if l.as_slice() != model.labels() => bail!(
