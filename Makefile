@@ -29,11 +29,14 @@ bench:
 ## export of every shipped file (models/default/adapter.*, TRAINING.md, the model card's CV table)
 ## and the transformers reference the regression test compares with. A second run rewrites the
 ## same bytes.
-TRAIN_GRID ?= l3-linear
+## TRAIN_JOBS processes share the folds (the results do not depend on it); each outer fold's
+## adapter also goes to $(HOME)/.cache/emomon/folds for `emomon eval --folds`.
+TRAIN_GRID ?= l3-linear,asp-mlp
+TRAIN_JOBS ?= 2
 train-default: setup $(TRAIN_PY) $(STATES)
 	cd scripts/default_model && $(TRAIN_PY) train.py --states $(STATES) --grid $(TRAIN_GRID) \
-		--export ../../models/default --report ../../models/default/TRAINING.md \
-		--model-card ../../models/default/MODEL_CARD.md
+		--jobs $(TRAIN_JOBS) --export ../../models/default --report ../../models/default/TRAINING.md \
+		--model-card ../../models/default/MODEL_CARD.md --export-folds $(HOME)/.cache/emomon/folds
 	cd scripts/default_model && $(TRAIN_PY) reference.py
 
 $(STATES): | $(TRAIN_PY)

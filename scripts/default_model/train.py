@@ -36,6 +36,7 @@ import argparse
 import csv
 import json
 import math
+import multiprocessing
 import re
 import time
 from dataclasses import dataclass
@@ -296,6 +297,25 @@ def replace_block(path: Path, name: str, lines: list[str]) -> None:
     path.write_text(pat.sub(lambda m: m.group(1) + "\n".join(lines) + "\n" + m.group(2), text))
 
 
+FINAL = -1  # the task "select and fit the shipped model on every clip"
+TRAINER: Trainer | None = None  # set before the worker processes fork
+
+
+def run_task(task: int) -> tuple[torch.nn.Module, dict, np.ndarray | None]:
+    """Outer fold `task` (selection on its training speakers, refit, logits of its held-out
+    clips), or FINAL (selection and fit on every clip)."""
+    t = TRAINER
+    fold = C.speaker_folds(t.clips, t.args.folds, 0)
+    if task == FINAL:
+        tr, te, tag, seeds = np.arange(len(t.clips)), None, "final ", (3000, 4000)
+    else:
+        tr, te, tag, seeds = np.where(fold != task)[0], np.where(fold == task)[0], f"outer {task} ", (1000 + task, 2000 + task)
+    ch = t.select(tr, seeds[0], tag)
+    cand = t.args.grid[ch["cand"]]
+    ro, _ = t.train(cand, tr, ch["epochs"], seeds[1], tag=f"{tag}refit ")
+    return ro, ch, None if te is None else t.logits(ro, cand, te)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--states", type=Path, nargs="+", default=[C.CACHE / "states" / "whisper-base-all.pt"])
@@ -315,7 +335,9 @@ def main() -> None:
     ap.add_argument("--report", type=Path, default=None, help="write the markdown report here")
     ap.add_argument("--model-card", type=Path, default=None,
                     help="fill the model card's <!-- BEGIN cv --> block with the outer-fold table")
-    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: bit-reproducible)")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per process (1: bit-reproducible)")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="processes for the outer folds and the final fit (same results, less wall time)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.use_deterministic_algorithms(True)
@@ -346,13 +368,23 @@ def main() -> None:
         folds = []
     outer = np.full((len(clips), len(C.LABELS)), np.nan, dtype=np.float32)
     scaled = np.full_like(outer, np.nan)
+    if args.export is not None and args.only_folds:
+        raise SystemExit("--export needs the full outer CV (drop --only-folds)")
+    # Every task (an outer fold, or the shipped model's selection and fit) is seeded on its
+    # own, so running them in parallel processes changes nothing but the wall time.
+    tasks = [k for k in folds] + ([FINAL] if args.export is not None else [])
+    global TRAINER
+    TRAINER = trainer
+    if args.jobs > 1 and len(tasks) > 1:
+        with multiprocessing.get_context("fork").Pool(min(args.jobs, len(tasks))) as pool:
+            results = dict(zip(tasks, pool.map(run_task, tasks)))
+    else:
+        results = {t: run_task(t) for t in tasks}
     fold_models, choices = [], []
     for k in folds:
-        tr, te = np.where(fold != k)[0], np.where(fold == k)[0]
-        ch = trainer.select(tr, 1000 + k, f"outer {k} ")
+        te = np.where(fold == k)[0]
+        ro, ch, outer[te] = results[k]
         cand = args.grid[ch["cand"]]
-        ro, _ = trainer.train(cand, tr, ch["epochs"], 2000 + k, tag=f"outer {k} refit ")
-        outer[te] = trainer.logits(ro, cand, te)
         scaled[te] = outer[te] / ch["temperature"]
         fold_models.append((k, ro, ch, te))
         choices.append(ch)
@@ -401,12 +433,8 @@ def main() -> None:
                 wr.writerow(["path", "dataset", "speaker", "label"])
                 wr.writerows([clips[i]["path"], clips[i]["dataset"], clips[i]["speaker"], clips[i]["label"]] for i in te)
     if args.export is not None:
-        if args.only_folds:
-            raise SystemExit("--export needs the full outer CV (drop --only-folds)")
-        everything = np.arange(len(clips))
-        ch = trainer.select(everything, 3000, "final ")
+        ro, ch, _ = results[FINAL]
         cand = args.grid[ch["cand"]]
-        ro, _ = trainer.train(cand, everything, ch["epochs"], 4000, tag="final ")
         lines += ["", "## The shipped model", "",
                   f"The same selection on all {len(clips)} clips (inner {args.inner_folds} speaker folds): "
                   f"{cand.name} ({cand.describe()}), {ch['epochs']} epochs, temperature {ch['temperature']:.3f} "
