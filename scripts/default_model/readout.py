@@ -10,7 +10,9 @@ Two designs, both zero-initialised so that training starts from Whisper's own an
   weighted sum), attentive statistics pooling over frames (Okabe et al. 2018: a scalar
   attention score per frame from a tanh layer; weighted mean and std), then a linear map
   or a small MLP. Why: the emotion is spread over the middle of the stack, and the
-  frames that carry it (stressed syllables, laughter) are not all the frames.
+  frames that carry it (stressed syllables, laughter) are not all the frames. The pooled
+  statistics are batch-normalised (no affine) before the head; the running statistics
+  are folded into the head at export.
 
 Each read-out exports the tensors and the adapter.json ``readout`` block that emomon's
 Rust side (models/src/emotion_adapter.rs) evaluates.
@@ -60,6 +62,10 @@ class LayerASP(torch.nn.Module):
         self.mix = torch.nn.Parameter(torch.zeros(n_layers))
         self.att = torch.nn.Linear(width, att_hidden)
         self.att_v = torch.nn.Parameter(torch.randn(att_hidden) / att_hidden ** 0.5)
+        # The pooled statistics vary little between clips compared with their offsets, so
+        # they are standardised over the batch (running statistics at inference; folded
+        # into the head's first linear map at export), as the pooled read-out's are.
+        self.bn = torch.nn.BatchNorm1d(2 * width, affine=False)
         self.mlp_hidden = mlp_hidden
         if mlp_hidden:
             self.hidden = torch.nn.Linear(2 * width, mlp_hidden)
@@ -83,16 +89,30 @@ class LayerASP(torch.nn.Module):
         mean = (a * h).sum(1)
         std = ((a * h * h).sum(1) - mean * mean).clamp(min=1e-6).sqrt()
         z = torch.cat([mean, std], 1)
+        # a batch of one (the last of an epoch, at worst) uses the running statistics
+        z = F.batch_norm(z, self.bn.running_mean, self.bn.running_var, training=self.training and len(z) > 1,
+                         momentum=self.bn.momentum, eps=self.bn.eps)
         if self.mlp_hidden:
             z = F.gelu(self.hidden(z))
         return self.out(z)
 
+    def first_linear(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The head's first linear map with the batch-norm folded in:
+        W((z - m) / s) + b = (W / s) z + (b - (W / s) m)."""
+        lin = self.hidden if self.mlp_hidden else self.out
+        s = (self.bn.running_var + self.bn.eps).sqrt()
+        w = lin.weight.detach() / s[None, :]
+        return w, lin.bias.detach() - w @ self.bn.running_mean
+
     def export(self) -> tuple[dict, dict]:
         t = {"mix.weight": torch.softmax(self.mix.detach(), 0), "norm.mean": self.mu, "norm.std": self.sd,
              "att.weight": self.att.weight.detach(), "att.bias": self.att.bias.detach(), "att.v": self.att_v.detach()}
+        w, b = self.first_linear()
         if self.mlp_hidden:
-            t |= {"hidden.weight": self.hidden.weight.detach(), "hidden.bias": self.hidden.bias.detach()}
-        t |= {"out.weight": self.out.weight.detach(), "out.bias": self.out.bias.detach()}
+            t |= {"hidden.weight": w, "hidden.bias": b,
+                  "out.weight": self.out.weight.detach(), "out.bias": self.out.bias.detach()}
+        else:
+            t |= {"out.weight": w, "out.bias": b}
         return ({k: v.float().contiguous() for k, v in t.items()},
                 {"cond_layers": list(range(self.mu.shape[0])),
                  "readout": {"kind": "asp", "layers": self.mu.shape[0], "att_hidden": self.att.out_features,
@@ -100,4 +120,5 @@ class LayerASP(torch.nn.Module):
                              "math": "x_l = (h_l - norm.mean[l]) / norm.std[l] per frame; h = sum_l mix.weight[l] x_l; "
                                      "e_t = att.v . tanh(att.weight h_t + att.bias); a = softmax_t(e); "
                                      "mean = sum_t a_t h_t; std = sqrt(max(sum_t a_t h_t^2 - mean^2, 1e-6)); "
-                                     "z = [mean, std]; (mlp: z = gelu(hidden z)); shift = out z"}})
+                                     "z = [mean, std]; (mlp: z = gelu(hidden z)); shift = out z (the training's batch "
+                                     "standardisation of z is folded into the first of hidden / out)"}})

@@ -114,6 +114,9 @@ class Readouts(unittest.TestCase):
             ro = LayerASP(mu, sd, 512, mlp_hidden=mlp)
             for p in ro.parameters():
                 torch.nn.init.normal_(p, std=0.05)
+            with torch.no_grad():  # running statistics of the pooled batch-norm
+                ro({"layers": torch.randn(8, 7, 40, 512) * 2, "frames": torch.ones(8, 40, dtype=torch.bool)})
+            ro.eval()
             tensors, fields = ro.export()
             with torch.no_grad():
                 a = ro({"layers": torch.stack(taps)[None], "frames": torch.ones(1, 40, dtype=torch.bool)})[0]
@@ -128,7 +131,7 @@ class Readouts(unittest.TestCase):
 
     def test_padding_frames_do_not_change_the_pooled_statistics(self):
         torch.manual_seed(2)
-        ro = LayerASP(torch.zeros(7, 16), torch.ones(7, 16), 8)
+        ro = LayerASP(torch.zeros(7, 16), torch.ones(7, 16), 8).eval()
         torch.nn.init.normal_(ro.out.weight, std=0.1)
         x = torch.randn(1, 7, 10, 16)
         padded = torch.cat([x, torch.randn(1, 7, 5, 16) * 100], 2)

@@ -74,6 +74,7 @@ GRID = {
     "l3-linear": Candidate("l3-linear", "pooled", (3,)),
     "asp-linear": Candidate("asp-linear", "asp", lr=1e-3),
     "asp-mlp": Candidate("asp-mlp", "asp", mlp_hidden=256, lr=1e-3),
+    "asp-mlp-lr3": Candidate("asp-mlp-lr3", "asp", mlp_hidden=256, lr=3e-3),
 }
 
 
