@@ -31,7 +31,7 @@ bench:
 ## same bytes.
 ## TRAIN_JOBS processes share the folds (the results do not depend on it); each outer fold's
 ## adapter also goes to $(HOME)/.cache/emomon/folds for `emomon eval --folds`.
-TRAIN_GRID ?= l3-linear,asp-mlp
+TRAIN_GRID ?= l3-linear,asp-mlp-lr3
 TRAIN_JOBS ?= 2
 train-default: setup $(TRAIN_PY) $(STATES)
 	cd scripts/default_model && $(TRAIN_PY) train.py --states $(STATES) --grid $(TRAIN_GRID) \
