@@ -2,10 +2,12 @@
 //!
 //! The base Whisper weights stay untouched. A small trained addition, the *adapter*
 //! (`models/default/`, trained by `scripts/default_model/train.py`), turns the decoder's
-//! first position into an emotion question: the mean and (unbiased) standard deviation
-//! over frames of one or more intermediate encoder layers' hidden states go through one
-//! linear map into a vector that is added to the input embedding of
-//! `<|startoftranscript|>`. The frozen decoder runs that single position, attending to
+//! first position into an emotion question: a *read-out* of intermediate encoder layers'
+//! hidden states gives a vector that is added to the input embedding of
+//! `<|startoftranscript|>`. Two read-outs exist (`scripts/default_model/readout.py`):
+//! `pooled` — mean and (unbiased) standard deviation over frames of fixed layers, one
+//! linear map — and `asp` — every layer standardised and mixed by learned softmax
+//! weights, attentive statistics pooling over frames, a linear map or a small MLP. The frozen decoder runs that single position, attending to
 //! the final encoder states as usual, and the logits of the label words' first tokens
 //! (`" neutral"`, `" happy"`, …) through Whisper's own vocabulary projection are read by
 //! the ordinary `first-token` scorer. Why an intermediate layer: emotion is carried
@@ -83,6 +85,22 @@ pub struct AdapterConfig {
     /// pooled statistics see what training saw. `None`: the whole utterance.
     #[serde(default)]
     pub trim: Option<TrimConfig>,
+    /// How the encoder states become the shift; absent = `pooled` (the first format).
+    #[serde(default)]
+    pub readout: Option<ReadoutConfig>,
+}
+
+/// `adapter.json`'s `readout` block.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ReadoutConfig {
+    /// `pooled` or `asp`.
+    pub kind: String,
+    /// `asp`: hidden width of the frame-attention layer.
+    #[serde(default)]
+    pub att_hidden: usize,
+    /// `asp`: hidden width of the MLP head, 0 for a linear head.
+    #[serde(default)]
+    pub mlp_hidden: usize,
 }
 
 /// Energy-based trimming of leading and trailing silence, exactly as
@@ -135,16 +153,44 @@ pub struct AdapterBase {
     pub encoder_layers: usize,
 }
 
-/// A loaded adapter: config and the conditioning map `shift = W·pooled + b`
-/// (the training-set standardisation is folded into `W` and `b`).
+/// A loaded adapter: its config and read-out.
 #[derive(Debug, Clone)]
 pub struct EmotionAdapter {
     /// The configuration.
     pub config: AdapterConfig,
-    /// `[d_model, 2·d_model·layers]`.
-    weight: Vec<f32>,
-    /// `[d_model]`.
-    bias: Vec<f32>,
+    readout: Readout,
+}
+
+/// The trained read-out from encoder layer states to the `<|startoftranscript|>` shift.
+#[derive(Debug, Clone)]
+enum Readout {
+    /// `shift = W·pooled + b` over mean+std of the `cond_layers` (the training-set
+    /// standardisation is folded into `W` `[d, 2·d·layers]` and `b` `[d]`).
+    Pooled { weight: Vec<f32>, bias: Vec<f32> },
+    /// Layer mix, attentive statistics pooling and a linear or MLP head.
+    Asp(Box<AspReadout>),
+}
+
+/// The `asp` read-out (see `readout.py`'s `LayerASP` and adapter.json's `readout.math`):
+/// `h = Σ_l w_l (x_l − μ_l) / σ_l` per frame, frame weights `a = softmax_t(v · tanh(A h_t + c))`,
+/// `z = [Σ a h, √max(Σ a h² − (Σ a h)², 1e-6)]`, optionally `z = gelu(H z + e)`, then
+/// `shift = O z + o`. The mix and standardisation are folded into `coef = w_l / σ_l` and
+/// `offset = Σ_l w_l μ_l / σ_l` at load, as the training's own code computes them.
+#[derive(Debug, Clone)]
+struct AspReadout {
+    /// `[layers, d]`.
+    coef: Vec<f32>,
+    /// `[d]`.
+    offset: Vec<f32>,
+    /// `att.weight`ᵀ `[d, att_hidden]`, `att.bias` `[att_hidden]`, `att.v` `[att_hidden]`.
+    att_t: Vec<f32>,
+    att_b: Vec<f32>,
+    att_v: Vec<f32>,
+    /// `hidden.weight`ᵀ `[2d, mlp]` and `hidden.bias`, when the head is an MLP.
+    hidden: Option<(Vec<f32>, Vec<f32>)>,
+    /// `out.weight`ᵀ `[in, d]`, `out.bias` `[d]`.
+    out_t: Vec<f32>,
+    out_b: Vec<f32>,
 }
 
 impl EmotionAdapter {
@@ -194,7 +240,6 @@ impl EmotionAdapter {
             return Err(bad("empty prompt".into()));
         }
         let d = config.base.d_model;
-        let input = 2 * d * config.cond_layers.len();
         let what_st = format!("{what}/adapter.safetensors");
         let st =
             safetensors::SafeTensors::deserialize(tensors).map_err(|e| AdapterError::Tensor {
@@ -202,12 +247,53 @@ impl EmotionAdapter {
                 name: "*".into(),
                 message: e.to_string(),
             })?;
-        let weight = read_f32(&st, "cond.weight", &[d, input], &what_st)?;
-        let bias = read_f32(&st, "cond.bias", &[d], &what_st)?;
+        let mut reader = TensorReader {
+            st: &st,
+            what: &what_st,
+            used: Vec::new(),
+        };
+        let kind = config
+            .readout
+            .as_ref()
+            .map_or("pooled", |r| r.kind.as_str());
+        let readout = match kind {
+            "pooled" => Readout::Pooled {
+                weight: reader.f32("cond.weight", &[d, 2 * d * config.cond_layers.len()])?,
+                bias: reader.f32("cond.bias", &[d])?,
+            },
+            "asp" => {
+                let rc = config
+                    .readout
+                    .as_ref()
+                    .expect("kind asp comes from a readout block");
+                let layers = config.cond_layers.len();
+                if config.cond_layers != (0..layers).collect::<Vec<_>>() {
+                    return Err(bad(format!(
+                        "the asp read-out mixes layers 0..n in order; cond_layers is {:?}",
+                        config.cond_layers
+                    )));
+                }
+                if rc.att_hidden == 0 {
+                    return Err(bad("readout.att_hidden must be > 0".into()));
+                }
+                Readout::Asp(Box::new(AspReadout::read(
+                    &mut reader,
+                    layers,
+                    d,
+                    rc.att_hidden,
+                    rc.mlp_hidden,
+                )?))
+            }
+            other => {
+                return Err(bad(format!(
+                    "readout kind {other:?} is unknown; this emomon reads `pooled` and `asp`"
+                )));
+            }
+        };
         let unused: Vec<String> = st
             .names()
             .into_iter()
-            .filter(|n| *n != "cond.weight" && *n != "cond.bias")
+            .filter(|n| !reader.used.iter().any(|u| u == n))
             .map(str::to_string)
             .collect();
         if !unused.is_empty() {
@@ -217,11 +303,7 @@ impl EmotionAdapter {
                 message: "unexpected tensor(s); is this adapter for a newer emomon?".into(),
             });
         }
-        Ok(Self {
-            config,
-            weight,
-            bias,
-        })
+        Ok(Self { config, readout })
     }
 
     /// Reads `adapter.json` and `adapter.safetensors` from a directory.
@@ -240,19 +322,140 @@ impl EmotionAdapter {
         )
     }
 
-    /// Length of the pooled feature vector the map reads.
+    /// Length of the pooled feature vector the `pooled` map reads.
     fn input_len(&self) -> usize {
         2 * self.config.base.d_model * self.config.cond_layers.len()
     }
 
-    /// `W·pooled + b` as a `[1, 1, d]` embedding shift.
-    fn shift(&self, pooled: &[f32], device: &Device) -> Tensor<3> {
+    /// `W·pooled + b` as a `[1, 1, d]` embedding shift (`pooled` read-out).
+    fn shift(&self, weight: &[f32], bias: &[f32], pooled: &[f32], device: &Device) -> Tensor<3> {
         let d = self.config.base.d_model;
         let n = self.input_len();
-        let w = Tensor::<2>::from_data(TensorData::new(self.weight.clone(), [d, n]), device);
+        let w = Tensor::<2>::from_data(TensorData::new(weight.to_vec(), [d, n]), device);
         let p = Tensor::<2>::from_data(TensorData::new(pooled.to_vec(), [n, 1]), device);
-        let b = Tensor::<2>::from_data(TensorData::new(self.bias.clone(), [d, 1]), device);
+        let b = Tensor::<2>::from_data(TensorData::new(bias.to_vec(), [d, 1]), device);
         (w.matmul(p) + b).reshape([1, 1, d])
+    }
+
+    /// The `[1, 1, d]` shift of `<|startoftranscript|>` from the encoder states of the
+    /// `cond_layers` (`[1, frames, d]` each, in that order).
+    fn shift_from_taps(
+        &self,
+        taps: Vec<Tensor<3>>,
+        device: &Device,
+    ) -> Result<Tensor<3>, WhisperError> {
+        match &self.readout {
+            Readout::Pooled { weight, bias } => {
+                let mut pooled = Vec::with_capacity(self.input_len());
+                for tap in taps {
+                    pooled.extend(mean_std(tap)?);
+                }
+                Ok(self.shift(weight, bias, &pooled, device))
+            }
+            Readout::Asp(asp) => Ok(asp.shift(taps, device)),
+        }
+    }
+}
+
+/// Reads named f32 tensors of a safetensors file, remembering which were read.
+struct TensorReader<'a> {
+    st: &'a safetensors::SafeTensors<'a>,
+    what: &'a str,
+    used: Vec<&'static str>,
+}
+
+impl TensorReader<'_> {
+    fn f32(&mut self, name: &'static str, shape: &[usize]) -> Result<Vec<f32>, AdapterError> {
+        self.used.push(name);
+        read_f32(self.st, name, shape, self.what)
+    }
+
+    fn err(&self, name: &str, message: String) -> AdapterError {
+        AdapterError::Tensor {
+            what: self.what.into(),
+            name: name.into(),
+            message,
+        }
+    }
+}
+
+/// `m` `[rows, cols]` row-major, transposed to `[cols, rows]` (so that `x·mᵀ` is one
+/// matmul of a row vector).
+fn transposed(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    (0..cols)
+        .flat_map(|c| (0..rows).map(move |r| m[r * cols + c]))
+        .collect()
+}
+
+impl AspReadout {
+    fn read(
+        r: &mut TensorReader<'_>,
+        layers: usize,
+        d: usize,
+        att: usize,
+        mlp: usize,
+    ) -> Result<Self, AdapterError> {
+        let mix = r.f32("mix.weight", &[layers])?;
+        let mean = r.f32("norm.mean", &[layers, d])?;
+        let std = r.f32("norm.std", &[layers, d])?;
+        if std.iter().any(|&s| s <= 0.0) {
+            return Err(r.err("norm.std", "must be > 0 everywhere".into()));
+        }
+        let coef: Vec<f32> = (0..layers * d).map(|i| mix[i / d] / std[i]).collect();
+        let offset = (0..d)
+            .map(|c| (0..layers).map(|l| coef[l * d + c] * mean[l * d + c]).sum())
+            .collect();
+        let att_w = r.f32("att.weight", &[att, d])?;
+        let att_b = r.f32("att.bias", &[att])?;
+        let att_v = r.f32("att.v", &[att])?;
+        let (hidden, head_in) = if mlp > 0 {
+            let w = r.f32("hidden.weight", &[mlp, 2 * d])?;
+            let b = r.f32("hidden.bias", &[mlp])?;
+            (Some((transposed(&w, mlp, 2 * d), b)), mlp)
+        } else {
+            (None, 2 * d)
+        };
+        let out_w = r.f32("out.weight", &[d, head_in])?;
+        Ok(Self {
+            coef,
+            offset,
+            att_t: transposed(&att_w, att, d),
+            att_b,
+            att_v,
+            hidden,
+            out_t: transposed(&out_w, d, head_in),
+            out_b: r.f32("out.bias", &[d])?,
+        })
+    }
+
+    /// The shift from every layer's states (`[1, frames, d]`, layer 0 first).
+    fn shift(&self, taps: Vec<Tensor<3>>, device: &Device) -> Tensor<3> {
+        let d = self.offset.len();
+        let row =
+            |v: &[f32]| Tensor::<2>::from_data(TensorData::new(v.to_vec(), [1, v.len()]), device);
+        let mat = |v: &[f32], rows: usize| {
+            Tensor::<2>::from_data(TensorData::new(v.to_vec(), [rows, v.len() / rows]), device)
+        };
+        let mut h = -row(&self.offset);
+        for (l, tap) in taps.into_iter().enumerate() {
+            let t = tap.dims()[1];
+            h = tap.reshape([t, d]) * row(&self.coef[l * d..(l + 1) * d]) + h;
+        }
+        let e = (h.clone().matmul(mat(&self.att_t, d)) + row(&self.att_b))
+            .tanh()
+            .matmul(mat(&self.att_v, self.att_v.len()));
+        let a = burn::tensor::activation::softmax(e, 0);
+        let mean = (a.clone() * h.clone()).sum_dim(0);
+        let square = (a * h.clone() * h).sum_dim(0);
+        let std = (square - mean.clone() * mean.clone())
+            .clamp_min(1e-6)
+            .sqrt();
+        let mut z = Tensor::cat(vec![mean, std], 1);
+        if let Some((w, b)) = &self.hidden {
+            z = burn::tensor::activation::gelu(z.matmul(mat(w, 2 * d)) + row(b));
+        }
+        let rows = self.out_t.len() / d;
+        (z.matmul(mat(&self.out_t, rows)) + row(&self.out_b)).reshape([1, 1, d])
     }
 }
 
@@ -424,11 +627,7 @@ impl EmotionWhisper {
             times.features += t.elapsed();
             let t = Instant::now();
             let (states, taps) = self.model.encoder.forward_with_taps(feats, layers)?;
-            let mut pooled = Vec::with_capacity(self.adapter.input_len());
-            for tap in taps {
-                pooled.extend(mean_std(tap)?);
-            }
-            let shift = self.adapter.shift(&pooled, &self.device);
+            let shift = self.adapter.shift_from_taps(taps, &self.device)?;
             times.encoder += t.elapsed();
             let t = Instant::now();
             let n = self.prompt.len();
@@ -527,14 +726,27 @@ mod tests {
         )
     }
 
+    /// Tensors whose element `i` is `0.1·i`.
     fn tensors(entries: &[(&str, Vec<usize>)]) -> Vec<u8> {
-        let data: Vec<(String, Vec<u8>, Vec<usize>)> = entries
+        let valued: Vec<(&str, Vec<usize>, Vec<f32>)> = entries
             .iter()
             .map(|(name, shape)| {
                 let n: usize = shape.iter().product();
-                let bytes = (0..n)
-                    .flat_map(|i| (i as f32 * 0.1).to_le_bytes())
-                    .collect();
+                (
+                    *name,
+                    shape.clone(),
+                    (0..n).map(|i| i as f32 * 0.1).collect(),
+                )
+            })
+            .collect();
+        tensors_with(&valued)
+    }
+
+    fn tensors_with(entries: &[(&str, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
+        let data: Vec<(String, Vec<u8>, Vec<usize>)> = entries
+            .iter()
+            .map(|(name, shape, values)| {
+                let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
                 (name.to_string(), bytes, shape.clone())
             })
             .collect();
@@ -567,7 +779,14 @@ mod tests {
         .unwrap();
         assert_eq!(a.input_len(), 2 * D);
         let pooled = vec![1.0; 2 * D];
-        let shift = read_vec(a.shift(&pooled, &Device::flex()).reshape([1, D])).unwrap();
+        let Readout::Pooled { weight, bias } = &a.readout else {
+            panic!("an adapter without a readout block is pooled")
+        };
+        let shift = read_vec(
+            a.shift(weight, bias, &pooled, &Device::flex())
+                .reshape([1, D]),
+        )
+        .unwrap();
         // Row r of W holds 0.1·(8r … 8r+7); the bias holds 0.1·(0 … 3).
         for (r, v) in shift.iter().enumerate() {
             let row: f32 = (0..2 * D).map(|c| (r * 2 * D + c) as f32 * 0.1).sum();
@@ -638,5 +857,200 @@ mod tests {
         );
         let one = Tensor::<3>::zeros([1, 1, 2], &Device::flex());
         assert!(mean_std(one).is_err());
+    }
+
+    const LAYERS: usize = 3;
+    const ATT: usize = 3;
+
+    /// Deterministic, varied values: `scale · sin(seed + 1.7·i)`.
+    fn wave(n: usize, seed: f32, scale: f32) -> Vec<f32> {
+        (0..n)
+            .map(|i| scale * (seed + 1.7 * i as f32).sin())
+            .collect()
+    }
+
+    fn asp_json(mlp: usize) -> String {
+        json("[0, 1, 2]", r#"["a", "b"]"#, "[5, 6]").replace(
+            r#""temperature": 1.5"#,
+            &format!(
+                r#""temperature": 1.5, "readout": {{"kind": "asp", "att_hidden": {ATT}, "mlp_hidden": {mlp}}}"#
+            ),
+        )
+    }
+
+    fn asp_tensors(mlp: usize) -> Vec<(&'static str, Vec<usize>, Vec<f32>)> {
+        let head_in = if mlp > 0 { mlp } else { 2 * D };
+        let mut t = vec![
+            ("mix.weight", vec![LAYERS], vec![0.2, 0.5, 0.3]),
+            ("norm.mean", vec![LAYERS, D], wave(LAYERS * D, 0.3, 0.5)),
+            (
+                "norm.std",
+                vec![LAYERS, D],
+                wave(LAYERS * D, 1.1, 0.4).iter().map(|v| v + 1.0).collect(),
+            ),
+            ("att.weight", vec![ATT, D], wave(ATT * D, 2.0, 0.8)),
+            ("att.bias", vec![ATT], wave(ATT, 0.7, 0.2)),
+            ("att.v", vec![ATT], wave(ATT, 1.9, 1.0)),
+            ("out.weight", vec![D, head_in], wave(D * head_in, 0.4, 0.6)),
+            ("out.bias", vec![D], wave(D, 2.5, 0.1)),
+        ];
+        if mlp > 0 {
+            t.push((
+                "hidden.weight",
+                vec![mlp, 2 * D],
+                wave(mlp * 2 * D, 3.1, 0.5),
+            ));
+            t.push(("hidden.bias", vec![mlp], wave(mlp, 0.9, 0.3)));
+        }
+        t
+    }
+
+    /// erf by its Maclaurin series (exact to f64 rounding for the |x| < 3 used here).
+    fn erf(x: f64) -> f64 {
+        assert!(x.abs() < 3.0, "series used out of range: {x}");
+        let (mut term, mut sum) = (x, x);
+        for n in 1..80 {
+            term *= -x * x / n as f64;
+            sum += term / (2 * n + 1) as f64;
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
+    }
+
+    /// readout.py's `LayerASP` written out in scalar f64 arithmetic.
+    fn asp_by_hand(taps: &[Vec<f32>], frames: usize, mlp: usize) -> Vec<f64> {
+        let p: BTreeMap<&str, Vec<f64>> = asp_tensors(mlp)
+            .into_iter()
+            .map(|(n, _, v)| (n, v.into_iter().map(f64::from).collect()))
+            .collect();
+        let h: Vec<Vec<f64>> = (0..frames)
+            .map(|t| {
+                (0..D)
+                    .map(|c| {
+                        (0..LAYERS)
+                            .map(|l| {
+                                let x = f64::from(taps[l][t * D + c]);
+                                p["mix.weight"][l] * (x - p["norm.mean"][l * D + c])
+                                    / p["norm.std"][l * D + c]
+                            })
+                            .sum()
+                    })
+                    .collect()
+            })
+            .collect();
+        let e: Vec<f64> = h
+            .iter()
+            .map(|ht| {
+                (0..ATT)
+                    .map(|k| {
+                        let u: f64 = (0..D).map(|c| p["att.weight"][k * D + c] * ht[c]).sum();
+                        p["att.v"][k] * (u + p["att.bias"][k]).tanh()
+                    })
+                    .sum()
+            })
+            .collect();
+        let max = e.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let total: f64 = e.iter().map(|v| (v - max).exp()).sum();
+        let a: Vec<f64> = e.iter().map(|v| (v - max).exp() / total).collect();
+        let mut z = vec![0.0; 2 * D];
+        for c in 0..D {
+            let mean: f64 = (0..frames).map(|t| a[t] * h[t][c]).sum();
+            let sq: f64 = (0..frames).map(|t| a[t] * h[t][c] * h[t][c]).sum();
+            z[c] = mean;
+            z[D + c] = (sq - mean * mean).max(1e-6).sqrt();
+        }
+        if mlp > 0 {
+            z = (0..mlp)
+                .map(|j| {
+                    let u: f64 = (0..2 * D)
+                        .map(|i| p["hidden.weight"][j * 2 * D + i] * z[i])
+                        .sum::<f64>()
+                        + p["hidden.bias"][j];
+                    0.5 * u * (1.0 + erf(u / std::f64::consts::SQRT_2))
+                })
+                .collect();
+        }
+        (0..D)
+            .map(|c| {
+                (0..z.len())
+                    .map(|i| p["out.weight"][c * z.len() + i] * z[i])
+                    .sum::<f64>()
+                    + p["out.bias"][c]
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_asp_readout_computes_what_the_training_code_does() {
+        let device = Device::flex();
+        let frames = 5;
+        let taps: Vec<Vec<f32>> = (0..LAYERS)
+            .map(|l| wave(frames * D, l as f32, 2.0 + l as f32))
+            .collect();
+        for mlp in [0, 5] {
+            let a = EmotionAdapter::from_bytes(
+                asp_json(mlp).as_bytes(),
+                &tensors_with(&asp_tensors(mlp)),
+                "toy",
+            )
+            .unwrap();
+            let tensors: Vec<Tensor<3>> = taps
+                .iter()
+                .map(|t| Tensor::from_data(TensorData::new(t.clone(), [1, frames, D]), &device))
+                .collect();
+            let shift = a.shift_from_taps(tensors, &device).unwrap();
+            assert_eq!(shift.dims(), [1, 1, D]);
+            let got = read_vec(shift.reshape([1, D])).unwrap();
+            let want = asp_by_hand(&taps, frames, mlp);
+            for (g, w) in got.iter().zip(&want) {
+                assert!(
+                    (f64::from(*g) - w).abs() < 1e-4,
+                    "mlp {mlp}: {got:?} vs {want:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn malformed_asp_adapters_are_rejected_naming_the_problem() {
+        let without = |name: &str| -> Vec<u8> {
+            let t: Vec<_> = asp_tensors(0)
+                .into_iter()
+                .filter(|(n, ..)| *n != name)
+                .collect();
+            tensors_with(&t)
+        };
+        let mut bad_std = asp_tensors(0);
+        bad_std[2].2[1] = 0.0;
+        let cases: Vec<(String, Vec<u8>, &str)> = vec![
+            (asp_json(0), without("att.v"), "`att.v`: missing"),
+            (
+                asp_json(5),
+                tensors_with(&asp_tensors(0)),
+                "`hidden.weight`: missing",
+            ),
+            (asp_json(0), tensors_with(&bad_std), "must be > 0"),
+            (
+                asp_json(0).replace("[0, 1, 2]", "[0, 2, 1]"),
+                tensors_with(&asp_tensors(0)),
+                "layers 0..n in order",
+            ),
+            (
+                asp_json(0).replace(r#""kind": "asp""#, r#""kind": "lstm""#),
+                tensors_with(&asp_tensors(0)),
+                "readout kind \"lstm\" is unknown",
+            ),
+            (
+                asp_json(0),
+                tensors_with(&asp_tensors(5)),
+                "shape [4, 5], expected [4, 8]",
+            ),
+        ];
+        for (config, st, expected) in cases {
+            let err = EmotionAdapter::from_bytes(config.as_bytes(), &st, "toy").unwrap_err();
+            assert!(
+                err.to_string().contains(expected),
+                "{err} lacks {expected:?}"
+            );
+        }
     }
 }

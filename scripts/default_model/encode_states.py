@@ -15,8 +15,11 @@ each end). --ravdess-repetition keeps one of RAVDESS's two repetitions (a time-b
 subset: all 16 actors, both statements, all emotions and intensities).
 
 Output (outside the repo): STATES_DIR/<model-name>.pt with, per clip, the path, dataset,
-speaker, label, the final encoder states [T, d] (float16) and mean+std pooled states of
-every layer output ([n_layers+1, 2d], float32; index -1 = final, after ln_post).
+speaker, label, the final encoder states [T, d] (float16), mean+std pooled states of
+every layer output ([n_layers+1, 2d], float32; index -1 = final, after ln_post), every
+layer's frame states ([n_layers+1, T, d] float16: the embedding output and each layer's
+output before ln_post -- what the layer-weighted adapter reads) and the decoder's
+cross-attention k/v of the final states ([layers, 2, T, d] float16).
 
     python scripts/default_model/encode_states.py [--model DIR] [--out FILE]
 """
@@ -33,6 +36,9 @@ import soundfile as sf
 import torch
 from transformers import WhisperFeatureExtractor, WhisperModel
 
+import common as C
+import corruptions
+
 DATA = Path(os.environ.get("EMOMON_DATA", Path(__file__).resolve().parents[3] / "shared" / "data"))
 CACHE = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "emomon"
 
@@ -48,17 +54,19 @@ def logmel(x: torch.Tensor, filters: torch.Tensor) -> torch.Tensor:
 
 
 @torch.inference_mode()
-def encode(enc, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def encode(enc, feats: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(final states [T, d], pooled mean+std of every layer [L+2, 2d], layer states [L+1, T, d])."""
     h = torch.nn.functional.gelu(enc.conv1(feats[None]))
     h = torch.nn.functional.gelu(enc.conv2(h)).permute(0, 2, 1)
     h = h + enc.embed_positions.weight[: h.shape[1]]
-    pooled = [torch.cat([h[0].mean(0), h[0].std(0)])]
+    taps = [h[0]]
     for layer in enc.layers:
         h = layer(h, None)
-        pooled.append(torch.cat([h[0].mean(0), h[0].std(0)]))
+        h = h[0] if isinstance(h, tuple) else h
+        taps.append(h[0])
     h = enc.layer_norm(h)
-    pooled.append(torch.cat([h[0].mean(0), h[0].std(0)]))
-    return h[0], torch.stack(pooled)
+    pooled = [torch.cat([t.mean(0), t.std(0)]) for t in taps + [h[0]]]
+    return h[0], torch.stack(pooled), torch.stack(taps)
 
 
 def trim(audio: np.ndarray, db: float, margin_s: float = 0.15) -> np.ndarray:
@@ -81,8 +89,15 @@ def main() -> None:
     ap.add_argument("--datasets", default="", help="comma list: encode only these datasets (default: all)")
     ap.add_argument("--no-cross-kv", action="store_true",
                     help="skip the decoder cross-attention k/v of every layer (needed by train_adapter.py)")
+    ap.add_argument("--no-layer-states", action="store_true",
+                    help="skip every layer's frame states (needed by the layer-weighted adapter)")
+    ap.add_argument("--corrupt-copies", type=int, default=0,
+                    help="encode K corrupted copies of every clip instead of the clean clip (augmentation): "
+                         "each a random corruption of corruptions.random_spec; babble from other speakers "
+                         "of the clip's own outer speaker fold, so no held-out voice leaks into training")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
+    torch.use_deterministic_algorithms(True)
     torch.manual_seed(0)
 
     model = WhisperModel.from_pretrained(args.model, torch_dtype=torch.float32).eval()
@@ -90,7 +105,7 @@ def main() -> None:
     fe = WhisperFeatureExtractor.from_pretrained(args.model)
     filters = torch.tensor(np.asarray(fe.mel_filters), dtype=torch.float32).T  # [n_mels, 201]
 
-    rows = [r for r in csv.DictReader(open(DATA / "manifest.csv")) if r["label"]]
+    rows = sorted((r for r in csv.DictReader(open(DATA / "manifest.csv")) if r["label"]), key=lambda r: r["path"])
     if args.ravdess_repetition:
         rows = [r for r in rows if r["dataset"] != "ravdess"
                 or f"repetition={args.ravdess_repetition}" in r["extra"].split(";")]
@@ -98,28 +113,45 @@ def main() -> None:
         keep = set(args.datasets.split(","))
         rows = [r for r in rows if r["dataset"] in keep]
     out = {"model": str(args.model), "padding": "none (real clip length)", "trim_db": args.trim_db,
-           "ravdess_repetition": args.ravdess_repetition or "all", "clips": []}
+           "ravdess_repetition": args.ravdess_repetition or "all", "corrupt_copies": args.corrupt_copies, "clips": []}
+    jobs = [(r, None) for r in rows]
+    if args.corrupt_copies:
+        fold = C.speaker_folds(rows, 4, 0)  # the outer folds of train.py
+        raw = {r["path"]: sf.read(DATA / r["path"], dtype="float32")[0] for r in rows}
+        jobs = []
+        for i, r in enumerate(rows):
+            rng = corruptions.rng_for(r["path"], "augment")
+            others = [raw[o["path"]] for j, o in enumerate(rows)
+                      if fold[j] == fold[i] and o["dataset"] == r["dataset"] and o["speaker"] != r["speaker"]]
+            jobs += [(r, (corruptions.random_spec(rng), others)) for _ in range(args.corrupt_copies)]
     dec = model.decoder
     t0 = time.time()
-    for i, r in enumerate(rows):
+    for i, (r, corrupt) in enumerate(jobs):
         audio, sr = sf.read(DATA / r["path"], dtype="float32")
         if sr != 16000 or audio.ndim != 1:
             raise SystemExit(f"{r['path']}: expected 16 kHz mono, got {sr} Hz, shape {audio.shape}")
+        if corrupt is not None:
+            # corrupted before trimming: the microphone hears the room before the VAD cuts
+            audio = corruptions.apply(audio, corrupt[0], f"{r['path']}#{i}", corrupt[1])
         audio = trim(audio, args.trim_db)
         feats = logmel(torch.from_numpy(audio), filters)
-        states, pooled = encode(enc, feats)
+        states, pooled, taps = encode(enc, feats)
         clip = {
             "path": r["path"], "dataset": r["dataset"], "speaker": r["speaker"], "label": r["label"],
             "seconds": len(audio) / 16000, "states": states.to(torch.float16).clone(), "pooled": pooled.clone(),
         }
+        if corrupt is not None:
+            clip["corruption"] = corrupt[0]
+        if not args.no_layer_states:
+            clip["layers"] = taps.to(torch.float16).clone()
         if not args.no_cross_kv:
             with torch.inference_mode():
                 kv = [torch.stack([l.encoder_attn.k_proj(states), l.encoder_attn.v_proj(states)]) for l in dec.layers]
             clip["cross_kv"] = torch.stack(kv).to(torch.float16).clone()  # [layers, 2, T, d]
         out["clips"].append(clip)
-        if (i + 1) % 100 == 0 or i + 1 == len(rows):
+        if (i + 1) % 100 == 0 or i + 1 == len(jobs):
             el = time.time() - t0
-            print(f"{i + 1}/{len(rows)} clips, {el:.0f} s ({el / (i + 1) * 1000:.0f} ms/clip)", flush=True)
+            print(f"{i + 1}/{len(jobs)} clips, {el:.0f} s ({el / (i + 1) * 1000:.0f} ms/clip)", flush=True)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(out, args.out)
     print(f"wrote {args.out}")

@@ -42,6 +42,28 @@ def pick_clips(n_per_label: int = 1) -> list[dict]:
     return out
 
 
+def readout_shift(meta: dict, ad: dict, taps: list[torch.Tensor]) -> torch.Tensor:
+    """The soft-prompt shift from the encoder layer outputs `taps` ([T, d] each; 0 = the
+    embedding output), written from adapter.json's description, not from readout.py."""
+    ro = meta.get("readout", {"kind": "pooled"})
+    if ro["kind"] == "pooled":
+        p = torch.cat([torch.cat([taps[l].mean(0), taps[l].std(0)]) for l in meta["cond_layers"]])
+        return ad["cond.weight"] @ p + ad["cond.bias"]
+    if ro["kind"] != "asp":
+        raise SystemExit(f"unknown readout kind {ro['kind']!r}")
+    x = torch.stack(taps).double()  # [L, T, d]
+    x = (x - ad["norm.mean"].double()[:, None]) / ad["norm.std"].double()[:, None]
+    h = (ad["mix.weight"].double()[:, None, None] * x).sum(0)  # [T, d]
+    e = torch.tanh(h @ ad["att.weight"].double().T + ad["att.bias"].double()) @ ad["att.v"].double()
+    a = torch.softmax(e, 0)[:, None]
+    mean = (a * h).sum(0)
+    std = ((a * h * h).sum(0) - mean * mean).clamp(min=1e-6).sqrt()
+    z = torch.cat([mean, std])
+    if ro["mlp_hidden"]:
+        z = torch.nn.functional.gelu(ad["hidden.weight"].double() @ z + ad["hidden.bias"].double())
+    return (ad["out.weight"].double() @ z + ad["out.bias"].double()).float()
+
+
 @torch.inference_mode()
 def main() -> None:
     ap = argparse.ArgumentParser()
@@ -49,7 +71,8 @@ def main() -> None:
     ap.add_argument("--adapter", type=Path, default=ROOT / "models" / "default")
     ap.add_argument("--out", type=Path, default=ROOT / "tests" / "fixtures" / "default-model-ref.json")
     args = ap.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
     meta = json.loads((args.adapter / "adapter.json").read_text())
     ad = load_file(str(args.adapter / "adapter.safetensors"))
     model = WhisperForConditionalGeneration.from_pretrained(args.base, torch_dtype=torch.float32).eval()
@@ -68,13 +91,13 @@ def main() -> None:
         h = torch.nn.functional.gelu(enc.conv1(feats))
         h = torch.nn.functional.gelu(enc.conv2(h)).permute(0, 2, 1)
         h = h + enc.embed_positions.weight[: h.shape[1]]
-        pooled = {0: torch.cat([h[0].mean(0), h[0].std(0)])}
-        for i, layer in enumerate(enc.layers):
+        taps = [h[0]]
+        for layer in enc.layers:
             h = layer(h, None)
-            pooled[i + 1] = torch.cat([h[0].mean(0), h[0].std(0)])
+            h = h[0] if isinstance(h, tuple) else h
+            taps.append(h[0])
         states = enc.layer_norm(h)
-        p = torch.cat([pooled[l] for l in meta["cond_layers"]])
-        shift = ad["cond.weight"] @ p + ad["cond.bias"]
+        shift = readout_shift(meta, ad, taps)
         emb = dec.embed_tokens.weight[sot] + shift
         out = dec(inputs_embeds=emb[None, None], encoder_hidden_states=states, use_cache=False)
         logits = model.proj_out(out.last_hidden_state)[0, -1]

