@@ -17,7 +17,7 @@ use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use super::data::{SessionData, Utt};
+use super::data::{MAX_PLAUSIBLE_S, SessionData, Utt};
 use super::svg::{clock, decayed_at, label_colour};
 use crate::plotting::{Drawn, bold, font, hex};
 
@@ -225,10 +225,24 @@ fn time_chart<'a, DB: DrawingBackend>(
     Ok(chart)
 }
 
+/// Whether a time can go on the time axis: times past [`MAX_PLAUSIBLE_S`] (a corrupt
+/// log) are left off it, as `SessionData` notes, and would overflow the plot's pixel
+/// arithmetic.
+fn plottable(t: f64) -> bool {
+    t.is_finite() && t <= MAX_PLAUSIBLE_S
+}
+
+/// The utterances drawn on the time axis (see [`plottable`]).
+fn plotted(data: &SessionData) -> impl Iterator<Item = &Utt> {
+    data.utterances
+        .iter()
+        .filter(|u| plottable(u.start_s) && plottable(u.end_s))
+}
+
 /// Dashed vertical lines at the markers, a ▲ on top.
 fn markers<DB: DrawingBackend>(chart: &mut Chart<DB>, data: &SessionData) -> Drawn<DB> {
     let (y0, y1) = (chart.y_range().start, chart.y_range().end);
-    for m in &data.markers {
+    for m in data.markers.iter().filter(|m| plottable(m.t_s)) {
         chart.draw_series(DashedLineSeries::new(
             [(m.t_s, y0), (m.t_s, y1)],
             4,
@@ -327,12 +341,13 @@ fn emotions<DB: DrawingBackend>(
     chart.draw_series(
         data.skipped
             .iter()
+            .filter(|s| plottable(s.end_s))
             .map(|s| Rectangle::new([(s.start_s, 0.0), (s.end_s, 1.0)], skipped.filled())),
     )?;
     // At least ~1.5 px wide, so that very short utterances still show.
     let min_w = 1.5 * data.duration_s.max(1.0) / f64::from(WIDTH - LEFT - RIGHT);
     for (i, colour) in colours.iter().enumerate() {
-        chart.draw_series(data.utterances.iter().map(|u| {
+        chart.draw_series(plotted(data).map(|u| {
             let below: f64 = u.probs[..i].iter().sum();
             Rectangle::new(
                 [
@@ -352,7 +367,7 @@ fn sample_times(data: &SessionData) -> Vec<f64> {
     let n = 400;
     let mut ts: Vec<f64> = (0..=n)
         .map(|i| data.duration_s * f64::from(i) / f64::from(n))
-        .chain(data.utterances.iter().map(|u| u.end_s))
+        .chain(plotted(data).map(|u| u.end_s))
         .collect();
     ts.sort_by(f64::total_cmp);
     ts.dedup();
@@ -404,7 +419,7 @@ fn ambiguity<DB: DrawingBackend>(
     )?;
     let mut chart = time_chart(body, data, (0.0, 1.0), &|v| format!("{v:.2}"))?;
     let at_end = |f: fn(&Utt) -> f64| -> Vec<(f64, f64)> {
-        data.utterances.iter().map(|u| (u.end_s, f(u))).collect()
+        plotted(data).map(|u| (u.end_s, f(u))).collect()
     };
     chart.draw_series(LineSeries::new(
         at_end(|u| u.decayed.entropy_norm),
@@ -416,7 +431,7 @@ fn ambiguity<DB: DrawingBackend>(
         3,
         margin.stroke_width(2),
     ))?;
-    chart.draw_series(data.utterances.iter().map(|u| {
+    chart.draw_series(plotted(data).map(|u| {
         Circle::new(
             (0.5 * (u.start_s + u.end_s), u.entropy_norm()),
             3,
@@ -436,9 +451,7 @@ fn prosody<DB: DrawingBackend>(
     get: Getter,
 ) -> Drawn<DB> {
     head(head_area, title, &[])?;
-    let values: Vec<(f64, f64)> = data
-        .utterances
-        .iter()
+    let values: Vec<(f64, f64)> = plotted(data)
         .filter_map(|u| {
             get(u)
                 .filter(|v| v.is_finite())
