@@ -80,6 +80,7 @@ pub const SETTINGS: &[Setting] = &[
     setting("aggregation.switch_margin", RUN, "switch_margin"),
     setting("session.log_dir", RUN, "session_dir"),
     setting("session.score_queue", RUN, "score_queue"),
+    setting("session.workers", RUN, "workers"),
     inverted("session.prosody", RUN, "no_prosody"),
 ];
 
@@ -143,6 +144,7 @@ struct AggregationSection {
 struct SessionSection {
     log_dir: Option<Spanned<PathBuf>>,
     score_queue: Option<Spanned<usize>>,
+    workers: Option<Spanned<usize>>,
     prosody: Option<Spanned<bool>>,
 }
 
@@ -367,6 +369,7 @@ impl ConfigFile {
         let s = &self.session;
         push(&mut out, "session.log_dir", &s.log_dir);
         push(&mut out, "session.score_queue", &s.score_queue);
+        push(&mut out, "session.workers", &s.workers);
         push(&mut out, "session.prosody", &s.prosody);
         out
     }
@@ -396,7 +399,9 @@ fn check_value(key: &str, values: &[String]) -> Result<(), String> {
             Err("must be a non-empty list of non-empty labels".into())
         }
         "model.temperature" => positive("a positive number"),
-        "model.max_new_tokens" | "session.score_queue" => positive("at least 1"),
+        "model.max_new_tokens" | "session.score_queue" | "session.workers" => {
+            positive("at least 1")
+        }
         _ if key.starts_with("aggregation.") => check_aggregation(key, values),
         _ => match key.strip_prefix("segmentation.") {
             Some(field) => check_segmentation(field, &values[0]),

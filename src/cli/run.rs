@@ -68,6 +68,11 @@ pub struct RunArgs {
     /// close to live. A file read at full speed instead waits for the model.
     #[arg(long, default_value_t = PipelineConfig::default().score_queue)]
     pub score_queue: usize,
+    /// Scoring workers sharing one copy of the model. On a 2-core laptop one worker
+    /// already uses both cores for each utterance, so the default is 1; more help when
+    /// utterances queue up on a machine with cores to spare.
+    #[arg(long, default_value_t = PipelineConfig::default().workers)]
+    pub workers: usize,
     /// Do not compute prosody descriptors (F0, energy, rate, pauses).
     #[arg(long)]
     pub no_prosody: bool,
@@ -91,6 +96,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     }
     if args.score_queue == 0 {
         bail!("--score-queue must be at least 1");
+    }
+    if args.workers == 0 {
+        bail!("--workers must be at least 1");
     }
     if !args.headless && !std::io::stdout().is_terminal() {
         bail!("emomon run draws a terminal dashboard but stdout is not a terminal; use --headless");
@@ -143,6 +151,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         pipeline: PipelineConfig {
             frontend,
             score_queue: args.score_queue,
+            workers: args.workers,
             // A file read at full speed is not live: wait for the model, skip nothing.
             backpressure: if clock == ClockKind::Audio {
                 Backpressure::Wait

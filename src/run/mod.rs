@@ -222,8 +222,17 @@ async fn drive(
         None
     };
     let mut keys = dashboard.as_ref().map(|_| EventStream::new());
+    let requested_workers = options.pipeline.workers;
     let pipeline = Pipeline::start(options.pipeline, source, scorer)
         .context("cannot start the pipeline threads")?;
+    tracing::info!(workers = pipeline.workers(), "scoring workers started");
+    if pipeline.workers() < requested_workers {
+        tracing::warn!(
+            requested = requested_workers,
+            running = pipeline.workers(),
+            "this scorer cannot be shared between workers; scoring with one"
+        );
+    }
     let mut results = bridge(pipeline.events().clone()).context("cannot start a thread")?;
     let mut tick = tokio::time::interval(Duration::from_secs(1) / options.fps.clamp(1, 60));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
