@@ -1,11 +1,12 @@
 //! Optional 8-bit weights (`--quant q8`), two ways:
 //!
-//! * Whisper-family models on the CPU backend: every linear layer's weight is quantised
-//!   once at load to int8 with one symmetric scale per output channel, activations per
-//!   token at run time, and the matmul runs in emomon's integer kernels
+//! * Whisper-family models on the CPU backend: every linear layer of the encoder is
+//!   quantised once at load to int8 with one symmetric scale per output channel,
+//!   activations per token at run time, and the matmul runs in emomon's integer kernels
 //!   ([`crate::kernels::q8`]: AVX-512 VNNI, AVX2 or scalar) with the scales applied in
-//!   the epilogue ([`quantize_whisper`]). This is faster than f32 and the f32 weights
-//!   are released (≈4× less memory on the quantised matrices).
+//!   the epilogue ([`quantize_whisper`]); the f32 weights are released (≈4× less
+//!   memory on those matrices). The decoder stays f32 (see
+//!   [`crate::whisper::Whisper::quantize_q8`] for why).
 //! * Everything else (Qwen2/Voxtral decoders, the wgpu backend): the matrices of every
 //!   `Linear` layer are stored as burn's `Q8S` with one f32 scale per block of 32 values,
 //!   calibrated by min/max ([`quantize_linears`]). flex 0.22 has no int8 matmul, so

@@ -4,8 +4,11 @@
 //!
 //! Stated tolerances against f32 (max |Δ|): label logits 0.15 on the tiny random
 //! models (their weights are drawn wide, so logits are large) and 0.25 on Whisper base;
-//! probabilities 0.01 everywhere. 8-bit blocks of 32 bound each weight's rounding
-//! error by half a step, 0.4 % of its block's largest magnitude.
+//! probabilities 0.01 on the tiny models and 0.05 on Whisper base. Whisper on the CPU
+//! runs the int8 kernels: weights per output channel and activations per token, each
+//! rounded by up to half a step (0.4 % of the row's or channel's largest magnitude);
+//! the other models keep burn's weight-only blocks of 32. Measured on Whisper base:
+//! label logits 0.20, probabilities 0.029 (clip 0).
 
 mod common;
 
@@ -45,7 +48,7 @@ fn top(s: &LabelScores) -> usize {
         .expect("labels")
 }
 
-fn compare(name: &str, dir: &str, options: AlmOptions, audio: &[&[f32]], tol: f32) {
+fn compare(name: &str, dir: &str, options: AlmOptions, audio: &[&[f32]], tol: f32, prob_tol: f32) {
     let f32s = scores(dir, &options, false, audio);
     let q8s = scores(dir, &options, true, audio);
     for (i, (a, b)) in f32s.iter().zip(&q8s).enumerate() {
@@ -58,7 +61,7 @@ fn compare(name: &str, dir: &str, options: AlmOptions, audio: &[&[f32]], tol: f3
         );
         assert_eq!(top(a), top(b), "{name} clip {i}: top label changed");
         assert!(d <= tol, "{name} clip {i}: {d} > {tol}");
-        assert!(dp <= 0.01, "{name} clip {i}: probs {dp}");
+        assert!(dp <= prob_tol, "{name} clip {i}: probs {dp} > {prob_tol}");
     }
 }
 
@@ -81,6 +84,7 @@ fn q8_tiny_whisper_keeps_top_labels() {
         AlmOptions::default(),
         &refs,
         0.15,
+        0.01,
     );
 }
 
@@ -102,6 +106,7 @@ fn q8_tiny_qwen2_audio_keeps_top_labels() {
         options,
         &refs,
         0.15,
+        0.01,
     );
 }
 
@@ -119,5 +124,6 @@ fn q8_whisper_base_keeps_top_labels() {
         AlmOptions::default(),
         &refs,
         0.25,
+        0.05,
     );
 }
