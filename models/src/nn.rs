@@ -18,7 +18,6 @@ use crate::safetensors_load::TensorStore;
 mod cpu;
 mod dense;
 
-pub(crate) use cpu::is_flex;
 pub use cpu::{attention, gelu};
 pub use dense::Dense;
 

@@ -1,13 +1,12 @@
 //! Optional 8-bit weights (`--quant q8`), two ways:
 //!
-//! * Whisper-family models on the CPU backend: every linear layer of the encoder is
-//!   quantised once at load to int8 with one symmetric scale per output channel,
-//!   activations per token at run time, and the matmul runs in emomon's integer kernels
+//! * int8 kernels (not yet behind `--quant q8`, see [`quantize_whisper`]): a Whisper
+//!   encoder's linear layers quantised once to int8 with one symmetric scale per output
+//!   channel, activations per token at run time, the matmul in emomon's integer kernels
 //!   ([`crate::kernels::q8`]: AVX-512 VNNI, AVX2 or scalar) with the scales applied in
-//!   the epilogue ([`quantize_whisper`]); the f32 weights are released (≈4× less
-//!   memory on those matrices). The decoder stays f32 (see
-//!   [`crate::whisper::Whisper::quantize_q8`] for why).
-//! * Everything else (Qwen2/Voxtral decoders, the wgpu backend): the matrices of every
+//!   the epilogue ([`crate::whisper::Whisper::quantize_q8`]); the f32 weights are
+//!   released (≈4× less memory on those matrices).
+//! * `--quant q8` (every model, every backend): the matrices of every
 //!   `Linear` layer are stored as burn's `Q8S` with one f32 scale per block of 32 values,
 //!   calibrated by min/max ([`quantize_linears`]). flex 0.22 has no int8 matmul, so
 //!   burn's default `q_matmul` dequantises the whole weight to f32 before every matmul:
@@ -68,12 +67,14 @@ impl ModuleMapper for LinearQuantizer {
     }
 }
 
-/// Quantises a Whisper model's linear layers: int8 kernels on the CPU backend, burn's
-/// blocks ([`quantize_linears`]) elsewhere. Returns how many matrices were quantised.
+/// Quantises a Whisper model's linear layers for `--quant q8`: burn's blocks
+/// ([`quantize_linears`]). Returns how many matrices were quantised.
+///
+/// The int8 kernels ([`crate::whisper::Whisper::quantize_q8`]) are faster than f32 but
+/// not yet wired here: on Whisper base they moved label logits by 0.46 on a shared
+/// clip (urdu/SM1_F10_A010.wav, encoder only) and 0.32 on a reference clip (encoder
+/// and decoder), over the 0.25 guard (see docs/performance.md).
 pub fn quantize_whisper(model: &mut crate::whisper::Whisper, device: &Device) -> usize {
-    if crate::nn::is_flex(device) {
-        return model.quantize_q8();
-    }
     let (encoder, a) = quantize_linears(model.encoder.clone(), device);
     let (decoder, b) = quantize_linears(model.decoder.clone(), device);
     model.encoder = encoder;
