@@ -10,18 +10,21 @@ compared (issue 8, "Performance").
       CTranslate2 f32 and int8 (`encode` + `generate(max_length=1)` with the
       <|startoftranscript|><|en|><|transcribe|><|notimestamps|> prompt), vs
       `emomon bench score --no-pad --prompt ''` (the same four-token prompt, first-token
-      readout) on the same weights converted to a HF directory.
+      readout) on the same weights converted to a HF directory, in f32 and with
+      `--quant q8` (int8 kernels).
 (b) A small random Qwen2-Audio (audio tower d 256 × 4 layers, Qwen2 hidden 256 × 4
     layers, the fixture tokenizer), first-token readout of one utterance: transformers
     (processor + forward, torch 2 threads) vs `emomon bench score`.
 
-Needs the reference venv (torch, transformers, ctranslate2); never run in CI.
+Needs the reference venv (torch, transformers, ctranslate2); never run in CI. The
+default paths follow `scripts/setup` (`$EMOMON_HOME`, else `$XDG_CACHE_HOME/emomon`,
+else `~/.cache/emomon`): the HF directory it converts (`whisper-base/`) and, after
+`scripts/setup --keep-downloads --force`, the CTranslate2 original
+(`setup-work/ct2/`, holding model.bin); the binary defaults to `$CARGO_TARGET_DIR`
+(else `target/`)`/release/emomon`.
 
     cargo build --release --bin emomon
-    /root/.cache/emomon-venv/bin/python scripts/bench_reference.py \\
-        --emomon target/release/emomon \\
-        --whisper-hf /root/.cache/emomon-weights/whisper-base-hf \\
-        --whisper-ct2 /root/.cache/emomon-weights/base-ct2
+    ~/.cache/emomon-venv/bin/python scripts/bench_reference.py [--whisper-ct2 DIR] [--skip-qwen]
 """
 
 from __future__ import annotations
@@ -43,6 +46,19 @@ import soundfile as sf
 REPO = Path(__file__).resolve().parent.parent
 DATA = Path(os.environ.get("EMOMON_DATA", REPO.parent / "shared" / "data"))
 THREADS = 2
+
+
+def emomon_home() -> Path:
+    """Where `scripts/setup` puts its files (the same rule as the script)."""
+    if os.environ.get("EMOMON_HOME"):
+        return Path(os.environ["EMOMON_HOME"])
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "emomon"
+
+
+def default_binary() -> Path:
+    target = os.environ.get("CARGO_TARGET_DIR") or str(REPO / "target")
+    return Path(target) / "release" / "emomon"
 
 
 def speech(seconds: float) -> np.ndarray:
@@ -146,16 +162,19 @@ def transformers_qwen2_audio(model_dir: Path, audio: np.ndarray, question: str, 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--emomon", default=str(REPO / "target" / "release" / "emomon"))
+    ap.add_argument("--emomon", default=str(default_binary()))
     ap.add_argument("--emomon-before", metavar="BINARY",
                     help="an earlier emomon build to time in the same rounds (before/after of a change)")
-    ap.add_argument("--whisper-hf", default="/root/.cache/emomon-weights/whisper-base-hf")
-    ap.add_argument("--whisper-ct2", default="/root/.cache/emomon-weights/base-ct2")
+    ap.add_argument("--whisper-hf", default=str(emomon_home() / "whisper-base"))
+    ap.add_argument("--whisper-ct2", default=str(emomon_home() / "setup-work" / "ct2"))
     ap.add_argument("--seconds", type=float, default=5.0)
     ap.add_argument("--rounds", type=int, default=3, help="alternating rounds; the median round is reported")
     ap.add_argument("--repeat", type=int, default=5, help="timed calls per engine per round")
     ap.add_argument("--skip-qwen", action="store_true")
     args = ap.parse_args()
+    for flag, path in (("--whisper-hf", args.whisper_hf), ("--whisper-ct2", args.whisper_ct2), ("--emomon", args.emomon)):
+        if not Path(path).exists():
+            ap.error(f"{flag} {path} does not exist (see the header of this script for how to make it)")
 
     audio = speech(args.seconds)
     tmp = Path(tempfile.mkdtemp(prefix="emomon-bench-"))
@@ -173,6 +192,8 @@ def main() -> None:
             "ct2 int8": ct2_whisper(args.whisper_ct2, audio, "int8", args.repeat),
             "emomon whisper": emomon_bench(args.emomon, args.whisper_hf, wav, args.seconds, args.repeat,
                                            emomon_whisper_flags),
+            "emomon whisper q8": emomon_bench(args.emomon, args.whisper_hf, wav, args.seconds, args.repeat,
+                                              [*emomon_whisper_flags, "--quant", "q8"]),
         }
         if args.emomon_before:
             res["emomon whisper (before)"] = emomon_bench(args.emomon_before, args.whisper_hf, wav, args.seconds,
@@ -193,8 +214,12 @@ def main() -> None:
     print(f"  whisper base: emomon / ct2 f32 = {e / c:.2f}x, emomon / ct2 int8 = {e / q:.2f}x")
     # The reference's features (numpy, in Python) swing by 100 ms on a loaded machine;
     # the models alone are the steadier comparison.
-    em, cm, qm = (med[k]["encoder"] + med[k]["decoder"] for k in ("emomon whisper", "ct2 f32", "ct2 int8"))
-    print(f"  whisper base, encoder + decoder: emomon / ct2 f32 = {em / cm:.2f}x, emomon / ct2 int8 = {em / qm:.2f}x")
+    e8 = med["emomon whisper q8"]["total"]
+    print(f"  whisper base: emomon q8 / ct2 int8 = {e8 / q:.2f}x, emomon q8 / emomon f32 = {e8 / e:.2f}x")
+    em, cm, qm, e8m = (med[k]["encoder"] + med[k]["decoder"]
+                       for k in ("emomon whisper", "ct2 f32", "ct2 int8", "emomon whisper q8"))
+    print(f"  whisper base, encoder + decoder: emomon / ct2 f32 = {em / cm:.2f}x, emomon / ct2 int8 = {em / qm:.2f}x, "
+          f"emomon q8 / ct2 int8 = {e8m / qm:.2f}x")
     if args.emomon_before:
         b = med["emomon whisper (before)"]["total"]
         print(f"  whisper base: emomon / emomon before = {e / b:.2f}x, emomon before / ct2 f32 = {b / c:.2f}x")

@@ -531,13 +531,15 @@ impl AlmScorer {
         match (&self.family, self.options.method) {
             (Family::Whisper(p), Method::FirstToken) => {
                 let prompt_tokens = p.prompt().len();
+                // Only the label tokens' rows of the output projection are computed.
+                let rows = self.first_token.readout_tokens();
                 for chunk in utterances.chunks(self.natural_batch().max(1)) {
                     let truncated: Vec<&[f32]> = chunk.iter().map(|u| truncate_30s(u)).collect();
-                    let (logits, t) = p.answer_logits(&truncated)?;
+                    let (logits, t) = p.answer_rows(&truncated, Some(&rows))?;
                     add_times(&mut times, t);
                     for l in logits {
                         out.push(UtteranceScore {
-                            scores: Ok(self.first_token.score(&l)?),
+                            scores: Ok(self.first_token.score_rows(&rows, &l)?),
                             generated: None,
                             prompt_tokens,
                         });

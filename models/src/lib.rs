@@ -15,6 +15,7 @@ pub mod chat;
 pub mod default_model;
 pub mod emotion_adapter;
 pub mod hub;
+pub mod kernels;
 pub mod mel;
 pub mod nn;
 pub mod pipeline;

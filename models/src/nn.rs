@@ -16,8 +16,10 @@ use burn::tensor::ops::AttentionModuleOptions;
 use crate::safetensors_load::TensorStore;
 
 mod cpu;
+mod dense;
 
 pub use cpu::{attention, gelu};
+pub use dense::Dense;
 
 /// `{prefix}.weight` `[d_out, d_in]` (+ `{prefix}.bias` `[d_out]` if `bias`) as a burn `Linear`.
 pub fn load_linear(
@@ -135,13 +137,13 @@ impl KeyValue {
 #[derive(Module, Debug)]
 pub struct MultiHeadAttention {
     /// Query projection.
-    pub q_proj: Linear,
+    pub q_proj: Dense,
     /// Key projection (Whisper: no bias).
-    pub k_proj: Linear,
+    pub k_proj: Dense,
     /// Value projection.
-    pub v_proj: Linear,
+    pub v_proj: Dense,
     /// Output projection.
-    pub out_proj: Linear,
+    pub out_proj: Dense,
     /// Number of heads.
     pub n_heads: usize,
 }
@@ -156,13 +158,33 @@ impl MultiHeadAttention {
         k_bias: bool,
         device: &Device,
     ) -> Self {
+        let load = |store: &mut TensorStore, name: &str, bias: bool| {
+            Dense::new(load_linear(
+                store,
+                &format!("{prefix}.{name}"),
+                d,
+                d,
+                bias,
+                device,
+            ))
+        };
         Self {
-            q_proj: load_linear(store, &format!("{prefix}.q_proj"), d, d, true, device),
-            k_proj: load_linear(store, &format!("{prefix}.k_proj"), d, d, k_bias, device),
-            v_proj: load_linear(store, &format!("{prefix}.v_proj"), d, d, true, device),
-            out_proj: load_linear(store, &format!("{prefix}.out_proj"), d, d, true, device),
+            q_proj: load(store, "q_proj", true),
+            k_proj: load(store, "k_proj", k_bias),
+            v_proj: load(store, "v_proj", true),
+            out_proj: load(store, "out_proj", true),
             n_heads,
         }
+    }
+
+    /// The four projections (to quantise them, see [`Dense::quantize_q8`]).
+    pub fn projections_mut(&mut self) -> [&mut Dense; 4] {
+        [
+            &mut self.q_proj,
+            &mut self.k_proj,
+            &mut self.v_proj,
+            &mut self.out_proj,
+        ]
     }
 
     /// `[b, t, d]` → `[b, heads, t, d / heads]`.
@@ -224,9 +246,9 @@ impl MultiHeadAttention {
 #[derive(Module, Debug)]
 pub struct GeluMlp {
     /// Up projection.
-    pub fc1: Linear,
+    pub fc1: Dense,
     /// Down projection.
-    pub fc2: Linear,
+    pub fc2: Dense,
 }
 
 impl GeluMlp {
@@ -239,14 +261,33 @@ impl GeluMlp {
         device: &Device,
     ) -> Self {
         Self {
-            fc1: load_linear(store, &format!("{prefix}fc1"), d, ffn, true, device),
-            fc2: load_linear(store, &format!("{prefix}fc2"), ffn, d, true, device),
+            fc1: Dense::new(load_linear(
+                store,
+                &format!("{prefix}fc1"),
+                d,
+                ffn,
+                true,
+                device,
+            )),
+            fc2: Dense::new(load_linear(
+                store,
+                &format!("{prefix}fc2"),
+                ffn,
+                d,
+                true,
+                device,
+            )),
         }
     }
 
     /// Applies the MLP.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         self.fc2.forward(gelu(self.fc1.forward(x)))
+    }
+
+    /// The two projections (to quantise them, see [`Dense::quantize_q8`]).
+    pub fn projections_mut(&mut self) -> [&mut Dense; 2] {
+        [&mut self.fc1, &mut self.fc2]
     }
 }
 

@@ -94,14 +94,11 @@ impl WhisperPipeline {
         self
     }
 
-    /// Quantises the encoder's and decoder's `Linear` weights to 8 bits (see
-    /// [`crate::quant`]); returns how many matrices were quantised.
+    /// Quantises the encoder's and decoder's linear weights to 8 bits (see
+    /// [`crate::quant`]: int8 kernels on the CPU, burn's blocks elsewhere); returns how
+    /// many matrices were quantised.
     pub fn quantize(&mut self) -> usize {
-        let (encoder, a) = crate::quant::quantize_linears(self.model.encoder.clone(), &self.device);
-        let (decoder, b) = crate::quant::quantize_linears(self.model.decoder.clone(), &self.device);
-        self.model.encoder = encoder;
-        self.model.decoder = decoder;
-        a + b
+        crate::quant::quantize_whisper(&mut self.model, &self.device)
     }
 
     /// The decoder prompt token ids.
@@ -125,6 +122,17 @@ impl WhisperPipeline {
         &self,
         utterances: &[&[f32]],
     ) -> Result<(Vec<Vec<f32>>, StageTimes), PipelineError> {
+        self.answer_rows(utterances, None)
+    }
+
+    /// [`answer_logits`](Self::answer_logits) restricted to the vocabulary `rows` (in
+    /// that order) when given: a `first-token` readout needs only its label tokens'
+    /// rows of the output projection.
+    pub fn answer_rows(
+        &self,
+        utterances: &[&[f32]],
+        rows: Option<&[u32]>,
+    ) -> Result<(Vec<Vec<f32>>, StageTimes), PipelineError> {
         let mut times = StageTimes::default();
         let mut out = Vec::with_capacity(utterances.len());
         let groups: Vec<&[&[f32]]> = match self.padding {
@@ -137,7 +145,10 @@ impl WhisperPipeline {
             }
             let enc = self.encode(group, &mut times)?;
             let t = Instant::now();
-            out.extend(self.model.answer_logits(enc, &self.prompt)?);
+            out.extend(match rows {
+                Some(rows) => self.model.answer_rows(enc, &self.prompt, rows)?,
+                None => self.model.answer_logits(enc, &self.prompt)?,
+            });
             times.decoder += t.elapsed();
         }
         Ok((out, times))
@@ -194,10 +205,11 @@ impl WhisperPipeline {
         let verbaliser =
             Verbaliser::new(labels, &[Form::Space, Form::SpaceCapital], &self.tokenizer)?;
         let scorer = FirstTokenScorer::new(verbaliser, temperature)?;
-        let (logits, times) = self.answer_logits(utterances)?;
+        let tokens = scorer.readout_tokens();
+        let (logits, times) = self.answer_rows(utterances, Some(&tokens))?;
         let scores = logits
             .iter()
-            .map(|l| scorer.score(l))
+            .map(|l| scorer.score_rows(&tokens, l))
             .collect::<Result<Vec<_>, _>>()?;
         Ok((scores, times))
     }

@@ -1,23 +1,26 @@
-//! Optional 8-bit weights (`--quant q8`): the matrices of every `Linear` layer are
-//! stored as symmetric int8 with one f32 scale per block of 32 values (burn's
-//! `Q8S`, per-block), calibrated by min/max.
+//! Optional 8-bit weights (`--quant q8`), two ways:
+//!
+//! * int8 kernels (not yet behind `--quant q8`, see [`quantize_whisper`]): a Whisper
+//!   encoder's linear layers quantised once to int8 with one symmetric scale per output
+//!   channel, activations per token at run time, the matmul in emomon's integer kernels
+//!   ([`crate::kernels::q8`]: AVX-512 VNNI, AVX2 or scalar) with the scales applied in
+//!   the epilogue ([`crate::whisper::Whisper::quantize_q8`]); the f32 weights are
+//!   released (≈4× less memory on those matrices).
+//! * `--quant q8` (every model, every backend): the matrices of every
+//!   `Linear` layer are stored as burn's `Q8S` with one f32 scale per block of 32 values,
+//!   calibrated by min/max ([`quantize_linears`]). flex 0.22 has no int8 matmul, so
+//!   burn's default `q_matmul` dequantises the whole weight to f32 before every matmul:
+//!   this saves memory and costs time (Whisper base, 5 s: f32 encoder 148 ms + decoder
+//!   47 ms, burn q8 1338 ms + 1555 ms).
 //!
 //! What is and is not quantised, and why:
-//! * `Linear` weights (attention projections, MLPs, projectors, untied LM heads) hold
+//! * linear weights (attention projections, MLPs, projectors, untied LM heads) hold
 //!   most of the parameters and tolerate 8 bits well;
 //! * embeddings (and so Whisper's tied output projection), convolutions, norms and
 //!   biases stay f32: they are small, and the vocabulary projection decides the label
 //!   logits directly.
 //!
-//! On burn's CPU backend (flex 0.22) q8 saves memory (≈4× on the quantised matrices)
-//! and costs time: flex has no int8 matmul, so burn's default `q_matmul` dequantises the
-//! whole weight to f32 before every matmul, and flex's `dequantize` finds each
-//! element's block scale through a multi-dimensional index (≈60 ns an element). Whisper
-//! base, 5 s unpadded, first-token, in one run: f32 encoder 148 ms + decoder 47 ms, q8
-//! encoder 1338 ms + decoder 1555 ms (19 M and 25 M dequantised weights a pass). Even a
-//! dequantisation at memory speed would leave q8 slower than f32 here (the same f32
-//! matmul plus the dequantisation); it pays only with an int8 kernel. The scores move by
-//! the tolerance stated in `models/tests/parity/quant_fixtures.rs`.
+//! The scores move by the tolerances stated in `models/tests/parity/quant_fixtures.rs`.
 
 use burn::module::{Module, ModuleMapper, Param};
 use burn::prelude::*;
@@ -62,6 +65,21 @@ impl ModuleMapper for LinearQuantizer {
             tensor.quantize(&scheme, qparams)
         })
     }
+}
+
+/// Quantises a Whisper model's linear layers for `--quant q8`: burn's blocks
+/// ([`quantize_linears`]). Returns how many matrices were quantised.
+///
+/// The int8 kernels ([`crate::whisper::Whisper::quantize_q8`]) are faster than f32 but
+/// not yet wired here: on Whisper base they moved label logits by 0.46 on a shared
+/// clip (urdu/SM1_F10_A010.wav, encoder only) and 0.32 on a reference clip (encoder
+/// and decoder), over the 0.25 guard (see docs/performance.md).
+pub fn quantize_whisper(model: &mut crate::whisper::Whisper, device: &Device) -> usize {
+    let (encoder, a) = quantize_linears(model.encoder.clone(), device);
+    let (decoder, b) = quantize_linears(model.decoder.clone(), device);
+    model.encoder = encoder;
+    model.decoder = decoder;
+    a + b
 }
 
 /// `module` with its `Linear` weights quantised to 8 bits; also returns how many

@@ -7,6 +7,10 @@
 //! the buffer without a copy, so the kernels here rewrite it in place, vectorised, and
 //! give it back. Other backends (wgpu) keep burn's own ops.
 //!
+//! Each kernel runs with the instruction set of [`crate::kernels::isa`] (AVX-512, AVX2
+//! or scalar; `EMOMON_CPU_KERNELS` caps it); the per-path functions take an [`Isa`] so
+//! that tests compare every path this CPU can run.
+//!
 //! The kernels run on the calling thread: vectorised they take well under a
 //! millisecond a layer, and threads of our own would compete for the cores with
 //! flex's rayon workers, which spin for a while after each matmul.
@@ -16,6 +20,8 @@ use std::f32::consts::FRAC_1_SQRT_2;
 use burn::backend::DispatchDevice;
 use burn::prelude::*;
 use burn::tensor::DType;
+
+use crate::kernels::{Isa, isa};
 
 /// True for burn's CPU backend, where these kernels apply.
 pub(crate) fn is_flex(device: &Device) -> bool {
@@ -30,7 +36,7 @@ pub fn gelu<const D: usize>(x: Tensor<D>) -> Tensor<D> {
     }
     let mut data = x.into_data();
     match data.as_mut_slice::<f32>() {
-        Ok(values) => gelu_slice(values),
+        Ok(values) => gelu_slice(values, isa()),
         Err(e) => unreachable!("an f32 tensor's data is f32: {e:?}"),
     }
     Tensor::from_data(data, &device)
@@ -56,28 +62,39 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
     }
     let scale = 1.0 / (d as f32).sqrt();
     let mut scores = q.matmul(k.swap_dims(2, 3)).into_data();
+    let isa = isa();
     match scores.as_mut_slice::<f32>() {
         Ok(values) => values
             .chunks_exact_mut(s)
-            .for_each(|row| softmax_row(row, scale)),
+            .for_each(|row| softmax_row(row, scale, isa)),
         Err(e) => unreachable!("an f32 tensor's data is f32: {e:?}"),
     }
     Tensor::<4>::from_data(scores, &device).matmul(v)
 }
 
-/// `row ← softmax(row · scale)` (`scale > 0`).
-fn softmax_row(row: &mut [f32], scale: f32) {
-    #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU supports the features the function is compiled for.
-        return unsafe { softmax_row_avx2(row, scale) };
+/// `row ← softmax(row · scale)` (`scale > 0`) with the instruction set `isa` (which the
+/// caller has checked the CPU supports, see [`Isa::available`]).
+fn softmax_row(row: &mut [f32], scale: f32, isa: Isa) {
+    match isa {
+        // SAFETY (both): `isa` is at most the detected level, so the CPU has the features
+        // the functions are compiled for.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { softmax_row_avx512(row, scale) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { softmax_row_avx2(row, scale) },
+        _ => softmax_row_portable(row, scale),
     }
-    softmax_row_portable(row, scale);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn softmax_row_avx2(row: &mut [f32], scale: f32) {
+    softmax_row_portable(row, scale);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn softmax_row_avx512(row: &mut [f32], scale: f32) {
     softmax_row_portable(row, scale);
 }
 
@@ -135,19 +152,27 @@ fn exp_nonpositive(x: f32) -> f32 {
     y * f32::from_bits(((n as i32 + 127) as u32) << 23)
 }
 
-/// GELU in place, with AVX2 when the CPU has it (the loop is written to vectorise).
-fn gelu_slice(values: &mut [f32]) {
-    #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU supports the features the function is compiled for.
-        return unsafe { gelu_slice_avx2(values) };
+/// GELU in place with the instruction set `isa` (the loop is written to vectorise).
+fn gelu_slice(values: &mut [f32], isa: Isa) {
+    match isa {
+        // SAFETY (both): `isa` is at most the detected level.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { gelu_slice_avx512(values) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { gelu_slice_avx2(values) },
+        _ => gelu_slice_portable(values),
     }
-    gelu_slice_portable(values);
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn gelu_slice_avx2(values: &mut [f32]) {
+    gelu_slice_portable(values);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx2,fma")]
+unsafe fn gelu_slice_avx512(values: &mut [f32]) {
     gelu_slice_portable(values);
 }
 
@@ -186,17 +211,45 @@ mod tests {
     #[test]
     fn gelu_matches_the_erf_definition() {
         let xs: Vec<f32> = (-12_000..=12_000).map(|i| i as f32 * 1e-3).collect();
-        let mut fast = xs.clone();
-        gelu_slice(&mut fast);
-        let worst = xs
-            .iter()
-            .zip(&fast)
-            .map(|(&x, &y)| {
-                let exact = 0.5 * f64::from(x) * (1.0 + erf_f64(f64::from(x) * 0.5f64.sqrt()));
-                (f64::from(y) - exact).abs() / exact.abs().max(1.0)
-            })
-            .fold(0.0, f64::max);
-        assert!(worst < 2e-6, "worst relative error {worst}");
+        for isa in Isa::available() {
+            let mut fast = xs.clone();
+            gelu_slice(&mut fast, isa);
+            let worst = xs
+                .iter()
+                .zip(&fast)
+                .map(|(&x, &y)| {
+                    let exact = 0.5 * f64::from(x) * (1.0 + erf_f64(f64::from(x) * 0.5f64.sqrt()));
+                    (f64::from(y) - exact).abs() / exact.abs().max(1.0)
+                })
+                .fold(0.0, f64::max);
+            assert!(worst < 2e-6, "{isa:?}: worst relative error {worst}");
+        }
+    }
+
+    /// Every softmax path this CPU runs gives the f64 softmax, on rows shorter than a
+    /// vector, of odd lengths and long ones, with large score ranges.
+    #[test]
+    fn softmax_paths_match_f64() {
+        for len in [1, 3, 8, 17, 250, 1501] {
+            let row: Vec<f32> = (0..len).map(|i| (i as f32 * 0.71).sin() * 40.0).collect();
+            let scale = 0.125f64;
+            let max = row.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+            let e: Vec<f64> = row
+                .iter()
+                .map(|&x| ((f64::from(x) - f64::from(max)) * scale).exp())
+                .collect();
+            let sum: f64 = e.iter().sum();
+            for isa in Isa::available() {
+                let mut ours = row.clone();
+                softmax_row(&mut ours, scale as f32, isa);
+                let worst = ours
+                    .iter()
+                    .zip(&e)
+                    .map(|(&p, &q)| (f64::from(p) - q / sum).abs())
+                    .fold(0.0, f64::max);
+                assert!(worst < 1e-6, "{isa:?}, length {len}: max |Δ| {worst}");
+            }
+        }
     }
 
     /// The flex tensor path gives what burn's own GELU gives.

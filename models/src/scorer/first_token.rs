@@ -33,6 +33,43 @@ impl FirstTokenScorer {
         &self.verbaliser
     }
 
+    /// Every token whose logit [`score`](Self::score) reads, ascending, without
+    /// repeats: a model can compute just these rows of its output projection and hand
+    /// them to [`score_rows`](Self::score_rows).
+    pub fn readout_tokens(&self) -> Vec<u32> {
+        let mut tokens: Vec<u32> = self
+            .verbaliser
+            .label_tokens()
+            .iter()
+            .flat_map(|l| l.first_tokens.iter().copied())
+            .collect();
+        tokens.sort_unstable();
+        tokens.dedup();
+        tokens
+    }
+
+    /// Scores one utterance from the logits of `tokens` only (`logits[i]` is the logit
+    /// of `tokens[i]`; e.g. [`readout_tokens`](Self::readout_tokens)); the same result
+    /// as [`score`](Self::score) on the full vocabulary row. A token the labels need but
+    /// `tokens` lacks is an error.
+    pub fn score_rows(&self, tokens: &[u32], logits: &[f32]) -> Result<LabelScores, ScoreError> {
+        if tokens.len() != logits.len() {
+            return Err(ScoreError::Labels(format!(
+                "{} readout tokens but {} logits",
+                tokens.len(),
+                logits.len()
+            )));
+        }
+        // A sparse row as a dense one: missing tokens are NaN, which `score` rejects by
+        // label name if a label reads one.
+        let len = tokens.iter().max().map_or(0, |&t| t as usize + 1);
+        let mut dense = vec![f32::NAN; len];
+        for (&t, &z) in tokens.iter().zip(logits) {
+            dense[t as usize] = z;
+        }
+        self.score(&dense)
+    }
+
     /// Scores one utterance from the vocabulary logits at its answer position.
     pub fn score(&self, vocab_logits: &[f32]) -> Result<LabelScores, ScoreError> {
         let label_logits = self
@@ -88,6 +125,30 @@ mod tests {
         let p_happy = 1.0 / (1.0 + (sad - happy).exp());
         assert!((s.probs[0] - p_happy).abs() < 1e-6);
         assert!((s.probs.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+    }
+
+    /// Scoring from the readout rows alone gives what the full vocabulary row gives;
+    /// a row set missing a label token is an error naming the label.
+    #[test]
+    fn readout_rows_score_as_the_full_row() {
+        let s = scorer(0.7);
+        let logits = [0.3, 1.5, -2.0, 0.25, 0.5, 9.0];
+        let tokens = s.readout_tokens();
+        assert_eq!(tokens, vec![1, 2, 3, 4]);
+        let rows: Vec<f32> = tokens.iter().map(|&t| logits[t as usize]).collect();
+        assert_eq!(
+            s.score_rows(&tokens, &rows).expect("rows"),
+            s.score(&logits).expect("full")
+        );
+        let missing = s.score_rows(&[1, 3], &[1.5, 0.25]);
+        assert!(
+            matches!(
+                missing,
+                Err(ScoreError::TokenOutOfRange { .. } | ScoreError::NonFinite { .. })
+            ),
+            "{missing:?}"
+        );
+        assert!(s.score_rows(&[1, 2], &[0.0]).is_err());
     }
 
     #[test]

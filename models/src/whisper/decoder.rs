@@ -230,6 +230,52 @@ impl WhisperDecoder {
         Ok(self.project(last).reshape([b, vocab]))
     }
 
+    /// [`forward_last_shifted`](Self::forward_last_shifted) that computes only the
+    /// logits of vocabulary `rows` (e.g. a scorer's label tokens), `[batch, rows.len()]`,
+    /// in that order: the full projection is 51,865 dot products a position for Whisper,
+    /// a label readout needs a dozen.
+    pub fn forward_last_rows(
+        &self,
+        tokens: Tensor<2, Int>,
+        shift: Option<Tensor<3>>,
+        rows: &[u32],
+        cache: &mut DecoderCache,
+    ) -> Result<Tensor<2>, WhisperError> {
+        let w = self.projection();
+        let [vocab, _] = w.dims();
+        if let Some(&bad) = rows.iter().find(|&&r| r as usize >= vocab) {
+            return Err(WhisperError::Input(format!(
+                "readout token {bad} is outside the vocabulary of {vocab}"
+            )));
+        }
+        if rows.is_empty() {
+            return Err(WhisperError::Input("no readout tokens given".into()));
+        }
+        let hidden = self.hidden_shifted(tokens, shift, cache)?;
+        let [b, t, d] = hidden.dims();
+        let last = hidden.slice(s![.., t - 1..t, ..]).reshape([b, d]);
+        let index: Vec<i64> = rows.iter().map(|&r| i64::from(r)).collect();
+        let index = Tensor::<1, Int>::from_data(TensorData::new(index, [rows.len()]), &w.device());
+        Ok(last.matmul(w.select(0, index).transpose()))
+    }
+
+    /// Quantises every linear layer to int8 for the CPU kernel (see
+    /// [`crate::nn::Dense::quantize_q8`]); the output projection (the token embedding)
+    /// stays f32. Returns how many were.
+    pub fn quantize_q8(&mut self) -> usize {
+        self.layers
+            .iter_mut()
+            .flat_map(|l| {
+                let [a, b, c, d] = l.self_attn.projections_mut();
+                let [e, f, g, h] = l.encoder_attn.projections_mut();
+                let [i, j] = l.mlp.projections_mut();
+                [a, b, c, d, e, f, g, h, i, j]
+            })
+            .map(|dense| dense.quantize_q8())
+            .filter(|&done| done)
+            .count()
+    }
+
     /// Final hidden states `[batch, new, d]` (after the last LayerNorm).
     fn hidden(
         &self,
@@ -292,10 +338,14 @@ impl WhisperDecoder {
 
     /// Vocabulary logits of hidden states (tied or separate output projection).
     fn project(&self, hidden: Tensor<3>) -> Tensor<3> {
-        let w = match &self.proj_out {
+        project_rows(hidden, self.projection())
+    }
+
+    /// The output projection `[vocab, d]`.
+    fn projection(&self) -> Tensor<2> {
+        match &self.proj_out {
             Some(p) => p.val(),
             None => self.embed_tokens.weight.val(),
-        };
-        project_rows(hidden, w)
+        }
     }
 }

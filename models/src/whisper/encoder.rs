@@ -195,6 +195,21 @@ impl WhisperEncoder {
         Ok((self.finish(x), tapped))
     }
 
+    /// Quantises every linear layer to int8 for the CPU kernel (see
+    /// [`crate::nn::Dense::quantize_q8`]); returns how many were.
+    pub fn quantize_q8(&mut self) -> usize {
+        self.layers
+            .iter_mut()
+            .flat_map(|l| {
+                let [a, b, c, d] = l.self_attn.projections_mut();
+                let [e, f] = l.mlp.projections_mut();
+                [a, b, c, d, e, f]
+            })
+            .map(|dense| dense.quantize_q8())
+            .filter(|&done| done)
+            .count()
+    }
+
     /// Number of transformer layers.
     pub fn num_layers(&self) -> usize {
         self.layers.len()

@@ -45,7 +45,7 @@ fn top(s: &LabelScores) -> usize {
         .expect("labels")
 }
 
-fn compare(name: &str, dir: &str, options: AlmOptions, audio: &[&[f32]], tol: f32) {
+fn compare(name: &str, dir: &str, options: AlmOptions, audio: &[&[f32]], tol: f32, prob_tol: f32) {
     let f32s = scores(dir, &options, false, audio);
     let q8s = scores(dir, &options, true, audio);
     for (i, (a, b)) in f32s.iter().zip(&q8s).enumerate() {
@@ -58,7 +58,7 @@ fn compare(name: &str, dir: &str, options: AlmOptions, audio: &[&[f32]], tol: f3
         );
         assert_eq!(top(a), top(b), "{name} clip {i}: top label changed");
         assert!(d <= tol, "{name} clip {i}: {d} > {tol}");
-        assert!(dp <= 0.01, "{name} clip {i}: probs {dp}");
+        assert!(dp <= prob_tol, "{name} clip {i}: probs {dp} > {prob_tol}");
     }
 }
 
@@ -81,6 +81,7 @@ fn q8_tiny_whisper_keeps_top_labels() {
         AlmOptions::default(),
         &refs,
         0.15,
+        0.01,
     );
 }
 
@@ -102,6 +103,7 @@ fn q8_tiny_qwen2_audio_keeps_top_labels() {
         options,
         &refs,
         0.15,
+        0.01,
     );
 }
 
@@ -122,5 +124,6 @@ fn q8_whisper_base_keeps_top_labels() {
         AlmOptions::default(),
         &refs,
         0.25,
+        0.01,
     );
 }
