@@ -10,9 +10,9 @@
 //!
 //! Worker pool: [`PipelineConfig::workers`] scorers take jobs from the one queue. They
 //! share one copy of the weights ([`Scorer::fork`]); a scorer that cannot be shared
-//! gives a pool of one. Results and skips of queued utterances pass through a
-//! sequencer that releases them in utterance order, whatever order the workers finish
-//! in, and numbers the skips as they are sent, so the skip total stays exact.
+//! gives a pool of one. Results pass through a sequencer that releases them in
+//! utterance order, whatever order the workers finish in; skips go out at once, numbered
+//! as they are sent, so the skip total stays exact.
 //!
 //! Backpressure policy ([`Backpressure::SkipOldest`], for live audio): at most
 //! `score_queue` utterances wait for the scorer.

@@ -1,11 +1,14 @@
-//! Puts the outcomes of queued utterances back in queue order.
+//! Puts the results of queued utterances back in queue order.
 //!
 //! With several scoring workers, a short utterance can finish before a longer one
 //! queued ahead of it; the session log and the dashboard must still see results in
 //! utterance order. Every utterance that enters the scoring queue gets a sequence
 //! number, and exactly one outcome (scored, or skipped with a reason) is completed
 //! for it, by whichever thread decides it: the capture thread when it evicts it, a
-//! worker otherwise. Outcomes wait here until every earlier one is out.
+//! worker otherwise. A result waits here until every earlier utterance has its
+//! outcome. A skip is sent at once (as with one worker): holding it back behind the
+//! utterance being scored would keep the skipped audio in memory and tell the
+//! session late, while live capture may skip many utterances during one slow score.
 //!
 //! Skips are numbered here too, at the moment they are sent, so the running skip
 //! total each [`PipelineEvent::Skipped`] carries counts up by one in the order the
@@ -31,8 +34,9 @@ pub(super) enum Outcome {
 struct State {
     /// The sequence number whose outcome goes out next.
     next: u64,
-    /// Outcomes that finished ahead of an earlier one.
-    waiting: BTreeMap<u64, Outcome>,
+    /// Outcomes decided ahead of an earlier one: a result to send, or `None` for a
+    /// skip (already sent).
+    waiting: BTreeMap<u64, Option<PipelineEvent>>,
     /// Skips sent so far.
     skipped: u64,
 }
@@ -55,18 +59,27 @@ impl Sequencer {
         }
     }
 
-    /// The outcome of queued utterance `seq`; sends it and every outcome it was
-    /// holding back.
+    /// The outcome of queued utterance `seq`: a skip is sent now; a result once every
+    /// earlier utterance has its outcome, with any later results it was holding back.
     pub(super) fn complete(&self, seq: u64, outcome: Outcome) {
         let mut state = self.lock();
-        state.waiting.insert(seq, outcome);
+        let held = match outcome {
+            Outcome::Event(event) => Some(event),
+            skipped @ Outcome::Skipped { .. } => {
+                self.send(&mut state, skipped);
+                None
+            }
+        };
+        state.waiting.insert(seq, held);
         loop {
             let next = state.next;
-            let Some(outcome) = state.waiting.remove(&next) else {
+            let Some(held) = state.waiting.remove(&next) else {
                 break;
             };
             state.next += 1;
-            self.send(&mut state, outcome);
+            if let Some(event) = held {
+                self.send(&mut state, Outcome::Event(event));
+            }
         }
     }
 
@@ -138,7 +151,7 @@ mod tests {
     }
 
     #[test]
-    fn outcomes_leave_in_queue_order_and_skips_are_numbered_as_sent() {
+    fn results_leave_in_queue_order_and_skips_at_once_numbered_as_sent() {
         let (tx, rx) = unbounded();
         let sequencer = Sequencer::new(tx);
         let done = |seq: u64| {
@@ -156,14 +169,16 @@ mod tests {
                 reason: "evicted".into(),
             },
         );
-        assert!(rx.try_recv().is_err(), "0 is not done: nothing may leave");
+        let early: Vec<_> = rx.try_iter().map(|e| id(&e)).collect();
+        assert_eq!(
+            early,
+            vec![(1, Some(1))],
+            "0 is not done: only the skip leaves"
+        );
         sequencer.skip_unqueued(utterance(9), "paused");
         sequencer.complete(0, done(0));
         sequencer.complete(3, done(3));
         let got: Vec<_> = rx.try_iter().map(|e| id(&e)).collect();
-        assert_eq!(
-            got,
-            vec![(9, Some(1)), (0, None), (1, Some(2)), (2, None), (3, None)]
-        );
+        assert_eq!(got, vec![(9, Some(2)), (0, None), (2, None), (3, None)]);
     }
 }

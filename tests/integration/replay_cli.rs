@@ -45,7 +45,9 @@ fn malformed_line_is_named_with_its_number() {
         "{\"schema\":1,\"t_s\":3.0,\"type\":\"utterance\",\"id\":\"three\"}",
     );
     std::fs::write(&path, lines.join("\n") + "\n").expect("write");
-    let (ok, err) = replay(&path, &[]);
+    // By default a bad line is skipped (and reported) and the valid records play;
+    // `--strict` refuses the file at that line, before touching the terminal.
+    let (ok, err) = replay(&path, &["--strict"]);
     assert!(!ok);
     assert!(err.contains("broken.jsonl:4: malformed record"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
@@ -57,6 +59,12 @@ fn not_a_session_log() {
     let path = dir.join("notes.txt");
     std::fs::write(&path, "hello\n").expect("write");
     let (ok, err) = replay(&path, &[]);
+    assert!(!ok);
+    assert!(
+        err.contains("notes.txt: not an emomon session log"),
+        "{err}"
+    );
+    let (ok, err) = replay(&path, &["--strict"]);
     assert!(!ok);
     assert!(err.contains("notes.txt:1: malformed record"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
