@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::audio::convert::MonoResampler;
 use crate::audio::{AudioError, AudioSource, SourceInfo};
-use crate::segmenter::{Activity, Segmenter, SegmenterConfig};
+use crate::segmenter::{Activity, Discarded, Segmenter, SegmenterConfig};
 use crate::utterance::Utterance;
 use crate::vad::{ConfigError, FrameVad, VadConfig};
 
@@ -88,7 +88,7 @@ impl FrontEnd {
         (self.last_frame_dbfs, self.last_frame_voiced)
     }
 
-    pub fn discarded(&self) -> u64 {
+    pub fn discarded(&self) -> Discarded {
         self.segmenter.discarded()
     }
 
@@ -128,8 +128,8 @@ pub struct CaptureSummary {
     pub utterances: u64,
     /// Frames the source dropped (ring overruns); also part of `seconds`' gaps.
     pub dropped_frames: u64,
-    /// Speech stretches too short to keep.
-    pub discarded: u64,
+    /// Stretches not kept: too short, or steady noise.
+    pub discarded: Discarded,
 }
 
 /// How a capture run ended: its summary, and the error that ended it early, if any.

@@ -10,7 +10,10 @@
 //!   `split_search_s` (a breath or a pause, rarely mid-word) and goes on as a
 //!   new utterance;
 //! * stretches with less than `min_speech_ms` of voiced frames are dropped as
-//!   clicks or noise.
+//!   clicks or noise;
+//! * stretches whose loudness never moves are dropped as steady noise: the
+//!   background estimate needs a while to learn a new noise (a fan switched on,
+//!   the start of a noisy recording), and WebRTC's VAD calls white noise speech.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -101,6 +104,27 @@ const ENERGY_GATE_DB: f32 = 6.0;
 const NOISE_WINDOW_MS: f64 = 1500.0;
 /// No gating until this much audio has been seen (the minimum means little before).
 const NOISE_WARMUP_MS: f64 = 500.0;
+
+/// Speech rises and falls from syllable to syllable; steady noise does not. A
+/// stretch whose frame energies (10th to 90th percentile) stay within this range is
+/// noise. Measured with 20 ms frames: white noise spans 0.9–1.0 dB, the flattest of
+/// the 1,822 shared clips 2.5 dB (a median clip 18 dB).
+const STEADY_NOISE_SPREAD_DB: f32 = 1.5;
+
+/// What the segmenter dropped instead of emitting.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Discarded {
+    /// Stretches with less than `min_speech_ms` of voiced frames (clicks, blips).
+    pub short: u64,
+    /// Stretches of steady noise (see [`STEADY_NOISE_SPREAD_DB`]).
+    pub steady_noise: u64,
+}
+
+impl Discarded {
+    pub fn total(&self) -> u64 {
+        self.short + self.steady_noise
+    }
+}
 
 /// Sliding-window minimum of frame energy, the background-level estimate.
 struct NoiseFloor {
@@ -197,7 +221,7 @@ pub struct Segmenter {
     /// Where the previous utterance's speech ended: pre-roll never reaches back past it.
     previous_end: u64,
     next_id: u64,
-    discarded: u64,
+    discarded: Discarded,
     noise_floor: NoiseFloor,
 }
 
@@ -221,7 +245,7 @@ impl Segmenter {
             state: State::Idle { run: 0 },
             previous_end: 0,
             next_id: 0,
-            discarded: 0,
+            discarded: Discarded::default(),
             noise_floor: NoiseFloor::new(frames(NOISE_WINDOW_MS) as usize),
         })
     }
@@ -230,8 +254,8 @@ impl Segmenter {
         self.frame_len
     }
 
-    /// Speech stretches dropped for being shorter than `min_speech_ms`.
-    pub fn discarded(&self) -> u64 {
+    /// Stretches dropped as too short or as steady noise.
+    pub fn discarded(&self) -> Discarded {
         self.discarded
     }
 
@@ -439,10 +463,14 @@ impl Segmenter {
 
     fn emit(&mut self, start: u64, end: u64, voiced: u64, split: bool) -> Option<Utterance> {
         if voiced < self.min_speech {
-            self.discarded += 1;
+            self.discarded.short += 1;
             return None;
         }
         let (start, end) = self.refine_edges(start, end);
+        if self.is_steady(start, end) {
+            self.discarded.steady_noise += 1;
+            return None;
+        }
         let audio_start = start
             .saturating_sub(self.pre_roll)
             .max(self.first_frame)
@@ -465,6 +493,19 @@ impl Segmenter {
             peak_dbfs: to_dbfs(peak),
             split,
         })
+    }
+
+    /// Whether the frames `[start, end)` hold steady noise rather than speech.
+    fn is_steady(&self, start: u64, end: u64) -> bool {
+        let mut levels: Vec<f32> = (start..end)
+            .map(|f| 10.0 * self.info(f).energy.max(1e-12).log10())
+            .collect();
+        if levels.len() < 2 {
+            return false;
+        }
+        levels.sort_by(f32::total_cmp);
+        let at = |q: f32| levels[((levels.len() - 1) as f32 * q).round() as usize];
+        at(0.9) - at(0.1) < STEADY_NOISE_SPREAD_DB
     }
 
     /// Forgets frames before `frame` (kept frames stay addressable by index).
@@ -534,7 +575,59 @@ mod tests {
         found.extend(feed(&mut seg, 0.12, 0.3, true)); // a click: under min_speech_ms
         found.extend(feed(&mut seg, 1.0, 0.0, false));
         assert!(found.is_empty());
-        assert_eq!(seg.discarded(), 1);
+        assert_eq!(seg.discarded().short, 1);
+    }
+
+    /// Frames of white noise at `amplitude` (a fixed-seed generator, uniform samples).
+    fn white_noise(seed: &mut u64, amplitude: f32) -> [f32; FRAME] {
+        std::array::from_fn(|_| {
+            *seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((*seed >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * amplitude
+        })
+    }
+
+    #[test]
+    fn steady_noise_is_not_speech_at_the_start_or_when_it_switches_on() {
+        for silence_s in [0.0, 1.0] {
+            let mut seg = Segmenter::new(SegmenterConfig::default(), FRAME_MS).unwrap();
+            let mut found = feed(&mut seg, silence_s, 0.0, false);
+            let mut seed = 7;
+            // WebRTC's VAD calls white noise speech: every frame says voiced.
+            for _ in 0..250 {
+                found.extend(seg.push(&white_noise(&mut seed, 0.3), true));
+            }
+            found.extend(seg.finish());
+            let times: Vec<(f64, f64)> = found.iter().map(|u| (u.start_s, u.end_s)).collect();
+            assert!(
+                found.is_empty(),
+                "after {silence_s} s of silence: {times:?}"
+            );
+            assert_eq!(seg.discarded().steady_noise, 1, "after {silence_s} s");
+        }
+    }
+
+    #[test]
+    fn speech_starting_in_noise_is_kept() {
+        let mut seg = Segmenter::new(SegmenterConfig::default(), FRAME_MS).unwrap();
+        let mut seed = 11;
+        let mut noise = |seg: &mut Segmenter, frames: usize| -> Vec<Utterance> {
+            (0..frames)
+                .filter_map(|_| seg.push(&white_noise(&mut seed, 0.01), false))
+                .collect()
+        };
+        let mut found = noise(&mut seg, 100);
+        found.extend(feed(&mut seg, 1.5, 0.3, true));
+        found.extend(noise(&mut seg, 50));
+        found.extend(seg.finish());
+        assert_eq!(found.len(), 1);
+        assert!(
+            (found[0].start_s - 2.0).abs() < 0.05,
+            "{}",
+            found[0].start_s
+        );
+        assert_eq!(seg.discarded(), Discarded::default());
     }
 
     #[test]

@@ -12,6 +12,7 @@ use emomon::audio::file::FileSource;
 use emomon::audio::mic::MicSource;
 use emomon::audio::pace::Paced;
 use emomon::capture::run_capture;
+use emomon::segmenter::Discarded;
 use emomon::utterance::Utterance;
 
 use super::frontend_args::FrontEndArgs;
@@ -123,11 +124,7 @@ pub fn run(args: &SegmentArgs) -> anyhow::Result<()> {
         } else {
             String::new()
         },
-        if summary.discarded > 0 {
-            format!("; {} blip(s) too short to keep", summary.discarded)
-        } else {
-            String::new()
-        },
+        discarded_note(summary.discarded),
     );
     match outcome.error {
         Some(e) => Err(e.into()),
@@ -163,4 +160,19 @@ fn print_utterance(
     }
     out.flush()?;
     Ok(())
+}
+
+/// The summary's note on what the segmenter dropped, empty when nothing was.
+fn discarded_note(discarded: Discarded) -> String {
+    let mut note = String::new();
+    if discarded.short > 0 {
+        note += &format!("; {} blip(s) too short to keep", discarded.short);
+    }
+    if discarded.steady_noise > 0 {
+        note += &format!(
+            "; {} stretch(es) of steady noise ignored",
+            discarded.steady_noise
+        );
+    }
+    note
 }

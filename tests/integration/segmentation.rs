@@ -131,6 +131,23 @@ fn silence_and_quiet_white_noise_yield_nothing() {
     }
 }
 
+/// Loud steady noise that starts with the recording, or switches on after silence (a
+/// fan, a hiss): the VAD calls it speech and the background estimate needs 1.5 s to
+/// learn it, but the segmenter must not report an utterance at its onset.
+#[test]
+fn loud_white_noise_at_its_onset_yields_nothing() {
+    for (silence_s, level_dbfs) in [(0.0, -12.0), (2.0, -12.0), (2.0, -30.0)] {
+        let mut signal = vec![0.0; (silence_s * f64::from(RATE)) as usize];
+        signal.extend(Noise::new(3).samples(10 * RATE as usize, level_dbfs));
+        let found = segment(&signal, RATE, &FrontEndConfig::default());
+        let times: Vec<(f64, f64)> = found.iter().map(|u| (u.start_s, u.end_s)).collect();
+        assert!(
+            found.is_empty(),
+            "{level_dbfs} dBFS white noise after {silence_s} s of silence: {times:?}"
+        );
+    }
+}
+
 /// Clips with no speech a listener or a VAD could find, with the evidence.
 const NOT_SPEECH: [(&str, &str); 1] = [(
     "urdu/SM23_F2_S08.wav",
