@@ -66,6 +66,8 @@ pub const SETTINGS: &[Setting] = &[
     setting("model.device", MODEL, "device"),
     setting("model.quant", MODEL, "quant"),
     inverted("model.pad", MODEL, "no_pad"),
+    setting("model.remote", MODEL, "remote"),
+    setting("model.remote_model", MODEL, "remote_model"),
     setting("segmentation.aggressiveness", FRONT_END, "aggressiveness"),
     setting("segmentation.frame_ms", FRONT_END, "frame_ms"),
     setting("segmentation.onset_ms", FRONT_END, "onset_ms"),
@@ -112,6 +114,8 @@ struct ModelSection {
     device: Option<Spanned<DeviceArg>>,
     quant: Option<Spanned<QuantArg>>,
     pad: Option<Spanned<bool>>,
+    remote: Option<Spanned<String>>,
+    remote_model: Option<Spanned<String>>,
 }
 
 /// `[segmentation]`: voice activity detection and utterance cutting.
@@ -352,6 +356,8 @@ impl ConfigFile {
         push(&mut out, "model.device", &m.device);
         push(&mut out, "model.quant", &m.quant);
         push(&mut out, "model.pad", &m.pad);
+        push(&mut out, "model.remote", &m.remote);
+        push(&mut out, "model.remote_model", &m.remote_model);
         let s = &self.segmentation;
         push(&mut out, "segmentation.aggressiveness", &s.aggressiveness);
         push(&mut out, "segmentation.frame_ms", &s.frame_ms);
