@@ -145,6 +145,15 @@ impl LoadedModel {
         }
     }
 
+    /// Where a remote model scores (`remote: host:port`), `None` for local models (whose
+    /// device is the `--device` asked for).
+    pub fn remote_device(&self) -> Option<&str> {
+        match self {
+            Self::Remote(r) => Some(r.device()),
+            _ => None,
+        }
+    }
+
     /// Labels in output order.
     pub fn labels(&self) -> &[String] {
         match self {

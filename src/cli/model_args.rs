@@ -132,6 +132,19 @@ fn positive_seconds(s: &str) -> Result<f64, String> {
 }
 
 impl ModelArgs {
+    /// The model as a progress message names it: the directory, the built-in default, or
+    /// the served model and its server (with `--remote`, where the audio goes).
+    pub fn describe(&self) -> String {
+        match (&self.remote, &self.model) {
+            (Some(url), _) => format!(
+                "{} on {url}",
+                self.remote_model.as_deref().unwrap_or_default()
+            ),
+            (None, Some(m)) => m.clone(),
+            (None, None) => "the default model".into(),
+        }
+    }
+
     /// The library's options these flags describe.
     pub fn options(&self) -> ModelOptions {
         ModelOptions {

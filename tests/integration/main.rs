@@ -17,6 +17,7 @@ mod manifest_cli;
 mod metrics;
 mod mic_alsa;
 mod pipeline;
+mod remote;
 mod prosody;
 mod replay_cli;
 mod replay_sample;

@@ -86,7 +86,8 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     }
 }
 
-/// Title, source, clock, state (PAUSED / LOG ENDED) and a loss warning.
+/// Title, source, clock, state (PAUSED / LOG ENDED), the server when scoring is
+/// remote, and a loss warning.
 fn header_line(app: &App) -> Line<'static> {
     let view = &app.view;
     let bold = Style::default().add_modifier(Modifier::BOLD);
@@ -110,6 +111,10 @@ fn header_line(app: &App) -> Line<'static> {
         spans.push(Span::styled(" ● LIVE ", bold));
     }
     let h = &view.health;
+    // Audio leaves the machine only with remote scoring: then the header says where.
+    if h.device.starts_with("remote:") {
+        spans.push(Span::styled(format!(" ⇄ {} ", h.device), bold));
+    }
     if h.dropped_samples > 0 || h.skipped_utterances > 0 {
         spans.push(Span::raw(" "));
         spans.push(Span::styled(

@@ -378,3 +378,16 @@ fn label_colours_are_consistent_everywhere() {
         "every label drawn with its colour: {seen:?}"
     );
 }
+
+#[test]
+fn remote_scoring_is_named_in_the_header() {
+    let mut view = long_session_view();
+    view.health.device = "remote: gpu.lab:8000".into();
+    view.health.skipped_utterances = 3;
+    let buf = render(&App::new(view), 100, 30);
+    let s = text(&buf);
+    let header = s.lines().next().unwrap_or_default();
+    assert!(header.contains("⇄ remote: gpu.lab:8000"), "{header}");
+    assert!(header.contains("LOST"), "skips still warned: {header}");
+    assert!(s.contains("⚠ SKIPPED 3 utt"), "{s}");
+}
