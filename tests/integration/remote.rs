@@ -9,6 +9,8 @@
 use crate::common;
 use crate::pipeline::{accounted, drain, memory, session_audio};
 
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -63,11 +65,47 @@ impl Reply {
 type Handler = Arc<dyn Fn(usize, &str, &Value) -> Reply + Send + Sync>;
 
 /// An OpenAI-compatible server in a thread: `handler(request index, path, body)`.
+/// Plain std sockets (requests parsed by httparse), one thread per connection, no
+/// keep-alive: [`kill`](Self::kill) closes the listening socket, so later connections
+/// are refused as when a real server dies.
 struct FakeServer {
     port: u16,
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     requests: Arc<Mutex<Vec<(String, Value)>>>,
+}
+
+/// Reads one HTTP request: its path and JSON body (`null` if none or not JSON).
+fn read_request(stream: &mut TcpStream) -> Option<(String, Value)> {
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 8192];
+    loop {
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        let mut headers = [httparse::EMPTY_HEADER; 32];
+        let mut req = httparse::Request::new(&mut headers);
+        if let Ok(httparse::Status::Complete(head)) = req.parse(&buf) {
+            let length = req
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("content-length"))
+                .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse().ok())
+                .unwrap_or(0usize);
+            let path = req.path.unwrap_or_default().to_string();
+            while buf.len() < head + length {
+                let n = stream.read(&mut chunk).ok()?;
+                if n == 0 {
+                    return None;
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let body = serde_json::from_slice(&buf[head..head + length]).unwrap_or(Value::Null);
+            return Some((path, body));
+        }
+    }
 }
 
 impl FakeServer {
@@ -76,35 +114,44 @@ impl FakeServer {
     }
 
     fn start_on(port: u16, handler: Handler) -> Self {
-        let server = tiny_http::Server::http(("127.0.0.1", port)).expect("bind");
-        let port = server.server_addr().to_ip().expect("ip").port();
+        let listener = TcpListener::bind(("127.0.0.1", port)).expect("bind");
+        listener.set_nonblocking(true).expect("nonblocking");
+        let port = listener.local_addr().expect("addr").port();
         let stop = Arc::new(AtomicBool::new(false));
         let requests = Arc::new(Mutex::new(Vec::new()));
         let (stop2, requests2) = (Arc::clone(&stop), Arc::clone(&requests));
         let count = Arc::new(AtomicUsize::new(0));
         let thread = std::thread::spawn(move || {
             while !stop2.load(Ordering::SeqCst) {
-                let Ok(Some(mut req)) = server.recv_timeout(Duration::from_millis(20)) else {
+                let Ok((mut stream, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(2));
                     continue;
                 };
-                let mut text = String::new();
-                let _ = req.as_reader().read_to_string(&mut text);
-                let body: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-                let path = req.url().to_string();
-                requests2.lock().unwrap().push((path.clone(), body.clone()));
-                let n = count.fetch_add(1, Ordering::SeqCst);
-                let handler = Arc::clone(&handler);
+                let (handler, requests, count) =
+                    (Arc::clone(&handler), Arc::clone(&requests2), Arc::clone(&count));
                 std::thread::spawn(move || {
-                    let reply = handler(n, &path, &body);
+                    let _ = stream.set_nonblocking(false);
+                    let Some((path, body)) = read_request(&mut stream) else {
+                        return;
+                    };
+                    requests.lock().unwrap().push((path.clone(), body.clone()));
+                    let reply = handler(count.fetch_add(1, Ordering::SeqCst), &path, &body);
                     std::thread::sleep(reply.delay);
-                    let mut resp =
-                        tiny_http::Response::from_data(reply.body).with_status_code(reply.status);
-                    for (k, v) in reply.headers {
-                        resp.add_header(tiny_http::Header::from_bytes(k, v).expect("header"));
+                    let mut head = format!(
+                        "HTTP/1.1 {} Fake\r\nContent-Type: application/json\r\n\
+                         Content-Length: {}\r\nConnection: close\r\n",
+                        reply.status,
+                        reply.body.len()
+                    );
+                    for (k, v) in &reply.headers {
+                        head.push_str(&format!("{k}: {v}\r\n"));
                     }
-                    let _ = req.respond(resp);
+                    head.push_str("\r\n");
+                    let _ = stream.write_all(head.as_bytes());
+                    let _ = stream.write_all(&reply.body);
                 });
             }
+            // The listener is dropped here: the port is closed.
         });
         Self {
             port,
