@@ -113,7 +113,12 @@ pub struct ModelArgs {
     /// `http://127.0.0.1:8000/v1`: the audio of every utterance is sent there. The label
     /// tokens come from `--model DIR`'s tokenizer if given, else from the server's
     /// `/tokenize`. An API key is read from EMOMON_API_KEY (never logged).
-    #[arg(long, value_name = "URL", requires = "remote_model", conflicts_with = "adapter")]
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "remote_model",
+        conflicts_with = "adapter"
+    )]
     pub remote: Option<String>,
     /// The model name the server serves (`vllm serve … --served-model-name NAME`).
     #[arg(long, value_name = "NAME", requires = "remote")]

@@ -60,6 +60,8 @@ pub struct Client {
     base: String,
     host: String,
     auth: Option<HeaderValue>,
+    /// The key itself, only to redact it from server answers quoted in errors.
+    key: Option<String>,
     retry: RetryPolicy,
     timeout: Duration,
 }
@@ -80,7 +82,11 @@ pub fn host_of(url: &str) -> String {
     let rest = url.split_once("://").map_or(url, |(_, r)| r);
     let authority = rest.split('/').next().unwrap_or(rest);
     // Credentials in the URL are never shown.
-    authority.rsplit('@').next().unwrap_or(authority).to_string()
+    authority
+        .rsplit('@')
+        .next()
+        .unwrap_or(authority)
+        .to_string()
 }
 
 impl Client {
@@ -123,6 +129,7 @@ impl Client {
             host: host_of(&base),
             base,
             auth,
+            key: api_key.filter(|k| !k.is_empty()).map(str::to_string),
             retry,
             timeout,
         })
@@ -212,7 +219,8 @@ impl Client {
         if (200..300).contains(&status) {
             return Ok(bytes);
         }
-        let text = String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).into_owned();
+        let text =
+            self.redact(String::from_utf8_lossy(&bytes[..bytes.len().min(300)]).into_owned());
         match classify_status(status, retry_after) {
             Verdict::Retry(retry_after) => Err(Try::Again {
                 why: format!("HTTP {status}: {text}"),
@@ -223,6 +231,14 @@ impl Client {
                 status,
                 body: text,
             })),
+        }
+    }
+
+    /// `text` without the API key (a server may echo the header it rejected).
+    fn redact(&self, text: String) -> String {
+        match &self.key {
+            Some(k) => text.replace(k.as_str(), "<EMOMON_API_KEY>"),
+            None => text,
         }
     }
 

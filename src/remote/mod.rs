@@ -122,7 +122,9 @@ impl RemoteModel {
             anyhow::bail!("--quant q8 applies to local models; the server decides its precision");
         }
         if options.adapter.is_some() {
-            anyhow::bail!("--adapter is the built-in local model's; it cannot be used with --remote");
+            anyhow::bail!(
+                "--adapter is the built-in local model's; it cannot be used with --remote"
+            );
         }
         if remote.model.trim().is_empty() {
             anyhow::bail!("--remote needs --remote-model NAME (the name the server serves)");
@@ -156,8 +158,9 @@ impl RemoteModel {
                  OpenAI-compatible servers serve Whisper for transcription only"
             );
         }
-        let verbaliser = Verbaliser::new(&alm.labels, &[Form::Plain, Form::Capital], &*tokenizer)
-            .with_context(|| format!("cannot map the labels to {}'s tokens", remote.model))?;
+        let verbaliser =
+            Verbaliser::new(&alm.labels, &[Form::Plain, Form::Capital], &*tokenizer)
+                .with_context(|| format!("cannot map the labels to {}'s tokens", remote.model))?;
         let first_token = FirstTokenScorer::new(verbaliser.clone(), alm.temperature)?;
         let readout = first_token.readout_tokens();
         if readout.len() > MAX_LABEL_TOKENS {
@@ -235,7 +238,11 @@ impl RemoteModel {
         let generate = method != Method::FirstToken;
         let ask = Ask {
             max_tokens: if generate { self.max_new_tokens } else { 1 },
-            n: if generate { sampling.map_or(1, |s| s.n) } else { 1 },
+            n: if generate {
+                sampling.map_or(1, |s| s.n)
+            } else {
+                1
+            },
             temperature: sampling.filter(|_| generate).map(|s| s.temperature),
             seed: sampling.filter(|_| generate).map(|s| s.seed),
             label_tokens: &self.readout,
@@ -374,7 +381,11 @@ fn plain(scores: LabelScores) -> ScoredUtterance {
 /// `first-token` with sampling, as the local scorer does it
 /// (docs/test-time-scaling.md): `n` labels drawn from the label logits with the
 /// answer's own seeded stream, each a point mass.
-fn draws(scores: &LabelScores, question: &str, s: Sampling) -> Result<Vec<ScoredUtterance>, String> {
+fn draws(
+    scores: &LabelScores,
+    question: &str,
+    s: Sampling,
+) -> Result<Vec<ScoredUtterance>, String> {
     (0..s.n)
         .map(|k| {
             let mut rng = SampleRng::for_answer(s.seed, question, k);

@@ -73,10 +73,12 @@ struct FakeServer {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
     requests: Arc<Mutex<Vec<(String, Value)>>>,
+    auth: Arc<Mutex<Vec<Option<String>>>>,
 }
 
-/// Reads one HTTP request: its path and JSON body (`null` if none or not JSON).
-fn read_request(stream: &mut TcpStream) -> Option<(String, Value)> {
+/// Reads one HTTP request: its path, JSON body (`null` if none or not JSON) and
+/// `Authorization` header.
+fn read_request(stream: &mut TcpStream) -> Option<(String, Value, Option<String>)> {
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
     loop {
@@ -95,6 +97,11 @@ fn read_request(stream: &mut TcpStream) -> Option<(String, Value)> {
                 .and_then(|h| std::str::from_utf8(h.value).ok()?.trim().parse().ok())
                 .unwrap_or(0usize);
             let path = req.path.unwrap_or_default().to_string();
+            let auth = req
+                .headers
+                .iter()
+                .find(|h| h.name.eq_ignore_ascii_case("authorization"))
+                .map(|h| String::from_utf8_lossy(h.value).into_owned());
             while buf.len() < head + length {
                 let n = stream.read(&mut chunk).ok()?;
                 if n == 0 {
@@ -103,7 +110,7 @@ fn read_request(stream: &mut TcpStream) -> Option<(String, Value)> {
                 buf.extend_from_slice(&chunk[..n]);
             }
             let body = serde_json::from_slice(&buf[head..head + length]).unwrap_or(Value::Null);
-            return Some((path, body));
+            return Some((path, body, auth));
         }
     }
 }
@@ -119,7 +126,9 @@ impl FakeServer {
         let port = listener.local_addr().expect("addr").port();
         let stop = Arc::new(AtomicBool::new(false));
         let requests = Arc::new(Mutex::new(Vec::new()));
-        let (stop2, requests2) = (Arc::clone(&stop), Arc::clone(&requests));
+        let auth = Arc::new(Mutex::new(Vec::new()));
+        let (stop2, requests2, auth2) =
+            (Arc::clone(&stop), Arc::clone(&requests), Arc::clone(&auth));
         let count = Arc::new(AtomicUsize::new(0));
         let thread = std::thread::spawn(move || {
             while !stop2.load(Ordering::SeqCst) {
@@ -127,13 +136,18 @@ impl FakeServer {
                     std::thread::sleep(Duration::from_millis(2));
                     continue;
                 };
-                let (handler, requests, count) =
-                    (Arc::clone(&handler), Arc::clone(&requests2), Arc::clone(&count));
+                let (handler, requests, count, auths) = (
+                    Arc::clone(&handler),
+                    Arc::clone(&requests2),
+                    Arc::clone(&count),
+                    Arc::clone(&auth2),
+                );
                 std::thread::spawn(move || {
                     let _ = stream.set_nonblocking(false);
-                    let Some((path, body)) = read_request(&mut stream) else {
+                    let Some((path, body, auth)) = read_request(&mut stream) else {
                         return;
                     };
+                    auths.lock().unwrap().push(auth);
                     requests.lock().unwrap().push((path.clone(), body.clone()));
                     let reply = handler(count.fetch_add(1, Ordering::SeqCst), &path, &body);
                     std::thread::sleep(reply.delay);
@@ -158,6 +172,7 @@ impl FakeServer {
             stop,
             thread: Some(thread),
             requests,
+            auth,
         }
     }
 
@@ -272,13 +287,25 @@ fn replayed_vllm_answers_match_local_scores() {
         assert!(matches!(remote, LoadedModel::Remote(_)));
         let audio = clip_audio(&data, clip);
         let l = local.score(&[&audio]).expect("local").utterances.remove(0);
-        let r = remote.score(&[&audio]).expect("remote").utterances.remove(0);
+        let r = remote
+            .score(&[&audio])
+            .expect("remote")
+            .utterances
+            .remove(0);
         let (l, r) = (l.scores.expect("local"), r.scores.expect("remote"));
         assert_eq!(l.labels, r.labels);
         let d = max_shifted_diff(&r.logits, &l.logits);
-        assert!(d < 1e-3, "clip {clip}: logits differ by {d} beyond a constant");
+        assert!(
+            d < 1e-3,
+            "clip {clip}: logits differ by {d} beyond a constant"
+        );
         for (p, q) in r.probs.iter().zip(&l.probs) {
-            assert!((p - q).abs() < 1e-3, "clip {clip}: {:?} vs {:?}", r.probs, l.probs);
+            assert!(
+                (p - q).abs() < 1e-3,
+                "clip {clip}: {:?} vs {:?}",
+                r.probs,
+                l.probs
+            );
         }
         // The request carried the audio, the local question and the label tokens.
         let req = &server.chat_requests()[0];
@@ -303,10 +330,18 @@ fn label_tokens_from_the_servers_tokenizer() {
     let handler: Handler = Arc::new(move |_, path, body| {
         if path.ends_with("/tokenize") {
             let ids = &table[body["prompt"].as_str().unwrap_or_default()];
-            Reply::ok(serde_json::json!({ "tokens": ids }).to_string().into_bytes())
+            Reply::ok(
+                serde_json::json!({ "tokens": ids })
+                    .to_string()
+                    .into_bytes(),
+            )
         } else if path.ends_with("/detokenize") {
             let text = &table[format!("ids:{}", body["tokens"][0])];
-            Reply::ok(serde_json::json!({ "prompt": text }).to_string().into_bytes())
+            Reply::ok(
+                serde_json::json!({ "prompt": text })
+                    .to_string()
+                    .into_bytes(),
+            )
         } else {
             Reply::ok(answer.clone())
         }
@@ -339,13 +374,21 @@ fn top_logprobs_fallback_puts_missing_labels_at_the_floor() {
         .fold(f32::INFINITY, f32::min);
     let server = FakeServer::start(Arc::new(move |_, _, _| Reply::ok(body.clone())));
     let m = open_model(&options(&server.url(), true)).expect("model");
-    let s = m.score(&[&utterance(0).samples]).expect("scores").utterances.remove(0);
+    let s = m
+        .score(&[&utterance(0).samples])
+        .expect("scores")
+        .utterances
+        .remove(0);
     let s = s.scores.expect("distribution");
     assert!(s.probs.iter().all(|p| *p > 0.0 && p.is_finite()), "{s:?}");
     assert!((s.probs.iter().sum::<f32>() - 1.0).abs() < 1e-5);
     // Each label's logit is either a listed value (log-sum-exp of its forms) or at
     // least the floor: never below it.
-    assert!(s.logits.iter().all(|z| *z >= floor - 1e-6), "{:?} floor {floor}", s.logits);
+    assert!(
+        s.logits.iter().all(|z| *z >= floor - 1e-6),
+        "{:?} floor {floor}",
+        s.logits
+    );
 }
 
 /// A label token missing from vLLM's answer (a server bug, or a truncated list) is
@@ -364,7 +407,11 @@ fn a_label_missing_from_the_logprobs_is_scored_at_the_floor() {
     let body = v.to_string().into_bytes();
     let server = FakeServer::start(Arc::new(move |_, _, _| Reply::ok(body.clone())));
     let m = open_model(&options(&server.url(), true)).expect("model");
-    let s = m.score(&[&utterance(0).samples]).expect("scores").utterances.remove(0);
+    let s = m
+        .score(&[&utterance(0).samples])
+        .expect("scores")
+        .utterances
+        .remove(0);
     let s = s.scores.expect("distribution");
     assert!(s.probs.iter().all(|p| *p > 0.0), "{removed}: {s:?}");
     assert!(s.logits.iter().all(|z| *z >= floor - 1e-6));
@@ -373,7 +420,10 @@ fn a_label_missing_from_the_logprobs_is_scored_at_the_floor() {
 #[test]
 fn token_average_and_text_read_the_generated_answer() {
     for (method, name) in [
-        (emomon_models::scorer::Method::TokenAverage, "token-average.00.json"),
+        (
+            emomon_models::scorer::Method::TokenAverage,
+            "token-average.00.json",
+        ),
         (emomon_models::scorer::Method::Text, "text.00.json"),
     ] {
         let server = FakeServer::start(replay(name));
@@ -382,7 +432,11 @@ fn token_average_and_text_read_the_generated_answer() {
             ..options(&server.url(), true)
         })
         .expect("model");
-        let s = m.score(&[&utterance(0).samples]).expect("scores").utterances.remove(0);
+        let s = m
+            .score(&[&utterance(0).samples])
+            .expect("scores")
+            .utterances
+            .remove(0);
         let v: Value = serde_json::from_slice(&capture(name)).expect("json");
         assert_eq!(
             s.generated.as_deref(),
@@ -422,9 +476,16 @@ fn a_server_down_at_start_is_a_clear_error_or_a_skip_reason() {
     assert!(msg.contains(&url) && msg.contains("cannot reach"), "{msg}");
     // With it, the session starts and each utterance is skipped with the reason.
     let mut scorer = open_scorer(&options(&url, true)).expect("opens offline");
-    assert!(scorer.device().starts_with("remote: 127.0.0.1:"), "{}", scorer.device());
+    assert!(
+        scorer.device().starts_with("remote: 127.0.0.1:"),
+        "{}",
+        scorer.device()
+    );
     let e = score_one(&mut scorer, 0).expect_err("down");
-    assert!(e.contains("no answer after 3 tries") && e.contains("cannot reach"), "{e}");
+    assert!(
+        e.contains("no answer after 3 tries") && e.contains("cannot reach"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -442,7 +503,10 @@ fn server_errors_and_429_are_retried_honouring_retry_after() {
     let mut scorer = open_scorer(&options(&server.url(), true)).expect("scorer");
     let started = Instant::now();
     score_one(&mut scorer, 0).expect("scored on the third try");
-    assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After honoured");
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After honoured"
+    );
     assert_eq!(server.chat_requests().len(), 3);
 }
 
@@ -538,7 +602,11 @@ fn a_session_against_a_flaky_server_accounts_for_every_utterance() {
     let scorer = open_scorer(&options(&server.url(), true)).expect("scorer");
     let t = drain(Pipeline::start(config, memory(session_audio(5)), scorer).expect("start"));
     assert!(t.ended && t.capture_error.is_none(), "{t:?}");
-    assert_eq!(accounted(&t), t.segmented, "scored + skipped = segmented: {t:?}");
+    assert_eq!(
+        accounted(&t),
+        t.segmented,
+        "scored + skipped = segmented: {t:?}"
+    );
     assert!(t.segmented.len() >= 6, "{t:?}");
     assert!(!t.skipped.is_empty(), "{t:?}");
     assert!(
@@ -546,7 +614,34 @@ fn a_session_against_a_flaky_server_accounts_for_every_utterance() {
         "{:?}",
         t.skipped
     );
-    assert!(most.load(Ordering::SeqCst) <= 2, "at most 2 requests in flight");
+    assert!(
+        most.load(Ordering::SeqCst) <= 2,
+        "at most 2 requests in flight"
+    );
     let last = t.segmented.last().expect("utterances");
-    assert!(t.scored.contains(last), "scoring resumed after the outage: {t:?}");
+    assert!(
+        t.scored.contains(last),
+        "scoring resumed after the outage: {t:?}"
+    );
+}
+
+/// `EMOMON_API_KEY` goes to the server as a bearer token and nowhere else: not into
+/// errors, even when the server echoes what it was sent.
+#[test]
+fn the_api_key_is_sent_as_a_bearer_token_and_never_shown() {
+    let server = FakeServer::start(Arc::new(|_, _, _| {
+        Reply::status(401, "invalid key: Bearer sk-emomon-test")
+    }));
+    let mut opts = options(&server.url(), true);
+    if let Some(r) = opts.remote.as_mut() {
+        r.api_key = Some("sk-emomon-test".into());
+    }
+    assert!(!format!("{opts:?}").contains("sk-emomon-test"));
+    let mut scorer = open_scorer(&opts).expect("scorer");
+    let e = score_one(&mut scorer, 0).expect_err("401");
+    assert!(e.contains("401") && !e.contains("sk-emomon-test"), "{e}");
+    assert_eq!(
+        server.auth.lock().unwrap().as_slice(),
+        [Some("Bearer sk-emomon-test".to_string())]
+    );
 }

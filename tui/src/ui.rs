@@ -111,16 +111,17 @@ fn header_line(app: &App) -> Line<'static> {
         spans.push(Span::styled(" ● LIVE ", bold));
     }
     let h = &view.health;
-    // Audio leaves the machine only with remote scoring: then the header says where.
-    if h.device.starts_with("remote:") {
-        spans.push(Span::styled(format!(" ⇄ {} ", h.device), bold));
-    }
     if h.dropped_samples > 0 || h.skipped_utterances > 0 {
         spans.push(Span::raw(" "));
         spans.push(Span::styled(
             " ⚠ AUDIO OR UTTERANCES LOST (see Health) ",
             palette::warning(),
         ));
+    }
+    // Audio leaves the machine only with remote scoring: then the header says where
+    // (after a loss warning, which must never be pushed off a narrow terminal).
+    if h.device.starts_with("remote:") {
+        spans.push(Span::styled(format!(" ⇄ {} ", h.device), bold));
     }
     Line::from(spans)
 }
