@@ -22,6 +22,7 @@ use emomon::pipeline::{Backpressure, Pipeline, PipelineConfig};
 use emomon::remote::{RemoteOptions, RetryPolicy};
 use emomon::scoring::Scorer;
 use emomon::utterance::Utterance;
+use emomon_models::scorer::LabelScores;
 use serde_json::Value;
 
 const MODEL: &str = "tiny-qwen2-audio-vllm";
@@ -357,9 +358,23 @@ fn label_tokens_from_the_servers_tokenizer() {
     assert_eq!(server.requests.lock().unwrap()[0].0, "/tokenize");
 }
 
+/// The smallest log-probability of a `top_logprobs` list.
+fn floor_of(list: &[Value]) -> f32 {
+    list.iter()
+        .map(|e| e["logprob"].as_f64().expect("lp") as f32)
+        .fold(f32::INFINITY, f32::min)
+}
+
+/// The first-token distribution the client reads from `body` (served for any request).
+fn scores_from(body: Vec<u8>) -> LabelScores {
+    let server = FakeServer::start(Arc::new(move |_, _, _| Reply::ok(body.clone())));
+    let m = open_model(&options(&server.url(), true)).expect("model");
+    let mut b = m.score(&[&utterance(0).samples]).expect("scores");
+    b.utterances.remove(0).scores.expect("distribution")
+}
+
 /// A server without `logprob_token_ids` returns its top 20 only: labels outside it are
-/// scored at the list's floor (an upper bound), never given zero probability; labels
-/// inside keep their exact values.
+/// scored at the list's floor (an upper bound), never given zero probability.
 #[test]
 fn top_logprobs_fallback_puts_missing_labels_at_the_floor() {
     let body = capture("first-token-top.00.json");
@@ -368,22 +383,12 @@ fn top_logprobs_fallback_puts_missing_labels_at_the_floor() {
         .as_array()
         .expect("top list")
         .clone();
-    let floor = top
-        .iter()
-        .map(|e| e["logprob"].as_f64().expect("lp") as f32)
-        .fold(f32::INFINITY, f32::min);
-    let server = FakeServer::start(Arc::new(move |_, _, _| Reply::ok(body.clone())));
-    let m = open_model(&options(&server.url(), true)).expect("model");
-    let s = m
-        .score(&[&utterance(0).samples])
-        .expect("scores")
-        .utterances
-        .remove(0);
-    let s = s.scores.expect("distribution");
+    let floor = floor_of(&top);
+    let s = scores_from(body);
     assert!(s.probs.iter().all(|p| *p > 0.0 && p.is_finite()), "{s:?}");
     assert!((s.probs.iter().sum::<f32>() - 1.0).abs() < 1e-5);
-    // Each label's logit is either a listed value (log-sum-exp of its forms) or at
-    // least the floor: never below it.
+    // Each label's logit is a listed value or the floor (log-sum-exp over its two
+    // forms): never below the floor.
     assert!(
         s.logits.iter().all(|z| *z >= floor - 1e-6),
         "{:?} floor {floor}",
@@ -395,26 +400,27 @@ fn top_logprobs_fallback_puts_missing_labels_at_the_floor() {
 /// scored at the floor of what was returned, not dropped and not zero.
 #[test]
 fn a_label_missing_from_the_logprobs_is_scored_at_the_floor() {
-    let mut v: Value = serde_json::from_slice(&capture("first-token.00.json")).expect("json");
+    let full = capture("first-token.00.json");
+    let mut v: Value = serde_json::from_slice(&full).expect("json");
     let list = v["choices"][0]["logprobs"]["content"][0]["top_logprobs"]
         .as_array_mut()
         .expect("list");
-    let removed = list.remove(0);
-    let floor = list
-        .iter()
-        .map(|e| e["logprob"].as_f64().expect("lp") as f32)
-        .fold(f32::INFINITY, f32::min);
-    let body = v.to_string().into_bytes();
-    let server = FakeServer::start(Arc::new(move |_, _, _| Reply::ok(body.clone())));
-    let m = open_model(&options(&server.url(), true)).expect("model");
-    let s = m
-        .score(&[&utterance(0).samples])
-        .expect("scores")
-        .utterances
-        .remove(0);
-    let s = s.scores.expect("distribution");
-    assert!(s.probs.iter().all(|p| *p > 0.0), "{removed}: {s:?}");
-    assert!(s.logits.iter().all(|z| *z >= floor - 1e-6));
+    // "neutral" is token 293 ("Neutral": 355) in the fixture tokenizer.
+    let lp = |list: &[Value], t: &str| {
+        list.iter()
+            .find(|e| e["token"] == t)
+            .and_then(|e| e["logprob"].as_f64())
+            .expect("listed") as f32
+    };
+    let capital = lp(list, "token_id:355");
+    list.retain(|e| e["token"] != "token_id:293");
+    let floor = floor_of(list);
+    let s = scores_from(v.to_string().into_bytes());
+    let expected = (f64::from(floor).exp() + f64::from(capital).exp()).ln() as f32;
+    assert_eq!(s.labels[0], "neutral");
+    assert!((s.logits[0] - expected).abs() < 1e-5, "{s:?} vs {expected}");
+    assert!(s.probs.iter().all(|p| *p > 0.0), "{s:?}");
+    assert_ne!(s, scores_from(full), "the missing label changed the scores");
 }
 
 #[test]
