@@ -651,3 +651,84 @@ fn the_api_key_is_sent_as_a_bearer_token_and_never_shown() {
         [Some("Bearer sk-emomon-test".to_string())]
     );
 }
+
+/// `emomon run --headless --remote` against the replaying server: the session log and
+/// stdout name the server (`remote: host:port`), every utterance is scored; with the
+/// server down the same session still runs to the end, every utterance logged as
+/// skipped with the server's reason, and exits 0.
+#[test]
+fn a_headless_run_names_the_server_and_survives_it_being_down() {
+    let clip = common::repo().join("tests/fixtures/audio/demo.wav");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let run = |url: &str, log: &Path| {
+        common::emomon(&[
+            "run",
+            "--headless",
+            "--input",
+            &clip.to_string_lossy(),
+            "--model",
+            &common::fixture_model(MODEL),
+            "--labels",
+            &LABELS.join(","),
+            "--remote",
+            url,
+            "--remote-model",
+            MODEL,
+            "--remote-timeout",
+            "5",
+            "--workers",
+            "2",
+            "--session-log",
+            &log.to_string_lossy(),
+        ])
+    };
+    let records = |log: &Path| -> Vec<Value> {
+        std::fs::read_to_string(log)
+            .expect("log")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json line"))
+            .collect()
+    };
+    let kinds = |r: &[Value]| -> Vec<String> {
+        r.iter()
+            .map(|r| r["type"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+
+    let server = FakeServer::start(replay("first-token.00.json"));
+    let up = dir.path().join("up.jsonl");
+    let out = run(&server.url(), &up);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = records(&up);
+    let host = format!("remote: 127.0.0.1:{}", server.port);
+    assert_eq!(r[0]["device"], host.as_str());
+    let scored = kinds(&r).iter().filter(|k| *k == "utterance").count();
+    assert!(scored >= 2, "{:?}", kinds(&r));
+    assert_eq!(server.chat_requests().len(), scored);
+    assert!(!kinds(&r).contains(&"skipped".to_string()));
+
+    let down_url = format!("http://127.0.0.1:{}/v1", closed_port());
+    let down = dir.path().join("down.jsonl");
+    let out = run(&down_url, &down);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = records(&down);
+    let skipped: Vec<&Value> = r.iter().filter(|r| r["type"] == "skipped").collect();
+    assert_eq!(
+        skipped.len(),
+        scored,
+        "the same utterances, all accounted for"
+    );
+    for s in skipped {
+        let why = s["reason"].as_str().unwrap_or_default();
+        assert!(why.contains("cannot reach"), "{why}");
+    }
+    assert_eq!(r.last().expect("records")["type"], "session_end");
+}
