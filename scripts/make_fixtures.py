@@ -386,42 +386,26 @@ def make_qwen2(tok: Tokenizer) -> None:
         sys.exit("qwen2 greedy margin too small")
 
 
-def make_qwen2_audio(tok: Tokenizer) -> None:
-    """Tiny random `Qwen2AudioForConditionalGeneration` and its reference on clip 0 and 2.
-
-    The input ids are built as Qwen2-Audio's processor + chat template would, with the
-    `<|AUDIO|>` placeholder already expanded to the number of audio tokens:
-    <|im_start|>user\n<|audio_bos|><|AUDIO|>×n<|audio_eos|>QUESTION<|im_end|>\n<|im_start|>assistant\n
-    """
+def random_qwen2_audio(tok: Tokenizer, seed: int, audio: dict, text: dict):
+    """A `Qwen2AudioForConditionalGeneration` of the given sizes with the fixture
+    tokenizer's vocabulary and special tokens, its weights drawn from `seed` with a
+    spread that keeps logits away from near-ties (see the module doc)."""
     from transformers import Qwen2AudioConfig, Qwen2AudioForConditionalGeneration
 
-    gen = torch.Generator().manual_seed(SEED + 2)
-    audio_id = tok.token_to_id("<|AUDIO|>")
+    gen = torch.Generator().manual_seed(seed)
     config = Qwen2AudioConfig(
-        audio_config={
-            "model_type": "qwen2_audio_encoder",
-            "num_mel_bins": 80,
-            "encoder_layers": 2,
-            "encoder_attention_heads": 4,
-            "encoder_ffn_dim": 128,
-            "d_model": 64,
-            "max_source_positions": 1500,
-        },
+        audio_config={"model_type": "qwen2_audio_encoder", "num_mel_bins": 80,
+                      "max_source_positions": 1500, **audio},
         text_config={
             "model_type": "qwen2",
             "vocab_size": tok.get_vocab_size(),
-            "hidden_size": 48,
-            "intermediate_size": 96,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "max_position_embeddings": 512,
             "rms_norm_eps": 1e-6,
             "rope_parameters": {"rope_type": "default", "rope_theta": 10000.0},
             "tie_word_embeddings": False,
             "eos_token_id": tok.token_to_id("<|im_end|>"),
+            **text,
         },
-        audio_token_index=audio_id,
+        audio_token_index=tok.token_to_id("<|AUDIO|>"),
     )
     model = Qwen2AudioForConditionalGeneration(config).eval()
     with torch.no_grad():
@@ -437,6 +421,24 @@ def make_qwen2_audio(tok: Tokenizer) -> None:
             else:
                 fan_in = p.shape[1] * (p.shape[2] if p.ndim == 3 else 1)
                 p.copy_(torch.randn(p.shape, generator=gen) / np.sqrt(fan_in))
+    return model
+
+
+def make_qwen2_audio(tok: Tokenizer) -> None:
+    """Tiny random `Qwen2AudioForConditionalGeneration` and its reference on clip 0 and 2.
+
+    The input ids are built as Qwen2-Audio's processor + chat template would, with the
+    `<|AUDIO|>` placeholder already expanded to the number of audio tokens:
+    <|im_start|>user\n<|audio_bos|><|AUDIO|>×n<|audio_eos|>QUESTION<|im_end|>\n<|im_start|>assistant\n
+    """
+    audio_id = tok.token_to_id("<|AUDIO|>")
+    model = random_qwen2_audio(
+        tok,
+        SEED + 2,
+        audio={"encoder_layers": 2, "encoder_attention_heads": 4, "encoder_ffn_dim": 128, "d_model": 64},
+        text={"hidden_size": 48, "intermediate_size": 96, "num_hidden_layers": 2,
+              "num_attention_heads": 4, "num_key_value_heads": 2, "max_position_embeddings": 512},
+    )
     out_dir = OUT / "tiny-qwen2-audio"
     out_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out_dir), safe_serialization=True)
@@ -544,7 +546,41 @@ def make_voxtral(tok: Tokenizer) -> None:
     print(f"tiny-voxtral: {len(input_ids)} tokens, {n_audio} audio tokens")
 
 
+def make_qwen2_audio_vllm(tok: Tokenizer) -> None:
+    """Tiny random Qwen2-Audio that vLLM's CPU build can serve (remote-scoring tests).
+
+    vLLM's CPU attention kernels need head_dim in {32, 64, 80, 96, 112, 128, 256}, so
+    this variant has hidden 128 with 2 heads (head_dim 64) in the decoder and the audio
+    encoder, and max_position_embeddings 2048 (the `serve` script's --max-model-len).
+    The tokenizer files (with Qwen2-Audio's real chat template) are copied from
+    ``tiny-qwen2-audio/`` (written by scripts/make_chat_fixtures.py) so emomon and vLLM
+    render the same prompt; ``preprocessor_config.json`` is the 80-bin Whisper feature
+    extractor vLLM's processor needs. About 3 MB.
+
+        /root/.cache/emomon-venv/bin/python scripts/make_fixtures.py qwen2-audio-vllm
+    """
+    import shutil
+
+    model = random_qwen2_audio(
+        tok,
+        SEED + 5,
+        audio={"encoder_layers": 1, "encoder_attention_heads": 2, "encoder_ffn_dim": 128, "d_model": 128},
+        text={"hidden_size": 128, "intermediate_size": 128, "num_hidden_layers": 2,
+              "num_attention_heads": 2, "num_key_value_heads": 1, "max_position_embeddings": 2048},
+    )
+    out_dir = OUT / "tiny-qwen2-audio-vllm"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out_dir), safe_serialization=True)
+    for name in ["tokenizer.json", "tokenizer_config.json"]:
+        shutil.copy(OUT / "tiny-qwen2-audio" / name, out_dir / name)
+    WhisperFeatureExtractor(feature_size=80).save_pretrained(str(out_dir))
+    print(f"tiny-qwen2-audio-vllm: {sum(p.numel() for p in model.parameters())} parameters")
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["qwen2-audio-vllm"]:
+        make_qwen2_audio_vllm(build_tokenizer())
+        sys.exit(0)
     main()
     make_qwen2(build_tokenizer())
     make_qwen2_audio(build_tokenizer())

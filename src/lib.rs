@@ -13,6 +13,7 @@ pub mod model_scorer;
 pub mod pipeline;
 pub mod plotting;
 pub mod prosody;
+pub mod remote;
 pub mod replay;
 pub mod report;
 pub mod run;

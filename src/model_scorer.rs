@@ -20,6 +20,7 @@ use emomon_models::pipeline::StageTimes;
 use emomon_models::scorer::{LabelScores, Method};
 
 use crate::eval::cache::sha256_hex;
+use crate::remote::{RemoteModel, RemoteOptions, RemoteScorer};
 use crate::scoring::{ScoreError, Scorer, Scores};
 use crate::utterance::Utterance;
 
@@ -50,6 +51,9 @@ pub struct ModelOptions {
     pub pad_whisper: bool,
     /// Default model only: read this emotion adapter directory instead of the built-in one.
     pub adapter: Option<PathBuf>,
+    /// Score on this OpenAI-compatible server instead of locally (`model`, if given,
+    /// only supplies the tokenizer).
+    pub remote: Option<RemoteOptions>,
 }
 
 impl Default for ModelOptions {
@@ -66,6 +70,7 @@ impl Default for ModelOptions {
             quantize: false,
             pad_whisper: true,
             adapter: None,
+            remote: None,
         }
     }
 }
@@ -106,6 +111,8 @@ pub enum LoadedModel {
         /// Temperature override (`None` = the calibrated one).
         temperature: Option<f32>,
     },
+    /// A model on an OpenAI-compatible server (`--remote`).
+    Remote(Box<RemoteModel>),
 }
 
 /// One utterance's outcome.
@@ -134,6 +141,16 @@ impl LoadedModel {
         match self {
             Self::Alm(a) => a.id(),
             Self::Default { name, .. } => name,
+            Self::Remote(r) => r.id(),
+        }
+    }
+
+    /// Where a remote model scores (`remote: host:port`), `None` for local models (whose
+    /// device is the `--device` asked for).
+    pub fn remote_device(&self) -> Option<&str> {
+        match self {
+            Self::Remote(r) => Some(r.device()),
+            _ => None,
         }
     }
 
@@ -142,6 +159,7 @@ impl LoadedModel {
         match self {
             Self::Alm(a) => a.labels(),
             Self::Default { labels, .. } => labels,
+            Self::Remote(r) => r.labels(),
         }
     }
 
@@ -150,6 +168,7 @@ impl LoadedModel {
         match self {
             Self::Alm(a) => a.options().method,
             Self::Default { .. } => Method::FirstToken,
+            Self::Remote(r) => r.method(),
         }
     }
 
@@ -157,7 +176,7 @@ impl LoadedModel {
     pub fn natural_batch(&self) -> usize {
         match self {
             Self::Alm(a) => a.natural_batch(),
-            Self::Default { .. } => 1,
+            Self::Default { .. } | Self::Remote(_) => 1,
         }
     }
 
@@ -165,7 +184,7 @@ impl LoadedModel {
     /// questions or sampled answers), or `Ok` if it can.
     pub fn supports(&self, method: Method, ensemble: bool) -> Result<(), String> {
         match self {
-            Self::Alm(_) => Ok(()),
+            Self::Alm(_) | Self::Remote(_) => Ok(()),
             Self::Default { .. } if method != Method::FirstToken => Err(format!(
                 "the default model scores with first-token only (its adapter conditions the \
                  answer token; it does not generate), so {method} needs --model DIR"
@@ -195,6 +214,19 @@ impl LoadedModel {
         if method == self.method() {
             return self.score(audio);
         }
+        if let Self::Remote(r) = self {
+            let started = Instant::now();
+            let question = r.question_for(method);
+            let mut utterances = Vec::with_capacity(audio.len());
+            for u in audio {
+                utterances.extend(r.answers(u, method, &question, None)?);
+            }
+            return Ok(ScoredBatch {
+                utterances,
+                times: StageTimes::default(),
+                total: started.elapsed(),
+            });
+        }
         let Self::Alm(a) = self else {
             anyhow::bail!("{}", self.supports(method, false).err().unwrap_or_default());
         };
@@ -221,6 +253,7 @@ impl LoadedModel {
         match self {
             _ if !questions.is_empty() => questions.to_vec(),
             Self::Alm(a) => vec![a.question_for(method)],
+            Self::Remote(r) => vec![r.question_for(method)],
             Self::Default { .. } => vec![String::new()],
         }
     }
@@ -235,6 +268,9 @@ impl LoadedModel {
         questions: &[String],
         sampling: Option<Sampling>,
     ) -> anyhow::Result<(Vec<Vec<ScoredUtterance>>, Duration)> {
+        if let Self::Remote(r) = self {
+            return Ok(r.score_ensemble(audio, method, questions, sampling)?);
+        }
         let Self::Alm(a) = self else {
             anyhow::bail!("{}", self.supports(method, true).err().unwrap_or_default());
         };
@@ -259,6 +295,11 @@ impl LoadedModel {
                     total: b.total,
                 })
             }
+            Self::Remote(r) => Ok(ScoredBatch {
+                utterances: r.score(audio)?,
+                times: StageTimes::default(),
+                total: started.elapsed(),
+            }),
             Self::Default {
                 model,
                 labels,
@@ -298,6 +339,12 @@ pub fn open_model(args: &ModelOptions) -> anyhow::Result<LoadedModel> {
              ensemble); give one --prompt here",
             args.prompt.len()
         );
+    }
+    if let Some(remote) = &args.remote {
+        return Ok(LoadedModel::Remote(Box::new(
+            RemoteModel::open(args, remote)
+                .with_context(|| format!("cannot score on the server {}", remote.url))?,
+        )));
     }
     let device = open_device(args.device)?;
     let Some(spec) = &args.model else {
@@ -385,7 +432,10 @@ fn adapter_fingerprint(json: &[u8], tensors: &[u8]) -> String {
 
 /// Opens the model `args` names as the live pipeline's [`Scorer`].
 pub fn open_scorer(args: &ModelOptions) -> anyhow::Result<Box<dyn Scorer>> {
-    Ok(Box::new(ModelScorer::new(open_model(args)?, args.device)))
+    Ok(match open_model(args)? {
+        LoadedModel::Remote(r) => Box::new(RemoteScorer::new(*r)),
+        model => Box::new(ModelScorer::new(model, args.device)),
+    })
 }
 
 /// [`Scorer`] over a [`LoadedModel`]. Workers of a pool hold one model between them:

@@ -66,6 +66,9 @@ pub const SETTINGS: &[Setting] = &[
     setting("model.device", MODEL, "device"),
     setting("model.quant", MODEL, "quant"),
     inverted("model.pad", MODEL, "no_pad"),
+    setting("model.remote", MODEL, "remote"),
+    setting("model.remote_model", MODEL, "remote_model"),
+    setting("model.remote_timeout_s", MODEL, "remote_timeout"),
     setting("segmentation.aggressiveness", FRONT_END, "aggressiveness"),
     setting("segmentation.frame_ms", FRONT_END, "frame_ms"),
     setting("segmentation.onset_ms", FRONT_END, "onset_ms"),
@@ -112,6 +115,9 @@ struct ModelSection {
     device: Option<Spanned<DeviceArg>>,
     quant: Option<Spanned<QuantArg>>,
     pad: Option<Spanned<bool>>,
+    remote: Option<Spanned<String>>,
+    remote_model: Option<Spanned<String>>,
+    remote_timeout_s: Option<Spanned<f64>>,
 }
 
 /// `[segmentation]`: voice activity detection and utterance cutting.
@@ -352,6 +358,9 @@ impl ConfigFile {
         push(&mut out, "model.device", &m.device);
         push(&mut out, "model.quant", &m.quant);
         push(&mut out, "model.pad", &m.pad);
+        push(&mut out, "model.remote", &m.remote);
+        push(&mut out, "model.remote_model", &m.remote_model);
+        push(&mut out, "model.remote_timeout_s", &m.remote_timeout_s);
         let s = &self.segmentation;
         push(&mut out, "segmentation.aggressiveness", &s.aggressiveness);
         push(&mut out, "segmentation.frame_ms", &s.frame_ms);
@@ -398,7 +407,7 @@ fn check_value(key: &str, values: &[String]) -> Result<(), String> {
         "model.labels" if values.iter().any(|l| l.trim().is_empty()) || values.is_empty() => {
             Err("must be a non-empty list of non-empty labels".into())
         }
-        "model.temperature" => positive("a positive number"),
+        "model.temperature" | "model.remote_timeout_s" => positive("a positive number"),
         "model.max_new_tokens" | "session.score_queue" | "session.workers" => {
             positive("at least 1")
         }

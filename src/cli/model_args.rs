@@ -2,9 +2,11 @@
 //! `bench score`), turned into the library's plain [`ModelOptions`].
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use emomon::model_scorer::ModelOptions;
+use emomon::remote::RemoteOptions;
 use emomon_models::alm::DeviceKind;
 use emomon_models::scorer::Method;
 use serde::Deserialize;
@@ -107,9 +109,47 @@ pub struct ModelArgs {
     /// instead of the built-in one, e.g. a cross-validation fold's adapter.
     #[arg(long, value_name = "DIR", conflicts_with = "model")]
     pub adapter: Option<PathBuf>,
+    /// Score on an OpenAI-compatible server (vLLM) instead of on this machine, e.g.
+    /// `http://127.0.0.1:8000/v1`: the audio of every utterance is sent there. The label
+    /// tokens come from `--model DIR`'s tokenizer if given, else from the server's
+    /// `/tokenize`. An API key is read from EMOMON_API_KEY (never logged).
+    #[arg(
+        long,
+        value_name = "URL",
+        requires = "remote_model",
+        conflicts_with = "adapter"
+    )]
+    pub remote: Option<String>,
+    /// The model name the server serves (`vllm serve … --served-model-name NAME`).
+    #[arg(long, value_name = "NAME", requires = "remote")]
+    pub remote_model: Option<String>,
+    /// Seconds to wait for one remote answer before the utterance is skipped.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0, value_parser = positive_seconds)]
+    pub remote_timeout: f64,
+}
+
+/// A finite, positive number of seconds.
+fn positive_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(x) if x.is_finite() && x > 0.0 => Ok(x),
+        _ => Err(format!("expected a positive number of seconds, got {s:?}")),
+    }
 }
 
 impl ModelArgs {
+    /// The model as a progress message names it: the directory, the built-in default, or
+    /// the served model and its server (with `--remote`, where the audio goes).
+    pub fn describe(&self) -> String {
+        match (&self.remote, &self.model) {
+            (Some(url), _) => format!(
+                "{} on {url}",
+                self.remote_model.as_deref().unwrap_or_default()
+            ),
+            (None, Some(m)) => m.clone(),
+            (None, None) => "the default model".into(),
+        }
+    }
+
     /// The library's options these flags describe.
     pub fn options(&self) -> ModelOptions {
         ModelOptions {
@@ -123,6 +163,10 @@ impl ModelArgs {
             quantize: self.quant == QuantArg::Q8,
             pad_whisper: !self.no_pad,
             adapter: self.adapter.clone(),
+            remote: self.remote.as_ref().map(|url| RemoteOptions {
+                timeout: Duration::from_secs_f64(self.remote_timeout),
+                ..RemoteOptions::new(url, self.remote_model.clone().unwrap_or_default())
+            }),
         }
     }
 }

@@ -73,10 +73,7 @@ struct Segment {
 
 pub fn run(args: &ScoreArgs) -> anyhow::Result<()> {
     let config = args.frontend.config()?;
-    eprintln!(
-        "Loading {} …",
-        args.model.model.as_deref().unwrap_or("the default model")
-    );
+    eprintln!("Loading {} …", args.model.describe());
     let model = open_model(&args.model.options())?;
     // A truncated or corrupt file still has its audio before the failure scored
     // (as the error message promises); the error is returned after that.
@@ -110,7 +107,9 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let device = emomon_models::alm::DeviceKind::from(args.model.device).as_str();
+    let device = model
+        .remote_device()
+        .unwrap_or(emomon_models::alm::DeviceKind::from(args.model.device).as_str());
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if args.format == OutputFormat::Table {

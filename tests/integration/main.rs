@@ -18,6 +18,7 @@ mod metrics;
 mod mic_alsa;
 mod pipeline;
 mod prosody;
+mod remote;
 mod replay_cli;
 mod replay_sample;
 mod replay_tmux;

@@ -17,7 +17,7 @@ use emomon::scoring::{ScoreError, Scorer, Scores};
 use emomon::utterance::Utterance;
 
 /// Speech clips from the repo, `repeats` times, with 0.8 s pauses.
-fn session_audio(repeats: usize) -> Vec<f32> {
+pub(crate) fn session_audio(repeats: usize) -> Vec<f32> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/audio");
     let clips: Vec<Vec<f32>> = ["03.wav", "07.wav", "12.wav"]
         .iter()
@@ -33,7 +33,7 @@ fn session_audio(repeats: usize) -> Vec<f32> {
     audio
 }
 
-fn memory(audio: Vec<f32>) -> SourceFactory {
+pub(crate) fn memory(audio: Vec<f32>) -> SourceFactory {
     Box::new(move || {
         Ok(Box::new(MemorySource::new("session", audio, 16_000, 1)) as Box<dyn AudioSource>)
     })
@@ -114,17 +114,17 @@ impl Scorer for StandIn {
 }
 
 #[derive(Default, Debug)]
-struct Tally {
-    segmented: Vec<u64>,
-    scored: Vec<u64>,
-    skipped: Vec<(u64, String)>,
-    errors: Vec<String>,
-    capture_error: Option<String>,
-    levels: usize,
-    ended: bool,
+pub(crate) struct Tally {
+    pub(crate) segmented: Vec<u64>,
+    pub(crate) scored: Vec<u64>,
+    pub(crate) skipped: Vec<(u64, String)>,
+    pub(crate) errors: Vec<String>,
+    pub(crate) capture_error: Option<String>,
+    pub(crate) levels: usize,
+    pub(crate) ended: bool,
 }
 
-fn drain(pipeline: Pipeline) -> Tally {
+pub(crate) fn drain(pipeline: Pipeline) -> Tally {
     let mut tally = Tally::default();
     for event in pipeline.events().iter() {
         match event {
@@ -160,7 +160,7 @@ fn drain(pipeline: Pipeline) -> Tally {
     tally
 }
 
-fn accounted(t: &Tally) -> Vec<u64> {
+pub(crate) fn accounted(t: &Tally) -> Vec<u64> {
     let mut all: Vec<u64> = t
         .scored
         .iter()

@@ -86,7 +86,8 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     }
 }
 
-/// Title, source, clock, state (PAUSED / LOG ENDED) and a loss warning.
+/// Title, source, clock, state (PAUSED / LOG ENDED), the server when scoring is
+/// remote, and a loss warning.
 fn header_line(app: &App) -> Line<'static> {
     let view = &app.view;
     let bold = Style::default().add_modifier(Modifier::BOLD);
@@ -116,6 +117,11 @@ fn header_line(app: &App) -> Line<'static> {
             " ⚠ AUDIO OR UTTERANCES LOST (see Health) ",
             palette::warning(),
         ));
+    }
+    // Audio leaves the machine only with remote scoring: then the header says where
+    // (after a loss warning, which must never be pushed off a narrow terminal).
+    if h.device.starts_with("remote:") {
+        spans.push(Span::styled(format!(" ⇄ {} ", h.device), bold));
     }
     Line::from(spans)
 }

@@ -318,7 +318,8 @@ pub struct ProsodyView {
 pub struct Health {
     /// Model id.
     pub model: String,
-    /// Device (e.g. `cpu`, `wgpu:lavapipe`).
+    /// Device (e.g. `cpu`, `wgpu:lavapipe`), or `remote: host:port` when a server scores
+    /// (the header then names it: the audio goes there).
     pub device: String,
     /// Utterances waiting for scoring.
     pub queue_depth: usize,

@@ -378,3 +378,30 @@ fn label_colours_are_consistent_everywhere() {
         "every label drawn with its colour: {seen:?}"
     );
 }
+
+#[test]
+fn remote_scoring_is_named_in_the_header() {
+    let mut view = long_session_view();
+    view.health.device = "remote: gpu.lab:8000".into();
+    let header = |view: &ViewState, width| {
+        let s = text(&render(&App::new(view.clone()), width, 30));
+        s.lines().next().unwrap_or_default().to_string()
+    };
+    assert!(
+        header(&view, 100).contains("⇄ remote: gpu.lab:8000"),
+        "{}",
+        header(&view, 100)
+    );
+    // With losses the warning comes first; a wide terminal shows both.
+    view.health.skipped_utterances = 3;
+    assert!(
+        header(&view, 100).contains("LOST"),
+        "{}",
+        header(&view, 100)
+    );
+    let wide = header(&view, 140);
+    assert!(
+        wide.contains("LOST") && wide.contains("⇄ remote: gpu.lab:8000"),
+        "{wide}"
+    );
+}
