@@ -109,7 +109,7 @@ fn score(args: &ScoreBenchArgs) -> anyhow::Result<()> {
     let batch = args.batch.max(1);
     let n = (args.seconds * 16_000.0).round() as usize;
     let source = match &args.audio {
-        Some(path) => super::score::read_16k(path)?,
+        Some(path) => emomon::audio::whole_file::read_16k(path)?,
         None => synthetic_voice(n),
     };
     if source.is_empty() {

@@ -10,9 +10,8 @@ use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
 use clap::Args;
-use emomon::audio::AudioSource;
-use emomon::audio::convert::MonoResampler;
 use emomon::audio::file::FileSource;
+use emomon::audio::whole_file::read_16k_until_error;
 use emomon::capture::run_capture;
 use emomon::model_scorer::{LoadedModel, ScoredUtterance, open_model};
 use serde::Serialize;
@@ -193,43 +192,6 @@ fn whole_file(args: &ScoreArgs) -> anyhow::Result<(Segment, Option<emomon::audio
         samples,
     };
     Ok((segment, error))
-}
-
-/// An audio file as 16 kHz mono samples.
-pub fn read_16k(path: &std::path::Path) -> anyhow::Result<Vec<f32>> {
-    match read_16k_until_error(path)? {
-        (samples, None) => Ok(samples),
-        (_, Some(error)) => Err(error).with_context(|| format!("reading {}", path.display())),
-    }
-}
-
-/// An audio file as 16 kHz mono samples up to the first read error (returned
-/// beside them: samples decoded before it stay valid).
-fn read_16k_until_error(
-    path: &std::path::Path,
-) -> anyhow::Result<(Vec<f32>, Option<emomon::audio::AudioError>)> {
-    let mut source = FileSource::open(path)?;
-    let info = source.info().clone();
-    let mut resampler = MonoResampler::new(info.sample_rate, info.channels)
-        .with_context(|| format!("cannot resample {}", path.display()))?;
-    let (mut block, mut samples) = (Vec::new(), Vec::new());
-    let mut error = None;
-    loop {
-        block.clear();
-        let more = match source.read_block(&mut block) {
-            Ok(more) => more,
-            Err(e) => {
-                error = Some(e);
-                false
-            }
-        };
-        resampler.push(&block, &mut samples);
-        if !more {
-            break;
-        }
-    }
-    resampler.finish(&mut samples);
-    Ok((samples, error))
 }
 
 fn print_one(
