@@ -41,6 +41,8 @@ use crate::model_scorer::ModelOptions;
 use crate::workers::{self, WorkerPlan};
 
 mod folds;
+#[cfg(test)]
+mod tests;
 
 /// What `emomon eval` does: plain options that the binary's flags (or a library
 /// user) fill in. The flags' help (`emomon eval --help`) documents each in full.
@@ -692,13 +694,45 @@ impl Outcome {
 /// What to score: a method, its questions and sampling, and the strategies (with
 /// their cache identities) whose outcomes are wanted.
 struct Job<'a> {
-    model: &'a LoadedModel,
+    model: &'a dyn ClipScorer,
     method: Method,
     questions: Vec<String>,
     sampling: Option<Sampling>,
     /// `[None]` for one greedy answer per clip; else the aggregations.
     strategies: Vec<Option<Aggregate>>,
     identities: Vec<ScoringIdentity>,
+}
+
+/// What an evaluation asks of the model; a trait so tests can put a stand-in (one
+/// that panics on a chosen clip) in its place. Shared by every worker, so `Sync`.
+trait ClipScorer: Sync {
+    fn natural_batch_for(&self, method: Method) -> usize;
+    fn score_method(&self, audio: &[&[f32]], method: Method) -> anyhow::Result<ScoredBatch>;
+    fn score_ensemble(
+        &self,
+        audio: &[f32],
+        method: Method,
+        questions: &[String],
+        sampling: Option<Sampling>,
+    ) -> anyhow::Result<(Vec<Vec<ScoredUtterance>>, Duration)>;
+}
+
+impl ClipScorer for LoadedModel {
+    fn natural_batch_for(&self, method: Method) -> usize {
+        LoadedModel::natural_batch_for(self, method)
+    }
+    fn score_method(&self, audio: &[&[f32]], method: Method) -> anyhow::Result<ScoredBatch> {
+        LoadedModel::score_method(self, audio, method)
+    }
+    fn score_ensemble(
+        &self,
+        audio: &[f32],
+        method: Method,
+        questions: &[String],
+        sampling: Option<Sampling>,
+    ) -> anyhow::Result<(Vec<Vec<ScoredUtterance>>, Duration)> {
+        LoadedModel::score_ensemble(self, audio, method, questions, sampling)
+    }
 }
 
 impl Job<'_> {
