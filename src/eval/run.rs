@@ -123,7 +123,7 @@ impl EvalOptions {
 #[derive(Debug, Clone)]
 pub enum EvalReport {
     /// One method and strategy: its summary (the headline table: [`table`]).
-    Single(Summary),
+    Single(Box<Summary>),
     /// Several methods or strategies (`OUTPUT/comparison.md`, also printed).
     Comparison {
         comparison: Comparison,
@@ -480,7 +480,7 @@ pub fn run(args: &EvalOptions) -> anyhow::Result<EvalReport> {
         });
     }
     single
-        .map(EvalReport::Single)
+        .map(|s| EvalReport::Single(Box::new(s)))
         .context("no evaluation ran (no method and strategy selected)")
 }
 

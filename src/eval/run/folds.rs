@@ -170,7 +170,7 @@ pub(super) fn run(args: &EvalOptions, dir: &Path) -> anyhow::Result<EvalReport> 
         summary.failed,
         args.output.display()
     );
-    Ok(EvalReport::Single(summary))
+    Ok(EvalReport::Single(Box::new(summary)))
 }
 
 /// The `fold-*` directories of `dir`, in name order, each with its held-out paths; a
