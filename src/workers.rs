@@ -20,9 +20,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crossbeam_channel::{bounded, unbounded};
 
 /// CPU threads one worker is given by default. Measured on a 2-core machine with
-/// Whisper base (docs/performance.md): one worker with both cores scored as fast as
-/// two workers with one core each, at the cost of a second set of activations, so a
-/// worker is only added per two cores.
+/// Whisper base (docs/performance.md, "Scoring workers"): two workers with one thread
+/// each scored no faster than one worker with both (f32 and q8), each utterance took
+/// twice as long and the pool held more memory, so a worker is added per two threads.
 pub const DEFAULT_THREADS_PER_WORKER: usize = 2;
 /// Most workers chosen by default (more rarely pays: they contend for memory bandwidth).
 pub const MAX_DEFAULT_WORKERS: usize = 8;

@@ -132,9 +132,12 @@ fn score(args: &ScoreBenchArgs) -> anyhow::Result<()> {
     let loading = Instant::now();
     let model = open_model(&args.model.options())?;
     let load_s = loading.elapsed().as_secs_f64();
-    let rss_loaded = peak_rss_mb();
+    // Loading peaks above the steady state (checkpoint conversion): measure the
+    // scoring peaks from here.
+    let rss_loaded = rss_mb("VmRSS:");
+    reset_peak_rss();
     model.score(&refs).context("warm-up call")?;
-    let rss_warm = peak_rss_mb();
+    let rss_warm = rss_mb("VmHWM:");
     let mut runs = Vec::new();
     for _ in 0..args.repeat.max(1) {
         let r = model.score(&refs)?;
@@ -214,6 +217,7 @@ fn pool_throughput(
         left: workers,
         latencies: Vec::new(),
     };
+    reset_peak_rss();
     workers::run_ordered(plan, &mut warm, |_| model.score(refs).map(|r| r.total))?;
     let started = Instant::now();
     workers::run_ordered(plan, &mut jobs, |_| model.score(refs).map(|r| r.total))?;
@@ -234,10 +238,10 @@ fn pool_throughput(
     );
     let mb = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0} MB"));
     println!(
-        "  peak RSS: after load {}, after one warm-up call {}, after the pool {}",
+        "  RSS after load {}; peak RSS scoring one call on one thread pool {}, on the pool {}",
         mb(rss_loaded),
         mb(rss_warm),
-        mb(peak_rss_mb())
+        mb(rss_mb("VmHWM:"))
     );
     Ok(())
 }
@@ -271,10 +275,11 @@ impl workers::OrderedJobs for Calls {
     }
 }
 
-/// The process's peak resident set so far (`VmHWM`, Linux), in MB.
-fn peak_rss_mb() -> Option<f64> {
+/// A memory figure of `/proc/self/status` (Linux): `VmRSS:` the resident set now,
+/// `VmHWM:` its peak since the last [`reset_peak_rss`], in MB.
+fn rss_mb(field: &str) -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb / 1024.0)
 }
@@ -297,4 +302,10 @@ fn synthetic_voice(n: usize) -> Vec<f32> {
             0.1 * envelope * voiced + noise
         })
         .collect()
+}
+
+/// Resets the peak resident set (`VmHWM`) to the current one (Linux ≥ 4.0; elsewhere a
+/// no-op, and the peaks then include loading).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }

@@ -407,22 +407,27 @@ fn bad_input_is_named_in_the_error() {
     assert!(err.contains("`path`") && err.contains("bad.csv"), "{err}");
 }
 
+/// `../shared/data` when it and the default model are set up; else skips `test`.
+fn shared_clips_and_default_model(test: &str) -> Option<PathBuf> {
+    let data = repo().join("../shared/data");
+    if !data.join("manifest.csv").is_file() {
+        common::skip(test, format_args!("{} not found", data.display()));
+        return None;
+    }
+    if let Err(e) = emomon_models::default_model::resolve() {
+        common::skip(test, e);
+        return None;
+    }
+    Some(data)
+}
+
 /// The default model on a spread sample of the shared clips, each dataset over its
 /// own labels (how the default model was evaluated).
 #[test]
 fn default_model_on_shared_clips() {
-    let data = repo().join("../shared/data");
-    if !data.join("manifest.csv").is_file() {
-        common::skip(
-            "default_model_on_shared_clips",
-            format_args!("{} not found", data.display()),
-        );
+    let Some(data) = shared_clips_and_default_model("default_model_on_shared_clips") else {
         return;
-    }
-    if let Err(e) = emomon_models::default_model::resolve() {
-        common::skip("default_model_on_shared_clips", e);
-        return;
-    }
+    };
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("out");
     let out = emomon(&[
@@ -1048,15 +1053,9 @@ fn two_workers_give_the_outputs_of_one() {
 #[test]
 fn default_model_two_workers_give_the_outputs_of_one() {
     let test = "default_model_two_workers_give_the_outputs_of_one";
-    let data = repo().join("../shared/data");
-    if !data.join("manifest.csv").is_file() {
-        common::skip(test, format_args!("{} not found", data.display()));
+    let Some(data) = shared_clips_and_default_model(test) else {
         return;
-    }
-    if let Err(e) = emomon_models::default_model::resolve() {
-        common::skip(test, e);
-        return;
-    }
+    };
     let dir = tempfile::tempdir().unwrap();
     let run = |workers: &str| {
         let out_dir = dir.path().join(workers);
