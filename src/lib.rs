@@ -23,3 +23,4 @@ pub mod session_log;
 pub mod utc;
 pub mod utterance;
 pub mod vad;
+pub mod workers;

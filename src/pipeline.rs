@@ -10,7 +10,9 @@
 //!
 //! Worker pool: [`PipelineConfig::workers`] scorers take jobs from the one queue. They
 //! share one copy of the weights ([`Scorer::fork`]); a scorer that cannot be shared
-//! gives a pool of one. Results pass through a sequencer that releases them in
+//! gives a pool of one. Each worker computes in its own rayon pool with its share of
+//! the CPU threads ([`WorkerPlan`]). A worker whose scorer panics reports it, skips
+//! the batch with the panic as the reason, takes a fresh fork and goes on. Results pass through a sequencer that releases them in
 //! utterance order, whatever order the workers finish in; skips go out at once, numbered
 //! as they are sent, so the skip total stays exact.
 //!
@@ -57,6 +59,7 @@ use crate::prosody::{Prosody, ProsodyAnalyzer, ProsodyConfig};
 use crate::scoring::{Scorer, Scores};
 use crate::segmenter::Activity;
 use crate::utterance::Utterance;
+use crate::workers::WorkerPlan;
 
 mod sequencer;
 use sequencer::{Outcome, Sequencer};
@@ -199,6 +202,8 @@ impl Pipeline {
             }
         }
         let workers = scorers.len();
+        // Each worker computes on its share of the CPU threads (see crate::workers).
+        let plan = WorkerPlan::new(workers);
 
         let capture = CaptureThread {
             events: event_tx.clone(),
@@ -247,7 +252,7 @@ impl Pipeline {
             threads.push(
                 std::thread::Builder::new()
                     .name(format!("emomon-scorer-{index}"))
-                    .spawn(move || worker.run(scorer))?,
+                    .spawn(move || plan.install(move || worker.run(scorer)))?,
             );
         }
         Ok(Self {

@@ -16,6 +16,7 @@ pub mod memory;
 pub mod mic;
 pub mod pace;
 pub mod ring;
+pub mod whole_file;
 
 pub use error::AudioError;
 

@@ -9,6 +9,7 @@ use clap::{Args, Subcommand};
 use emomon::audio::file::FileSource;
 use emomon::capture::run_capture;
 use emomon::model_scorer::open_model;
+use emomon::workers::{self, WorkerPlan};
 
 use super::frontend_args::FrontEndArgs;
 use super::model_args::ModelArgs;
@@ -37,6 +38,11 @@ pub struct ScoreBenchArgs {
     /// first-token scoring).
     #[arg(long)]
     pub audio: Option<PathBuf>,
+    /// Also measure throughput with N scoring workers sharing the model (each with its
+    /// share of the CPU threads): --repeat calls (rounded up to a multiple of N) spread
+    /// over the workers, utterances/s over the wall time, and the peak RSS.
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..256))]
+    pub workers: Option<u64>,
     #[command(flatten)]
     pub model: ModelArgs,
 }
@@ -109,7 +115,7 @@ fn score(args: &ScoreBenchArgs) -> anyhow::Result<()> {
     let batch = args.batch.max(1);
     let n = (args.seconds * 16_000.0).round() as usize;
     let source = match &args.audio {
-        Some(path) => super::score::read_16k(path)?,
+        Some(path) => emomon::audio::whole_file::read_16k(path)?,
         None => synthetic_voice(n),
     };
     if source.is_empty() {
@@ -126,7 +132,12 @@ fn score(args: &ScoreBenchArgs) -> anyhow::Result<()> {
     let loading = Instant::now();
     let model = open_model(&args.model.options())?;
     let load_s = loading.elapsed().as_secs_f64();
+    // Loading peaks above the steady state (checkpoint conversion): measure the
+    // scoring peaks from here.
+    let rss_loaded = rss_mb("VmRSS:");
+    reset_peak_rss();
     model.score(&refs).context("warm-up call")?;
+    let rss_warm = rss_mb("VmHWM:");
     let mut runs = Vec::new();
     for _ in 0..args.repeat.max(1) {
         let r = model.score(&refs)?;
@@ -177,7 +188,102 @@ fn score(args: &ScoreBenchArgs) -> anyhow::Result<()> {
         batch as f64 / totals[0],
         batch as f64 * args.seconds / median
     );
+    if let Some(workers) = args.workers {
+        pool_throughput(
+            &model,
+            &refs,
+            args,
+            workers as usize,
+            [rss_loaded, rss_warm],
+        )?;
+    }
     Ok(())
+}
+
+/// `--workers N`: the same calls spread over a pool of N workers sharing `model`.
+fn pool_throughput(
+    model: &emomon::model_scorer::LoadedModel,
+    refs: &[&[f32]],
+    args: &ScoreBenchArgs,
+    workers: usize,
+    [rss_loaded, rss_warm]: [Option<f64>; 2],
+) -> anyhow::Result<()> {
+    let plan = WorkerPlan::new(workers);
+    let calls = args.repeat.max(1).div_ceil(workers) * workers;
+    let mut jobs = Calls {
+        left: calls,
+        latencies: Vec::new(),
+    };
+    // A warm-up call per worker (each has its own thread pool), then the timed calls.
+    let mut warm = Calls {
+        left: workers,
+        latencies: Vec::new(),
+    };
+    reset_peak_rss();
+    workers::run_ordered(plan, &mut warm, |_| model.score(refs).map(|r| r.total))?;
+    let started = Instant::now();
+    workers::run_ordered(plan, &mut jobs, |_| model.score(refs).map(|r| r.total))?;
+    let wall = started.elapsed().as_secs_f64();
+    jobs.latencies.sort_by(f64::total_cmp);
+    let utterances = (calls * refs.len()) as f64;
+    println!(
+        "pool: {} | {calls} calls of {} utterance(s) after {workers} warm-up call(s)",
+        plan.describe(),
+        refs.len()
+    );
+    println!(
+        "  utterances/s {:.2} (wall {:.2} s); per call median {:.1} ms, worst {:.1} ms",
+        utterances / wall,
+        wall,
+        jobs.latencies[jobs.latencies.len() / 2] * 1e3,
+        jobs.latencies[jobs.latencies.len() - 1] * 1e3
+    );
+    let mb = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.0} MB"));
+    println!(
+        "  RSS after load {}; peak RSS scoring one call on one thread pool {}, on the pool {}",
+        mb(rss_loaded),
+        mb(rss_warm),
+        mb(rss_mb("VmHWM:"))
+    );
+    Ok(())
+}
+
+/// `n` identical benchmark calls; their latencies as they finish.
+struct Calls {
+    left: usize,
+    latencies: Vec<f64>,
+}
+
+impl workers::OrderedJobs for Calls {
+    type Job = ();
+    type Output = anyhow::Result<std::time::Duration>;
+
+    fn next_job(&mut self) -> anyhow::Result<Option<()>> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        self.left -= 1;
+        Ok(Some(()))
+    }
+
+    fn finish(
+        &mut self,
+        _: (),
+        output: Result<anyhow::Result<std::time::Duration>, String>,
+    ) -> anyhow::Result<()> {
+        let took = output.map_err(|panic| anyhow::anyhow!("the scorer panicked: {panic}"))??;
+        self.latencies.push(took.as_secs_f64());
+        Ok(())
+    }
+}
+
+/// A memory figure of `/proc/self/status` (Linux): `VmRSS:` the resident set now,
+/// `VmHWM:` its peak since the last [`reset_peak_rss`], in MB.
+fn rss_mb(field: &str) -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
 }
 
 /// A deterministic voiced-speech stand-in: a 120–220 Hz glottal-like pulse train with
@@ -198,4 +304,10 @@ fn synthetic_voice(n: usize) -> Vec<f32> {
             0.1 * envelope * voiced + noise
         })
         .collect()
+}
+
+/// Resets the peak resident set (`VmHWM`) to the current one (Linux ≥ 4.0; elsewhere a
+/// no-op, and the peaks then include loading).
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }

@@ -14,6 +14,7 @@ use emomon::audio::pace::Paced;
 use emomon::model_scorer::open_scorer;
 use emomon::pipeline::{Backpressure, PipelineConfig, SourceFactory};
 use emomon::run::{ClockKind, RunOptions, RunSummary, default_log_path, run_session};
+use emomon::workers::WorkerPlan;
 
 use super::frontend_args::FrontEndArgs;
 use super::model_args::ModelArgs;
@@ -68,10 +69,11 @@ pub struct RunArgs {
     /// close to live. A file read at full speed instead waits for the model.
     #[arg(long, default_value_t = PipelineConfig::default().score_queue)]
     pub score_queue: usize,
-    /// Scoring workers sharing one copy of the model. On a 2-core laptop one worker
-    /// already uses both cores for each utterance, so the default is 1; more help when
-    /// utterances queue up on a machine with cores to spare.
-    #[arg(long, default_value_t = PipelineConfig::default().workers)]
+    /// Scoring workers sharing one copy of the model, each with its share of the CPU
+    /// threads. The default is one worker per two CPU threads (on a 2-core laptop one
+    /// worker already uses both cores for each utterance); more help when utterances
+    /// queue up on a machine with cores to spare.
+    #[arg(long, default_value_t = WorkerPlan::for_machine().workers)]
     pub workers: usize,
     /// Do not compute prosody descriptors (F0, energy, rate, pauses).
     #[arg(long)]
@@ -147,6 +149,10 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         None => default_log_path(args.session_dir.as_deref())?,
     };
     eprintln!("emomon: session log {}", log_path.display());
+    eprintln!(
+        "emomon: scoring with {}",
+        WorkerPlan::new(args.workers).describe()
+    );
     let options = RunOptions {
         pipeline: PipelineConfig {
             frontend,

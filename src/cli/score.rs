@@ -5,16 +5,17 @@
 //! fails at once; utterances are printed as they are scored, with progress on stderr.
 
 use std::io::{IsTerminal, Write};
+use std::ops::Range;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 
 use anyhow::Context;
 use clap::Args;
-use emomon::audio::AudioSource;
-use emomon::audio::convert::MonoResampler;
 use emomon::audio::file::FileSource;
+use emomon::audio::whole_file::read_16k_until_error;
 use emomon::capture::run_capture;
-use emomon::model_scorer::{LoadedModel, ScoredUtterance, open_model};
+use emomon::model_scorer::{LoadedModel, ScoredBatch, ScoredUtterance, open_model};
+use emomon::workers::{self, WorkerPlan};
 use serde::Serialize;
 
 use super::frontend_args::FrontEndArgs;
@@ -31,6 +32,11 @@ pub struct ScoreArgs {
     pub whole: bool,
     #[arg(long, value_enum, default_value_t = OutputFormat::Table)]
     pub format: OutputFormat,
+    /// Scoring workers sharing one copy of the model, each with its share of the CPU
+    /// threads; output stays in utterance order [default: one per two CPU threads,
+    /// printed at start].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..256))]
+    pub workers: Option<u64>,
     #[command(flatten)]
     pub model: ModelArgs,
     #[command(flatten)]
@@ -120,35 +126,33 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<()> {
         )?;
     }
     let total = segments.len();
+    let plan = WorkerPlan::requested_or_default(args.workers.map(|w| w as usize));
+    eprintln!("scoring with {}", plan.describe());
     // Progress overwrites one line, which only makes sense on a terminal.
     let progress = std::io::stderr().is_terminal();
-    let mut unreadable = 0;
-    for (k, batch) in segments.chunks(model.natural_batch().max(1)).enumerate() {
-        let done = k * model.natural_batch().max(1);
-        if progress {
-            eprint!("\rscoring {}/{total} …", (done + batch.len()).min(total));
-        }
+    let mut printer = Printer {
+        segments: &segments,
+        batch: model.natural_batch().max(1),
+        next: 0,
+        out: &mut out,
+        format: args.format,
+        model: &model,
+        device,
+        progress,
+        unreadable: 0,
+        panicked: 0,
+    };
+    workers::run_ordered(plan, &mut printer, |range| {
+        let batch = &segments[range.clone()];
         let audio: Vec<&[f32]> = batch.iter().map(|s| s.samples.as_slice()).collect();
-        let scored = model.score(&audio).with_context(|| {
+        model.score(&audio).with_context(|| {
             format!(
                 "scoring utterance {} ({:.2}–{:.2} s)",
                 batch[0].id, batch[0].start_s, batch[0].end_s
             )
-        })?;
-        let latency_ms = scored.total.as_secs_f64() * 1e3;
-        for (segment, result) in batch.iter().zip(&scored.utterances) {
-            unreadable += usize::from(result.scores.is_err());
-            print_one(
-                &mut out,
-                args.format,
-                &model,
-                device,
-                segment,
-                result,
-                latency_ms,
-            )?;
-        }
-    }
+        })
+    })?;
+    let (unreadable, panicked) = (printer.unreadable, printer.panicked);
     if progress {
         eprint!("\r");
     }
@@ -163,9 +167,82 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<()> {
             String::new()
         }
     );
+    if panicked > 0 {
+        anyhow::bail!(
+            "{panicked} of {total} utterance(s) were not scored: the scorer panicked (see above)"
+        );
+    }
     match read_error {
         Some(error) => failed(error),
         None => Ok(()),
+    }
+}
+
+/// Hands batches of utterances to the workers and prints their results in order.
+struct Printer<'a, W: Write> {
+    segments: &'a [Segment],
+    batch: usize,
+    /// First utterance of the next batch.
+    next: usize,
+    out: &'a mut W,
+    format: OutputFormat,
+    model: &'a LoadedModel,
+    device: &'a str,
+    progress: bool,
+    unreadable: usize,
+    panicked: usize,
+}
+
+impl<W: Write> workers::OrderedJobs for Printer<'_, W> {
+    type Job = Range<usize>;
+    type Output = anyhow::Result<ScoredBatch>;
+
+    fn next_job(&mut self) -> anyhow::Result<Option<Range<usize>>> {
+        let start = self.next;
+        self.next = (start + self.batch).min(self.segments.len());
+        Ok((start < self.next).then_some(start..self.next))
+    }
+
+    fn finish(
+        &mut self,
+        range: Range<usize>,
+        scored: Result<anyhow::Result<ScoredBatch>, String>,
+    ) -> anyhow::Result<()> {
+        let batch = &self.segments[range.clone()];
+        if self.progress {
+            eprint!("\rscoring {}/{} …", range.end, self.segments.len());
+        }
+        let scored = match scored {
+            Ok(scored) => scored?,
+            Err(panic) => {
+                // Reported and skipped; the other utterances are still scored.
+                for s in batch {
+                    eprintln!(
+                        "{}utterance {} ({:.2}–{:.2} s) not scored: the scorer panicked: {panic}",
+                        if self.progress { "\r" } else { "" },
+                        s.id,
+                        s.start_s,
+                        s.end_s
+                    );
+                }
+                self.panicked += batch.len();
+                return Ok(());
+            }
+        };
+        let latency_ms = scored.total.as_secs_f64() * 1e3;
+        for (segment, result) in batch.iter().zip(&scored.utterances) {
+            self.unreadable += usize::from(result.scores.is_err());
+            print_one(
+                self.out,
+                self.format,
+                self.model,
+                self.device,
+                segment,
+                result,
+                latency_ms,
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -192,43 +269,6 @@ fn whole_file(args: &ScoreArgs) -> anyhow::Result<(Segment, Option<emomon::audio
         samples,
     };
     Ok((segment, error))
-}
-
-/// An audio file as 16 kHz mono samples.
-pub fn read_16k(path: &std::path::Path) -> anyhow::Result<Vec<f32>> {
-    match read_16k_until_error(path)? {
-        (samples, None) => Ok(samples),
-        (_, Some(error)) => Err(error).with_context(|| format!("reading {}", path.display())),
-    }
-}
-
-/// An audio file as 16 kHz mono samples up to the first read error (returned
-/// beside them: samples decoded before it stay valid).
-fn read_16k_until_error(
-    path: &std::path::Path,
-) -> anyhow::Result<(Vec<f32>, Option<emomon::audio::AudioError>)> {
-    let mut source = FileSource::open(path)?;
-    let info = source.info().clone();
-    let mut resampler = MonoResampler::new(info.sample_rate, info.channels)
-        .with_context(|| format!("cannot resample {}", path.display()))?;
-    let (mut block, mut samples) = (Vec::new(), Vec::new());
-    let mut error = None;
-    loop {
-        block.clear();
-        let more = match source.read_block(&mut block) {
-            Ok(more) => more,
-            Err(e) => {
-                error = Some(e);
-                false
-            }
-        };
-        resampler.push(&block, &mut samples);
-        if !more {
-            break;
-        }
-    }
-    resampler.finish(&mut samples);
-    Ok((samples, error))
 }
 
 fn print_one(

@@ -20,6 +20,8 @@
 //! * [`strategy`] — test-time-scaling aggregators (mean, confidence-weighted,
 //!   best-of-N, majority) over several answers per clip;
 //! * [`compare`] — the method × strategy comparison table of `--methods`;
+//! * [`run`] — the orchestration: select clips, score them (cached, on a worker
+//!   pool), map labels, compute the metrics and write the outputs;
 //! * `table` — the CSV parsing the readers share (the `csv` crate).
 
 pub mod cache;
@@ -33,5 +35,6 @@ pub mod metrics;
 pub mod msp_podcast;
 pub mod plots;
 pub mod report;
+pub mod run;
 pub mod strategy;
 mod table;

@@ -42,6 +42,7 @@ use tokio::sync::mpsc;
 use crate::aggregate::AggregatorConfig;
 use crate::pipeline::{EVENT_QUEUE, Pipeline, PipelineConfig, PipelineEvent, SourceFactory};
 use crate::scoring::Scorer;
+use crate::workers::WorkerPlan;
 use audio_out::AudioSaver;
 pub use recorder::{ClockKind, Recorder, RunSummary, SessionInfo};
 
@@ -99,7 +100,12 @@ fn config_json(
             "max_utterance_s": seg.max_utterance_s,
             "split_search_s": seg.split_search_s,
         },
-        "pipeline": {"score_queue": pipeline.score_queue, "prosody": pipeline.prosody},
+        "pipeline": {
+            "score_queue": pipeline.score_queue,
+            "prosody": pipeline.prosody,
+            "workers": pipeline.workers,
+            "threads_per_worker": WorkerPlan::new(pipeline.workers).threads,
+        },
         "aggregation": aggregation,
         "settings": settings,
     })

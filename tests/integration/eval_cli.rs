@@ -407,22 +407,27 @@ fn bad_input_is_named_in_the_error() {
     assert!(err.contains("`path`") && err.contains("bad.csv"), "{err}");
 }
 
+/// `../shared/data` when it and the default model are set up; else skips `test`.
+fn shared_clips_and_default_model(test: &str) -> Option<PathBuf> {
+    let data = repo().join("../shared/data");
+    if !data.join("manifest.csv").is_file() {
+        common::skip(test, format_args!("{} not found", data.display()));
+        return None;
+    }
+    if let Err(e) = emomon_models::default_model::resolve() {
+        common::skip(test, e);
+        return None;
+    }
+    Some(data)
+}
+
 /// The default model on a spread sample of the shared clips, each dataset over its
 /// own labels (how the default model was evaluated).
 #[test]
 fn default_model_on_shared_clips() {
-    let data = repo().join("../shared/data");
-    if !data.join("manifest.csv").is_file() {
-        common::skip(
-            "default_model_on_shared_clips",
-            format_args!("{} not found", data.display()),
-        );
+    let Some(data) = shared_clips_and_default_model("default_model_on_shared_clips") else {
         return;
-    }
-    if let Err(e) = emomon_models::default_model::resolve() {
-        common::skip("default_model_on_shared_clips", e);
-        return;
-    }
+    };
     let dir = tempfile::tempdir().unwrap();
     let out_dir = dir.path().join("out");
     let out = emomon(&[
@@ -999,4 +1004,80 @@ fn folds_score_each_clip_with_its_own_folds_adapter() {
         err.contains("03.wav is held out by both fold-0 and fold-1"),
         "{err}"
     );
+}
+
+/// What an eval wrote that must not depend on the number of workers: predictions
+/// without model time, the summary, the printed table, and the cache's scores.
+fn worker_independent(out: &Path, stdout: &[u8]) -> (Vec<Value>, Value, String, Vec<Value>) {
+    let strip = |mut v: Value| {
+        v.as_object_mut().unwrap().remove("latency_ms");
+        v
+    };
+    let preds = read_jsonl(&out.join("predictions.jsonl"))
+        .into_iter()
+        .map(strip)
+        .collect();
+    let mut cache: Vec<Value> = read_jsonl(&out.join("cache.jsonl"))
+        .into_iter()
+        .map(strip)
+        .collect();
+    cache.sort_by_key(|v| v["key"].to_string());
+    (
+        preds,
+        read_json(&out.join("summary.json")),
+        String::from_utf8_lossy(stdout).into_owned(),
+        cache,
+    )
+}
+
+/// `--workers 2` scores the clips in parallel with exactly the numbers, outputs and
+/// cache of one worker (the tiny Whisper on the fixture clips and tones).
+#[test]
+fn two_workers_give_the_outputs_of_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = make_manifest(dir.path());
+    let (a, b) = (dir.path().join("one"), dir.path().join("two"));
+    let one = eval_tiny(&manifest, &a, &["--workers", "1"]);
+    let two = eval_tiny(&manifest, &b, &["--workers", "2"]);
+    assert!(String::from_utf8_lossy(&two.stderr).contains("2 scoring workers"));
+    let (one, two) = (
+        worker_independent(&a, &one.stdout),
+        worker_independent(&b, &two.stdout),
+    );
+    assert_eq!(one.0.len(), 7);
+    assert_eq!(one.3.len(), 6, "every readable clip cached once");
+    assert_eq!(one, two);
+}
+
+/// The same with the default model on real speech from the shared clips.
+#[test]
+fn default_model_two_workers_give_the_outputs_of_one() {
+    let test = "default_model_two_workers_give_the_outputs_of_one";
+    let Some(data) = shared_clips_and_default_model(test) else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let run = |workers: &str| {
+        let out_dir = dir.path().join(workers);
+        let out = emomon(&[
+            "eval",
+            "--manifest",
+            data.join("manifest.csv").to_str().unwrap(),
+            "--datasets",
+            "urdu,emodb",
+            "--stride",
+            "160",
+            "--limit",
+            "4",
+            "--workers",
+            workers,
+            "-o",
+            out_dir.to_str().unwrap(),
+        ]);
+        ok(&out);
+        worker_independent(&out_dir, &out.stdout)
+    };
+    let (one, two) = (run("1"), run("2"));
+    assert_eq!(one.0.len(), 4);
+    assert_eq!(one, two);
 }

@@ -222,3 +222,47 @@ fn a_truncated_file_is_scored_up_to_the_cut() {
         assert_eq!(printed, if whole { 1 } else { expected }, "{err}");
     }
 }
+
+/// The records of `emomon score --format jsonl` without the timing field.
+fn without_latency(out: &Output) -> Vec<serde_json::Value> {
+    jsonl(out)
+        .into_iter()
+        .map(|mut r| {
+            r.as_object_mut().expect("record").remove("latency_ms");
+            r
+        })
+        .collect()
+}
+
+/// Two workers sharing the model print exactly what one prints, in utterance order,
+/// and say how many workers run.
+#[test]
+fn two_workers_print_the_same_records_in_order() {
+    let input = repo().join("tests/fixtures/audio/demo.wav");
+    let run = |workers: &str| {
+        emomon(&[
+            "score",
+            "--model",
+            &model("tiny-qwen2-audio"),
+            "--input",
+            input.to_str().expect("utf-8"),
+            "--labels",
+            "neutral,happy,sad,angry",
+            "--format",
+            "jsonl",
+            "--workers",
+            workers,
+        ])
+    };
+    let (one, two) = (run("1"), run("2"));
+    assert!(
+        String::from_utf8_lossy(&two.stderr).contains("2 scoring workers × 1 CPU thread"),
+        "{}",
+        String::from_utf8_lossy(&two.stderr)
+    );
+    let (one, two) = (without_latency(&one), without_latency(&two));
+    assert!(one.len() >= 3, "demo.wav should have several utterances");
+    assert_eq!(one, two);
+    let ids: Vec<u64> = two.iter().map(|r| r["id"].as_u64().unwrap()).collect();
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
+}

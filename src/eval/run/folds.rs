@@ -10,18 +10,17 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::eval::cache::ScoringIdentity;
+use crate::eval::labels::LabelMap;
+use crate::eval::manifest::{ManifestItem, read_manifest};
+use crate::model_scorer::open_model;
 use anyhow::{Context, bail};
-use emomon::eval::cache::ScoringIdentity;
-use emomon::eval::labels::LabelMap;
-use emomon::eval::manifest::{ManifestItem, read_manifest};
-use emomon::model_scorer::open_model;
 
-use crate::cli::model_args::MethodArg;
 use emomon_models::default_model::DEFAULT_MODEL_NAME;
 use emomon_models::scorer::Method;
 
 use super::{
-    EvalArgs, Job, LabelPlan, Outcome, evaluate, identity_options, open_cache, print_table,
+    EvalOptions, EvalReport, Job, LabelPlan, Outcome, evaluate, identity_options, open_cache,
     read_items, score_all, select, user_label_map,
 };
 
@@ -32,13 +31,13 @@ struct Fold {
     held_out: Vec<String>,
 }
 
-pub(super) fn run(args: &EvalArgs, dir: &Path) -> anyhow::Result<()> {
+pub(super) fn run(args: &EvalOptions, dir: &Path) -> anyhow::Result<EvalReport> {
     if args.model.model.is_some() || args.model.adapter.is_some() {
         bail!(
             "--folds scores with each fold's adapter on the default model's base; drop --model/--adapter"
         );
     }
-    if args.model.method != MethodArg::FirstToken || !args.model.prompt.is_empty() {
+    if args.model.method != Method::FirstToken || !args.model.prompt.is_empty() {
         bail!("--folds evaluates the default model, which scores first-token with its own prompt");
     }
     let folds = read_folds(dir)?;
@@ -89,7 +88,7 @@ pub(super) fn run(args: &EvalArgs, dir: &Path) -> anyhow::Result<()> {
         );
         let mut open_args = args.model.clone();
         open_args.adapter = Some(fold.dir.clone());
-        let model = open_model(&open_args.options())?;
+        let model = open_model(&open_args)?;
         match &labels {
             None => labels = Some(model.labels().to_vec()),
             Some(l) if l.as_slice() != model.labels() => bail!(
@@ -118,7 +117,7 @@ pub(super) fn run(args: &EvalArgs, dir: &Path) -> anyhow::Result<()> {
             identities: vec![identity],
         };
         let fold_items: Vec<&ManifestItem> = idx.iter().map(|&i| scored[i]).collect();
-        let per_clip = score_all(&job, &fold_items, &mut cache)?
+        let per_clip = score_all(&job, &fold_items, &mut cache, args.workers)?
             .into_iter()
             .next()
             .unwrap_or_default();
@@ -162,7 +161,6 @@ pub(super) fn run(args: &EvalArgs, dir: &Path) -> anyhow::Result<()> {
         &plan,
         "speaker-independent CV",
     )?;
-    print_table(&summary)?;
     eprintln!(
         "{} clip(s) over {} folds: {} from the cache, {} scored, {} failed; wrote {}",
         summary.n_items,
@@ -172,7 +170,7 @@ pub(super) fn run(args: &EvalArgs, dir: &Path) -> anyhow::Result<()> {
         summary.failed,
         args.output.display()
     );
-    Ok(())
+    Ok(EvalReport::Single(Box::new(summary)))
 }
 
 /// The `fold-*` directories of `dir`, in name order, each with its held-out paths; a
