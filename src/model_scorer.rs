@@ -11,11 +11,10 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use emomon_models::Device;
-use emomon_models::alm::{
-    AlmOptions, AlmScorer, DeviceKind, Sampling, UtteranceScore, open_device,
-};
-use emomon_models::default_model::{self, DEFAULT_MODEL_NAME};
-use emomon_models::emotion_adapter::{EmotionAdapter, EmotionWhisper};
+use emomon_models::alm::{AlmOptions, AlmScorer, EmotionModel, Sampling, UtteranceScore};
+use emomon_models::default_model::{self, DEFAULT_MODEL_NAME, DefaultScorer};
+use emomon_models::device::{DeviceKind, open_device};
+use emomon_models::emotion_adapter::EmotionAdapter;
 use emomon_models::pipeline::StageTimes;
 use emomon_models::scorer::{LabelScores, Method};
 
@@ -91,22 +90,10 @@ impl ModelOptions {
 }
 
 /// An opened model: one given with `--model` (any supported architecture), or the
-/// built-in default (Whisper base + emotion adapter).
-pub enum LoadedModel {
-    /// A Hugging Face directory opened through [`AlmScorer`].
-    Alm(Box<AlmScorer>),
-    /// The default model, with the label subset and temperature asked for.
-    Default {
-        /// Name as logged: the built-in name, or the `--adapter` directory's.
-        name: String,
-        /// The model.
-        model: Box<EmotionWhisper>,
-        /// Labels in output order.
-        labels: Vec<String>,
-        /// Temperature override (`None` = the calibrated one).
-        temperature: Option<f32>,
-    },
-}
+/// built-in default (Whisper base + emotion adapter), behind the models crate's one
+/// interface, [`EmotionModel`]. This wrapper only turns its answers into the
+/// command-line form ([`ScoredUtterance`]).
+pub struct LoadedModel(Box<dyn EmotionModel>);
 
 /// One utterance's outcome.
 #[derive(Debug, Clone)]
@@ -129,54 +116,35 @@ pub struct ScoredBatch {
 }
 
 impl LoadedModel {
+    /// Wraps an opened model.
+    pub fn new(model: Box<dyn EmotionModel>) -> Self {
+        Self(model)
+    }
+
     /// Model id as logged (the `--model` value, or the default model's name).
     pub fn id(&self) -> &str {
-        match self {
-            Self::Alm(a) => a.id(),
-            Self::Default { name, .. } => name,
-        }
+        self.0.id()
     }
 
     /// Labels in output order.
     pub fn labels(&self) -> &[String] {
-        match self {
-            Self::Alm(a) => a.labels(),
-            Self::Default { labels, .. } => labels,
-        }
+        self.0.labels()
     }
 
     /// The scoring method.
     pub fn method(&self) -> Method {
-        match self {
-            Self::Alm(a) => a.options().method,
-            Self::Default { .. } => Method::FirstToken,
-        }
+        self.0.method()
     }
 
     /// Largest batch worth forming.
     pub fn natural_batch(&self) -> usize {
-        match self {
-            Self::Alm(a) => a.natural_batch(),
-            Self::Default { .. } => 1,
-        }
+        self.0.natural_batch()
     }
 
     /// Why this model cannot score with `method` (and, with `ensemble`, several
     /// questions or sampled answers), or `Ok` if it can.
     pub fn supports(&self, method: Method, ensemble: bool) -> Result<(), String> {
-        match self {
-            Self::Alm(_) => Ok(()),
-            Self::Default { .. } if method != Method::FirstToken => Err(format!(
-                "the default model scores with first-token only (its adapter conditions the \
-                 answer token; it does not generate), so {method} needs --model DIR"
-            )),
-            Self::Default { .. } if ensemble => Err(
-                "the default model was trained with one fixed prompt and has no sampling; \
-                 prompt ensembles and --samples need --model DIR"
-                    .into(),
-            ),
-            Self::Default { .. } => Ok(()),
-        }
+        self.0.supports(method, ensemble).map_err(|e| e.to_string())
     }
 
     /// Largest batch worth forming when scoring with `method`.
@@ -195,15 +163,13 @@ impl LoadedModel {
         if method == self.method() {
             return self.score(audio);
         }
-        let Self::Alm(a) = self else {
-            anyhow::bail!("{}", self.supports(method, false).err().unwrap_or_default());
-        };
+        self.0.supports(method, false)?;
         let started = Instant::now();
-        let question = [a.question_for(method)];
+        let question = [self.0.question_for(method)];
         let mut times = StageTimes::default();
         let mut utterances = Vec::with_capacity(audio.len());
         for u in audio {
-            let e = a.score_ensemble(u, method, &question, None)?;
+            let e = self.0.score_ensemble(u, method, &question, None)?;
             times.features += e.times.features;
             times.encoder += e.times.encoder;
             times.decoder += e.times.decoder;
@@ -218,16 +184,16 @@ impl LoadedModel {
 
     /// The questions `method` asks: `questions` if any, else the method's default.
     pub fn questions_for(&self, method: Method, questions: &[String]) -> Vec<String> {
-        match self {
-            _ if !questions.is_empty() => questions.to_vec(),
-            Self::Alm(a) => vec![a.question_for(method)],
-            Self::Default { .. } => vec![String::new()],
+        if questions.is_empty() {
+            vec![self.0.question_for(method)]
+        } else {
+            questions.to_vec()
         }
     }
 
     /// Scores one utterance with `method` under every question, greedily or with
     /// `sampling`: `answers[question][sample]` and the wall time. The audio is encoded
-    /// once ([`AlmScorer::score_ensemble`]).
+    /// once ([`EmotionModel::score_ensemble`]).
     pub fn score_ensemble(
         &self,
         audio: &[f32],
@@ -235,10 +201,7 @@ impl LoadedModel {
         questions: &[String],
         sampling: Option<Sampling>,
     ) -> anyhow::Result<(Vec<Vec<ScoredUtterance>>, Duration)> {
-        let Self::Alm(a) = self else {
-            anyhow::bail!("{}", self.supports(method, true).err().unwrap_or_default());
-        };
-        let e = a.score_ensemble(audio, method, questions, sampling)?;
+        let e = self.0.score_ensemble(audio, method, questions, sampling)?;
         let answers = e
             .answers
             .into_iter()
@@ -249,36 +212,12 @@ impl LoadedModel {
 
     /// Scores 16 kHz mono utterances.
     pub fn score(&self, audio: &[&[f32]]) -> anyhow::Result<ScoredBatch> {
-        let started = Instant::now();
-        match self {
-            Self::Alm(a) => {
-                let b = a.score(audio)?;
-                Ok(ScoredBatch {
-                    utterances: b.utterances.into_iter().map(scored).collect(),
-                    times: b.times,
-                    total: b.total,
-                })
-            }
-            Self::Default {
-                model,
-                labels,
-                temperature,
-                ..
-            } => {
-                let (scores, times) = model.score(audio, Some(labels), *temperature)?;
-                Ok(ScoredBatch {
-                    utterances: scores
-                        .into_iter()
-                        .map(|s| ScoredUtterance {
-                            scores: Ok(s),
-                            generated: None,
-                        })
-                        .collect(),
-                    times,
-                    total: started.elapsed(),
-                })
-            }
-        }
+        let b = self.0.score(audio)?;
+        Ok(ScoredBatch {
+            utterances: b.utterances.into_iter().map(scored).collect(),
+            times: b.times,
+            total: b.total,
+        })
     }
 }
 
@@ -305,17 +244,12 @@ pub fn open_model(args: &ModelOptions) -> anyhow::Result<LoadedModel> {
     };
     let scorer = AlmScorer::open(spec, args.alm_options(), &device)
         .with_context(|| format!("cannot open model `{spec}`"))?;
-    Ok(LoadedModel::Alm(Box::new(scorer)))
+    Ok(LoadedModel::new(Box::new(scorer)))
 }
 
 /// The built-in default model; it reads only first-token scores with its own prompt.
 fn open_default(args: &ModelOptions, device: &Device) -> anyhow::Result<LoadedModel> {
-    if args.method != Method::FirstToken {
-        anyhow::bail!(
-            "the default model scores with first-token only; pass --model DIR to use {}",
-            args.method
-        );
-    }
+    DefaultScorer::check(args.method, false)?;
     if !args.prompt.is_empty() {
         anyhow::bail!(
             "the default model was trained with a fixed prompt; --prompt needs --model DIR"
@@ -342,21 +276,9 @@ fn open_default(args: &ModelOptions, device: &Device) -> anyhow::Result<LoadedMo
     let model = resolved
         .load(device)
         .context("cannot load the default model")?;
-    let labels = args
-        .labels
-        .clone()
-        .unwrap_or_else(|| model.labels().to_vec());
-    // Checks the label subset and temperature once, at start-up, not per utterance
-    // (the logits only need to cover Whisper's vocabulary).
-    model
-        .scores_from_logits(&vec![0.0; 1 << 16], Some(&labels), args.temperature)
+    let scorer = DefaultScorer::new(name, model, args.labels.clone(), args.temperature)
         .context("--labels/--temperature do not suit the default model")?;
-    Ok(LoadedModel::Default {
-        name,
-        model: Box::new(model),
-        labels,
-        temperature: args.temperature,
-    })
+    Ok(LoadedModel::new(Box::new(scorer)))
 }
 
 /// Logged name of the default model with the adapter in `dir`, with its fingerprint

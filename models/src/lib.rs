@@ -13,7 +13,9 @@
 pub mod alm;
 pub mod chat;
 pub mod default_model;
+pub mod device;
 pub mod emotion_adapter;
+pub mod generate;
 pub mod hub;
 pub mod kernels;
 pub mod mel;

@@ -162,6 +162,21 @@ impl WhisperPipeline {
         group: &[&[f32]],
         times: &mut StageTimes,
     ) -> Result<Tensor<3>, PipelineError> {
+        let feats = self.features(group, times)?;
+        let t = Instant::now();
+        let enc = self.model.encode(feats)?;
+        times.encoder += t.elapsed();
+        Ok(enc)
+    }
+
+    /// Log-mel features `[utterances, n_mels, frames]` of a non-empty group of
+    /// utterances, as [`encode`](Self::encode) feeds them to the encoder; adds the
+    /// feature time to `times`.
+    pub fn features(
+        &self,
+        group: &[&[f32]],
+        times: &mut StageTimes,
+    ) -> Result<Tensor<3>, PipelineError> {
         let t = Instant::now();
         let mut data = Vec::new();
         let mut frames = None;
@@ -183,10 +198,12 @@ impl WhisperPipeline {
             &self.device,
         );
         times.features += t.elapsed();
-        let t = Instant::now();
-        let enc = self.model.encode(feats)?;
-        times.encoder += t.elapsed();
-        Ok(enc)
+        Ok(feats)
+    }
+
+    /// The compute device.
+    pub fn device(&self) -> &Device {
+        &self.device
     }
 
     /// Whether features are padded to Whisper's 30 s chunk.

@@ -142,7 +142,7 @@ fn score(args: &ScoreBenchArgs) -> anyhow::Result<()> {
         "bench score: {} | {} | device {} | {:.1} s utterances, batch {batch}, {} runs after 1 warm-up | {threads} CPU threads visible | load {load_s:.2} s",
         model.id(),
         model.method(),
-        emomon_models::alm::DeviceKind::from(args.model.device).as_str(),
+        emomon_models::device::DeviceKind::from(args.model.device).as_str(),
         args.seconds,
         runs.len(),
     );

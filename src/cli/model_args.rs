@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use emomon::model_scorer::ModelOptions;
-use emomon_models::alm::DeviceKind;
+use emomon_models::device::DeviceKind;
 use emomon_models::scorer::Method;
 use serde::Deserialize;
 

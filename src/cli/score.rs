@@ -110,7 +110,7 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<()> {
         );
         return Ok(());
     }
-    let device = emomon_models::alm::DeviceKind::from(args.model.device).as_str();
+    let device = emomon_models::device::DeviceKind::from(args.model.device).as_str();
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if args.format == OutputFormat::Table {
