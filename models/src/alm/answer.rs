@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use super::family::Decoding;
 use super::{
-    AlmError, AlmScorer, BatchScores, EnsembleScores, MIN_SAMPLES, SAMPLE_RATE, Sampling,
-    UtteranceScore,
+    AlmError, AlmScorer, BatchScores, EmotionModel, EnsembleScores, MIN_SAMPLES, SAMPLE_RATE,
+    Sampling, UtteranceScore,
 };
 use crate::generate::{Generated, argmax, generate};
 use crate::pipeline::StageTimes;
@@ -46,11 +46,34 @@ pub(crate) fn check_temperature(t: f32) -> Result<(), AlmError> {
     }
 }
 
-impl AlmScorer {
-    /// Scores each utterance (16 kHz mono samples) with the opened method and question.
-    /// Audio beyond 30 s is ignored by Whisper and Qwen2-Audio (as their processors
-    /// truncate); Voxtral encodes every 30 s chunk.
-    pub fn score(&self, utterances: &[&[f32]]) -> Result<BatchScores, AlmError> {
+/// Audio beyond 30 s is ignored by Whisper and Qwen2-Audio (as their processors
+/// truncate); Voxtral encodes every 30 s chunk.
+impl EmotionModel for AlmScorer {
+    fn id(&self) -> &str {
+        AlmScorer::id(self)
+    }
+
+    fn labels(&self) -> &[String] {
+        AlmScorer::labels(self)
+    }
+
+    fn method(&self) -> Method {
+        self.options.method
+    }
+
+    fn natural_batch(&self) -> usize {
+        AlmScorer::natural_batch(self)
+    }
+
+    fn supports(&self, _method: Method, _ensemble: bool) -> Result<(), AlmError> {
+        Ok(())
+    }
+
+    fn question_for(&self, method: Method) -> String {
+        AlmScorer::question_for(self, method)
+    }
+
+    fn score(&self, utterances: &[&[f32]]) -> Result<BatchScores, AlmError> {
         let started = Instant::now();
         for (i, u) in utterances.iter().enumerate() {
             check_utterance(Some(i), u.len())?;
@@ -91,17 +114,7 @@ impl AlmScorer {
         })
     }
 
-    /// Scores one utterance with `method` under every question in `questions`, greedily
-    /// (`sampling: None`) or with `sampling.n` seeded samples per question. The audio is
-    /// featurised and encoded once; each question then gets one prompt pass of the
-    /// decoder, whose state every sample continues from.
-    ///
-    /// Samples: `token-average` and `text` draw every generated token from
-    /// `softmax(logits / temperature)` over the vocabulary; `first-token` draws the
-    /// answer label from `softmax(z / temperature)` over the label logits `z`, and each
-    /// draw is a point mass on the drawn label (its `logits` are the label logits).
-    /// Greedy answers equal [`score`](Self::score)'s for the same question.
-    pub fn score_ensemble(
+    fn score_ensemble(
         &self,
         utterance: &[f32],
         method: Method,
@@ -140,7 +153,9 @@ impl AlmScorer {
             total: started.elapsed(),
         })
     }
+}
 
+impl AlmScorer {
     /// One question's answers from its prompt pass (`last` logits, `decoder` state):
     /// the greedy answer or each sample.
     fn answers(

@@ -6,11 +6,12 @@
 //! many embeddings a length of audio yields ([`ChatModel`]).
 
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 use std::time::Instant;
 
 use burn::prelude::*;
 
-use super::family::{Decoding, Family, last_row};
+use super::family::{CachedDecoding, Decoding, Family, last_row};
 use super::setup::{check_vocab, load_tokenizer, mel_for, template_or, token_text};
 use super::{AlmError, AlmOptions};
 use crate::chat::ChatTemplate;
@@ -175,34 +176,17 @@ impl<M: ChatModel> Family for AudioChat<M> {
         let logits = self
             .model
             .forward(ids, audio.clone().reshape([n, d]), &mut cache)?;
-        let state = ChatDecoding {
-            lm: self.model.language_model(),
+        let lm = self.model.language_model();
+        let device = audio.device();
+        let state = CachedDecoding {
             cache,
-            device: audio.device(),
+            step: Rc::new(move |cache: &mut Qwen2Cache, token| {
+                let logits = lm
+                    .forward(token_tensor(&[token], &device), cache)
+                    .map_err(|e| AlmError::Invalid(e.to_string()))?;
+                last_row(logits)
+            }),
         };
         Ok((last_row(logits)?, Box::new(state)))
-    }
-}
-
-/// A Qwen2/Llama decoder with its KV cache.
-#[derive(Clone)]
-struct ChatDecoding<'a> {
-    lm: &'a Qwen2,
-    cache: Qwen2Cache,
-    device: Device,
-}
-
-impl Decoding for ChatDecoding<'_> {
-    fn step(&mut self, token: u32) -> Result<Vec<f32>, AlmError> {
-        let input = token_tensor(&[token], &self.device);
-        let logits = self
-            .lm
-            .forward(input, &mut self.cache)
-            .map_err(|e| AlmError::Invalid(e.to_string()))?;
-        last_row(logits)
-    }
-
-    fn fork(&self) -> Box<dyn Decoding + '_> {
-        Box::new(self.clone())
     }
 }

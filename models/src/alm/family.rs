@@ -4,6 +4,7 @@
 //! readout, the generation loop, ensembles and sampling) is the same for every family
 //! and lives once in [`super::answer`].
 
+use std::rc::Rc;
 use std::time::Instant;
 
 use burn::prelude::*;
@@ -87,6 +88,31 @@ pub(crate) trait Decoding {
 
     /// An independent copy of the state (each sampled answer continues its own).
     fn fork(&self) -> Box<dyn Decoding + '_>;
+}
+
+/// Feeds one token through a family's decoder, updating its KV cache `C`.
+pub(crate) type StepFn<'a, C> = Rc<dyn Fn(&mut C, u32) -> Result<Vec<f32>, AlmError> + 'a>;
+
+/// A decoder as every family has one: its KV cache and how to step it. Forking
+/// clones the cache.
+pub(crate) struct CachedDecoding<'a, C> {
+    /// The cache after the prompt (and the tokens fed since).
+    pub cache: C,
+    /// One decoder step.
+    pub step: StepFn<'a, C>,
+}
+
+impl<C: Clone> Decoding for CachedDecoding<'_, C> {
+    fn step(&mut self, token: u32) -> Result<Vec<f32>, AlmError> {
+        (self.step)(&mut self.cache, token)
+    }
+
+    fn fork(&self) -> Box<dyn Decoding + '_> {
+        Box::new(CachedDecoding {
+            cache: self.cache.clone(),
+            step: Rc::clone(&self.step),
+        })
+    }
 }
 
 /// The single row of a `[1, vocab]` tensor.

@@ -1,9 +1,9 @@
 //! [`EmotionModel`]: the one interface through which callers score with any model,
-//! an [`AlmScorer`] over a Hugging Face directory or the built-in default model
+//! an [`AlmScorer`](super::AlmScorer) over a Hugging Face directory or the built-in default model
 //! ([`crate::default_model::DefaultScorer`]). What a model cannot do it says through
 //! [`supports`](EmotionModel::supports), so callers never list it themselves.
 
-use super::{AlmError, AlmScorer, BatchScores, EnsembleScores, Sampling};
+use super::{AlmError, BatchScores, EnsembleScores, Sampling};
 use crate::scorer::Method;
 
 /// A model that scores emotion in 16 kHz mono utterances. Scoring takes `&self`, so
@@ -33,7 +33,15 @@ pub trait EmotionModel: Send + Sync {
     fn score(&self, utterances: &[&[f32]]) -> Result<BatchScores, AlmError>;
 
     /// Scores one utterance with `method` under every question, greedily or with
-    /// `sampling`; see [`AlmScorer::score_ensemble`].
+    /// `sampling` (`n` seeded samples per question). The audio is featurised and
+    /// encoded once; each question then gets one prompt pass of the decoder, whose
+    /// state every sample continues from.
+    ///
+    /// Samples: `token-average` and `text` draw every generated token from
+    /// `softmax(logits / temperature)` over the vocabulary; `first-token` draws the
+    /// answer label from `softmax(z / temperature)` over the label logits `z`, and each
+    /// draw is a point mass on the drawn label (its `logits` are the label logits).
+    /// Greedy answers equal [`score`](Self::score)'s for the same question.
     fn score_ensemble(
         &self,
         utterance: &[f32],
@@ -41,44 +49,4 @@ pub trait EmotionModel: Send + Sync {
         questions: &[String],
         sampling: Option<Sampling>,
     ) -> Result<EnsembleScores, AlmError>;
-}
-
-impl EmotionModel for AlmScorer {
-    fn id(&self) -> &str {
-        AlmScorer::id(self)
-    }
-
-    fn labels(&self) -> &[String] {
-        AlmScorer::labels(self)
-    }
-
-    fn method(&self) -> Method {
-        self.options().method
-    }
-
-    fn natural_batch(&self) -> usize {
-        AlmScorer::natural_batch(self)
-    }
-
-    fn supports(&self, _method: Method, _ensemble: bool) -> Result<(), AlmError> {
-        Ok(())
-    }
-
-    fn question_for(&self, method: Method) -> String {
-        AlmScorer::question_for(self, method)
-    }
-
-    fn score(&self, utterances: &[&[f32]]) -> Result<BatchScores, AlmError> {
-        AlmScorer::score(self, utterances)
-    }
-
-    fn score_ensemble(
-        &self,
-        utterance: &[f32],
-        method: Method,
-        questions: &[String],
-        sampling: Option<Sampling>,
-    ) -> Result<EnsembleScores, AlmError> {
-        AlmScorer::score_ensemble(self, utterance, method, questions, sampling)
-    }
 }

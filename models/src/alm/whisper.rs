@@ -4,16 +4,17 @@
 //! rows of the output projection.
 
 use std::path::Path;
+use std::rc::Rc;
 
 use burn::prelude::*;
 
-use super::family::{Decoding, Family, vector};
+use super::family::{CachedDecoding, Decoding, Family, vector};
 use super::{AlmError, AlmOptions, truncate_30s};
 use crate::mel::Padding;
 use crate::pipeline::{StageTimes, WhisperPipeline};
 use crate::scorer::Form;
 use crate::tokenizer::{HfTokenizer, TokenText};
-use crate::whisper::{DecoderCache, WhisperDecoder, token_tensor};
+use crate::whisper::{DecoderCache, token_tensor};
 
 /// Padded utterances scored in one forward pass.
 const BATCH: usize = 8;
@@ -81,10 +82,12 @@ impl Family for WhisperFamily {
         let mut cache = decoder.start(audio.clone());
         let device = audio.device();
         let logits = decoder.forward_last(token_tensor(ids, &device), &mut cache)?;
-        let state = WhisperDecoding {
-            decoder,
+        let state = CachedDecoding {
             cache,
-            device,
+            step: Rc::new(move |cache: &mut DecoderCache, token| {
+                let input = token_tensor(&[token], &device);
+                vector(decoder.forward_last(input, cache)?)
+            }),
         };
         Ok((vector(logits)?, Box::new(state)))
     }
@@ -113,24 +116,5 @@ impl Family for WhisperFamily {
             out.extend(logits.into_iter().map(|l| (l, prompt_tokens)));
         }
         Ok(out)
-    }
-}
-
-/// Whisper's decoder with its KV cache.
-#[derive(Clone)]
-struct WhisperDecoding<'a> {
-    decoder: &'a WhisperDecoder,
-    cache: DecoderCache,
-    device: Device,
-}
-
-impl Decoding for WhisperDecoding<'_> {
-    fn step(&mut self, token: u32) -> Result<Vec<f32>, AlmError> {
-        let input = token_tensor(&[token], &self.device);
-        vector(self.decoder.forward_last(input, &mut self.cache)?)
-    }
-
-    fn fork(&self) -> Box<dyn Decoding + '_> {
-        Box::new(self.clone())
     }
 }
