@@ -15,8 +15,8 @@ use emomon_models::alm::{AlmOptions, AlmScorer, EmotionModel, Sampling, Utteranc
 use emomon_models::default_model::{self, DEFAULT_MODEL_NAME, DefaultScorer};
 use emomon_models::device::{DeviceKind, open_device};
 use emomon_models::emotion_adapter::EmotionAdapter;
-use emomon_models::pipeline::StageTimes;
 use emomon_models::scorer::{LabelScores, Method};
+use emomon_models::whisper_runner::StageTimes;
 
 use crate::eval::cache::sha256_hex;
 use crate::scoring::{ScoreError, Scorer, Scores};
@@ -92,12 +92,12 @@ impl ModelOptions {
 /// An opened model: one given with `--model` (any supported architecture), or the
 /// built-in default (Whisper base + emotion adapter), behind the models crate's one
 /// interface, [`EmotionModel`]. This wrapper only turns its answers into the
-/// command-line form ([`ScoredUtterance`]).
+/// command-line form ([`ModelAnswer`]).
 pub struct LoadedModel(Box<dyn EmotionModel>);
 
 /// One utterance's outcome.
 #[derive(Debug, Clone)]
-pub struct ScoredUtterance {
+pub struct ModelAnswer {
     /// The distribution, or why the model's written answer could not be read (`text`).
     pub scores: Result<LabelScores, String>,
     /// The generated answer (`token-average`, `text`).
@@ -108,7 +108,7 @@ pub struct ScoredUtterance {
 #[derive(Debug, Clone)]
 pub struct ScoredBatch {
     /// In input order.
-    pub utterances: Vec<ScoredUtterance>,
+    pub utterances: Vec<ModelAnswer>,
     /// Features, encoder, decoder time summed over the batch.
     pub times: StageTimes,
     /// Wall time of the call.
@@ -200,7 +200,7 @@ impl LoadedModel {
         method: Method,
         questions: &[String],
         sampling: Option<Sampling>,
-    ) -> anyhow::Result<(Vec<Vec<ScoredUtterance>>, Duration)> {
+    ) -> anyhow::Result<(Vec<Vec<ModelAnswer>>, Duration)> {
         let e = self.0.score_ensemble(audio, method, questions, sampling)?;
         let answers = e
             .answers
@@ -222,8 +222,8 @@ impl LoadedModel {
 }
 
 /// A model answer in the command-line form.
-fn scored(u: UtteranceScore) -> ScoredUtterance {
-    ScoredUtterance {
+fn scored(u: UtteranceScore) -> ModelAnswer {
+    ModelAnswer {
         scores: u.scores.map_err(|e| e.to_string()),
         generated: u.generated.map(|g| g.1),
     }

@@ -12,8 +12,8 @@ use burn::prelude::*;
 
 use crate::alm::{AlmError, BatchScores, EmotionModel, EnsembleScores, Sampling, UtteranceScore};
 use crate::emotion_adapter::{AdapterError, EmotionAdapter, EmotionWhisper};
-use crate::pipeline::PipelineError;
 use crate::scorer::Method;
+use crate::whisper_runner::WhisperRunnerError;
 
 /// `adapter.json` of the embedded default adapter.
 pub const ADAPTER_JSON: &[u8] = include_bytes!("../default/adapter.json");
@@ -59,7 +59,7 @@ pub enum DefaultModelError {
     Adapter(#[from] AdapterError),
     /// Loading failed.
     #[error(transparent)]
-    Load(#[from] PipelineError),
+    Load(#[from] WhisperRunnerError),
 }
 
 /// Where emomon keeps downloaded weights: `$EMOMON_HOME`, else

@@ -21,9 +21,9 @@ use std::time::Instant;
 use burn::prelude::*;
 use serde::Deserialize;
 
-use crate::pipeline::{PipelineError, StageTimes, WhisperPipeline};
-use crate::scorer::{FirstTokenScorer, Form, LabelScores, ScoreError, Verbaliser};
+use crate::scorer::{FirstTokenScorer, Form, LabelScores, ReadoutError, Verbaliser};
 use crate::whisper::{WhisperError, token_tensor};
+use crate::whisper_runner::{StageTimes, WhisperRunner, WhisperRunnerError};
 
 /// The adapter format this code reads.
 pub const ADAPTER_FORMAT: &str = "emomon-whisper-emotion-adapter/1";
@@ -511,11 +511,11 @@ fn read_vec(t: Tensor<2>) -> Result<Vec<f32>, WhisperError> {
 }
 
 /// Whisper plus the emotion adapter: 16 kHz utterances in, label distributions out.
-/// The Whisper stages (front end, encoder, decoder) are [`WhisperPipeline`]'s, run
+/// The Whisper stages (front end, encoder, decoder) are [`WhisperRunner`]'s, run
 /// unpadded; the adapter adds its read-out between encoder and decoder.
 #[derive(Debug)]
 pub struct EmotionWhisper {
-    stages: WhisperPipeline,
+    stages: WhisperRunner,
     adapter: EmotionAdapter,
     prompt: Vec<u32>,
 }
@@ -527,10 +527,10 @@ impl EmotionWhisper {
         base: &Path,
         adapter: EmotionAdapter,
         device: &Device,
-    ) -> Result<Self, PipelineError> {
-        let stages = WhisperPipeline::load(base, "", device)?.unpadded();
+    ) -> Result<Self, WhisperRunnerError> {
+        let stages = WhisperRunner::load(base, "", device)?.unpadded();
         let mismatch = |message: String| {
-            PipelineError::Setup(
+            WhisperRunnerError::Setup(
                 AdapterError::Mismatch {
                     base: base.display().to_string(),
                     message,
@@ -608,7 +608,7 @@ impl EmotionWhisper {
     pub fn answer_logits(
         &self,
         utterances: &[&[f32]],
-    ) -> Result<(Vec<Vec<f32>>, StageTimes), PipelineError> {
+    ) -> Result<(Vec<Vec<f32>>, StageTimes), WhisperRunnerError> {
         let mut times = StageTimes::default();
         let mut out = Vec::with_capacity(utterances.len());
         let layers = &self.adapter.config.cond_layers;
@@ -652,7 +652,7 @@ impl EmotionWhisper {
         utterances: &[&[f32]],
         labels: Option<&[String]>,
         temperature: Option<f32>,
-    ) -> Result<(Vec<LabelScores>, StageTimes), PipelineError> {
+    ) -> Result<(Vec<LabelScores>, StageTimes), WhisperRunnerError> {
         let (logits, times) = self.answer_logits(utterances)?;
         let scores = logits
             .iter()
@@ -670,11 +670,11 @@ impl EmotionWhisper {
         vocab_logits: &[f32],
         labels: Option<&[String]>,
         temperature: Option<f32>,
-    ) -> Result<LabelScores, PipelineError> {
+    ) -> Result<LabelScores, WhisperRunnerError> {
         let all = self.labels();
         let labels = labels.unwrap_or(all);
         if let Some(unknown) = labels.iter().find(|l| !all.contains(l)) {
-            return Err(PipelineError::Score(ScoreError::Labels(format!(
+            return Err(WhisperRunnerError::Score(ReadoutError::Labels(format!(
                 "the default model was trained on {} and cannot answer `{unknown}`",
                 all.join(", ")
             ))));

@@ -20,7 +20,6 @@ pub mod hub;
 pub mod kernels;
 pub mod mel;
 pub mod nn;
-pub mod pipeline;
 pub mod quant;
 pub mod qwen2;
 pub mod qwen2_audio;
@@ -30,6 +29,7 @@ pub mod tekken;
 pub mod tokenizer;
 pub mod voxtral;
 pub mod whisper;
+pub mod whisper_runner;
 
 /// The burn device type, re-exported so callers need not depend on burn themselves.
 pub use burn::prelude::Device;

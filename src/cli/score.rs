@@ -14,7 +14,7 @@ use emomon::audio::AudioSource;
 use emomon::audio::convert::MonoResampler;
 use emomon::audio::file::FileSource;
 use emomon::capture::run_capture;
-use emomon::model_scorer::{LoadedModel, ScoredUtterance, open_model};
+use emomon::model_scorer::{LoadedModel, ModelAnswer, open_model};
 use serde::Serialize;
 
 use super::frontend_args::FrontEndArgs;
@@ -238,7 +238,7 @@ fn print_one(
     model: &LoadedModel,
     device: &str,
     segment: &Segment,
-    result: &ScoredUtterance,
+    result: &ModelAnswer,
     latency_ms: f64,
 ) -> anyhow::Result<()> {
     let scores = result.scores.as_ref().ok();

@@ -10,9 +10,11 @@ use super::{
     Sampling, UtteranceScore,
 };
 use crate::generate::{Generated, argmax, generate};
-use crate::pipeline::StageTimes;
-use crate::scorer::{LabelScores, Method, SampleRng, ScoreError, parse_distribution, sample_index};
+use crate::scorer::{
+    LabelScores, Method, ReadoutError, SampleRng, parse_distribution, sample_index,
+};
 use crate::tokenizer::TokenText;
+use crate::whisper_runner::StageTimes;
 
 /// An utterance too short for the audio encoders' convolutions and pooling;
 /// `index` is its place in a batch, if any.
@@ -42,7 +44,7 @@ pub(crate) fn check_temperature(t: f32) -> Result<(), AlmError> {
     if t.is_finite() && t > 0.0 {
         Ok(())
     } else {
-        Err(ScoreError::Temperature(t).into())
+        Err(ReadoutError::Temperature(t).into())
     }
 }
 

@@ -16,11 +16,11 @@ use super::setup::{check_vocab, load_tokenizer, mel_for, template_or, token_text
 use super::{AlmError, AlmOptions};
 use crate::chat::ChatTemplate;
 use crate::mel::MelExtractor;
-use crate::pipeline::StageTimes;
 use crate::qwen2::{Qwen2, Qwen2Cache};
 use crate::scorer::Form;
 use crate::tokenizer::{HfTokenizer, TokenText};
 use crate::whisper::token_tensor;
+use crate::whisper_runner::StageTimes;
 
 /// An audio encoder in front of a Qwen2/Llama decoder.
 pub(crate) trait ChatModel: burn::module::Module + Send + Sync + Sized {

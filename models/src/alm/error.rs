@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use crate::chat::ChatError;
 use crate::hub::HubError;
 use crate::mel::MelError;
-use crate::pipeline::PipelineError;
 use crate::qwen2_audio::Qwen2AudioError;
 use crate::safetensors_load::LoadError;
-use crate::scorer::ScoreError;
+use crate::scorer::ReadoutError;
 use crate::tokenizer::TokenizerError;
+use crate::whisper_runner::WhisperRunnerError;
 
 /// Errors of opening a model or scoring with it.
 #[derive(Debug, thiserror::Error)]
@@ -31,9 +31,9 @@ pub enum AlmError {
     /// Reading config or weights failed (missing, mis-shaped and unused tensors are named).
     #[error(transparent)]
     Load(Box<LoadError>),
-    /// The Whisper pipeline failed.
+    /// The Whisper stages (front end, encoder, decoder) failed.
     #[error(transparent)]
-    Whisper(Box<PipelineError>),
+    Whisper(Box<WhisperRunnerError>),
     /// The Qwen2-Audio or Voxtral model failed.
     #[error(transparent)]
     Chat(Box<Qwen2AudioError>),
@@ -48,7 +48,7 @@ pub enum AlmError {
     Mel(Box<MelError>),
     /// Label set or scoring failure.
     #[error(transparent)]
-    Score(Box<ScoreError>),
+    Score(Box<ReadoutError>),
     /// The model cannot do what was asked (e.g. the default model generating text).
     #[error("{0}")]
     Unsupported(String),
@@ -72,16 +72,16 @@ macro_rules! boxed_from {
 boxed_from!(
     Hub(HubError),
     Load(LoadError),
-    Whisper(PipelineError),
+    Whisper(WhisperRunnerError),
     Chat(Qwen2AudioError),
     Template(ChatError),
     Tokenizer(TokenizerError),
     Mel(MelError),
-    Score(ScoreError),
+    Score(ReadoutError),
 );
 
 impl From<crate::whisper::WhisperError> for AlmError {
     fn from(e: crate::whisper::WhisperError) -> Self {
-        PipelineError::from(e).into()
+        WhisperRunnerError::from(e).into()
     }
 }

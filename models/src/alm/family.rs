@@ -10,9 +10,9 @@ use std::time::Instant;
 use burn::prelude::*;
 
 use super::AlmError;
-use crate::pipeline::StageTimes;
 use crate::scorer::Form;
 use crate::tokenizer::HfTokenizer;
+use crate::whisper_runner::StageTimes;
 
 /// One model family (Whisper, Qwen2-Audio, Voxtral) opened from a directory.
 pub(crate) trait Family: Send + Sync {

@@ -44,10 +44,10 @@ use family::Family;
 use whisper::WhisperFamily;
 
 use crate::hub;
-use crate::pipeline::StageTimes;
 use crate::scorer::{
     FirstTokenScorer, Form, LabelScores, Method, TokenAverageScorer, Unparseable, Verbaliser,
 };
+use crate::whisper_runner::StageTimes;
 
 /// The default label set (DESIGN.md, "Scoring an utterance").
 pub const DEFAULT_LABELS: [&str; 7] = [

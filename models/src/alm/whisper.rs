@@ -11,17 +11,17 @@ use burn::prelude::*;
 use super::family::{CachedDecoding, Decoding, Family, vector};
 use super::{AlmError, AlmOptions, truncate_30s};
 use crate::mel::Padding;
-use crate::pipeline::{StageTimes, WhisperPipeline};
 use crate::scorer::Form;
 use crate::tokenizer::{HfTokenizer, TokenText};
 use crate::whisper::{DecoderCache, token_tensor};
+use crate::whisper_runner::{StageTimes, WhisperRunner};
 
 /// Padded utterances scored in one forward pass.
 const BATCH: usize = 8;
 
 /// A Whisper model with its decoder prompt.
 pub(crate) struct WhisperFamily {
-    runner: WhisperPipeline,
+    runner: WhisperRunner,
     /// The decoder prompt before the question's tokens, so that other questions can be
     /// asked without reloading.
     prefix: Vec<u32>,
@@ -35,7 +35,7 @@ impl WhisperFamily {
         options: &AlmOptions,
         device: &Device,
     ) -> Result<Self, AlmError> {
-        let mut runner = WhisperPipeline::load(dir, question, device)?;
+        let mut runner = WhisperRunner::load(dir, question, device)?;
         if !options.pad_whisper {
             runner = runner.unpadded();
         }
