@@ -11,9 +11,9 @@ use std::time::Instant;
 
 use burn::prelude::*;
 
-use super::family::{CachedDecoding, Decoding, Family, last_row};
+use super::AlmError;
+use super::family::{CachedDecoding, Decoding, Family, Opening, last_row};
 use super::setup::{check_vocab, load_tokenizer, mel_for, template_or, token_text};
-use super::{AlmError, AlmOptions};
 use crate::chat::ChatTemplate;
 use crate::mel::MelExtractor;
 use crate::qwen2::{Qwen2, Qwen2Cache};
@@ -80,12 +80,13 @@ pub(crate) struct AudioChat<M> {
 
 impl<M: ChatModel> AudioChat<M> {
     /// Loads `dir` and renders the prompt for `question`.
-    pub(crate) fn open(
-        dir: &Path,
-        question: &str,
-        options: &AlmOptions,
-        device: &Device,
-    ) -> Result<Self, AlmError> {
+    pub(crate) fn open(how: &Opening<'_>) -> Result<Self, AlmError> {
+        let Opening {
+            dir,
+            question,
+            options,
+            device,
+        } = *how;
         let tokenizer = load_tokenizer(dir)?;
         let (model, dims) = M::load(dir, device)?;
         check_vocab(&tokenizer, dims.vocab_size, dir)?;

@@ -4,15 +4,31 @@
 //! readout, the generation loop, ensembles and sampling) is the same for every family
 //! and lives once in [`super::answer`].
 
+use std::path::Path;
 use std::rc::Rc;
 use std::time::Instant;
 
 use burn::prelude::*;
 
-use super::AlmError;
+use super::{AlmError, AlmOptions};
 use crate::scorer::Form;
 use crate::tokenizer::HfTokenizer;
 use crate::whisper_runner::StageTimes;
+
+/// Each utterance's logits of the asked vocabulary rows, with its prompt length.
+pub(crate) type Rows = Result<Vec<(Vec<f32>, usize)>, AlmError>;
+
+/// What a family is opened with.
+pub(crate) struct Opening<'a> {
+    /// The model directory.
+    pub dir: &'a Path,
+    /// The question (chat) or answer prefix (Whisper) the prompt is built from.
+    pub question: &'a str,
+    /// Quantisation and padding options.
+    pub options: &'a AlmOptions,
+    /// Where the weights go.
+    pub device: &'a Device,
+}
 
 /// One model family (Whisper, Qwen2-Audio, Voxtral) opened from a directory.
 pub(crate) trait Family: Send + Sync {
@@ -57,12 +73,7 @@ pub(crate) trait Family: Send + Sync {
     /// question, with the prompt length, for each utterance. By default one utterance
     /// at a time through [`encode`](Self::encode) and [`prompt_pass`](Self::prompt_pass);
     /// a family that can batch, or compute only those rows, does so.
-    fn answer_rows(
-        &self,
-        utterances: &[&[f32]],
-        rows: &[u32],
-        times: &mut StageTimes,
-    ) -> Result<Vec<(Vec<f32>, usize)>, AlmError> {
+    fn answer_rows(&self, utterances: &[&[f32]], rows: &[u32], times: &mut StageTimes) -> Rows {
         let mut out = Vec::with_capacity(utterances.len());
         for u in utterances {
             let ids = self.input_ids(u.len())?;

@@ -44,9 +44,11 @@ use family::Family;
 use whisper::WhisperFamily;
 
 use crate::hub;
+use crate::qwen2_audio::Qwen2Audio;
 use crate::scorer::{
     FirstTokenScorer, Form, LabelScores, Method, TokenAverageScorer, Unparseable, Verbaliser,
 };
+use crate::voxtral::Voxtral;
 use crate::whisper_runner::StageTimes;
 
 /// The default label set (DESIGN.md, "Scoring an utterance").
@@ -207,18 +209,16 @@ impl AlmScorer {
             .prompt
             .clone()
             .unwrap_or_else(|| default_question(arch, options.method, &options.labels));
+        let how = family::Opening {
+            dir: &dir,
+            question: &question,
+            options: &options,
+            device,
+        };
         let family: Box<dyn Family> = match arch {
-            Architecture::Whisper => {
-                Box::new(WhisperFamily::open(&dir, &question, &options, device)?)
-            }
-            Architecture::Qwen2Audio => {
-                Box::new(AudioChat::<crate::qwen2_audio::Qwen2Audio>::open(
-                    &dir, &question, &options, device,
-                )?)
-            }
-            Architecture::Voxtral => Box::new(AudioChat::<crate::voxtral::Voxtral>::open(
-                &dir, &question, &options, device,
-            )?),
+            Architecture::Whisper => Box::new(WhisperFamily::open(&how)?),
+            Architecture::Qwen2Audio => Box::new(AudioChat::<Qwen2Audio>::open(&how)?),
+            Architecture::Voxtral => Box::new(AudioChat::<Voxtral>::open(&how)?),
         };
         let forms = options
             .forms

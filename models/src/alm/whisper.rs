@@ -3,13 +3,12 @@
 //! runs a padded batch in one encoder and one decoder pass, computing only the label
 //! rows of the output projection.
 
-use std::path::Path;
 use std::rc::Rc;
 
 use burn::prelude::*;
 
-use super::family::{CachedDecoding, Decoding, Family, vector};
-use super::{AlmError, AlmOptions, truncate_30s};
+use super::family::{CachedDecoding, Decoding, Family, Opening, Rows, vector};
+use super::{AlmError, truncate_30s};
 use crate::mel::Padding;
 use crate::scorer::Form;
 use crate::tokenizer::{HfTokenizer, TokenText};
@@ -29,17 +28,13 @@ pub(crate) struct WhisperFamily {
 
 impl WhisperFamily {
     /// Loads `dir` with `question` as the answer prefix.
-    pub(crate) fn open(
-        dir: &Path,
-        question: &str,
-        options: &AlmOptions,
-        device: &Device,
-    ) -> Result<Self, AlmError> {
-        let mut runner = WhisperRunner::load(dir, question, device)?;
-        if !options.pad_whisper {
+    pub(crate) fn open(how: &Opening<'_>) -> Result<Self, AlmError> {
+        let question = how.question;
+        let mut runner = WhisperRunner::load(how.dir, question, how.device)?;
+        if !how.options.pad_whisper {
             runner = runner.unpadded();
         }
-        if options.quantize {
+        if how.options.quantize {
             let n = runner.quantize();
             tracing::info!(matrices = n, "weights quantised to q8");
         }
@@ -99,12 +94,7 @@ impl Family for WhisperFamily {
         }
     }
 
-    fn answer_rows(
-        &self,
-        utterances: &[&[f32]],
-        rows: &[u32],
-        times: &mut StageTimes,
-    ) -> Result<Vec<(Vec<f32>, usize)>, AlmError> {
+    fn answer_rows(&self, utterances: &[&[f32]], rows: &[u32], times: &mut StageTimes) -> Rows {
         let prompt_tokens = self.runner.prompt().len();
         let mut out = Vec::with_capacity(utterances.len());
         for chunk in utterances.chunks(self.natural_batch()) {
