@@ -4,14 +4,14 @@
 //!
 //! | `architectures[0]` | family module | prompt |
 //! |---|---|---|
-//! | `WhisperForConditionalGeneration` | [`whisper`] | decoder prefix + `prompt` (an answer prefix such as " The speaker sounds") |
-//! | `Qwen2AudioForConditionalGeneration` | [`qwen2_audio`] | the directory's chat template (else transformers' default Qwen2-Audio template), audio first, then the question |
-//! | `VoxtralForConditionalGeneration` | [`voxtral`] | the directory's chat template (else [`crate::chat::VOXTRAL_TEMPLATE`]) |
+//! | `WhisperForConditionalGeneration` | `alm/whisper.rs` | decoder prefix + `prompt` (an answer prefix such as " The speaker sounds") |
+//! | `Qwen2AudioForConditionalGeneration` | `alm/qwen2_audio.rs` | the directory's chat template (else transformers' default Qwen2-Audio template), audio first, then the question |
+//! | `VoxtralForConditionalGeneration` | `alm/voxtral.rs` | the directory's chat template (else [`crate::chat::VOXTRAL_TEMPLATE`]) |
 //!
-//! Each family implements the small [`family::Family`] trait (audio → decoder input,
+//! Each family implements the small `Family` trait (`alm/family.rs`) (audio → decoder input,
 //! question → input ids, prompt pass, one decoder step); the chat families share
-//! [`audio_chat`]. Input checks, the label readout, the one generation loop and
-//! ensembles are written once, in [`answer`].
+//! `alm/audio_chat.rs`. Input checks, the label readout, the one generation loop and
+//! ensembles are written once, in `alm/answer.rs`.
 //!
 //! Methods (see [`crate::scorer`]): `first-token` reads the answer position of one
 //! forward pass; `token-average` and `text` decode greedily (at most
