@@ -11,13 +11,12 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use emomon_models::Device;
-use emomon_models::alm::{
-    AlmOptions, AlmScorer, DeviceKind, Sampling, UtteranceScore, open_device,
-};
-use emomon_models::default_model::{self, DEFAULT_MODEL_NAME};
-use emomon_models::emotion_adapter::{EmotionAdapter, EmotionWhisper};
-use emomon_models::pipeline::StageTimes;
+use emomon_models::alm::{AlmOptions, AlmScorer, EmotionModel, Sampling, UtteranceScore};
+use emomon_models::default_model::{self, DEFAULT_MODEL_NAME, DefaultScorer};
+use emomon_models::device::{DeviceKind, open_device};
+use emomon_models::emotion_adapter::EmotionAdapter;
 use emomon_models::scorer::{LabelScores, Method};
+use emomon_models::whisper_runner::StageTimes;
 
 use crate::eval::cache::sha256_hex;
 use crate::remote::{RemoteModel, RemoteOptions, RemoteScorer};
@@ -96,28 +95,20 @@ impl ModelOptions {
 }
 
 /// An opened model: one given with `--model` (any supported architecture), or the
-/// built-in default (Whisper base + emotion adapter).
+/// built-in default (Whisper base + emotion adapter), behind the models crate's one
+/// interface, [`EmotionModel`]. This wrapper only turns its answers into the
+/// command-line form ([`ModelAnswer`]). A model on a server (`--remote`) is the other
+/// kind: its answers come over HTTP, already in that form.
 pub enum LoadedModel {
-    /// A Hugging Face directory opened through [`AlmScorer`].
-    Alm(Box<AlmScorer>),
-    /// The default model, with the label subset and temperature asked for.
-    Default {
-        /// Name as logged: the built-in name, or the `--adapter` directory's.
-        name: String,
-        /// The model.
-        model: Box<EmotionWhisper>,
-        /// Labels in output order.
-        labels: Vec<String>,
-        /// Temperature override (`None` = the calibrated one).
-        temperature: Option<f32>,
-    },
-    /// A model on an OpenAI-compatible server (`--remote`).
+    /// Scored here, through [`EmotionModel`].
+    Local(Box<dyn EmotionModel>),
+    /// Scored on an OpenAI-compatible server.
     Remote(Box<RemoteModel>),
 }
 
 /// One utterance's outcome.
 #[derive(Debug, Clone)]
-pub struct ScoredUtterance {
+pub struct ModelAnswer {
     /// The distribution, or why the model's written answer could not be read (`text`).
     pub scores: Result<LabelScores, String>,
     /// The generated answer (`token-average`, `text`).
@@ -128,7 +119,7 @@ pub struct ScoredUtterance {
 #[derive(Debug, Clone)]
 pub struct ScoredBatch {
     /// In input order.
-    pub utterances: Vec<ScoredUtterance>,
+    pub utterances: Vec<ModelAnswer>,
     /// Features, encoder, decoder time summed over the batch.
     pub times: StageTimes,
     /// Wall time of the call.
@@ -136,11 +127,15 @@ pub struct ScoredBatch {
 }
 
 impl LoadedModel {
+    /// Wraps an opened model.
+    pub fn new(model: Box<dyn EmotionModel>) -> Self {
+        Self::Local(model)
+    }
+
     /// Model id as logged (the `--model` value, or the default model's name).
     pub fn id(&self) -> &str {
         match self {
-            Self::Alm(a) => a.id(),
-            Self::Default { name, .. } => name,
+            Self::Local(m) => m.id(),
             Self::Remote(r) => r.id(),
         }
     }
@@ -150,15 +145,14 @@ impl LoadedModel {
     pub fn remote_device(&self) -> Option<&str> {
         match self {
             Self::Remote(r) => Some(r.device()),
-            _ => None,
+            Self::Local(_) => None,
         }
     }
 
     /// Labels in output order.
     pub fn labels(&self) -> &[String] {
         match self {
-            Self::Alm(a) => a.labels(),
-            Self::Default { labels, .. } => labels,
+            Self::Local(m) => m.labels(),
             Self::Remote(r) => r.labels(),
         }
     }
@@ -166,8 +160,7 @@ impl LoadedModel {
     /// The scoring method.
     pub fn method(&self) -> Method {
         match self {
-            Self::Alm(a) => a.options().method,
-            Self::Default { .. } => Method::FirstToken,
+            Self::Local(m) => m.method(),
             Self::Remote(r) => r.method(),
         }
     }
@@ -175,8 +168,8 @@ impl LoadedModel {
     /// Largest batch worth forming.
     pub fn natural_batch(&self) -> usize {
         match self {
-            Self::Alm(a) => a.natural_batch(),
-            Self::Default { .. } | Self::Remote(_) => 1,
+            Self::Local(m) => m.natural_batch(),
+            Self::Remote(_) => 1,
         }
     }
 
@@ -184,17 +177,8 @@ impl LoadedModel {
     /// questions or sampled answers), or `Ok` if it can.
     pub fn supports(&self, method: Method, ensemble: bool) -> Result<(), String> {
         match self {
-            Self::Alm(_) | Self::Remote(_) => Ok(()),
-            Self::Default { .. } if method != Method::FirstToken => Err(format!(
-                "the default model scores with first-token only (its adapter conditions the \
-                 answer token; it does not generate), so {method} needs --model DIR"
-            )),
-            Self::Default { .. } if ensemble => Err(
-                "the default model was trained with one fixed prompt and has no sampling; \
-                 prompt ensembles and --samples need --model DIR"
-                    .into(),
-            ),
-            Self::Default { .. } => Ok(()),
+            Self::Local(m) => m.supports(method, ensemble).map_err(|e| e.to_string()),
+            Self::Remote(_) => Ok(()),
         }
     }
 
@@ -214,28 +198,29 @@ impl LoadedModel {
         if method == self.method() {
             return self.score(audio);
         }
-        if let Self::Remote(r) = self {
-            let started = Instant::now();
-            let question = r.question_for(method);
-            let mut utterances = Vec::with_capacity(audio.len());
-            for u in audio {
-                utterances.extend(r.answers(u, method, &question, None)?);
+        let model = match self {
+            Self::Local(m) => m,
+            Self::Remote(r) => {
+                let started = Instant::now();
+                let question = r.question_for(method);
+                let mut utterances = Vec::with_capacity(audio.len());
+                for u in audio {
+                    utterances.extend(r.answers(u, method, &question, None)?);
+                }
+                return Ok(ScoredBatch {
+                    utterances,
+                    times: StageTimes::default(),
+                    total: started.elapsed(),
+                });
             }
-            return Ok(ScoredBatch {
-                utterances,
-                times: StageTimes::default(),
-                total: started.elapsed(),
-            });
-        }
-        let Self::Alm(a) = self else {
-            anyhow::bail!("{}", self.supports(method, false).err().unwrap_or_default());
         };
+        model.supports(method, false)?;
         let started = Instant::now();
-        let question = [a.question_for(method)];
+        let question = [model.question_for(method)];
         let mut times = StageTimes::default();
         let mut utterances = Vec::with_capacity(audio.len());
         for u in audio {
-            let e = a.score_ensemble(u, method, &question, None)?;
+            let e = model.score_ensemble(u, method, &question, None)?;
             times.features += e.times.features;
             times.encoder += e.times.encoder;
             times.decoder += e.times.decoder;
@@ -252,29 +237,26 @@ impl LoadedModel {
     pub fn questions_for(&self, method: Method, questions: &[String]) -> Vec<String> {
         match self {
             _ if !questions.is_empty() => questions.to_vec(),
-            Self::Alm(a) => vec![a.question_for(method)],
+            Self::Local(m) => vec![m.question_for(method)],
             Self::Remote(r) => vec![r.question_for(method)],
-            Self::Default { .. } => vec![String::new()],
         }
     }
 
     /// Scores one utterance with `method` under every question, greedily or with
     /// `sampling`: `answers[question][sample]` and the wall time. The audio is encoded
-    /// once ([`AlmScorer::score_ensemble`]).
+    /// once ([`EmotionModel::score_ensemble`]).
     pub fn score_ensemble(
         &self,
         audio: &[f32],
         method: Method,
         questions: &[String],
         sampling: Option<Sampling>,
-    ) -> anyhow::Result<(Vec<Vec<ScoredUtterance>>, Duration)> {
-        if let Self::Remote(r) = self {
-            return Ok(r.score_ensemble(audio, method, questions, sampling)?);
-        }
-        let Self::Alm(a) = self else {
-            anyhow::bail!("{}", self.supports(method, true).err().unwrap_or_default());
+    ) -> anyhow::Result<(Vec<Vec<ModelAnswer>>, Duration)> {
+        let model = match self {
+            Self::Local(m) => m,
+            Self::Remote(r) => return Ok(r.score_ensemble(audio, method, questions, sampling)?),
         };
-        let e = a.score_ensemble(audio, method, questions, sampling)?;
+        let e = model.score_ensemble(audio, method, questions, sampling)?;
         let answers = e
             .answers
             .into_iter()
@@ -285,47 +267,29 @@ impl LoadedModel {
 
     /// Scores 16 kHz mono utterances.
     pub fn score(&self, audio: &[&[f32]]) -> anyhow::Result<ScoredBatch> {
-        let started = Instant::now();
-        match self {
-            Self::Alm(a) => {
-                let b = a.score(audio)?;
-                Ok(ScoredBatch {
-                    utterances: b.utterances.into_iter().map(scored).collect(),
-                    times: b.times,
-                    total: b.total,
-                })
-            }
-            Self::Remote(r) => Ok(ScoredBatch {
-                utterances: r.score(audio)?,
-                times: StageTimes::default(),
-                total: started.elapsed(),
-            }),
-            Self::Default {
-                model,
-                labels,
-                temperature,
-                ..
-            } => {
-                let (scores, times) = model.score(audio, Some(labels), *temperature)?;
-                Ok(ScoredBatch {
-                    utterances: scores
-                        .into_iter()
-                        .map(|s| ScoredUtterance {
-                            scores: Ok(s),
-                            generated: None,
-                        })
-                        .collect(),
-                    times,
+        let model = match self {
+            Self::Local(m) => m,
+            Self::Remote(r) => {
+                let started = Instant::now();
+                return Ok(ScoredBatch {
+                    utterances: r.score(audio)?,
+                    times: StageTimes::default(),
                     total: started.elapsed(),
-                })
+                });
             }
-        }
+        };
+        let b = model.score(audio)?;
+        Ok(ScoredBatch {
+            utterances: b.utterances.into_iter().map(scored).collect(),
+            times: b.times,
+            total: b.total,
+        })
     }
 }
 
 /// A model answer in the command-line form.
-fn scored(u: UtteranceScore) -> ScoredUtterance {
-    ScoredUtterance {
+fn scored(u: UtteranceScore) -> ModelAnswer {
+    ModelAnswer {
         scores: u.scores.map_err(|e| e.to_string()),
         generated: u.generated.map(|g| g.1),
     }
@@ -352,17 +316,12 @@ pub fn open_model(args: &ModelOptions) -> anyhow::Result<LoadedModel> {
     };
     let scorer = AlmScorer::open(spec, args.alm_options(), &device)
         .with_context(|| format!("cannot open model `{spec}`"))?;
-    Ok(LoadedModel::Alm(Box::new(scorer)))
+    Ok(LoadedModel::new(Box::new(scorer)))
 }
 
 /// The built-in default model; it reads only first-token scores with its own prompt.
 fn open_default(args: &ModelOptions, device: &Device) -> anyhow::Result<LoadedModel> {
-    if args.method != Method::FirstToken {
-        anyhow::bail!(
-            "the default model scores with first-token only; pass --model DIR to use {}",
-            args.method
-        );
-    }
+    DefaultScorer::check(args.method, false)?;
     if !args.prompt.is_empty() {
         anyhow::bail!(
             "the default model was trained with a fixed prompt; --prompt needs --model DIR"
@@ -389,21 +348,9 @@ fn open_default(args: &ModelOptions, device: &Device) -> anyhow::Result<LoadedMo
     let model = resolved
         .load(device)
         .context("cannot load the default model")?;
-    let labels = args
-        .labels
-        .clone()
-        .unwrap_or_else(|| model.labels().to_vec());
-    // Checks the label subset and temperature once, at start-up, not per utterance
-    // (the logits only need to cover Whisper's vocabulary).
-    model
-        .scores_from_logits(&vec![0.0; 1 << 16], Some(&labels), args.temperature)
+    let scorer = DefaultScorer::new(name, model, args.labels.clone(), args.temperature)
         .context("--labels/--temperature do not suit the default model")?;
-    Ok(LoadedModel::Default {
-        name,
-        model: Box::new(model),
-        labels,
-        temperature: args.temperature,
-    })
+    Ok(LoadedModel::new(Box::new(scorer)))
 }
 
 /// Logged name of the default model with the adapter in `dir`, with its fingerprint

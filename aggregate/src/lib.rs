@@ -46,7 +46,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
-pub use stats::{argmax, normalized_entropy, percentile, top_two, top2_margin};
+pub use stats::{argmax, normalised_entropy, percentile, top_two, top2_margin};
 
 /// The least duration an utterance weighs, seconds (see the crate docs).
 pub const MIN_DURATION_S: f64 = 1e-3;
@@ -115,7 +115,7 @@ pub struct Summary {
     pub weight: f64,
     /// Utterances contributing.
     pub n_utterances: usize,
-    /// [`normalized_entropy`] of `probs`, in [0, 1].
+    /// [`normalised_entropy`] of `probs`, in [0, 1].
     pub entropy_norm: f64,
     /// [`top2_margin`] of `probs`.
     pub top2_margin: f64,
@@ -128,7 +128,7 @@ impl Summary {
     /// `n_utterances` 0): for showing something that was not aggregated.
     pub fn unweighted(probs: Vec<f64>) -> Self {
         Self {
-            entropy_norm: normalized_entropy(&probs),
+            entropy_norm: normalised_entropy(&probs),
             top2_margin: top2_margin(&probs),
             top: argmax(&probs),
             probs,
@@ -145,7 +145,7 @@ impl Summary {
         }
         let probs: Vec<f64> = sums.iter().map(|s| s / total).collect();
         Some(Self {
-            entropy_norm: normalized_entropy(&probs),
+            entropy_norm: normalised_entropy(&probs),
             top2_margin: top2_margin(&probs),
             top: argmax(&probs),
             probs,

@@ -10,7 +10,7 @@
 /// renormalised first, so a distribution that sums to 0.999 after rounding reads
 /// the same. Normalising by `ln K` makes the number comparable across label sets
 /// (and the log base irrelevant). 0 when K ≤ 1 or nothing is positive.
-pub fn normalized_entropy<T: Copy + Into<f64>>(p: &[T]) -> f64 {
+pub fn normalised_entropy<T: Copy + Into<f64>>(p: &[T]) -> f64 {
     if p.len() <= 1 {
         return 0.0;
     }
@@ -97,15 +97,15 @@ mod tests {
 
     #[test]
     fn entropy_by_hand() {
-        close(normalized_entropy(&[1.0, 0.0, 0.0, 0.0]), 0.0);
-        close(normalized_entropy(&[0.25; 4]), 1.0);
+        close(normalised_entropy(&[1.0, 0.0, 0.0, 0.0]), 0.0);
+        close(normalised_entropy(&[0.25; 4]), 1.0);
         // H(0.5, 0.5, 0, 0) = ln 2; / ln 4 = 0.5.
-        close(normalized_entropy(&[0.5, 0.5, 0.0, 0.0]), 0.5);
-        close(normalized_entropy(&[1.0]), 0.0);
+        close(normalised_entropy(&[0.5, 0.5, 0.0, 0.0]), 0.5);
+        close(normalised_entropy(&[1.0]), 0.0);
         // Unnormalised input reads like its normalisation; f32 works too.
-        close(normalized_entropy(&[2.0f32, 2.0, 0.0, 0.0]), 0.5);
-        close(normalized_entropy(&[f64::NAN, 1.0]), 0.0);
-        let mixed = normalized_entropy(&[0.6, 0.35, 0.05]);
+        close(normalised_entropy(&[2.0f32, 2.0, 0.0, 0.0]), 0.5);
+        close(normalised_entropy(&[f64::NAN, 1.0]), 0.0);
+        let mixed = normalised_entropy(&[0.6, 0.35, 0.05]);
         assert!(mixed > 0.7 && mixed < 0.9, "{mixed}");
     }
 

@@ -6,11 +6,14 @@
 //! `emomon setup` puts them, because no model hub is reachable at run time.
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use burn::prelude::*;
 
+use crate::alm::{AlmError, BatchScores, EmotionModel, EnsembleScores, Sampling, UtteranceScore};
 use crate::emotion_adapter::{AdapterError, EmotionAdapter, EmotionWhisper};
-use crate::pipeline::PipelineError;
+use crate::scorer::Method;
+use crate::whisper_runner::WhisperRunnerError;
 
 /// `adapter.json` of the embedded default adapter.
 pub const ADAPTER_JSON: &[u8] = include_bytes!("../default/adapter.json");
@@ -56,7 +59,7 @@ pub enum DefaultModelError {
     Adapter(#[from] AdapterError),
     /// Loading failed.
     #[error(transparent)]
-    Load(#[from] PipelineError),
+    Load(#[from] WhisperRunnerError),
 }
 
 /// Where emomon keeps downloaded weights: `$EMOMON_HOME`, else
@@ -125,4 +128,124 @@ impl DefaultModel {
     pub fn load(self, device: &Device) -> Result<EmotionWhisper, DefaultModelError> {
         Ok(EmotionWhisper::load(&self.base_dir, self.adapter, device)?)
     }
+}
+
+/// The default model as an [`EmotionModel`]: the label subset and temperature asked
+/// for, checked once when it is built. It reads `first-token` scores with the prompt
+/// its adapter was trained with; everything else it declines through
+/// [`EmotionModel::supports`].
+#[derive(Debug)]
+pub struct DefaultScorer {
+    name: String,
+    model: EmotionWhisper,
+    labels: Vec<String>,
+    temperature: Option<f32>,
+}
+
+impl DefaultScorer {
+    /// Wraps a loaded model, logged as `name`, scoring `labels` (a subset of the
+    /// adapter's; all when `None`) at `temperature` (the calibrated one when `None`).
+    pub fn new(
+        name: String,
+        model: EmotionWhisper,
+        labels: Option<Vec<String>>,
+        temperature: Option<f32>,
+    ) -> Result<Self, AlmError> {
+        let labels = labels.unwrap_or_else(|| model.labels().to_vec());
+        // Checks the label subset and temperature here, not per utterance (the logits
+        // only need to cover Whisper's vocabulary).
+        model.scores_from_logits(&vec![0.0; 1 << 16], Some(&labels), temperature)?;
+        Ok(Self {
+            name,
+            model,
+            labels,
+            temperature,
+        })
+    }
+
+    /// The model behind it.
+    pub fn model(&self) -> &EmotionWhisper {
+        &self.model
+    }
+
+    /// What [`EmotionModel::supports`] says, before loading: `Ok` for `first-token`
+    /// without an ensemble, otherwise why not and what to use instead.
+    pub fn check(method: Method, ensemble: bool) -> Result<(), AlmError> {
+        if method != Method::FirstToken {
+            return Err(AlmError::Unsupported(format!(
+                "the default model scores with first-token only (its adapter conditions the \
+                 answer token; it does not generate), so {method} needs --model DIR"
+            )));
+        }
+        if ensemble {
+            return Err(no_ensembles());
+        }
+        Ok(())
+    }
+}
+
+impl EmotionModel for DefaultScorer {
+    fn id(&self) -> &str {
+        &self.name
+    }
+
+    fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    fn method(&self) -> Method {
+        Method::FirstToken
+    }
+
+    fn natural_batch(&self) -> usize {
+        1
+    }
+
+    fn supports(&self, method: Method, ensemble: bool) -> Result<(), AlmError> {
+        Self::check(method, ensemble)
+    }
+
+    fn question_for(&self, _method: Method) -> String {
+        String::new()
+    }
+
+    fn score(&self, utterances: &[&[f32]]) -> Result<BatchScores, AlmError> {
+        let started = Instant::now();
+        let (scores, times) = self
+            .model
+            .score(utterances, Some(&self.labels), self.temperature)?;
+        let prompt_tokens = self.model.prompt().len();
+        Ok(BatchScores {
+            utterances: scores
+                .into_iter()
+                .map(|s| UtteranceScore {
+                    scores: Ok(s),
+                    generated: None,
+                    prompt_tokens,
+                })
+                .collect(),
+            times,
+            total: started.elapsed(),
+        })
+    }
+
+    fn score_ensemble(
+        &self,
+        _utterance: &[f32],
+        method: Method,
+        _questions: &[String],
+        _sampling: Option<Sampling>,
+    ) -> Result<EnsembleScores, AlmError> {
+        Self::check(method, false)?;
+        Err(no_ensembles())
+    }
+}
+
+/// Why the default model scores no prompt ensembles or samples.
+fn no_ensembles() -> AlmError {
+    AlmError::Unsupported(
+        "the default model was trained with one fixed prompt and has no sampling; \
+         prompt ensembles and --samples need --model DIR"
+            .into(),
+    )
 }

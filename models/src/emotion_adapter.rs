@@ -21,11 +21,9 @@ use std::time::Instant;
 use burn::prelude::*;
 use serde::Deserialize;
 
-use crate::mel::{MelConfig, MelExtractor, Padding};
-use crate::pipeline::{PipelineError, StageTimes};
-use crate::scorer::{FirstTokenScorer, Form, LabelScores, ScoreError, Verbaliser};
-use crate::tokenizer::HfTokenizer;
-use crate::whisper::{Whisper, WhisperError, token_tensor};
+use crate::scorer::{FirstTokenScorer, Form, LabelScores, ReadoutError, Verbaliser};
+use crate::whisper::{WhisperError, token_tensor};
+use crate::whisper_runner::{StageTimes, WhisperRunner, WhisperRunnerError};
 
 /// The adapter format this code reads.
 pub const ADAPTER_FORMAT: &str = "emomon-whisper-emotion-adapter/1";
@@ -513,14 +511,13 @@ fn read_vec(t: Tensor<2>) -> Result<Vec<f32>, WhisperError> {
 }
 
 /// Whisper plus the emotion adapter: 16 kHz utterances in, label distributions out.
+/// The Whisper stages (front end, encoder, decoder) are [`WhisperRunner`]'s, run
+/// unpadded; the adapter adds its read-out between encoder and decoder.
 #[derive(Debug)]
 pub struct EmotionWhisper {
-    model: Whisper,
-    mel: MelExtractor,
-    tokenizer: HfTokenizer,
+    stages: WhisperRunner,
     adapter: EmotionAdapter,
     prompt: Vec<u32>,
-    device: Device,
 }
 
 impl EmotionWhisper {
@@ -530,10 +527,10 @@ impl EmotionWhisper {
         base: &Path,
         adapter: EmotionAdapter,
         device: &Device,
-    ) -> Result<Self, PipelineError> {
-        let model = Whisper::load(base, device)?;
+    ) -> Result<Self, WhisperRunnerError> {
+        let stages = WhisperRunner::load(base, "", device)?.unpadded();
         let mismatch = |message: String| {
-            PipelineError::Setup(
+            WhisperRunnerError::Setup(
                 AdapterError::Mismatch {
                     base: base.display().to_string(),
                     message,
@@ -542,6 +539,7 @@ impl EmotionWhisper {
             )
         };
         let c = &adapter.config;
+        let model = stages.model();
         if model.config.d_model != c.base.d_model
             || model.encoder.num_layers() != c.base.encoder_layers
         {
@@ -554,8 +552,8 @@ impl EmotionWhisper {
                 model.encoder.num_layers()
             )));
         }
-        let tokenizer = HfTokenizer::from_file(&base.join("tokenizer.json"))?;
-        let verbaliser = Verbaliser::new(&c.labels, &[Form::Space], &tokenizer)?;
+        let tokenizer = stages.tokenizer();
+        let verbaliser = Verbaliser::new(&c.labels, &[Form::Space], tokenizer)?;
         for ((label, tokens), &trained) in c
             .labels
             .iter()
@@ -578,15 +576,16 @@ impl EmotionWhisper {
                     .ok_or_else(|| mismatch(format!("the tokenizer has no token {t}")))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let mel_config = MelConfig::for_model_dir(base, model.config.num_mel_bins)?;
         Ok(Self {
-            mel: MelExtractor::new(mel_config)?,
-            model,
-            tokenizer,
+            stages,
             adapter,
             prompt,
-            device: device.clone(),
         })
+    }
+
+    /// The decoder prompt token ids (the adapter's shift is added to the last).
+    pub fn prompt(&self) -> &[u32] {
+        &self.prompt
     }
 
     /// The adapter's labels (all the model can answer), in training order.
@@ -609,25 +608,21 @@ impl EmotionWhisper {
     pub fn answer_logits(
         &self,
         utterances: &[&[f32]],
-    ) -> Result<(Vec<Vec<f32>>, StageTimes), PipelineError> {
+    ) -> Result<(Vec<Vec<f32>>, StageTimes), WhisperRunnerError> {
         let mut times = StageTimes::default();
         let mut out = Vec::with_capacity(utterances.len());
         let layers = &self.adapter.config.cond_layers;
+        let model = self.stages.model();
+        let device = self.stages.device();
         for samples in utterances {
-            let t = Instant::now();
             let samples = match &self.adapter.config.trim {
                 Some(trim) => trim.apply(samples),
                 None => samples,
             };
-            let m = self.mel.compute(samples, Padding::None)?;
-            let feats = Tensor::from_data(
-                TensorData::new(m.data, [1, self.mel.config().n_mels, m.n_frames]),
-                &self.device,
-            );
-            times.features += t.elapsed();
+            let feats = self.stages.features(&[samples], &mut times)?;
             let t = Instant::now();
-            let (states, taps) = self.model.encoder.forward_with_taps(feats, layers)?;
-            let shift = self.adapter.shift_from_taps(taps, &self.device)?;
+            let (states, taps) = model.encoder.forward_with_taps(feats, layers)?;
+            let shift = self.adapter.shift_from_taps(taps, device)?;
             times.encoder += t.elapsed();
             let t = Instant::now();
             let n = self.prompt.len();
@@ -635,11 +630,11 @@ impl EmotionWhisper {
             let shift = if n == 1 {
                 shift
             } else {
-                Tensor::cat(vec![Tensor::zeros([1, n - 1, d], &self.device), shift], 1)
+                Tensor::cat(vec![Tensor::zeros([1, n - 1, d], device), shift], 1)
             };
-            let mut cache = self.model.decoder.start(states);
-            let logits = self.model.decoder.forward_last_shifted(
-                token_tensor(&self.prompt, &self.device),
+            let mut cache = model.decoder.start(states);
+            let logits = model.decoder.forward_last_shifted(
+                token_tensor(&self.prompt, device),
                 Some(shift),
                 &mut cache,
             )?;
@@ -657,7 +652,7 @@ impl EmotionWhisper {
         utterances: &[&[f32]],
         labels: Option<&[String]>,
         temperature: Option<f32>,
-    ) -> Result<(Vec<LabelScores>, StageTimes), PipelineError> {
+    ) -> Result<(Vec<LabelScores>, StageTimes), WhisperRunnerError> {
         let (logits, times) = self.answer_logits(utterances)?;
         let scores = logits
             .iter()
@@ -675,16 +670,16 @@ impl EmotionWhisper {
         vocab_logits: &[f32],
         labels: Option<&[String]>,
         temperature: Option<f32>,
-    ) -> Result<LabelScores, PipelineError> {
+    ) -> Result<LabelScores, WhisperRunnerError> {
         let all = self.labels();
         let labels = labels.unwrap_or(all);
         if let Some(unknown) = labels.iter().find(|l| !all.contains(l)) {
-            return Err(PipelineError::Score(ScoreError::Labels(format!(
+            return Err(WhisperRunnerError::Score(ReadoutError::Labels(format!(
                 "the default model was trained on {} and cannot answer `{unknown}`",
                 all.join(", ")
             ))));
         }
-        let verbaliser = Verbaliser::new(labels, &[Form::Space], &self.tokenizer)?;
+        let verbaliser = Verbaliser::new(labels, &[Form::Space], self.stages.tokenizer())?;
         let scorer = FirstTokenScorer::new(verbaliser, temperature.unwrap_or(self.temperature()))?;
         Ok(scorer.score(vocab_logits)?)
     }

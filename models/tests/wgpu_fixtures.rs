@@ -8,7 +8,8 @@ mod common;
 
 use burn::prelude::*;
 use common::{Reference, fixture, max_abs_diff};
-use emomon_models::alm::{AlmOptions, AlmScorer, DeviceKind, open_device};
+use emomon_models::alm::{AlmOptions, AlmScorer, EmotionModel};
+use emomon_models::device::{DeviceKind, open_device};
 use emomon_models::mel::{MelConfig, MelExtractor, Padding};
 use emomon_models::qwen2::Qwen2Cache;
 use emomon_models::qwen2_audio::Qwen2Audio;

@@ -155,7 +155,7 @@ fn score(args: &ScoreBenchArgs) -> anyhow::Result<()> {
         model.method(),
         model
             .remote_device()
-            .unwrap_or(emomon_models::alm::DeviceKind::from(args.model.device).as_str()),
+            .unwrap_or(emomon_models::device::DeviceKind::from(args.model.device).as_str()),
         args.seconds,
         runs.len(),
     );

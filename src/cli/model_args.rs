@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use emomon::model_scorer::ModelOptions;
 use emomon::remote::RemoteOptions;
-use emomon_models::alm::DeviceKind;
+use emomon_models::device::DeviceKind;
 use emomon_models::scorer::Method;
 use serde::Deserialize;
 

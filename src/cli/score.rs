@@ -14,7 +14,7 @@ use clap::Args;
 use emomon::audio::file::FileSource;
 use emomon::audio::whole_file::read_16k_until_error;
 use emomon::capture::run_capture;
-use emomon::model_scorer::{LoadedModel, ScoredBatch, ScoredUtterance, open_model};
+use emomon::model_scorer::{LoadedModel, ModelAnswer, ScoredBatch, open_model};
 use emomon::workers::{self, WorkerPlan};
 use serde::Serialize;
 
@@ -115,7 +115,7 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<()> {
     }
     let device = model
         .remote_device()
-        .unwrap_or(emomon_models::alm::DeviceKind::from(args.model.device).as_str());
+        .unwrap_or(emomon_models::device::DeviceKind::from(args.model.device).as_str());
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     if args.format == OutputFormat::Table {
@@ -277,7 +277,7 @@ fn print_one(
     model: &LoadedModel,
     device: &str,
     segment: &Segment,
-    result: &ScoredUtterance,
+    result: &ModelAnswer,
     latency_ms: f64,
 ) -> anyhow::Result<()> {
     let scores = result.scores.as_ref().ok();

@@ -198,7 +198,7 @@ fn mean_defined(values: impl Iterator<Item = Option<f64>>) -> Result<f64> {
 // ------------------------------------------------------------- distributions
 
 /// Normalises a non-negative vector to sum to 1.
-pub fn normalize(p: &[f64]) -> Result<Vec<f64>> {
+pub fn normalise(p: &[f64]) -> Result<Vec<f64>> {
     if p.is_empty() {
         return Err(MetricsError::Empty);
     }
@@ -212,9 +212,9 @@ pub fn normalize(p: &[f64]) -> Result<Vec<f64>> {
     Ok(p.iter().map(|x| x / s).collect())
 }
 
-fn normalized_pair(p: &[f64], q: &[f64]) -> Result<(Vec<f64>, Vec<f64>)> {
+fn normalised_pair(p: &[f64], q: &[f64]) -> Result<(Vec<f64>, Vec<f64>)> {
     check_pair(p.len(), q.len())?;
-    Ok((normalize(p)?, normalize(q)?))
+    Ok((normalise(p)?, normalise(q)?))
 }
 
 /// `Σ a ln(a/b)` with `0 ln 0 = 0`; caller guarantees `b > 0` where `a > 0`.
@@ -231,7 +231,7 @@ fn kl_raw(a: &[f64], b: &[f64]) -> f64 {
 /// Symmetric, finite even with zeros, in `[0, ln 2]`. (SciPy's
 /// `jensenshannon` returns the *distance*, the square root of this.)
 pub fn js_divergence(p: &[f64], q: &[f64]) -> Result<f64> {
-    let (p, q) = normalized_pair(p, q)?;
+    let (p, q) = normalised_pair(p, q)?;
     let m: Vec<f64> = p.iter().zip(&q).map(|(a, b)| 0.5 * (a + b)).collect();
     Ok((0.5 * kl_raw(&p, &m) + 0.5 * kl_raw(&q, &m)).max(0.0))
 }
@@ -244,7 +244,7 @@ pub fn js_divergence(p: &[f64], q: &[f64]) -> Result<f64> {
 /// [`KL_EPSILON`] = 1e-6 such a miss costs about `r · ln(r / 1e-6)`, large but
 /// finite. Pass `epsilon = 0` for the unsmoothed value (may be `+∞`).
 pub fn kl_divergence(reference: &[f64], predicted: &[f64], epsilon: f64) -> Result<f64> {
-    let (r, q) = normalized_pair(reference, predicted)?;
+    let (r, q) = normalised_pair(reference, predicted)?;
     if !(epsilon.is_finite() && epsilon >= 0.0) {
         return Err(MetricsError::BadDistribution);
     }
@@ -264,7 +264,7 @@ pub fn kl_divergence(reference: &[f64], predicted: &[f64], epsilon: f64) -> Resu
 /// Bhattacharyya coefficient `BC(p, q) = Σ √(p q)`: overlap of the two
 /// distributions, 1 when identical, 0 when disjoint.
 pub fn bhattacharyya_coefficient(p: &[f64], q: &[f64]) -> Result<f64> {
-    let (p, q) = normalized_pair(p, q)?;
+    let (p, q) = normalised_pair(p, q)?;
     Ok(p.iter().zip(&q).map(|(a, b)| (a * b).sqrt()).sum())
 }
 
@@ -286,7 +286,7 @@ pub fn r2_distributions(reference: &[Vec<f64>], predicted: &[Vec<f64>]) -> Resul
                 right: r.len(),
             });
         }
-        rows.push(normalized_pair(r, q)?);
+        rows.push(normalised_pair(r, q)?);
     }
     let n = rows.len() as f64;
     let mut mean = vec![0.0; k];
@@ -394,7 +394,7 @@ pub fn calibration(probs: &[Vec<f64>], y_true: &[usize], n_bins: usize) -> Resul
     let mut conf_sum = vec![0.0; n_bins];
     let mut hit_sum = vec![0.0; n_bins];
     for (p, &t) in probs.iter().zip(y_true) {
-        let p = normalize(p)?;
+        let p = normalise(p)?;
         if t >= p.len() {
             return Err(MetricsError::ClassOutOfRange {
                 class: t,
@@ -541,7 +541,7 @@ pub fn concordance(x: &[f64], y: &[f64]) -> Result<f64> {
 /// via [`pearson`] / [`spearman`] / [`concordance`].
 pub fn project(probs: &[f64], coords: &[f64]) -> Result<f64> {
     check_pair(probs.len(), coords.len())?;
-    let p = normalize(probs)?;
+    let p = normalise(probs)?;
     Ok(p.iter().zip(coords).map(|(a, c)| a * c).sum())
 }
 

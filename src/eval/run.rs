@@ -30,7 +30,7 @@ use crate::eval::metrics::argmax;
 use crate::eval::plots::{confusion_svg, reliability_svg};
 use crate::eval::report::{GroupSummary, Prediction, Summary, markdown, summarize_all};
 use crate::eval::strategy::{Aggregate, aggregate};
-use crate::model_scorer::{LoadedModel, ScoredBatch, ScoredUtterance, open_model};
+use crate::model_scorer::{LoadedModel, ModelAnswer, ScoredBatch, open_model};
 use anyhow::{Context, bail};
 use emomon_models::alm::Sampling;
 use emomon_models::scorer::Method;
@@ -714,7 +714,7 @@ trait ClipScorer: Sync {
         method: Method,
         questions: &[String],
         sampling: Option<Sampling>,
-    ) -> anyhow::Result<(Vec<Vec<ScoredUtterance>>, Duration)>;
+    ) -> anyhow::Result<(Vec<Vec<ModelAnswer>>, Duration)>;
 }
 
 impl ClipScorer for LoadedModel {
@@ -730,7 +730,7 @@ impl ClipScorer for LoadedModel {
         method: Method,
         questions: &[String],
         sampling: Option<Sampling>,
-    ) -> anyhow::Result<(Vec<Vec<ScoredUtterance>>, Duration)> {
+    ) -> anyhow::Result<(Vec<Vec<ModelAnswer>>, Duration)> {
         LoadedModel::score_ensemble(self, audio, method, questions, sampling)
     }
 }
@@ -799,7 +799,7 @@ enum ClipWork {
 /// A worker's result for a [`ClipWork`].
 enum ClipScores {
     Batch(anyhow::Result<ScoredBatch>),
-    Ensemble(anyhow::Result<(Vec<Vec<ScoredUtterance>>, Duration)>),
+    Ensemble(anyhow::Result<(Vec<Vec<ModelAnswer>>, Duration)>),
 }
 
 /// The state of [`score_all`] on the calling thread: reading clips into work, and
@@ -972,7 +972,7 @@ fn from_cache(
 fn score_clip(
     job: &Job,
     item: &ManifestItem,
-    result: Result<(Vec<Vec<ScoredUtterance>>, Duration), String>,
+    result: Result<(Vec<Vec<ModelAnswer>>, Duration), String>,
     clip: &mut [&mut Outcome],
     cache: &mut ScoreCache,
 ) -> anyhow::Result<()> {

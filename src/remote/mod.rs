@@ -34,7 +34,7 @@ use emomon_models::scorer::{
 };
 use emomon_models::tokenizer::{HfTokenizer, TokenText};
 
-use crate::model_scorer::{ModelOptions, ScoredUtterance};
+use crate::model_scorer::{ModelAnswer, ModelOptions};
 pub use client::{Client, RemoteError};
 use request::{Ask, MAX_LABEL_TOKENS, chat_body, wav_base64};
 use response::{Answer, label_row, parse_completion};
@@ -222,14 +222,14 @@ impl RemoteModel {
 
     /// Scores one utterance with `method` and `question`: one answer when greedy, `n`
     /// with `sampling`. Transport failures are errors; an unreadable `text` answer is
-    /// an `Err` in its [`ScoredUtterance`].
+    /// an `Err` in its [`ModelAnswer`].
     pub fn answers(
         &self,
         audio: &[f32],
         method: Method,
         question: &str,
         sampling: Option<Sampling>,
-    ) -> Result<Vec<ScoredUtterance>, RemoteError> {
+    ) -> Result<Vec<ModelAnswer>, RemoteError> {
         let malformed = |message: String| RemoteError::Malformed {
             host: self.client.host().to_string(),
             message,
@@ -267,7 +267,7 @@ impl RemoteModel {
                 .iter()
                 .map(|a| {
                     let scores = self.token_average_scores(a).map_err(malformed)?;
-                    Ok(ScoredUtterance {
+                    Ok(ModelAnswer {
                         scores: Ok(scores),
                         generated: Some(a.text.clone()),
                     })
@@ -275,7 +275,7 @@ impl RemoteModel {
                 .collect(),
             Method::Text => Ok(answers
                 .into_iter()
-                .map(|a| ScoredUtterance {
+                .map(|a| ModelAnswer {
                     scores: parse_distribution(&a.text, &self.labels).map_err(|e| e.to_string()),
                     generated: Some(a.text),
                 })
@@ -284,7 +284,7 @@ impl RemoteModel {
     }
 
     /// Scores utterances one after another with the configured method and question.
-    pub fn score(&self, audio: &[&[f32]]) -> Result<Vec<ScoredUtterance>, RemoteError> {
+    pub fn score(&self, audio: &[&[f32]]) -> Result<Vec<ModelAnswer>, RemoteError> {
         let question = self.question_for(self.method);
         let mut out = Vec::with_capacity(audio.len());
         for a in audio {
@@ -301,7 +301,7 @@ impl RemoteModel {
         method: Method,
         questions: &[String],
         sampling: Option<Sampling>,
-    ) -> Result<(Vec<Vec<ScoredUtterance>>, Duration), RemoteError> {
+    ) -> Result<(Vec<Vec<ModelAnswer>>, Duration), RemoteError> {
         let started = Instant::now();
         let answers = questions
             .iter()
@@ -371,8 +371,8 @@ fn vocab_row(readout: &[u32], logprobs: &[f32]) -> Vec<f32> {
     row
 }
 
-fn plain(scores: LabelScores) -> ScoredUtterance {
-    ScoredUtterance {
+fn plain(scores: LabelScores) -> ModelAnswer {
+    ModelAnswer {
         scores: Ok(scores),
         generated: None,
     }
@@ -381,11 +381,7 @@ fn plain(scores: LabelScores) -> ScoredUtterance {
 /// `first-token` with sampling, as the local scorer does it
 /// (docs/test-time-scaling.md): `n` labels drawn from the label logits with the
 /// answer's own seeded stream, each a point mass.
-fn draws(
-    scores: &LabelScores,
-    question: &str,
-    s: Sampling,
-) -> Result<Vec<ScoredUtterance>, String> {
+fn draws(scores: &LabelScores, question: &str, s: Sampling) -> Result<Vec<ModelAnswer>, String> {
     (0..s.n)
         .map(|k| {
             let mut rng = SampleRng::for_answer(s.seed, question, k);

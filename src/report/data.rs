@@ -40,7 +40,7 @@ pub struct Utt {
 impl Utt {
     /// Normalised entropy of this utterance's own distribution.
     pub fn entropy_norm(&self) -> f64 {
-        crate::aggregate::normalized_entropy(&self.probs)
+        crate::aggregate::normalised_entropy(&self.probs)
     }
 
     /// Top-2 margin of this utterance's own distribution.

@@ -5,7 +5,7 @@
 //! build one (a test, a log, a model) can be shown.
 
 pub use emomon_aggregate::{
-    Aggregator, AggregatorConfig, Summary, normalized_entropy, top_two, top2_margin,
+    Aggregator, AggregatorConfig, Summary, normalised_entropy, top_two, top2_margin,
 };
 
 /// Everything the dashboard shows at one instant.
@@ -415,7 +415,7 @@ mod tests {
         let probs = [0.6f32, 0.35, 0.05];
         let amb = Ambiguity::classify(
             top2_margin(&probs) as f32,
-            normalized_entropy(&probs) as f32,
+            normalised_entropy(&probs) as f32,
         );
         assert_eq!(amb, Ambiguity::Mixed);
         assert_eq!(Ambiguity::classify(0.9, 0.1), Ambiguity::Clear);

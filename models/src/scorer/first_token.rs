@@ -7,7 +7,7 @@
 //! this is just that token's logit, and the result equals a plain softmax over the
 //! label-token logits, as the paper's first-token readout.
 
-use super::{LabelScores, Method, ScoreError, Verbaliser, label_logit};
+use super::{LabelScores, Method, ReadoutError, Verbaliser, label_logit};
 
 /// The `first-token` scorer.
 #[derive(Debug, Clone)]
@@ -18,9 +18,9 @@ pub struct FirstTokenScorer {
 
 impl FirstTokenScorer {
     /// A scorer over `verbaliser`'s labels; `temperature` must be finite and > 0.
-    pub fn new(verbaliser: Verbaliser, temperature: f32) -> Result<Self, ScoreError> {
+    pub fn new(verbaliser: Verbaliser, temperature: f32) -> Result<Self, ReadoutError> {
         if !(temperature.is_finite() && temperature > 0.0) {
-            return Err(ScoreError::Temperature(temperature));
+            return Err(ReadoutError::Temperature(temperature));
         }
         Ok(Self {
             verbaliser,
@@ -52,9 +52,9 @@ impl FirstTokenScorer {
     /// of `tokens[i]`; e.g. [`readout_tokens`](Self::readout_tokens)); the same result
     /// as [`score`](Self::score) on the full vocabulary row. A token the labels need but
     /// `tokens` lacks is an error.
-    pub fn score_rows(&self, tokens: &[u32], logits: &[f32]) -> Result<LabelScores, ScoreError> {
+    pub fn score_rows(&self, tokens: &[u32], logits: &[f32]) -> Result<LabelScores, ReadoutError> {
         if tokens.len() != logits.len() {
-            return Err(ScoreError::Labels(format!(
+            return Err(ReadoutError::Labels(format!(
                 "{} readout tokens but {} logits",
                 tokens.len(),
                 logits.len()
@@ -71,13 +71,13 @@ impl FirstTokenScorer {
     }
 
     /// Scores one utterance from the vocabulary logits at its answer position.
-    pub fn score(&self, vocab_logits: &[f32]) -> Result<LabelScores, ScoreError> {
+    pub fn score(&self, vocab_logits: &[f32]) -> Result<LabelScores, ReadoutError> {
         let label_logits = self
             .verbaliser
             .label_tokens()
             .iter()
             .map(|l| label_logit(l, vocab_logits))
-            .collect::<Result<Vec<f64>, ScoreError>>()?;
+            .collect::<Result<Vec<f64>, ReadoutError>>()?;
         let probs = softmax(&label_logits, f64::from(self.temperature));
         Ok(LabelScores::new(
             self.verbaliser.labels().map(str::to_string).collect(),
@@ -144,7 +144,7 @@ mod tests {
         assert!(
             matches!(
                 missing,
-                Err(ScoreError::TokenOutOfRange { .. } | ScoreError::NonFinite { .. })
+                Err(ReadoutError::TokenOutOfRange { .. } | ReadoutError::NonFinite { .. })
             ),
             "{missing:?}"
         );
@@ -167,7 +167,7 @@ mod tests {
         assert!(FirstTokenScorer::new(v, f32::NAN).is_err());
         assert!(matches!(
             scorer(1.0).score(&[0.0; 3]),
-            Err(ScoreError::TokenOutOfRange { token: 3, vocab: 3 })
+            Err(ReadoutError::TokenOutOfRange { token: 3, vocab: 3 })
         ));
     }
 }

@@ -18,7 +18,7 @@ use crate::tokenizer::TokenizerError;
 
 /// Errors of label set construction and scoring.
 #[derive(Debug, thiserror::Error)]
-pub enum ScoreError {
+pub enum ReadoutError {
     /// The label set is unusable.
     #[error("invalid label set: {0}")]
     Labels(String),
@@ -108,18 +108,18 @@ impl std::str::FromStr for Method {
 }
 
 /// A label's logit at one position: log-sum-exp of its forms' first-token logits.
-fn label_logit(label: &LabelTokens, vocab_logits: &[f32]) -> Result<f64, ScoreError> {
+fn label_logit(label: &LabelTokens, vocab_logits: &[f32]) -> Result<f64, ReadoutError> {
     let mut values = Vec::with_capacity(label.first_tokens.len());
     for &t in &label.first_tokens {
         let v = vocab_logits
             .get(t as usize)
             .copied()
-            .ok_or(ScoreError::TokenOutOfRange {
+            .ok_or(ReadoutError::TokenOutOfRange {
                 token: t,
                 vocab: vocab_logits.len(),
             })?;
         if !v.is_finite() {
-            return Err(ScoreError::NonFinite {
+            return Err(ReadoutError::NonFinite {
                 label: label.label.clone(),
                 value: v,
             });

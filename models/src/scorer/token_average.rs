@@ -14,7 +14,7 @@
 //! The reported raw `logits` are the label logits (log-sum-exp over forms) averaged over
 //! the same positions, for later re-analysis.
 
-use super::{LabelScores, Method, ScoreError, Verbaliser, label_logit};
+use super::{LabelScores, Method, ReadoutError, Verbaliser, label_logit};
 
 /// The `token-average` scorer.
 #[derive(Debug, Clone)]
@@ -29,9 +29,9 @@ impl TokenAverageScorer {
     }
 
     /// Scores one utterance from the vocabulary logits of each generated position.
-    pub fn score(&self, step_logits: &[Vec<f32>]) -> Result<LabelScores, ScoreError> {
+    pub fn score(&self, step_logits: &[Vec<f32>]) -> Result<LabelScores, ReadoutError> {
         if step_logits.is_empty() {
-            return Err(ScoreError::Labels(
+            return Err(ReadoutError::Labels(
                 "token-average needs at least one generated position".into(),
             ));
         }
@@ -41,7 +41,7 @@ impl TokenAverageScorer {
         for logits in step_logits {
             let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
             if !max.is_finite() {
-                return Err(ScoreError::Labels(
+                return Err(ReadoutError::Labels(
                     "generated-position logits are not finite".into(),
                 ));
             }
@@ -61,7 +61,7 @@ impl TokenAverageScorer {
         let steps = step_logits.len() as f64;
         let total: f64 = prob_sum.iter().sum();
         if total.is_nan() || total <= 0.0 {
-            return Err(ScoreError::Labels(
+            return Err(ReadoutError::Labels(
                 "all label probabilities underflowed to zero at every position".into(),
             ));
         }

@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 
-use super::ScoreError;
+use super::ReadoutError;
 use crate::tokenizer::TokenText;
 
 /// A surface form of a label.
@@ -71,22 +71,24 @@ impl Verbaliser {
         labels: &[S],
         forms: &[Form],
         tokenizer: &dyn TokenText,
-    ) -> Result<Self, ScoreError> {
+    ) -> Result<Self, ReadoutError> {
         if labels.is_empty() {
-            return Err(ScoreError::Labels("the label set is empty".into()));
+            return Err(ReadoutError::Labels("the label set is empty".into()));
         }
         if forms.is_empty() {
-            return Err(ScoreError::Labels("no verbaliser forms given".into()));
+            return Err(ReadoutError::Labels("no verbaliser forms given".into()));
         }
         let mut out: Vec<LabelTokens> = Vec::with_capacity(labels.len());
         let mut owner: HashMap<u32, usize> = HashMap::new();
         for (li, label) in labels.iter().enumerate() {
             let label = label.as_ref().trim();
             if label.is_empty() {
-                return Err(ScoreError::Labels(format!("label {li} is empty")));
+                return Err(ReadoutError::Labels(format!("label {li} is empty")));
             }
             if out.iter().any(|l| l.label == label) {
-                return Err(ScoreError::Labels(format!("label `{label}` appears twice")));
+                return Err(ReadoutError::Labels(format!(
+                    "label `{label}` appears twice"
+                )));
             }
             let mut first_tokens = Vec::new();
             let mut sequences = Vec::new();
@@ -108,14 +110,14 @@ impl Verbaliser {
                 sequences.push(ids);
             }
             if first_tokens.is_empty() {
-                return Err(ScoreError::Labels(format!(
+                return Err(ReadoutError::Labels(format!(
                     "label `{label}` has no form whose first token is more than whitespace"
                 )));
             }
             for &t in &first_tokens {
                 if let Some(&other) = owner.get(&t) {
                     let text = tokenizer.decode(&[t])?;
-                    return Err(ScoreError::Collision {
+                    return Err(ReadoutError::Collision {
                         a: out[other].label.clone(),
                         b: label.to_string(),
                         token: t,

@@ -14,6 +14,7 @@ pub(crate) use decoder::project_rows;
 pub use decoder::{DecoderCache, WhisperDecoder};
 pub use encoder::{EncoderDims, WhisperEncoder};
 
+use crate::generate::argmax;
 use crate::safetensors_load::{LoadError, TensorStore};
 
 /// Errors of the Whisper model.
@@ -39,13 +40,7 @@ pub struct Whisper {
 }
 
 /// Result of greedy decoding: the new tokens and, for each, the logits it was chosen from.
-#[derive(Debug, Clone)]
-pub struct Greedy {
-    /// Generated token ids (the prompt excluded), up to and including EOS if reached.
-    pub tokens: Vec<u32>,
-    /// Logits `[vocab]` of the position each token was chosen at.
-    pub logits: Vec<Vec<f32>>,
-}
+pub type Greedy = crate::generate::Generated;
 
 impl Whisper {
     /// Loads `config.json` and the safetensors checkpoint of a HF model directory.
@@ -103,27 +98,25 @@ impl Whisper {
         if prompt.is_empty() {
             return Err(WhisperError::Input("empty decoder prompt".into()));
         }
+        if max_new == 0 {
+            return Ok(Greedy::default());
+        }
         let device = encoder_states.device();
         let mut cache = self.decoder.start(encoder_states);
-        let mut input: Vec<u32> = prompt.to_vec();
-        let mut out = Greedy {
-            tokens: Vec::new(),
-            logits: Vec::new(),
-        };
-        for _ in 0..max_new {
+        let last_logits = |input: &[u32], cache: &mut DecoderCache| {
             let logits = self
                 .decoder
-                .forward_last(token_tensor(&input, &device), &mut cache)?;
-            let last = rows_of(logits)?.pop().unwrap_or_default();
-            let next = argmax(&last);
-            out.tokens.push(next);
-            out.logits.push(last);
-            if Some(next) == eos {
-                break;
-            }
-            input = vec![next];
-        }
-        Ok(out)
+                .forward_last(token_tensor(input, &device), cache)?;
+            Ok::<_, WhisperError>(rows_of(logits)?.pop().unwrap_or_default())
+        };
+        let first = last_logits(prompt, &mut cache)?;
+        crate::generate::generate(
+            first,
+            max_new,
+            eos.as_slice(),
+            &mut |l| argmax(l),
+            &mut |t| last_logits(&[t], &mut cache),
+        )
     }
 
     /// Vocabulary logits at the answer position (after `prompt`) for each utterance of a
@@ -197,15 +190,4 @@ fn rows_of(logits: Tensor<2>) -> Result<Vec<Vec<f32>>, WhisperError> {
 pub fn token_tensor(ids: &[u32], device: &Device) -> Tensor<2, Int> {
     let data: Vec<i64> = ids.iter().map(|&i| i64::from(i)).collect();
     Tensor::from_data(TensorData::new(data, [1, ids.len()]), device)
-}
-
-/// Index of the largest value (first on ties, like `torch.argmax`).
-pub(crate) fn argmax(v: &[f32]) -> u32 {
-    let mut best = 0;
-    for (i, &x) in v.iter().enumerate() {
-        if x > v[best] {
-            best = i;
-        }
-    }
-    best as u32
 }

@@ -9,7 +9,7 @@ use crate::common;
 
 use burn::prelude::*;
 use common::{Reference, fixture, max_abs_diff};
-use emomon_models::alm::{AlmError, AlmOptions, AlmScorer, Architecture};
+use emomon_models::alm::{AlmError, AlmOptions, AlmScorer, Architecture, EmotionModel};
 use emomon_models::scorer::{FirstTokenScorer, Method, TokenAverageScorer};
 
 fn path(rel: &str) -> String {

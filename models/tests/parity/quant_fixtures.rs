@@ -11,7 +11,7 @@ use crate::common;
 
 use burn::prelude::*;
 use common::{Reference, fixture, max_abs_diff};
-use emomon_models::alm::{AlmOptions, AlmScorer};
+use emomon_models::alm::{AlmOptions, AlmScorer, EmotionModel};
 use emomon_models::quant::quantize_linears;
 use emomon_models::scorer::LabelScores;
 use emomon_models::whisper::Whisper;

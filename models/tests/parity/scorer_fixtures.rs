@@ -6,7 +6,7 @@ use crate::common;
 use burn::prelude::*;
 use common::{Reference, fixture, max_abs_diff};
 use emomon_models::mel::{MelConfig, MelExtractor, Padding};
-use emomon_models::scorer::{FirstTokenScorer, Form, ScoreError, TokenAverageScorer, Verbaliser};
+use emomon_models::scorer::{FirstTokenScorer, Form, ReadoutError, TokenAverageScorer, Verbaliser};
 use emomon_models::tokenizer::HfTokenizer;
 use emomon_models::whisper::{Whisper, token_tensor};
 
@@ -52,7 +52,7 @@ fn real_bpe_collision_is_rejected() {
         &tokenizer(),
     )
     .expect_err("collision");
-    assert!(matches!(err, ScoreError::Collision { .. }), "{err}");
+    assert!(matches!(err, ReadoutError::Collision { .. }), "{err}");
     println!("{err}");
 }
 
@@ -144,11 +144,11 @@ fn token_average_distribution_matches_reference() {
 
 #[test]
 fn pipeline_scores_batch_like_reference() {
-    use emomon_models::pipeline::WhisperPipeline;
+    use emomon_models::whisper_runner::WhisperRunner;
     let device = Device::flex();
     let reference = Reference::load();
     let meta = meta();
-    let pipeline = WhisperPipeline::load(&fixture("tiny-whisper"), " The speaker sounds", &device)
+    let pipeline = WhisperRunner::load(&fixture("tiny-whisper"), " The speaker sounds", &device)
         .expect("pipeline");
     assert_eq!(pipeline.prompt(), reference.ids("prompt").as_slice());
     let audio: Vec<Vec<f32>> = (0..reference.clips())

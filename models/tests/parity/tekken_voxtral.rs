@@ -22,7 +22,7 @@ use std::path::{Path, PathBuf};
 
 use burn::prelude::*;
 use common::{Reference, fixture, max_abs_diff};
-use emomon_models::alm::{AlmOptions, AlmScorer, Architecture};
+use emomon_models::alm::{AlmOptions, AlmScorer, Architecture, EmotionModel};
 use emomon_models::scorer::{FirstTokenScorer, Method, TokenAverageScorer};
 use serde::Deserialize;
 

@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
-use emomon_models::pipeline::StageTimes;
 use emomon_models::scorer::LabelScores;
+use emomon_models::whisper_runner::StageTimes;
 
 use super::*;
 
@@ -42,7 +42,7 @@ impl ClipScorer for Loudness {
                 }
                 std::thread::sleep(Duration::from_millis((30.0 * (1.0 - p)) as u64));
                 let loud = p / (p + 0.2);
-                ScoredUtterance {
+                ModelAnswer {
                     scores: Ok(LabelScores {
                         labels: LABELS.map(String::from).to_vec(),
                         method,
@@ -67,7 +67,7 @@ impl ClipScorer for Loudness {
         _: Method,
         _: &[String],
         _: Option<Sampling>,
-    ) -> anyhow::Result<(Vec<Vec<ScoredUtterance>>, Duration)> {
+    ) -> anyhow::Result<(Vec<Vec<ModelAnswer>>, Duration)> {
         anyhow::bail!("not used here")
     }
 }

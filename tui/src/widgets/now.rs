@@ -10,7 +10,7 @@ use ratatui::{
 
 use super::bars::Bars;
 use crate::palette::{self, Palette};
-use crate::view::{Ambiguity, ViewState, clock, normalized_entropy, top_two};
+use crate::view::{Ambiguity, ViewState, clock, normalised_entropy, top_two};
 
 /// The Now panel.
 pub struct NowPanel<'a> {
@@ -35,7 +35,7 @@ fn points(diff: f32) -> String {
 /// Used by Now and Rolling so both panels read the same way.
 /// `detail` appends the two labels and their percentages.
 pub fn ambiguity_line<'a>(labels: &[String], probs: &[f32], detail: bool) -> Line<'a> {
-    let entropy = normalized_entropy(probs) as f32;
+    let entropy = normalised_entropy(probs) as f32;
     let Some((a, b)) = top_two(probs) else {
         return Line::raw("");
     };

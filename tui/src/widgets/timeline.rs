@@ -14,7 +14,7 @@ use ratatui::{
 };
 
 use crate::palette::{self, Palette};
-use crate::view::{ViewState, clock, normalized_entropy, top_two};
+use crate::view::{ViewState, clock, normalised_entropy, top_two};
 
 /// Sparkline glyphs from 0 to 1 in eighths.
 const LEVELS: [char; 9] = [' ', '▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
@@ -130,7 +130,7 @@ impl Widget for TimelinePanel<'_> {
                 .iter()
                 .flat_map(|e| {
                     std::iter::repeat_n(
-                        LEVELS[(normalized_entropy(&e.probs) * 8.0).round() as usize],
+                        LEVELS[(normalised_entropy(&e.probs) * 8.0).round() as usize],
                         col_w,
                     )
                 })

@@ -9,13 +9,13 @@ use std::time::{Duration, Instant};
 use burn::prelude::*;
 
 use crate::mel::{MelConfig, MelError, MelExtractor, Padding};
-use crate::scorer::{FirstTokenScorer, Form, LabelScores, ScoreError, Verbaliser};
+use crate::scorer::{FirstTokenScorer, Form, LabelScores, ReadoutError, Verbaliser};
 use crate::tokenizer::{HfTokenizer, TokenText, TokenizerError};
 use crate::whisper::{Whisper, WhisperError};
 
 /// Errors of the scoring pipeline.
 #[derive(Debug, thiserror::Error)]
-pub enum PipelineError {
+pub enum WhisperRunnerError {
     /// Model loading or inference failed.
     #[error(transparent)]
     Model(#[from] WhisperError),
@@ -27,7 +27,7 @@ pub enum PipelineError {
     Tokenizer(#[from] TokenizerError),
     /// Scoring failed.
     #[error(transparent)]
-    Score(#[from] ScoreError),
+    Score(#[from] ReadoutError),
     /// The model directory lacks something the pipeline needs.
     #[error("{0}")]
     Setup(String),
@@ -46,7 +46,7 @@ pub struct StageTimes {
 
 /// A Whisper model, its front end and tokenizer, with a fixed emotion prompt.
 #[derive(Debug)]
-pub struct WhisperPipeline {
+pub struct WhisperRunner {
     model: Whisper,
     mel: MelExtractor,
     tokenizer: HfTokenizer,
@@ -55,19 +55,23 @@ pub struct WhisperPipeline {
     device: Device,
 }
 
-impl WhisperPipeline {
+impl WhisperRunner {
     /// Loads a HF Whisper directory (config.json, safetensors, tokenizer.json and, if
     /// present, preprocessor_config.json). The prompt starts with Whisper's decoder
     /// prefix (`<|startoftranscript|>`, then `<|en|><|transcribe|>` when the vocabulary
     /// has them, then `<|notimestamps|>`) followed by `prompt_text`.
-    pub fn load(dir: &Path, prompt_text: &str, device: &Device) -> Result<Self, PipelineError> {
+    pub fn load(
+        dir: &Path,
+        prompt_text: &str,
+        device: &Device,
+    ) -> Result<Self, WhisperRunnerError> {
         let model = Whisper::load(dir, device)?;
         let mel_config = MelConfig::for_model_dir(dir, model.config.num_mel_bins)?;
         let mel = MelExtractor::new(mel_config)?;
         let tokenizer = HfTokenizer::from_file(&dir.join("tokenizer.json"))?;
         let special = |t: &str| tokenizer.token_id(t);
         let sot = special("<|startoftranscript|>").ok_or_else(|| {
-            PipelineError::Setup(format!("{}: no <|startoftranscript|> token", dir.display()))
+            WhisperRunnerError::Setup(format!("{}: no <|startoftranscript|> token", dir.display()))
         })?;
         let mut prompt = vec![sot];
         if let (Some(en), Some(task)) = (special("<|en|>"), special("<|transcribe|>"))
@@ -121,7 +125,7 @@ impl WhisperPipeline {
     pub fn answer_logits(
         &self,
         utterances: &[&[f32]],
-    ) -> Result<(Vec<Vec<f32>>, StageTimes), PipelineError> {
+    ) -> Result<(Vec<Vec<f32>>, StageTimes), WhisperRunnerError> {
         self.answer_rows(utterances, None)
     }
 
@@ -132,7 +136,7 @@ impl WhisperPipeline {
         &self,
         utterances: &[&[f32]],
         rows: Option<&[u32]>,
-    ) -> Result<(Vec<Vec<f32>>, StageTimes), PipelineError> {
+    ) -> Result<(Vec<Vec<f32>>, StageTimes), WhisperRunnerError> {
         let mut times = StageTimes::default();
         let mut out = Vec::with_capacity(utterances.len());
         let groups: Vec<&[&[f32]]> = match self.padding {
@@ -161,14 +165,29 @@ impl WhisperPipeline {
         &self,
         group: &[&[f32]],
         times: &mut StageTimes,
-    ) -> Result<Tensor<3>, PipelineError> {
+    ) -> Result<Tensor<3>, WhisperRunnerError> {
+        let feats = self.features(group, times)?;
+        let t = Instant::now();
+        let enc = self.model.encode(feats)?;
+        times.encoder += t.elapsed();
+        Ok(enc)
+    }
+
+    /// Log-mel features `[utterances, n_mels, frames]` of a non-empty group of
+    /// utterances, as [`encode`](Self::encode) feeds them to the encoder; adds the
+    /// feature time to `times`.
+    pub fn features(
+        &self,
+        group: &[&[f32]],
+        times: &mut StageTimes,
+    ) -> Result<Tensor<3>, WhisperRunnerError> {
         let t = Instant::now();
         let mut data = Vec::new();
         let mut frames = None;
         for samples in group {
             let m = self.mel.compute(samples, self.padding)?;
             if frames.is_some_and(|f| f != m.n_frames) {
-                return Err(PipelineError::Setup(
+                return Err(WhisperRunnerError::Setup(
                     "unpadded utterances of different lengths cannot share a batch".into(),
                 ));
             }
@@ -183,10 +202,12 @@ impl WhisperPipeline {
             &self.device,
         );
         times.features += t.elapsed();
-        let t = Instant::now();
-        let enc = self.model.encode(feats)?;
-        times.encoder += t.elapsed();
-        Ok(enc)
+        Ok(feats)
+    }
+
+    /// The compute device.
+    pub fn device(&self) -> &Device {
+        &self.device
     }
 
     /// Whether features are padded to Whisper's 30 s chunk.
@@ -201,7 +222,7 @@ impl WhisperPipeline {
         utterances: &[&[f32]],
         labels: &[S],
         temperature: f32,
-    ) -> Result<(Vec<LabelScores>, StageTimes), PipelineError> {
+    ) -> Result<(Vec<LabelScores>, StageTimes), WhisperRunnerError> {
         let verbaliser =
             Verbaliser::new(labels, &[Form::Space, Form::SpaceCapital], &self.tokenizer)?;
         let scorer = FirstTokenScorer::new(verbaliser, temperature)?;
