@@ -20,7 +20,9 @@ use clap::Args;
 use emomon::audio::memory::MemorySource;
 use emomon::capture::{FrontEndConfig, run_capture};
 use emomon::speaker::conversation::{Clip, Conversation, TurnPlan, clustering_accuracy};
-use emomon::speaker::{ENROLLED_AT_LEAST, SpeakerTracker, UNKNOWN, load_encoder};
+use emomon::speaker::{
+    ENROLLED_AT_LEAST, NEW_SPEAKER_BELOW, SpeakerTracker, UNKNOWN, load_encoder,
+};
 
 #[derive(Debug, Args)]
 pub struct SpeakersBenchArgs {
@@ -36,6 +38,12 @@ pub struct SpeakersBenchArgs {
     /// Seed of the draws (pairs, clip order, turn lengths, gaps).
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Cosine similarity below which clustering opens a new speaker (to tune it).
+    #[arg(long, default_value_t = NEW_SPEAKER_BELOW)]
+    pub new_speaker_below: f32,
+    /// Cosine similarity an utterance needs to an enrolled voice (to tune it).
+    #[arg(long, default_value_t = ENROLLED_AT_LEAST)]
+    pub enrolled_at_least: f32,
     /// Directory of the converted speaker encoder (default: where `emomon setup` puts it).
     #[arg(long, value_name = "DIR")]
     pub speaker_encoder: Option<PathBuf>,
@@ -134,8 +142,8 @@ pub fn run(args: &SpeakersBenchArgs) -> anyhow::Result<()> {
     let mut embed_audio_s = 0.0;
     let mut total = Tally::default();
     println!(
-        "bench speakers: {} conversation(s) per group, {} turns, seed {}; enrolment threshold {ENROLLED_AT_LEAST}",
-        args.conversations, args.turns, args.seed
+        "bench speakers: {} conversation(s) per group, {} turns, seed {}; new speaker below {}, enrolled at least {}",
+        args.conversations, args.turns, args.seed, args.new_speaker_below, args.enrolled_at_least
     );
     println!(
         "  {:<16} {:>5} {:>6} {:>10} {:>10} {:>8} {:>8} {:>10}",
@@ -193,8 +201,8 @@ pub fn run(args: &SpeakersBenchArgs) -> anyhow::Result<()> {
                     .iter()
                     .map(|(name, audio)| Ok((name.clone(), encoder.embed(audio)?)))
                     .collect::<Result<_, emomon::speaker::SpeakerError>>()?;
-                let mut by_name = SpeakerTracker::enrolled(enrolled, ENROLLED_AT_LEAST)?;
-                let mut clusters = SpeakerTracker::clustering(2)?;
+                let mut by_name = SpeakerTracker::enrolled(enrolled, args.enrolled_at_least)?;
+                let mut clusters = SpeakerTracker::clustering_with(2, args.new_speaker_below)?;
                 let mut pairs = Vec::new();
                 for u in &utterances {
                     let Some(truth) = conv.truth(u.start_s, u.end_s) else {

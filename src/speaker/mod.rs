@@ -36,16 +36,16 @@ pub enum StageError {
     Load {
         /// Where they were read from.
         path: PathBuf,
-        /// What went wrong.
-        source: SpeakerError,
+        /// What went wrong (boxed: the load error is large).
+        source: Box<SpeakerError>,
     },
     /// An enrolment recording could not be embedded.
     #[error("--enroll {name}: {source}")]
     Enroll {
         /// The voice's name.
         name: String,
-        /// What went wrong.
-        source: SpeakerError,
+        /// What went wrong (boxed: the load error is large).
+        source: Box<SpeakerError>,
     },
     /// Bad speaker settings.
     #[error(transparent)]
@@ -66,7 +66,10 @@ pub fn load_encoder(dir: Option<&Path>) -> Result<Arc<SpeakerEncoder>, StageErro
     let device = emomon_models::Device::flex();
     SpeakerEncoder::load(&file, &device)
         .map(Arc::new)
-        .map_err(|source| StageError::Load { path: file, source })
+        .map_err(|source| StageError::Load {
+            path: file,
+            source: Box::new(source),
+        })
 }
 
 /// The encoder and the tracker: one per session, fed utterances in order.
@@ -86,7 +89,7 @@ impl SpeakerStage {
                 for (name, audio) in voices {
                     let e = encoder.embed(audio).map_err(|source| StageError::Enroll {
                         name: name.clone(),
-                        source,
+                        source: Box::new(source),
                     })?;
                     embedded.push((name.clone(), e));
                 }

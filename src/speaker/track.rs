@@ -227,7 +227,7 @@ mod tests {
 
     /// A unit vector near axis `axis` of a 16-d space, tilted by `noise` along `tilt`.
     fn voice(axis: usize, tilt: usize, noise: f32) -> Vec<f32> {
-        let mut v = vec![0.0f32; 16];
+        let mut v = [0.0f32; 16];
         v[axis] = 1.0;
         v[tilt] += noise;
         let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
@@ -243,7 +243,10 @@ mod tests {
     #[test]
     fn labels_follow_first_appearance_and_never_change() {
         let mut t = SpeakerTracker::clustering(2).unwrap();
-        let (a, b) = (|k| voice(0, 5 + k, 0.2), |k| voice(1, 5 + k, 0.2));
+        let (a, b) = (
+            |k: usize| voice(0, 5 + k, 0.2),
+            |k: usize| voice(1, 5 + k, 0.2),
+        );
         let got = labels(&mut t, &[b(0), a(1), b(2), b(3), a(4), a(5)]);
         // The first voice heard is S1, whichever it is.
         assert_eq!(got, ["S1", "S2", "S1", "S1", "S2", "S2"]);

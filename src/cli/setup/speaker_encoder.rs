@@ -13,7 +13,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, bail};
 
-use super::{SetupArgs, non_empty, pip_sources, say, sha256_file};
+use super::{SetupArgs, non_empty, pip_download, say, sha256_file};
 
 const PKG: &str = "resemblyzer==0.1.4";
 const WHEEL: &str = "Resemblyzer-0.1.4-py3-none-any.whl";
@@ -138,20 +138,7 @@ fn fetch_wheel(args: &SetupArgs, python: &Path, work: &Path) -> anyhow::Result<(
         return Ok(());
     }
     say(format_args!("downloading {PKG} (about 16 MB) with pip"));
-    let downloaded = Command::new(python)
-        .args([
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary=:all:",
-            "-d",
-        ])
-        .arg(work)
-        .args(pip_sources(args))
-        .arg(PKG)
-        .status()
-        .is_ok_and(|s| s.success());
+    let downloaded = pip_download(python, args, work, &[PKG]);
     if !downloaded || !non_empty(&wheel) {
         bail!(
             "pip could not fetch {PKG} ({WHEEL}) for the speaker encoder. Put it in a \
