@@ -20,6 +20,7 @@ pub mod run;
 pub mod scoring;
 pub mod segmenter;
 pub mod session_log;
+pub mod speaker;
 pub mod utc;
 pub mod utterance;
 pub mod vad;

@@ -3,7 +3,8 @@
 //!
 //! ```text
 //! capture thread ──(bounded, evicting)──▶ N scoring workers ──┬─ model on its device
-//!        │                                     │              └─ prosody on a CPU thread, in parallel
+//!        │                                     │              └─ prosody (and speaker embedding)
+//!        │                                     │                 on CPU threads, in parallel
 //!        │                                  sequencer (back in utterance order)
 //!        └──────── events (levels, drops, skips, results) ◀┘
 //! ```
@@ -85,6 +86,9 @@ pub struct PipelineConfig {
     pub level_interval: Duration,
     /// Scoring workers sharing the model (at least 1; see the module doc).
     pub workers: usize,
+    /// Embed each scored utterance's voice with this encoder, beside prosody (for
+    /// `--speakers`/`--enroll`; the session assigns the speaker, in utterance order).
+    pub speaker_encoder: Option<Arc<crate::speaker::SpeakerEncoder>>,
 }
 
 impl Default for PipelineConfig {
@@ -96,6 +100,7 @@ impl Default for PipelineConfig {
             prosody: true,
             level_interval: Duration::from_millis(50),
             workers: 1,
+            speaker_encoder: None,
         }
     }
 }
@@ -115,6 +120,9 @@ pub struct ScoredUtterance {
     pub utterance: Arc<Utterance>,
     pub scores: Scores,
     pub prosody: Option<Prosody>,
+    /// Unit-length voice embedding, when the pipeline has a speaker encoder (`None` also
+    /// for an utterance with no voice to embed).
+    pub embedding: Option<Vec<f32>>,
     /// From the moment the segmenter closed the utterance to its result.
     pub latency: Duration,
 }
@@ -247,6 +255,7 @@ impl Pipeline {
                 events: event_tx.clone(),
                 sequencer: Arc::clone(&sequencer),
                 prosody: config.prosody,
+                speaker_encoder: config.speaker_encoder.clone(),
                 cancel: Arc::clone(&cancel),
             };
             threads.push(
@@ -448,6 +457,7 @@ struct ScoringWorker {
     events: Sender<PipelineEvent>,
     sequencer: Arc<Sequencer>,
     prosody: bool,
+    speaker_encoder: Option<Arc<crate::speaker::SpeakerEncoder>>,
     cancel: Arc<AtomicBool>,
 }
 
@@ -479,8 +489,8 @@ impl ScoringWorker {
             }
             let utterances: Vec<Arc<Utterance>> =
                 batch.iter().map(|j| Arc::clone(&j.utterance)).collect();
-            // Prosody on a CPU thread while the model scores.
-            let (result, prosodies) = std::thread::scope(|scope| {
+            // Prosody and speaker embeddings on CPU threads while the model scores.
+            let (result, prosodies, embeddings) = std::thread::scope(|scope| {
                 let prosody = scope.spawn(|| {
                     analyzer.as_ref().map(|a| {
                         utterances
@@ -489,8 +499,22 @@ impl ScoringWorker {
                             .collect::<Vec<_>>()
                     })
                 });
+                let voices = scope.spawn(|| {
+                    let encoder = self.speaker_encoder.as_ref();
+                    utterances
+                        .iter()
+                        .map(|u| encoder.and_then(|e| e.embed(&u.samples).ok()))
+                        .collect::<Vec<_>>()
+                });
                 let result = catch_unwind(AssertUnwindSafe(|| scorer.score(&utterances)));
-                (result, prosody.join())
+                (result, prosody.join(), voices.join())
+            });
+            let embeddings = embeddings.unwrap_or_else(|panic| {
+                let _ = self.events.send(PipelineEvent::WorkerError(format!(
+                    "speaker embedding failed: {}",
+                    panic_message(panic.as_ref())
+                )));
+                vec![None; batch.len()]
             });
             let prosodies: Vec<Option<Prosody>> = match prosodies {
                 Ok(Some(p)) => p.into_iter().map(Some).collect(),
@@ -505,12 +529,14 @@ impl ScoringWorker {
             };
             let failure = match result {
                 Ok(Ok(scores)) if scores.len() == batch.len() => {
-                    for ((job, scores), prosody) in batch.drain(..).zip(scores).zip(prosodies) {
+                    let outcomes = scores.into_iter().zip(prosodies).zip(embeddings);
+                    for (job, ((scores, prosody), embedding)) in batch.drain(..).zip(outcomes) {
                         let scored = ScoredUtterance {
                             latency: job.closed_at.elapsed(),
                             utterance: job.utterance,
                             scores,
                             prosody,
+                            embedding,
                         };
                         self.sequencer
                             .complete(job.seq, Outcome::Event(PipelineEvent::Scored(scored)));

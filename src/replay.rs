@@ -20,6 +20,7 @@ use emomon_tui::{
     ViewState,
 };
 
+use crate::aggregate::speakers::SpeakerAggregators;
 use crate::aggregate::{Aggregator, percentile};
 use crate::session_log::{self, IssueKind, Record, SessionLog, SessionStart, UtteranceRecord};
 
@@ -189,6 +190,8 @@ pub struct RecordFeeder {
     latencies_dirty: bool,
     speech_s: f64,
     processing_s: f64,
+    /// One aggregation per speaker (logs that record speakers).
+    speakers: Option<SpeakerAggregators>,
 }
 
 impl RecordFeeder {
@@ -208,6 +211,7 @@ impl RecordFeeder {
             latencies_dirty: false,
             speech_s: 0.0,
             processing_s: 0.0,
+            speakers: SpeakerAggregators::new(start.labels.clone(), start.aggregation()).ok(),
         }
     }
 
@@ -232,6 +236,13 @@ impl RecordFeeder {
         if !self.aggregator.is_empty() {
             let now = now_s.max(self.aggregator.latest_end_s());
             view.rolling = Rolling::from_aggregator(&self.aggregator, now);
+            if let Some(tracks) = &self.speakers {
+                for track in &mut view.speakers {
+                    if let Some(agg) = tracks.get(&track.name) {
+                        track.rolling = Rolling::from_aggregator(agg, now.max(agg.latest_end_s()));
+                    }
+                }
+            }
         }
         if self.latencies_dirty {
             self.latencies_dirty = false;
@@ -249,6 +260,10 @@ impl RecordFeeder {
                 let probs = self.probs_in_view_order(u);
                 if let Err(e) = self.aggregator.push(u.start_s, u.end_s, &probs) {
                     view.notice = Some(format!("utterance {} not aggregated: {e}", u.id));
+                }
+                if let (Some(who), Some(tracks)) = (&u.speaker, self.speakers.as_mut()) {
+                    // Refused utterances were reported just above.
+                    let _ = tracks.push(who, u.start_s, u.end_s, &probs);
                 }
                 self.latencies_ms.push(u.latency_ms);
                 self.latencies_dirty = true;
@@ -268,8 +283,9 @@ impl RecordFeeder {
                     id: u.id,
                     start_s: u.start_s,
                     end_s: u.end_s,
-                    probs,
+                    probs: probs.clone(),
                     method: u.method.clone(),
+                    speaker: u.speaker.clone(),
                 });
                 let h = &mut view.health;
                 h.latency_last_ms = Some(u.latency_ms);
@@ -527,6 +543,7 @@ mod tests {
                 latency_ms: 500.0,
                 prosody: None,
                 level_db: Some(-20.0),
+                speaker: None,
             })
         };
         SessionLog {

@@ -7,13 +7,13 @@
 //! so it carries everything needed to re-analyse a session later: label sets, raw
 //! logits, method, model, timings, prosody, and every loss.
 //!
-//! # Format (schema 1)
+//! # Format (schema 2)
 //!
 //! One JSON object per line, UTF-8, `\n`-terminated. Every record has:
 //!
 //! | field    | type   | meaning |
 //! |----------|--------|---------|
-//! | `schema` | int    | schema version, currently [`SCHEMA_VERSION`] = 1 |
+//! | `schema` | int    | schema version, currently [`SCHEMA_VERSION`] = 2 (1 is still read) |
 //! | `type`   | string | record type, below |
 //! | `t_s`    | float  | session time when the record was written, seconds since session start |
 //!
@@ -31,7 +31,9 @@
 //!   `method`, `model`, `latency_ms` (end of utterance → result), optional `prosody`
 //!   `{f0_median_hz, f0_range_hz, voiced_fraction, energy_db_mean, energy_db_var,
 //!   speaking_rate_syll_s, pause_ratio}` (all but `voiced_fraction` may be `null` when
-//!   undefined, e.g. no voiced frames), optional `level_db` (mean input level, dBFS).
+//!   undefined, e.g. no voiced frames), optional `level_db` (mean input level, dBFS),
+//!   optional `speaker` (schema 2: `S1`, `S2`… with `--speakers N`, an enrolled name or
+//!   `unknown` with `--enroll`; absent when speakers are not tracked, and in schema 1).
 //!   `t_s` is when the result arrived, so `t_s − end_s` ≈ latency.
 //! * `marker` — the user pressed `m`. `note` (string or `null`); the time is `t_s`.
 //! * `dropped` — audio samples were lost (e.g. ring buffer overrun). `samples` (this
@@ -45,10 +47,10 @@
 //! Example:
 //!
 //! ```json
-//! {"schema":1,"t_s":0.0,"type":"session_start","started_unix_s":1795443300.0,"emomon_version":"0.1.0","source":"microphone","model":"qwen2-audio-7b-instruct","device":"cpu","method":"first-token","labels":["neutral","happy","sad"],"config":null}
-//! {"schema":1,"t_s":4.1,"type":"utterance","id":1,"start_s":1.2,"end_s":3.7,"labels":["neutral","happy","sad"],"probs":[0.6,0.1,0.3],"logits":[2.1,0.4,1.4],"method":"first-token","model":"qwen2-audio-7b-instruct","latency_ms":412.0}
-//! {"schema":1,"t_s":9.0,"type":"marker","note":null}
-//! {"schema":1,"t_s":60.0,"type":"session_end","utterances":1,"dropped_samples":0,"skipped_utterances":0,"reason":"user quit"}
+//! {"schema":2,"t_s":0.0,"type":"session_start","started_unix_s":1795443300.0,"emomon_version":"0.1.0","source":"microphone","model":"qwen2-audio-7b-instruct","device":"cpu","method":"first-token","labels":["neutral","happy","sad"],"config":null}
+//! {"schema":2,"t_s":4.1,"type":"utterance","id":1,"start_s":1.2,"end_s":3.7,"labels":["neutral","happy","sad"],"probs":[0.6,0.1,0.3],"logits":[2.1,0.4,1.4],"method":"first-token","model":"qwen2-audio-7b-instruct","latency_ms":412.0,"speaker":"S1"}
+//! {"schema":2,"t_s":9.0,"type":"marker","note":null}
+//! {"schema":2,"t_s":60.0,"type":"session_end","utterances":1,"dropped_samples":0,"skipped_utterances":0,"reason":"user quit"}
 //! ```
 //!
 //! # Durability and compatibility
@@ -67,7 +69,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 /// Version written into every record's `schema` field.
-pub const SCHEMA_VERSION: u32 = 1;
+/// 2 added the utterance's `speaker`; schema 1 logs read as sessions without speakers.
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// Errors writing or opening a session log.
 #[derive(Debug, thiserror::Error)]
@@ -208,6 +211,9 @@ pub struct UtteranceRecord {
     /// Mean input level over the utterance, dBFS.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub level_db: Option<f32>,
+    /// Who spoke it (schema 2), when speakers are tracked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speaker: Option<String>,
 }
 
 impl UtteranceRecord {
@@ -693,6 +699,7 @@ mod tests {
                 pause_ratio: Some(0.1),
             }),
             level_db: None,
+            speaker: Some("S2".into()),
         })
     }
 
@@ -760,7 +767,7 @@ mod tests {
         let text = String::from_utf8(bytes.clone()).unwrap();
         assert_eq!(text.lines().count(), 6);
         assert!(
-            text.lines().all(|l| l.starts_with("{\"schema\":1,")),
+            text.lines().all(|l| l.starts_with("{\"schema\":2,")),
             "{text}"
         );
         assert!(text.contains("\"type\":\"utterance\""));
@@ -853,13 +860,50 @@ mod tests {
         assert!(w.into_inner().is_empty());
     }
 
+    /// Schema 2 added the utterance's speaker: a schema 1 log (written before) still
+    /// reads, as utterances without a speaker; a schema 2 line keeps it.
+    #[test]
+    fn schema_1_logs_read_as_utterances_without_speakers() {
+        let v1 = br#"{"schema":1,"t_s":1.0,"type":"utterance","id":1,"start_s":0.0,"end_s":1.0,"labels":["a","b"],"probs":[0.5,0.5],"logits":[],"method":"m","model":"x","latency_ms":1.0}"#;
+        let v2 = br#"{"schema":2,"t_s":2.0,"type":"utterance","id":2,"start_s":1.0,"end_s":2.0,"labels":["a","b"],"probs":[0.5,0.5],"logits":[],"method":"m","model":"x","latency_ms":1.0,"speaker":"S2"}"#;
+        let text = [&v1[..], b"\n", &v2[..], b"\n"].concat();
+        let log = read_from(&text[..]).unwrap();
+        assert!(log.issues.is_empty(), "{:?}", log.issues);
+        let speakers: Vec<Option<String>> = log
+            .entries
+            .iter()
+            .map(|e| match &e.entry.record {
+                Record::Utterance(u) => u.speaker.clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(speakers, [None, Some("S2".to_string())]);
+        assert_eq!(
+            log.entries
+                .iter()
+                .map(|e| e.entry.schema)
+                .collect::<Vec<_>>(),
+            [1, 2]
+        );
+        // Written back, the speaker survives and the line says schema 2.
+        let Record::Utterance(u) = &log.entries[1].entry.record else {
+            unreachable!()
+        };
+        let bytes = written(vec![(2.0, Record::Utterance(u.clone()))]);
+        let line = String::from_utf8(bytes).unwrap();
+        assert!(
+            line.starts_with("{\"schema\":2,") && line.contains("\"speaker\":\"S2\""),
+            "{line}"
+        );
+    }
+
     #[test]
     fn unknown_types_and_newer_schemas_are_reported() {
-        let text = b"{\"schema\":1,\"t_s\":1.0,\"type\":\"gaze\",\"x\":1}\n{\"schema\":2,\"t_s\":1.0,\"type\":\"marker\"}\n";
+        let text = b"{\"schema\":1,\"t_s\":1.0,\"type\":\"gaze\",\"x\":1}\n{\"schema\":3,\"t_s\":1.0,\"type\":\"marker\"}\n";
         let log = read_from(&text[..]).unwrap();
         assert_eq!(log.issues[0].kind, IssueKind::UnknownType("gaze".into()));
         assert!(!log.issues[0].kind.is_error());
-        assert_eq!(log.issues[1].kind, IssueKind::UnsupportedSchema(2));
+        assert_eq!(log.issues[1].kind, IssueKind::UnsupportedSchema(3));
     }
 
     /// Issue 18 item 3: a session appended after an interrupted write starts on a

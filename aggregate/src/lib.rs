@@ -40,6 +40,7 @@
 //! summaries do not depend on the order of arrival (except when hysteresis sees a
 //! change), as long as a late utterance still overlaps the windows.
 
+pub mod speakers;
 pub mod stats;
 
 use std::collections::VecDeque;

@@ -28,6 +28,7 @@ pub mod qwen2;
 pub mod qwen2_audio;
 pub mod safetensors_load;
 pub mod scorer;
+pub mod speaker;
 pub mod tekken;
 pub mod tokenizer;
 pub mod voxtral;

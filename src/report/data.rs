@@ -29,6 +29,8 @@ pub struct Utt {
     pub prosody: Option<Prosody>,
     pub method: String,
     pub model: String,
+    /// Who spoke it (schema 2 logs of sessions that tracked speakers).
+    pub speaker: Option<String>,
     /// Time-decayed distribution at this utterance's end (everything logged up to
     /// it). For an utterance the aggregation could not take (see the notes) it is
     /// the distribution before it, or its own with `n_utterances` 0.
@@ -198,6 +200,7 @@ impl SessionData {
                         prosody: u.prosody,
                         method: u.method.clone(),
                         model: u.model.clone(),
+                        speaker: u.speaker.clone(),
                         decayed,
                         aggregated,
                     });

@@ -66,6 +66,9 @@ pub struct RunOptions {
     /// Where the session's settings came from (flag, environment, config file), recorded
     /// in `session_start.config.settings`; `Null` when the caller has none.
     pub settings: serde_json::Value,
+    /// Assigns each scored utterance's speaker from its embedding (needs
+    /// `pipeline.speaker_encoder`); `None` keeps one track for everyone.
+    pub speakers: Option<crate::speaker::SpeakerTracker>,
 }
 
 /// Runs a session to its end (see the module docs) and returns its summary.
@@ -216,6 +219,9 @@ async fn drive(
     )?;
     if let Some(out) = options.echo {
         recorder.echo_to(out);
+    }
+    if let Some(tracker) = options.speakers {
+        recorder.track_speakers(tracker);
     }
     view.notice = Some(format!("session log: {}", options.log_path.display()));
     let mut signals = signals().context("cannot install signal handlers")?;

@@ -126,6 +126,8 @@ pub struct Recorder {
     capture_error: Option<String>,
     /// Set when capture has ended (end of input, stop, error).
     capture_ended: bool,
+    /// Gives each scored utterance its speaker, in utterance order.
+    speakers: Option<crate::speaker::SpeakerTracker>,
 }
 
 impl Recorder {
@@ -179,9 +181,16 @@ impl Recorder {
             worker_errors: Vec::new(),
             capture_error: None,
             capture_ended: false,
+            speakers: None,
         };
         recorder.log.write(0.0, Record::SessionStart(start))?;
         Ok(recorder)
+    }
+
+    /// Labels each utterance with its speaker (`--speakers`, `--enroll`) from the
+    /// embedding the pipeline computed; one without an embedding is `unknown`.
+    pub fn track_speakers(&mut self, tracker: crate::speaker::SpeakerTracker) {
+        self.speakers = Some(tracker);
     }
 
     /// Also writes every utterance and skipped record (the same lines as the log) to
@@ -315,6 +324,12 @@ impl Recorder {
             ClockKind::Wall => self.now_s(),
             ClockKind::Audio => u.end_s + s.latency.as_secs_f64(),
         };
+        let speaker = self.speakers.as_mut().map(|tracker| {
+            s.embedding
+                .as_deref()
+                .and_then(|e| tracker.assign(e).ok())
+                .map_or_else(|| crate::speaker::UNKNOWN.to_string(), |a| a.label)
+        });
         let record = UtteranceRecord {
             id: u.id,
             start_s: u.start_s,
@@ -327,6 +342,7 @@ impl Recorder {
             latency_ms,
             prosody: s.prosody,
             level_db: Some(u.rms_dbfs),
+            speaker,
         };
         self.save_audio(u, view);
         self.write(t, Record::Utterance(record), view, true)?;

@@ -55,7 +55,7 @@ fn csv_has_one_row_per_utterance_with_its_numbers() {
     );
     let header = &rows[0];
     let labels = &expected[0].labels;
-    assert_eq!(header.len(), 10 + 2 * labels.len() + 9);
+    assert_eq!(header.len(), 10 + 2 * labels.len() + 10);
     let col = |name: &str| header.iter().position(|h| *h == name).unwrap();
     for (row, u) in rows[1..].iter().zip(&expected) {
         assert_eq!(row.len(), header.len());
@@ -243,4 +243,32 @@ fn csv_cells_with_commas_quotes_and_line_breaks_read_back_whole() {
         assert_eq!(&row[0], u.id.to_string());
         assert_eq!(&row[model_col], model);
     }
+}
+
+/// Issue 17: a schema 2 log carries each utterance's speaker into the CSV; a schema 1
+/// line in the same file (an old log appended to) reads with an empty speaker cell.
+#[test]
+fn csv_speaker_column_follows_the_log_schema() {
+    let lines = [
+        r#"{"schema":1,"t_s":0.0,"type":"session_start","emomon_version":"0.1.0","source":"memory","model":"m","device":"cpu","method":"first-token","labels":["calm","sad"],"config":null}"#,
+        r#"{"schema":1,"t_s":2.0,"type":"utterance","id":1,"start_s":0.5,"end_s":1.5,"labels":["calm","sad"],"probs":[0.7,0.3],"logits":[],"method":"first-token","model":"m","latency_ms":1.0}"#,
+        r#"{"schema":2,"t_s":4.0,"type":"utterance","id":2,"start_s":2.5,"end_s":3.5,"labels":["calm","sad"],"probs":[0.2,0.8],"logits":[],"method":"first-token","model":"m","latency_ms":1.0,"speaker":"client"}"#,
+        r#"{"schema":2,"t_s":6.0,"type":"utterance","id":3,"start_s":4.5,"end_s":5.5,"labels":["calm","sad"],"probs":[0.9,0.1],"logits":[],"method":"first-token","model":"m","latency_ms":1.0,"speaker":"S1"}"#,
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("speakers.jsonl");
+    std::fs::write(&log, lines.join("\n") + "\n").unwrap();
+    let stdout = export_csv(&log, &[]);
+    let mut reader = csv::Reader::from_reader(stdout.as_slice());
+    let col = reader
+        .headers()
+        .unwrap()
+        .iter()
+        .position(|h| h == "speaker")
+        .expect("speaker column");
+    let speakers: Vec<String> = reader
+        .records()
+        .map(|r| r.unwrap()[col].to_string())
+        .collect();
+    assert_eq!(speakers, ["", "client", "S1"]);
 }

@@ -29,3 +29,4 @@ mod run_session;
 mod run_tmux;
 mod score_cli;
 mod segmentation;
+mod speakers;

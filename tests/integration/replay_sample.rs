@@ -189,6 +189,7 @@ fn records() -> Vec<(f64, Record)> {
                         pause_ratio: Some(round((pause + 0.05 * rng.sym()).max(0.0), 3)),
                     }),
                     level_db: Some(round(energy_db + 3.0, 1)),
+                    speaker: None,
                 }),
             ));
             scored += 1;

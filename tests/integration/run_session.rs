@@ -31,6 +31,7 @@ fn options(log: &Path, score_queue: usize) -> RunOptions {
         echo: None,
         fps: 15,
         settings: serde_json::Value::Null,
+        speakers: None,
     }
 }
 

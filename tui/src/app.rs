@@ -30,6 +30,9 @@ pub struct App {
     pub show_help: bool,
     /// The user asked to quit; the loop ends after this frame.
     pub should_quit: bool,
+    /// Index into [`ViewState::speakers`] of the speaker in focus (`s` cycles it): the
+    /// pair shown first, or the only one on a small terminal.
+    pub speaker_focus: usize,
     commands: Vec<Command>,
 }
 
@@ -41,6 +44,7 @@ impl App {
             window: RollingWindow::default(),
             show_help: false,
             should_quit: false,
+            speaker_focus: 0,
             commands: Vec::new(),
         }
     }
@@ -72,6 +76,12 @@ impl App {
                 };
                 self.view.markers.push(marker.clone());
                 self.commands.push(Command::Marker(marker));
+            }
+            KeyCode::Char('s') | KeyCode::Char('S') if key.kind == KeyEventKind::Press => {
+                let n = self.view.speakers.len();
+                if n > 0 {
+                    self.speaker_focus = (self.speaker_focus + 1) % n;
+                }
             }
             KeyCode::Char('w') | KeyCode::Char('W') | KeyCode::Tab => {
                 self.window = self.window.next(self.view.rolling.windows.len())

@@ -24,6 +24,6 @@ pub use app::{App, Command};
 pub use crossterm;
 pub use terminal::{DashboardTerminal, LoopOptions, Source, run, run_in_terminal};
 pub use view::{
-    DominantShift, Health, Marker, ProsodyView, Rolling, RollingDist, RollingWindow, TimelineEntry,
-    UtteranceView, VadState, ViewState, VoiceState,
+    DominantShift, Health, Marker, ProsodyView, Rolling, RollingDist, RollingWindow, SpeakerTrack,
+    TimelineEntry, UtteranceView, VadState, ViewState, VoiceState,
 };

@@ -3,6 +3,10 @@
 //! From the minimum (80×24) up, the screen is a header line, Now | Rolling side by
 //! side, the Timeline taking the remaining height, Voice | Health, and a key-hint
 //! footer. Below the minimum the dashboard says so instead of drawing a garbled layout.
+//!
+//! A session that tracks speakers gets one Now | Rolling pair per speaker, stacked as
+//! far as the height allows, starting with the speaker in focus (`s` cycles it); at
+//! 80×24 that is the focused speaker's pair alone.
 
 use ratatui::{
     Frame,
@@ -15,7 +19,7 @@ use ratatui::{
 
 use crate::app::App;
 use crate::palette::{self, Palette};
-use crate::view::clock;
+use crate::view::{ViewState, clock};
 use crate::widgets::{HealthPanel, HelpOverlay, NowPanel, RollingPanel, TimelinePanel, VoicePanel};
 
 /// Smallest width the dashboard lays out.
@@ -44,31 +48,56 @@ pub fn render(app: &App, area: Rect, buf: &mut Buffer) {
     }
     let palette = Palette::new(&view.labels);
     let bars_h = view.labels.len() as u16 + 4;
+    let pairs = if view.speakers.is_empty() {
+        1
+    } else {
+        (1 + (area.height - need_h) / bars_h).min(view.speakers.len() as u16)
+    };
     let [header, top, timeline, bottom, footer] = Layout::vertical([
         Constraint::Length(1),
-        Constraint::Length(bars_h),
+        Constraint::Length(bars_h * pairs),
         Constraint::Min(3),
         Constraint::Length(6),
         Constraint::Length(1),
     ])
     .areas(area);
-    let [now, rolling] =
-        Layout::horizontal([Constraint::Percentage(52), Constraint::Percentage(48)]).areas(top);
     let [voice, health] =
         Layout::horizontal([Constraint::Percentage(52), Constraint::Percentage(48)]).areas(bottom);
 
     header_line(app).render(header, buf);
-    NowPanel {
-        view,
-        palette: &palette,
+    let rows = Layout::vertical(vec![Constraint::Length(bars_h); pairs as usize]).split(top);
+    for (k, row) in rows.iter().enumerate() {
+        let [now, rolling] =
+            Layout::horizontal([Constraint::Percentage(52), Constraint::Percentage(48)])
+                .areas(*row);
+        // A speaker's pair is drawn from a view holding only that speaker's data.
+        let track_view;
+        let shown = match view.speakers.len() {
+            0 => view,
+            n => {
+                let track = &view.speakers[(app.speaker_focus + k) % n];
+                track_view = ViewState {
+                    labels: view.labels.clone(),
+                    session_s: view.session_s,
+                    latest: track.latest.clone(),
+                    rolling: track.rolling.clone(),
+                    ..ViewState::default()
+                };
+                &track_view
+            }
+        };
+        NowPanel {
+            view: shown,
+            palette: &palette,
+        }
+        .render(now, buf);
+        RollingPanel {
+            view: shown,
+            window: app.window,
+            palette: &palette,
+        }
+        .render(rolling, buf);
     }
-    .render(now, buf);
-    RollingPanel {
-        view,
-        window: app.window,
-        palette: &palette,
-    }
-    .render(rolling, buf);
     TimelinePanel {
         view,
         palette: &palette,
@@ -129,9 +158,10 @@ fn header_line(app: &App) -> Line<'static> {
 /// Key hints, or the driver's notice when there is one.
 fn footer_line(app: &App) -> Line<'static> {
     // A notice matters more than the full key list (which `?` shows anyway).
-    let hints = match app.view.notice {
-        Some(_) => " q quit · ? help ",
-        None => " q quit · space pause · m marker · w window · ? help ",
+    let hints = match (&app.view.notice, app.view.speakers.len() > 1) {
+        (Some(_), _) => " q quit · ? help ",
+        (None, true) => " q quit · space pause · m marker · w window · s speaker · ? help ",
+        (None, false) => " q quit · space pause · m marker · w window · ? help ",
     };
     let mut spans = vec![Span::styled(hints, palette::dim())];
     if let Some(n) = &app.view.notice {

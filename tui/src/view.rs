@@ -38,6 +38,34 @@ pub struct ViewState {
     pub finished: bool,
     /// A one-line notice for the user (e.g. "last log line truncated, ignored").
     pub notice: Option<String>,
+    /// One Now/Rolling pair per speaker, in order of first appearance (sessions that
+    /// track speakers; empty otherwise). The driver fills each `rolling`.
+    pub speakers: Vec<SpeakerTrack>,
+}
+
+/// One speaker's own track: their latest utterance and their rolling aggregation,
+/// never mixed with anyone else's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SpeakerTrack {
+    /// `S1`, `S2`, …, an enrolled name, or `unknown`.
+    pub name: String,
+    /// The speaker's most recent utterance.
+    pub latest: Option<UtteranceView>,
+    /// The speaker's rolling distributions.
+    pub rolling: Rolling,
+}
+
+/// One character standing for a speaker in the timeline: the number of `S<n>`
+/// (1–9), else the name's first letter, `?` for `unknown`.
+pub fn speaker_mark(name: &str) -> char {
+    if name == "unknown" {
+        return '?';
+    }
+    match name.strip_prefix('S').and_then(|n| n.parse::<u32>().ok()) {
+        Some(n) if (1..=9).contains(&n) => char::from_digit(n, 10).unwrap_or('?'),
+        Some(_) => '+',
+        None => name.chars().next().map_or('?', |c| c.to_ascii_uppercase()),
+    }
 }
 
 /// One scored utterance as the "Now" panel shows it.
@@ -53,6 +81,8 @@ pub struct UtteranceView {
     pub probs: Vec<f32>,
     /// Scoring method, e.g. `first-token`.
     pub method: String,
+    /// Who spoke it, when speakers are tracked.
+    pub speaker: Option<String>,
 }
 
 impl UtteranceView {
@@ -73,6 +103,8 @@ pub struct TimelineEntry {
     pub end_s: f64,
     /// Probability per label.
     pub probs: Vec<f32>,
+    /// Who spoke it, when speakers are tracked.
+    pub speaker: Option<String>,
 }
 
 /// A user marker ("something happened here").
@@ -391,7 +423,31 @@ impl ViewState {
             start_s: utterance.start_s,
             end_s: utterance.end_s,
             probs: utterance.probs.clone(),
+            speaker: utterance.speaker.clone(),
         });
+        if let Some(name) = &utterance.speaker {
+            match self.speakers.iter_mut().find(|t| &t.name == name) {
+                Some(track) => track.latest = Some(utterance.clone()),
+                None => self.speakers.push(SpeakerTrack {
+                    name: name.clone(),
+                    latest: Some(utterance.clone()),
+                    // Empty, with the session's windows, until the driver fills it.
+                    rolling: Rolling {
+                        half_life_s: self.rolling.half_life_s,
+                        windows: self
+                            .rolling
+                            .windows
+                            .iter()
+                            .map(|w| RollingDist {
+                                length_s: w.length_s,
+                                ..RollingDist::default()
+                            })
+                            .collect(),
+                        ..Rolling::default()
+                    },
+                }),
+            }
+        }
         self.latest = Some(utterance);
     }
 }

@@ -56,6 +56,7 @@ fn one_utterance_view() -> ViewState {
             end_s: 4.8,
             probs,
             method: "first-token".into(),
+            speaker: None,
         },
     );
     v.rolling = Rolling::from_aggregator(&agg, v.session_s);
@@ -118,6 +119,7 @@ fn long_session_view_with(config: AggregatorConfig) -> ViewState {
                 end_s: t + dur,
                 probs: softmax(&logits),
                 method: "first-token".into(),
+                speaker: None,
             },
         );
         lat.push(300.0 + ((id * 37) % 200) as f64);
@@ -404,4 +406,87 @@ fn remote_scoring_is_named_in_the_header() {
         wide.contains("LOST") && wide.contains("⇄ remote: gpu.lab:8000"),
         "{wide}"
     );
+}
+
+/// Issue 17: a therapist (calm, neutral) and a client (sad) alternate; each has an
+/// aggregator of their own, as the driver keeps them.
+fn two_speaker_view() -> ViewState {
+    let mut v = base_view();
+    let mut all = Aggregator::new(labels(), AggregatorConfig::default()).expect("config");
+    let mut tracks = [
+        Aggregator::new(labels(), AggregatorConfig::default()).expect("config"),
+        Aggregator::new(labels(), AggregatorConfig::default()).expect("config"),
+    ];
+    let mut t = 0.5;
+    for id in 1..=16u64 {
+        let who = usize::from(id % 4 >= 2);
+        let logits: [f32; 7] = if who == 0 {
+            [3.0, 0.8, 0.2, 0.0, 0.0, 0.0, 0.3]
+        } else {
+            [1.0, 0.0, 3.2, 0.4, 1.2, 0.0, 0.0]
+        };
+        let dur = 1.5 + (id % 3) as f64;
+        let u = UtteranceView {
+            id,
+            start_s: t,
+            end_s: t + dur,
+            probs: softmax(&logits),
+            method: "first-token".into(),
+            speaker: Some(["S1", "S2"][who].into()),
+        };
+        tracks[who]
+            .push(u.start_s, u.end_s, &u.probs)
+            .expect("valid");
+        push(&mut v, &mut all, u);
+        t += dur + 0.8;
+    }
+    v.session_s = t;
+    v.rolling = Rolling::from_aggregator(&all, t);
+    for (track, agg) in v.speakers.iter_mut().zip(&tracks) {
+        track.rolling = Rolling::from_aggregator(agg, t);
+    }
+    v
+}
+
+#[test]
+fn two_speakers_80x24_show_the_focused_pair_and_a_speaker_row() {
+    let mut app = App::new(two_speaker_view());
+    assert_eq!(
+        app.view
+            .speakers
+            .iter()
+            .map(|s| s.name.as_str())
+            .collect::<Vec<_>>(),
+        ["S1", "S2"]
+    );
+    let first = snap(&app, 80, 24);
+    assert!(first.contains("S1 · Now"), "{first}");
+    assert!(
+        first.contains("speaker") && first.contains("1122"),
+        "{first}"
+    );
+    assert!(first.contains("s speaker"), "{first}");
+    insta::assert_snapshot!("two_speakers_80x24_focus_s1", first);
+    // `s` moves the focus to S2: its own Now and Rolling, nothing of S1's.
+    app.handle_key(crossterm::event::KeyEvent::from(
+        crossterm::event::KeyCode::Char('s'),
+    ));
+    let second = snap(&app, 80, 24);
+    assert!(
+        second.contains("S2 · Now") && !second.contains("S1 · Now"),
+        "{second}"
+    );
+    assert_ne!(first, second);
+    insta::assert_snapshot!("two_speakers_80x24_focus_s2", second);
+    app.handle_key(crossterm::event::KeyEvent::from(
+        crossterm::event::KeyCode::Char('s'),
+    ));
+    assert_eq!(app.speaker_focus, 0);
+}
+
+#[test]
+fn two_speakers_on_a_tall_terminal_show_both_pairs() {
+    let s = snap(&App::new(two_speaker_view()), 100, 40);
+    assert!(s.contains("S1 · Now") && s.contains("S2 · Now"), "{s}");
+    insta::assert_snapshot!("two_speakers_100x40", s);
 }

@@ -12,6 +12,7 @@ mod quant_fixtures;
 mod qwen2_audio_fixtures;
 mod qwen2_fixtures;
 mod scorer_fixtures;
+mod speaker_real;
 mod tekken_fixtures;
 mod tekken_voxtral;
 mod voxtral_fixtures;

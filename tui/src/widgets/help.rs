@@ -33,6 +33,7 @@ impl Widget for HelpOverlay<'_> {
             key("space", "pause / resume listening (replay: playback)"),
             key("m", "add a marker at the current time"),
             key("w", "cycle rolling: decayed → 30 s → 2 min → session"),
+            key("s", "next speaker in focus (sessions that track speakers)"),
             key("?", "show / hide this help (Esc also hides)"),
             Line::raw(""),
             Line::styled("Labels", bold),

@@ -72,9 +72,15 @@ pub fn ambiguity_line<'a>(labels: &[String], probs: &[f32], detail: bool) -> Lin
 
 impl Widget for NowPanel<'_> {
     fn render(self, area: Rect, buf: &mut Buffer) {
+        let who = self
+            .view
+            .latest
+            .as_ref()
+            .and_then(|u| u.speaker.as_deref())
+            .map_or(String::new(), |s| format!(" {s} ·"));
         let title = match &self.view.latest {
             Some(u) => format!(
-                " Now · #{} · {} +{:.1} s · {} ",
+                "{who} Now · #{} · {} +{:.1} s · {} ",
                 u.id,
                 clock(u.start_s),
                 u.duration_s(),

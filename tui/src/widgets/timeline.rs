@@ -14,7 +14,7 @@ use ratatui::{
 };
 
 use crate::palette::{self, Palette};
-use crate::view::{ViewState, clock, normalised_entropy, top_two};
+use crate::view::{ViewState, clock, normalised_entropy, speaker_mark, top_two};
 
 /// Sparkline glyphs from 0 to 1 in eighths.
 const LEVELS: [char; 9] = [' ', '▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
@@ -119,9 +119,24 @@ impl Widget for TimelinePanel<'_> {
             }
         }
         lines.push(Line::from(top_row));
+        // Who spoke each column, when speakers are tracked.
+        let speaker_row = usize::from(!view.speakers.is_empty());
+        if speaker_row == 1 {
+            let mut row = prefix("speaker", None);
+            let cells: String = shown
+                .iter()
+                .flat_map(|e| {
+                    let mark = e.speaker.as_deref().map_or(' ', speaker_mark);
+                    std::iter::repeat_n(mark, col_w)
+                })
+                .collect();
+            row.push(Span::styled(cells, Style::default()));
+            lines.push(Line::from(row));
+        }
 
-        // Row budget, by priority: top, markers, per-label rows (all or none), ambiguity.
-        let height = inner.height as usize;
+        // Row budget, by priority: top, speaker, markers, per-label rows (all or none),
+        // ambiguity.
+        let height = inner.height as usize - speaker_row.min(inner.height as usize);
         let full = height >= labels.len() + 2;
         let ambiguity_row = height >= if full { labels.len() + 3 } else { 3 };
         if ambiguity_row {

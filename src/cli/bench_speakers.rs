@@ -1,0 +1,254 @@
+//! `emomon bench speakers`: how well the speaker tracks tell two real voices apart, and
+//! what an embedding costs.
+//!
+//! Two-person conversations are built from the clips of `../shared/data` (EmoDB speakers,
+//! RAVDESS actors; same- and mixed-gender pairs reported apart): alternating turns of
+//! 1–10 s, 0.3–2 s apart, several clips to a turn. The mix goes through emomon's own
+//! VAD/segmenter; each utterance is embedded once and given a speaker by online
+//! clustering (`--speakers 2`) and by enrolment (three clips of each voice, not used in
+//! the conversation). An utterance's truth is the speaker whose clips it overlaps most.
+//! A third voice, not enrolled, measures how often a stranger is taken for an enrolled
+//! voice.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::Args;
+use emomon::audio::memory::MemorySource;
+use emomon::capture::{FrontEndConfig, run_capture};
+use emomon::speaker::conversation::{Clip, Conversation, TurnPlan, clustering_accuracy};
+use emomon::speaker::{
+    ENROLLED_AT_LEAST, NEW_SPEAKER_BELOW, SpeakerTracker, UNKNOWN, load_encoder,
+};
+
+#[derive(Debug, Args)]
+pub struct SpeakersBenchArgs {
+    /// The shared speech data (holds manifest.csv, emodb/, ravdess/).
+    #[arg(long, default_value = "../shared/data")]
+    pub data: PathBuf,
+    /// Conversations per group (dataset × same/mixed gender).
+    #[arg(long, default_value_t = 6)]
+    pub conversations: usize,
+    /// Turns per conversation.
+    #[arg(long, default_value_t = 12)]
+    pub turns: usize,
+    /// Seed of the draws (pairs, clip order, turn lengths, gaps).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Cosine similarity below which clustering opens a new speaker (to tune it).
+    #[arg(long, default_value_t = NEW_SPEAKER_BELOW)]
+    pub new_speaker_below: f32,
+    /// Cosine similarity an utterance needs to an enrolled voice (to tune it).
+    #[arg(long, default_value_t = ENROLLED_AT_LEAST)]
+    pub enrolled_at_least: f32,
+    /// Directory of the converted speaker encoder (default: where `emomon setup` puts it).
+    #[arg(long, value_name = "DIR")]
+    pub speaker_encoder: Option<PathBuf>,
+}
+
+/// One speaker's clips from the manifest.
+struct Voice {
+    gender: String,
+    paths: Vec<PathBuf>,
+}
+
+/// Speakers of `dataset` in the manifest, by speaker id.
+fn voices(data: &Path, dataset: &str) -> anyhow::Result<BTreeMap<String, Voice>> {
+    let manifest = data.join("manifest.csv");
+    let mut reader = csv::Reader::from_path(&manifest)
+        .with_context(|| format!("cannot read {}", manifest.display()))?;
+    let mut out: BTreeMap<String, Voice> = BTreeMap::new();
+    for row in reader.records() {
+        let row = row.with_context(|| format!("{}: bad row", manifest.display()))?;
+        if row.get(1) != Some(dataset) {
+            continue;
+        }
+        let (Some(path), Some(speaker)) = (row.get(0), row.get(2)) else {
+            continue;
+        };
+        let gender = row
+            .get(5)
+            .unwrap_or("")
+            .split(';')
+            .find_map(|kv| kv.strip_prefix("gender="))
+            .unwrap_or("?")
+            .to_string();
+        out.entry(speaker.to_string())
+            .or_insert_with(|| Voice {
+                gender,
+                paths: Vec::new(),
+            })
+            .paths
+            .push(data.join(path));
+    }
+    if out.len() < 3 {
+        bail!(
+            "{} lists {} speaker(s) of {dataset}; the benchmark needs at least 3",
+            manifest.display(),
+            out.len()
+        );
+    }
+    Ok(out)
+}
+
+#[derive(Default)]
+struct Tally {
+    conversations: usize,
+    utterances: usize,
+    clustered_right: f64,
+    enrolled_right: usize,
+    enrolled_wrong: usize,
+    enrolled_unknown: usize,
+    strangers: usize,
+    strangers_accepted: usize,
+}
+
+impl Tally {
+    fn add(&mut self, other: &Tally) {
+        self.conversations += other.conversations;
+        self.utterances += other.utterances;
+        self.clustered_right += other.clustered_right;
+        self.enrolled_right += other.enrolled_right;
+        self.enrolled_wrong += other.enrolled_wrong;
+        self.enrolled_unknown += other.enrolled_unknown;
+        self.strangers += other.strangers;
+        self.strangers_accepted += other.strangers_accepted;
+    }
+
+    fn print(&self, name: &str) {
+        let pct = |n: f64, d: usize| 100.0 * n / d.max(1) as f64;
+        println!(
+            "  {name:<16} {:>5} {:>6} {:>10.1} {:>10.1} {:>8.1} {:>8.1} {:>10.1}",
+            self.conversations,
+            self.utterances,
+            pct(self.clustered_right, self.utterances),
+            pct(self.enrolled_right as f64, self.utterances),
+            pct(self.enrolled_unknown as f64, self.utterances),
+            pct(self.enrolled_wrong as f64, self.utterances),
+            pct(self.strangers_accepted as f64, self.strangers),
+        );
+    }
+}
+
+pub fn run(args: &SpeakersBenchArgs) -> anyhow::Result<()> {
+    let encoder = load_encoder(args.speaker_encoder.as_deref())?;
+    let mut rng = fastrand::Rng::with_seed(args.seed);
+    let config = FrontEndConfig::default();
+    let never = AtomicBool::new(false);
+    let mut embed_ms: Vec<f64> = Vec::new();
+    let mut embed_audio_s = 0.0;
+    let mut total = Tally::default();
+    println!(
+        "bench speakers: {} conversation(s) per group, {} turns, seed {}; new speaker below {}, enrolled at least {}",
+        args.conversations, args.turns, args.seed, args.new_speaker_below, args.enrolled_at_least
+    );
+    println!(
+        "  {:<16} {:>5} {:>6} {:>10} {:>10} {:>8} {:>8} {:>10}",
+        "group", "conv", "utts", "cluster %", "enroll %", "unkn %", "wrong %", "stranger %"
+    );
+    for dataset in ["emodb", "ravdess"] {
+        let voices = voices(&args.data, dataset)?;
+        let ids: Vec<&String> = voices.keys().collect();
+        for mixed in [false, true] {
+            let mut tally = Tally::default();
+            for _ in 0..args.conversations {
+                // A pair of the wanted gender relation, and a stranger outside it.
+                let (a, b) = loop {
+                    let (a, b) = (rng.usize(..ids.len()), rng.usize(..ids.len()));
+                    let (ga, gb) = (&voices[ids[a]].gender, &voices[ids[b]].gender);
+                    if a != b && (ga != gb) == mixed {
+                        break (a, b);
+                    }
+                };
+                let c = loop {
+                    let c = rng.usize(..ids.len());
+                    if c != a && c != b {
+                        break c;
+                    }
+                };
+                let mut clips: Vec<Vec<Clip>> = Vec::new();
+                let mut enrol: Vec<(String, Vec<f32>)> = Vec::new();
+                for (k, &who) in [a, b].iter().enumerate() {
+                    let mut paths = voices[ids[who]].paths.clone();
+                    rng.shuffle(&mut paths);
+                    let mut audio = Vec::new();
+                    for p in &paths[..3] {
+                        audio.extend(emomon::audio::whole_file::read_16k(p)?);
+                    }
+                    enrol.push((format!("voice{k}"), audio));
+                    let mut mine = Vec::new();
+                    for p in &paths[3..paths.len().min(23)] {
+                        mine.push(Clip {
+                            speaker: k,
+                            samples: emomon::audio::whole_file::read_16k(p)?,
+                        });
+                    }
+                    clips.push(mine);
+                }
+                if rng.bool() {
+                    clips.swap(0, 1);
+                }
+                let conv =
+                    Conversation::alternating(&clips, args.turns, TurnPlan::default(), &mut rng);
+                let mut utterances = Vec::new();
+                let mut source = MemorySource::new("conversation", conv.audio.clone(), 16_000, 1);
+                run_capture(&mut source, &config, &never, &mut |u| utterances.push(u))?;
+
+                let enrolled: Vec<(String, Vec<f32>)> = enrol
+                    .iter()
+                    .map(|(name, audio)| Ok((name.clone(), encoder.embed(audio)?)))
+                    .collect::<Result<_, emomon::speaker::SpeakerError>>()?;
+                let mut by_name = SpeakerTracker::enrolled(enrolled, args.enrolled_at_least)?;
+                let mut clusters = SpeakerTracker::clustering_with(2, args.new_speaker_below)?;
+                let mut pairs = Vec::new();
+                for u in &utterances {
+                    let Some(truth) = conv.truth(u.start_s, u.end_s) else {
+                        continue;
+                    };
+                    let started = Instant::now();
+                    let e = encoder.embed(&u.samples)?;
+                    embed_ms.push(started.elapsed().as_secs_f64() * 1e3);
+                    embed_audio_s += u.samples.len() as f64 / 16_000.0;
+                    pairs.push((clusters.assign(&e)?.label, truth));
+                    let named = by_name.assign(&e)?.label;
+                    if named == format!("voice{truth}") {
+                        tally.enrolled_right += 1;
+                    } else if named == UNKNOWN {
+                        tally.enrolled_unknown += 1;
+                    } else {
+                        tally.enrolled_wrong += 1;
+                    }
+                }
+                tally.clustered_right += clustering_accuracy(&pairs) * pairs.len() as f64;
+                tally.utterances += pairs.len();
+                tally.conversations += 1;
+                for p in voices[ids[c]].paths.iter().take(5) {
+                    let e = encoder.embed(&emomon::audio::whole_file::read_16k(p)?)?;
+                    tally.strangers += 1;
+                    tally.strangers_accepted += usize::from(by_name.assign(&e)?.label != UNKNOWN);
+                }
+            }
+            tally.print(&format!(
+                "{dataset} {}",
+                if mixed { "mixed" } else { "same-gender" }
+            ));
+            total.add(&tally);
+        }
+    }
+    total.print("all");
+    embed_ms.sort_by(f64::total_cmp);
+    if !embed_ms.is_empty() {
+        println!(
+            "  embedding: {} utterances, mean {:.2} s; median {:.1} ms, p95 {:.1} ms per utterance (flex CPU, {} threads visible)",
+            embed_ms.len(),
+            embed_audio_s / embed_ms.len() as f64,
+            embed_ms[embed_ms.len() / 2],
+            embed_ms[((embed_ms.len() as f64 * 0.95).ceil() as usize).clamp(1, embed_ms.len()) - 1],
+            std::thread::available_parallelism().map_or(1, usize::from)
+        );
+    }
+    Ok(())
+}

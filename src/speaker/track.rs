@@ -1,0 +1,316 @@
+//! Who spoke an utterance, from its speaker embedding alone (pure logic, no model).
+//!
+//! Two ways, chosen on the command line:
+//! * **Online clustering** (`--speakers N`): each embedding joins the most similar known
+//!   speaker, or opens a new one (`S1`, `S2`, … in order of first appearance) when it is
+//!   less similar than [`NEW_SPEAKER_BELOW`] to all of them and fewer than `N` exist. A
+//!   label once given is never changed: the past is not relabelled, so what the log and
+//!   the dashboard showed stays true. Centroids are running sums of member embeddings.
+//! * **Enrolment** (`--enroll NAME=FILE`): each embedding goes to the most similar
+//!   enrolled voice, or to [`UNKNOWN`] when even that is less similar than
+//!   [`ENROLLED_AT_LEAST`].
+//!
+//! The thresholds were measured with `emomon bench speakers` on EmoDB and RAVDESS voices
+//! (README, "Who is speaking").
+
+/// Label of an utterance no enrolled voice matches.
+pub const UNKNOWN: &str = "unknown";
+
+/// Cosine similarity below which an utterance opens a new speaker (while fewer than `N`
+/// exist). Same-speaker utterances of 1–10 s sit mostly above it, different speakers
+/// mostly below.
+pub const NEW_SPEAKER_BELOW: f32 = 0.75;
+
+/// Cosine similarity an utterance needs to an enrolled voice to be given its name.
+pub const ENROLLED_AT_LEAST: f32 = 0.70;
+
+/// Why a tracker could not be built.
+#[derive(Debug, thiserror::Error, PartialEq)]
+pub enum TrackError {
+    /// `--speakers 0`.
+    #[error("--speakers needs at least 1 speaker")]
+    NoSpeakers,
+    /// `--enroll` with the same name twice.
+    #[error("--enroll names `{0}` twice; give each voice its own name")]
+    DuplicateName(String),
+    /// A name that would be confused with the unknown label or is empty.
+    #[error("--enroll name `{0}` is reserved or empty; choose another name")]
+    ReservedName(String),
+    /// Embeddings of different lengths.
+    #[error("speaker embedding has {found} values, expected {expected}")]
+    Dimension {
+        /// Length given.
+        found: usize,
+        /// Length of the first embedding seen.
+        expected: usize,
+    },
+}
+
+/// One utterance's speaker.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assignment {
+    /// `S1`, `S2`, …, an enrolled name, or [`UNKNOWN`].
+    pub label: String,
+    /// Cosine similarity to the chosen speaker before this utterance joined it (1 for
+    /// the first utterance of a new speaker).
+    pub similarity: f32,
+    /// True when this utterance opened a new speaker.
+    pub new: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Voice {
+    label: String,
+    /// Sum of member embeddings (clustering) or the enrolled embedding.
+    sum: Vec<f32>,
+}
+
+impl Voice {
+    fn similarity(&self, e: &[f32]) -> f32 {
+        let dot: f32 = self.sum.iter().zip(e).map(|(a, b)| a * b).sum();
+        let norm = self.sum.iter().map(|a| a * a).sum::<f32>().sqrt();
+        let ne = e.iter().map(|a| a * a).sum::<f32>().sqrt();
+        if norm == 0.0 || ne == 0.0 {
+            0.0
+        } else {
+            dot / (norm * ne)
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+enum Mode {
+    Cluster { max: usize, threshold: f32 },
+    Enrolled { threshold: f32 },
+}
+
+/// Assigns a speaker to each utterance embedding, in session order.
+#[derive(Debug, Clone)]
+pub struct SpeakerTracker {
+    mode: Mode,
+    voices: Vec<Voice>,
+    dim: Option<usize>,
+}
+
+impl SpeakerTracker {
+    /// Online clustering into at most `max` speakers.
+    pub fn clustering(max: usize) -> Result<Self, TrackError> {
+        Self::clustering_with(max, NEW_SPEAKER_BELOW)
+    }
+
+    /// Online clustering with an explicit new-speaker threshold.
+    pub fn clustering_with(max: usize, threshold: f32) -> Result<Self, TrackError> {
+        if max == 0 {
+            return Err(TrackError::NoSpeakers);
+        }
+        Ok(Self {
+            mode: Mode::Cluster { max, threshold },
+            voices: Vec::new(),
+            dim: None,
+        })
+    }
+
+    /// Nearest of the enrolled `(name, embedding)` voices, or [`UNKNOWN`] below `threshold`.
+    pub fn enrolled(voices: Vec<(String, Vec<f32>)>, threshold: f32) -> Result<Self, TrackError> {
+        let mut tracker = Self {
+            mode: Mode::Enrolled { threshold },
+            voices: Vec::new(),
+            dim: None,
+        };
+        for (name, embedding) in voices {
+            if name.trim().is_empty() || name == UNKNOWN || is_cluster_label(&name) {
+                return Err(TrackError::ReservedName(name));
+            }
+            if tracker.voices.iter().any(|v| v.label == name) {
+                return Err(TrackError::DuplicateName(name));
+            }
+            tracker.check_dim(&embedding)?;
+            tracker.voices.push(Voice {
+                label: name,
+                sum: embedding,
+            });
+        }
+        if tracker.voices.is_empty() {
+            return Err(TrackError::NoSpeakers);
+        }
+        Ok(tracker)
+    }
+
+    /// The labels known so far, in order of first appearance (enrolled: in enrolment order).
+    pub fn labels(&self) -> Vec<&str> {
+        self.voices.iter().map(|v| v.label.as_str()).collect()
+    }
+
+    fn check_dim(&mut self, e: &[f32]) -> Result<(), TrackError> {
+        match self.dim {
+            Some(expected) if expected != e.len() => Err(TrackError::Dimension {
+                found: e.len(),
+                expected,
+            }),
+            _ => {
+                self.dim = Some(e.len());
+                Ok(())
+            }
+        }
+    }
+
+    /// The speaker of the next utterance, whose embedding is `embedding`.
+    pub fn assign(&mut self, embedding: &[f32]) -> Result<Assignment, TrackError> {
+        self.check_dim(embedding)?;
+        let best = self
+            .voices
+            .iter()
+            .enumerate()
+            .map(|(i, v)| (i, v.similarity(embedding)))
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        match self.mode {
+            Mode::Enrolled { threshold } => Ok(match best {
+                Some((i, sim)) if sim >= threshold => Assignment {
+                    label: self.voices[i].label.clone(),
+                    similarity: sim,
+                    new: false,
+                },
+                other => Assignment {
+                    label: UNKNOWN.to_string(),
+                    similarity: other.map_or(0.0, |(_, s)| s),
+                    new: false,
+                },
+            }),
+            Mode::Cluster { max, threshold } => {
+                let join = match best {
+                    Some((i, sim)) if sim >= threshold || self.voices.len() >= max => {
+                        Some((i, sim))
+                    }
+                    _ => None,
+                };
+                Ok(match join {
+                    Some((i, sim)) => {
+                        let voice = &mut self.voices[i];
+                        voice
+                            .sum
+                            .iter_mut()
+                            .zip(embedding)
+                            .for_each(|(s, e)| *s += e);
+                        Assignment {
+                            label: voice.label.clone(),
+                            similarity: sim,
+                            new: false,
+                        }
+                    }
+                    None => {
+                        let label = format!("S{}", self.voices.len() + 1);
+                        self.voices.push(Voice {
+                            label: label.clone(),
+                            sum: embedding.to_vec(),
+                        });
+                        Assignment {
+                            label,
+                            similarity: 1.0,
+                            new: true,
+                        }
+                    }
+                })
+            }
+        }
+    }
+}
+
+/// `S` followed by digits: the clustering labels, which enrolled names must not mimic.
+fn is_cluster_label(name: &str) -> bool {
+    name.strip_prefix('S')
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A unit vector near axis `axis` of a 16-d space, tilted by `noise` along `tilt`.
+    fn voice(axis: usize, tilt: usize, noise: f32) -> Vec<f32> {
+        let mut v = [0.0f32; 16];
+        v[axis] = 1.0;
+        v[tilt] += noise;
+        let n = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        v.iter().map(|x| x / n).collect()
+    }
+
+    fn labels(tracker: &mut SpeakerTracker, es: &[Vec<f32>]) -> Vec<String> {
+        es.iter()
+            .map(|e| tracker.assign(e).unwrap().label)
+            .collect()
+    }
+
+    #[test]
+    fn labels_follow_first_appearance_and_never_change() {
+        let mut t = SpeakerTracker::clustering(2).unwrap();
+        let (a, b) = (
+            |k: usize| voice(0, 5 + k, 0.2),
+            |k: usize| voice(1, 5 + k, 0.2),
+        );
+        let got = labels(&mut t, &[b(0), a(1), b(2), b(3), a(4), a(5)]);
+        // The first voice heard is S1, whichever it is.
+        assert_eq!(got, ["S1", "S2", "S1", "S1", "S2", "S2"]);
+        assert_eq!(t.labels(), ["S1", "S2"]);
+    }
+
+    #[test]
+    fn a_late_speaker_opens_a_new_track_after_a_long_monologue() {
+        let mut t = SpeakerTracker::clustering(3).unwrap();
+        let mono: Vec<Vec<f32>> = (0..40).map(|k| voice(0, 3 + k % 10, 0.3)).collect();
+        assert!(labels(&mut t, &mono).iter().all(|l| l == "S1"));
+        let late = t.assign(&voice(2, 4, 0.2)).unwrap();
+        assert_eq!((late.label.as_str(), late.new), ("S2", true));
+        assert_eq!(t.assign(&voice(0, 7, 0.3)).unwrap().label, "S1");
+    }
+
+    #[test]
+    fn at_the_limit_an_unfamiliar_voice_joins_the_nearest_speaker() {
+        let mut t = SpeakerTracker::clustering(1).unwrap();
+        t.assign(&voice(0, 3, 0.0)).unwrap();
+        let a = t.assign(&voice(1, 3, 0.0)).unwrap();
+        assert_eq!((a.label.as_str(), a.new), ("S1", false));
+        assert!(a.similarity < NEW_SPEAKER_BELOW);
+    }
+
+    #[test]
+    fn enrolled_voices_get_their_names_and_strangers_are_unknown() {
+        let mut t = SpeakerTracker::enrolled(
+            vec![
+                ("therapist".into(), voice(0, 3, 0.0)),
+                ("client".into(), voice(1, 3, 0.0)),
+            ],
+            ENROLLED_AT_LEAST,
+        )
+        .unwrap();
+        let got = labels(
+            &mut t,
+            &[voice(1, 4, 0.3), voice(0, 5, 0.3), voice(2, 6, 0.1)],
+        );
+        assert_eq!(got, ["client", "therapist", UNKNOWN]);
+        // Enrolment does not learn: the voices stay as enrolled.
+        assert_eq!(t.labels(), ["therapist", "client"]);
+    }
+
+    #[test]
+    fn bad_settings_and_inputs_are_errors_naming_the_problem() {
+        assert_eq!(
+            SpeakerTracker::clustering(0).unwrap_err(),
+            TrackError::NoSpeakers
+        );
+        let dup =
+            SpeakerTracker::enrolled(vec![("a".into(), vec![1.0]), ("a".into(), vec![1.0])], 0.5);
+        assert_eq!(dup.unwrap_err(), TrackError::DuplicateName("a".into()));
+        for name in ["unknown", "S2", " "] {
+            let bad = SpeakerTracker::enrolled(vec![(name.into(), vec![1.0])], 0.5);
+            assert_eq!(bad.unwrap_err(), TrackError::ReservedName(name.into()));
+        }
+        let mut t = SpeakerTracker::clustering(2).unwrap();
+        t.assign(&[1.0, 0.0]).unwrap();
+        assert!(
+            t.assign(&[1.0, 0.0, 0.0])
+                .unwrap_err()
+                .to_string()
+                .contains("3 values, expected 2")
+        );
+    }
+}

@@ -1,0 +1,256 @@
+//! Issue 17: who is speaking, on real voices. Conversations are built from
+//! `../shared/data` clips of known EmoDB speakers, cut by emomon's own segmenter, and each
+//! utterance's speaker is judged by the burn speaker encoder and the tracker. Needs the
+//! shared data and the speaker encoder that `emomon setup` converts; skips without them.
+//!
+//! The bounds are what this encoder and tracker achieve today on these acted, emotional
+//! 2 s clips (measured: 0.67 late-third accuracy, 21 of 30 monologue utterances S1, 15 of
+//! 17 enrolled utterances named right), well short of issue 17's targets (≥ 95 % / 98 %;
+//! see README "Who is speaking"); they catch regressions, and the printed numbers say
+//! where things stand.
+
+use crate::common;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+
+use emomon::audio::memory::MemorySource;
+use emomon::capture::{FrontEndConfig, run_capture};
+use emomon::speaker::conversation::{Clip, Conversation, TurnPlan, clustering_accuracy};
+use emomon::speaker::{SpeakerEncoder, SpeakerMode, SpeakerStage, UNKNOWN, load_encoder};
+
+fn setup(test: &str) -> Option<(PathBuf, Arc<SpeakerEncoder>)> {
+    let data = common::shared_data(test)?;
+    match load_encoder(None) {
+        Ok(encoder) => Some((data, encoder)),
+        Err(e) => {
+            common::skip(test, e);
+            None
+        }
+    }
+}
+
+/// The first `n` EmoDB clips of `speaker` (sorted by name), as (speaker index, audio).
+fn clips(data: &Path, speaker: &str, index: usize, n: usize) -> Vec<Clip> {
+    let mut names: Vec<String> = std::fs::read_dir(data.join("emodb"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|f| f.starts_with(speaker) && f.ends_with(".wav"))
+        .collect();
+    names.sort();
+    names
+        .iter()
+        .take(n)
+        .map(|f| Clip {
+            speaker: index,
+            samples: common::decode_16k(&data.join("emodb").join(f)),
+        })
+        .collect()
+}
+
+/// The conversation's utterances (as the segmenter cuts them) with their true speaker.
+fn utterances(conv: &Conversation) -> Vec<(Vec<f32>, usize)> {
+    let mut source = MemorySource::new("conversation", conv.audio.clone(), 16_000, 1);
+    let mut out = Vec::new();
+    run_capture(
+        &mut source,
+        &FrontEndConfig::default(),
+        &AtomicBool::new(false),
+        &mut |u| {
+            if let Some(truth) = conv.truth(u.start_s, u.end_s) {
+                out.push((u.samples.to_vec(), truth));
+            }
+        },
+    )
+    .unwrap();
+    out
+}
+
+#[test]
+fn two_speakers_then_a_late_third_get_stable_labels_in_order_of_appearance() {
+    let Some((data, encoder)) = setup("speakers::late_third") else {
+        return;
+    };
+    // EmoDB 08 (f) and 10 (m) alternate; 13 (f) joins only in the last turns.
+    let pair = vec![clips(&data, "08", 0, 12), clips(&data, "10", 1, 12)];
+    let mut rng = fastrand::Rng::with_seed(17);
+    let mut conv = Conversation::alternating(&pair, 8, TurnPlan::default(), &mut rng);
+    for clip in clips(&data, "13", 2, 3) {
+        conv.pause(0.8);
+        conv.speak(2, &clip.samples, 10.0);
+    }
+    let utts = utterances(&conv);
+    assert!(utts.len() >= 15, "{} utterances", utts.len());
+    let mut stage = SpeakerStage::new(encoder, &SpeakerMode::Cluster(3)).unwrap();
+    let mut pairs = Vec::new();
+    for (audio, truth) in &utts {
+        pairs.push((stage.assign(audio).unwrap().label, *truth));
+    }
+    // Labels in order of first appearance: the first utterance is S1, and each new
+    // label is the next number (S2 before S3), whenever it opens.
+    assert_eq!(pairs[0].0, "S1");
+    let first = |l: &str| pairs.iter().position(|(x, _)| x == l);
+    assert!(
+        first("S3").is_none() || first("S2") < first("S3"),
+        "{pairs:?}"
+    );
+    let n = stage.labels().len();
+    assert_eq!(stage.labels(), ["S1", "S2", "S3"][..n]);
+    let accuracy = clustering_accuracy(&pairs);
+    println!(
+        "late third speaker: {} utterances, accuracy {accuracy:.3}",
+        pairs.len()
+    );
+    // Chance with the best mapping of labels to speakers is about 0.5 here.
+    assert!(accuracy >= 0.6, "accuracy {accuracy}: {pairs:?}");
+}
+
+#[test]
+fn a_long_monologue_stays_one_speaker() {
+    let Some((data, encoder)) = setup("speakers::monologue") else {
+        return;
+    };
+    let mut conv = Conversation::default();
+    for clip in clips(&data, "11", 0, 30) {
+        conv.speak(0, &clip.samples, 10.0);
+        conv.pause(0.5);
+    }
+    let mut stage = SpeakerStage::new(encoder, &SpeakerMode::Cluster(2)).unwrap();
+    let labels: Vec<String> = utterances(&conv)
+        .iter()
+        .map(|(audio, _)| stage.assign(audio).unwrap().label)
+        .collect();
+    assert!(labels.len() >= 20, "{} utterances", labels.len());
+    let s1 = labels.iter().filter(|l| *l == "S1").count();
+    println!("monologue: {s1} of {} utterances S1", labels.len());
+    // The monologue's speaker keeps S1 for most utterances (a second label opens where
+    // an utterance is unlike everything heard so far).
+    assert!(s1 as f64 >= 0.6 * labels.len() as f64, "{labels:?}");
+}
+
+#[test]
+fn enrolled_voices_are_named_and_a_stranger_is_unknown() {
+    let Some((data, encoder)) = setup("speakers::enrolled") else {
+        return;
+    };
+    // Enrol with three clips each (not used in the conversation).
+    let enrol = |speaker: &str| -> Vec<f32> {
+        clips(&data, speaker, 0, 3)
+            .into_iter()
+            .flat_map(|c| c.samples)
+            .collect()
+    };
+    let mode = SpeakerMode::Enrolled(vec![
+        ("therapist".into(), enrol("12")),
+        ("client".into(), enrol("14")),
+    ]);
+    let mut stage = SpeakerStage::new(Arc::clone(&encoder), &mode).unwrap();
+    let names = ["therapist", "client"];
+    let pair = vec![
+        clips(&data, "12", 0, 15).split_off(3),
+        clips(&data, "14", 1, 15).split_off(3),
+    ];
+    let mut rng = fastrand::Rng::with_seed(3);
+    let conv = Conversation::alternating(&pair, 8, TurnPlan::default(), &mut rng);
+    let utts = utterances(&conv);
+    let right = utts
+        .iter()
+        .filter(|(audio, truth)| stage.assign(audio).unwrap().label == names[*truth])
+        .count();
+    println!("enrolled: {right} of {} utterances named right", utts.len());
+    assert!(right as f64 >= 0.8 * utts.len() as f64);
+    // A voice nobody enrolled (EmoDB 09) is mostly `unknown`, never silently merged.
+    let stranger = clips(&data, "09", 0, 6);
+    let unknown = stranger
+        .iter()
+        .filter(|c| stage.assign(&c.samples).unwrap().label == UNKNOWN)
+        .count();
+    println!("stranger: {unknown} of 6 clips unknown");
+    assert!(unknown >= 3, "{unknown} of 6 stranger clips unknown");
+}
+
+/// `emomon score --speakers 2` on a real two-person recording: every line names its
+/// speaker, S1 first, both voices heard; bad speaker options are clear errors.
+#[test]
+fn score_cli_labels_each_utterance_with_its_speaker() {
+    let Some((data, _)) = setup("speakers::score_cli") else {
+        return;
+    };
+    // EmoDB 08 (f) and 15 (m): the mixed-gender pairs the tracker tells apart best.
+    let pair = vec![clips(&data, "08", 0, 6), clips(&data, "15", 1, 6)];
+    let mut rng = fastrand::Rng::with_seed(5);
+    let conv = Conversation::alternating(&pair, 4, TurnPlan::default(), &mut rng);
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("conversation.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut writer = hound::WavWriter::create(&wav, spec).unwrap();
+    for s in &conv.audio {
+        writer
+            .write_sample((s * 32767.0).round().clamp(-32768.0, 32767.0) as i16)
+            .unwrap();
+    }
+    writer.finalize().unwrap();
+    let model = common::fixture_model("tiny-qwen2-audio");
+    let input = wav.to_str().unwrap();
+    let out = common::emomon(&[
+        "score",
+        "--model",
+        &model,
+        "--input",
+        input,
+        "--labels",
+        "neutral,happy,sad,angry",
+        "--speakers",
+        "2",
+        "--format",
+        "jsonl",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut pairs = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        let speaker = r["speaker"].as_str().expect("speaker field").to_string();
+        let (s, e) = (r["start_s"].as_f64().unwrap(), r["end_s"].as_f64().unwrap());
+        pairs.push((speaker, conv.truth(s, e).unwrap_or(0)));
+    }
+    assert_eq!(pairs[0].0, "S1", "{pairs:?}");
+    assert!(pairs.iter().any(|(l, _)| l == "S2"), "{pairs:?}");
+    let accuracy = clustering_accuracy(&pairs);
+    println!(
+        "score --speakers 2: {} utterances, accuracy {accuracy:.3}",
+        pairs.len()
+    );
+    // Accuracy itself is measured by `emomon bench speakers` (README); here the 0.3–2 s
+    // turn gaps let the segmenter merge some turns, and 0.67 is what this recording gives.
+    assert!(accuracy >= 0.6, "{pairs:?}");
+
+    for (args, says) in [
+        (&["--speakers", "0"][..], "--speakers needs at least 1"),
+        (&["--enroll", "therapist"][..], "expected NAME=FILE"),
+    ] {
+        let mut all = vec![
+            "score",
+            "--model",
+            &model,
+            "--labels",
+            "neutral,happy,sad,angry",
+            "--input",
+            input,
+        ];
+        all.extend_from_slice(args);
+        let out = common::emomon(&all);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(says), "{err}");
+        assert!(!err.contains("panicked"), "{err}");
+    }
+}
