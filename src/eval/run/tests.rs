@@ -9,6 +9,7 @@ use std::time::Duration;
 use emomon_models::scorer::LabelScores;
 use emomon_models::whisper_runner::StageTimes;
 
+use super::scoring::ClipScorer;
 use super::*;
 
 const LABELS: [&str; 2] = ["calm", "loud"];
