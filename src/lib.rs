@@ -24,4 +24,5 @@ pub mod speaker;
 pub mod utc;
 pub mod utterance;
 pub mod vad;
+pub mod view_feed;
 pub mod workers;

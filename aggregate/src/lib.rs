@@ -40,6 +40,7 @@
 //! summaries do not depend on the order of arrival (except when hysteresis sees a
 //! change), as long as a late utterance still overlaps the windows.
 
+mod clock;
 pub mod speakers;
 pub mod stats;
 
@@ -47,6 +48,7 @@ use std::collections::VecDeque;
 
 use serde::{Deserialize, Serialize};
 
+pub use clock::clock;
 pub use stats::{argmax, normalised_entropy, percentile, top_two, top2_margin};
 
 /// The least duration an utterance weighs, seconds (see the crate docs).

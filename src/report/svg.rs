@@ -32,7 +32,7 @@ pub fn esc(s: &str) -> String {
 }
 
 /// `mm:ss` or `h:mm:ss`, as the dashboard writes times.
-pub use emomon_tui::view::clock;
+pub use crate::aggregate::clock;
 
 /// One panel as an `<svg class="plot {kind}">` element; a panel that cannot be
 /// drawn becomes a note saying so (the rest of the report is still useful).

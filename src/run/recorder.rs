@@ -25,13 +25,13 @@ use serde::Serialize;
 
 use crate::aggregate::{AggregatorConfig, DominantChange, Snapshot, percentile};
 use crate::pipeline::{PipelineEvent, ScoredUtterance};
-use crate::replay::RecordFeeder;
 use crate::segmenter::Activity;
 use crate::session_log::{
     DroppedRecord, MarkerRecord, Record, SessionEnd, SessionLogError, SessionLogWriter,
     SessionStart, SkippedRecord, UtteranceRecord,
 };
 use crate::utterance::Utterance;
+use crate::view_feed::RecordFeeder;
 
 use super::audio_out::AudioSaver;
 

@@ -5,7 +5,7 @@
 //! build one (a test, a log, a model) can be shown.
 
 pub use emomon_aggregate::{
-    Aggregator, AggregatorConfig, Summary, normalised_entropy, top_two, top2_margin,
+    Aggregator, AggregatorConfig, Summary, clock, normalised_entropy, top_two, top2_margin,
 };
 
 /// Everything the dashboard shows at one instant.
@@ -452,16 +452,6 @@ impl ViewState {
     }
 }
 
-/// Formats seconds as `mm:ss` (or `h:mm:ss` past an hour).
-pub fn clock(seconds: f64) -> String {
-    let s = seconds.max(0.0).floor() as u64;
-    if s >= 3600 {
-        format!("{}:{:02}:{:02}", s / 3600, (s / 60) % 60, s % 60)
-    } else {
-        format!("{:02}:{:02}", s / 60, s % 60)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -516,12 +506,9 @@ mod tests {
     }
 
     #[test]
-    fn durations_and_clock_format() {
+    fn duration_names() {
         assert_eq!(duration_name(120.0), "2 min");
         assert_eq!(duration_name(30.0), "30 s");
         assert_eq!(duration_name(0.5), "0.50 s");
-        assert_eq!(clock(0.0), "00:00");
-        assert_eq!(clock(125.9), "02:05");
-        assert_eq!(clock(3725.0), "1:02:05");
     }
 }

@@ -32,7 +32,7 @@ const INT16_MAX: f64 = 32767.0;
 /// `normalize_volume(wav, -30, increase_only=True)`: quiet audio is raised to -30 dBFS RMS,
 /// louder audio is left alone. `None` for silent (all-zero) or empty audio, whose level is
 /// undefined (resemblyzer would return NaNs).
-pub fn normalize_volume(samples: &[f32]) -> Option<Vec<f32>> {
+pub fn normalise_volume(samples: &[f32]) -> Option<Vec<f32>> {
     if samples.is_empty() {
         return None;
     }
@@ -190,13 +190,13 @@ mod tests {
     #[test]
     fn quiet_audio_is_raised_and_loud_audio_kept() {
         let quiet = vec![0.001f32; 100];
-        let raised = normalize_volume(&quiet).unwrap();
+        let raised = normalise_volume(&quiet).unwrap();
         let rms_dbfs = 20.0 * (f64::from(raised[0]) * 32767.0 / 32767.0).log10();
         assert!((rms_dbfs + 30.0).abs() < 1e-3, "{rms_dbfs}");
         let loud = vec![0.5f32, -0.5];
-        assert_eq!(normalize_volume(&loud).unwrap(), loud);
-        assert!(normalize_volume(&[0.0; 10]).is_none());
-        assert!(normalize_volume(&[]).is_none());
+        assert_eq!(normalise_volume(&loud).unwrap(), loud);
+        assert!(normalise_volume(&[0.0; 10]).is_none());
+        assert!(normalise_volume(&[]).is_none());
     }
 
     #[test]

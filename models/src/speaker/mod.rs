@@ -20,7 +20,7 @@ use burn::prelude::*;
 use burn::tensor::activation::relu;
 
 use frontend::{HOP, N_MELS, PARTIAL_FRAMES, SAMPLE_RATE};
-pub use frontend::{PowerMel, normalize_volume, partial_slices};
+pub use frontend::{PowerMel, normalise_volume, partial_slices};
 use lstm::Lstm;
 
 use crate::nn::load_linear;
@@ -108,7 +108,7 @@ impl SpeakerEncoder {
 
     /// The unit-length embedding of each partial window (one or more).
     pub fn embed_partials(&self, samples: &[f32]) -> Result<Vec<Vec<f32>>, SpeakerError> {
-        let mut wav = normalize_volume(samples).ok_or(SpeakerError::Silent {
+        let mut wav = normalise_volume(samples).ok_or(SpeakerError::Silent {
             samples: samples.len(),
         })?;
         let slices = partial_slices(wav.len());

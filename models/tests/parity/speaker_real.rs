@@ -1,5 +1,5 @@
 //! The burn GE2E speaker encoder vs resemblyzer 0.1.4 itself (`VoiceEncoder.embed_utterance`
-//! after `normalize_volume`) on real clips from `../shared/data`: cosine ≥ 0.9999 per
+//! after `normalise_volume`) on real clips from `../shared/data`: cosine ≥ 0.9999 per
 //! utterance, and the front end's power mel against librosa's.
 //!
 //! The reference (`fixtures/speaker-encoder-ref.json`) comes from
@@ -82,7 +82,7 @@ fn power_mel_matches_librosa() {
     let reference = reference();
     let clip = &reference.clips[0];
     let wav =
-        emomon_models::speaker::normalize_volume(&read_clip(&data.join(&clip.file), clip.samples))
+        emomon_models::speaker::normalise_volume(&read_clip(&data.join(&clip.file), clip.samples))
             .expect("not silent");
     let mel = PowerMel::new().compute(&wav);
     assert!(!clip.mel_head.is_empty());
