@@ -6,6 +6,7 @@
 //! (times out of range, no label shared with the session) is still exported and
 //! counted in the report, with a note saying why it is not in the rolling numbers.
 
+use crate::aggregate::speakers::SpeakerAggregators;
 use crate::aggregate::{Aggregator, AggregatorConfig, DominantChange, Snapshot, Summary};
 use crate::prosody::Prosody;
 use crate::session_log::{IssueKind, Record, SessionLog, SessionStart};
@@ -91,9 +92,25 @@ pub struct SessionData {
     pub dominant_changes: Vec<DominantChange>,
     /// Non-fatal problems found reading the log (truncated last line…).
     pub notes: Vec<String>,
+    /// One track per speaker, in order of first appearance (sessions that tracked
+    /// speakers; empty otherwise).
+    pub speakers: Vec<SpeakerTrack>,
     /// `(end_s, index into utterances)` of aggregated utterances, by end time, for
     /// [`SessionData::decayed_at`]; the latest-logged wins among equal ends.
     decayed_index: Vec<(f64, usize)>,
+}
+
+/// One speaker's part of a session: aggregated on its own, so another speaker's
+/// utterances never dilute it.
+#[derive(Debug, Clone)]
+pub struct SpeakerTrack {
+    pub name: String,
+    /// Utterances in the track (those that entered the rolling numbers).
+    pub utterances: usize,
+    /// Seconds of speech (the utterances' durations).
+    pub speech_s: f64,
+    /// The track's aggregation at the end of the session.
+    pub snapshot: Snapshot,
 }
 
 /// See [`SessionData::decayed_index`](SessionData).
@@ -125,6 +142,9 @@ impl SessionData {
             .clone();
         let aggregation = start.aggregation();
         let mut aggregator = Aggregator::new(start.labels.clone(), aggregation.clone())?;
+        let mut by_speaker = SpeakerAggregators::new(start.labels.clone(), aggregation.clone())?;
+        // (name, utterances, seconds of speech), in order of first appearance.
+        let mut speaker_counts: Vec<(String, usize, f64)> = Vec::new();
         let mut data = Self {
             start,
             utterances: Vec::new(),
@@ -137,6 +157,7 @@ impl SessionData {
             final_snapshot: None,
             dominant_changes: Vec::new(),
             notes: Vec::new(),
+            speakers: Vec::new(),
             decayed_index: Vec::new(),
         };
         let labels = data.start.labels.clone();
@@ -168,6 +189,18 @@ impl SessionData {
                     let probs32: Vec<f32> = probs.iter().map(|&p| p as f32).collect();
                     let pushed = aggregator.push(u.start_s, u.end_s, &probs32);
                     let aggregated = pushed.is_ok();
+                    if let (true, Some(name)) = (aggregated, &u.speaker) {
+                        // Same labels and settings as the session's: what it took, this takes.
+                        if by_speaker.push(name, u.start_s, u.end_s, &probs32).is_ok() {
+                            match speaker_counts.iter_mut().find(|(n, ..)| n == name) {
+                                Some((_, count, speech)) => {
+                                    *count += 1;
+                                    *speech += u.end_s - u.start_s;
+                                }
+                                None => speaker_counts.push((name.clone(), 1, u.end_s - u.start_s)),
+                            }
+                        }
+                    }
                     let decayed = match pushed {
                         Ok(snapshot) => snapshot.decayed,
                         Err(e) => {
@@ -260,6 +293,19 @@ impl SessionData {
         data.duration_s = end;
         data.final_snapshot = (!aggregator.is_empty()).then(|| aggregator.snapshot(end));
         data.dominant_changes = aggregator.changes().to_vec();
+        data.speakers = by_speaker
+            .snapshots(end)
+            .into_iter()
+            .zip(speaker_counts)
+            .map(
+                |((name, snapshot), (_, utterances, speech_s))| SpeakerTrack {
+                    name,
+                    utterances,
+                    speech_s,
+                    snapshot,
+                },
+            )
+            .collect();
         data.decayed_index = decayed_index(&data.utterances);
         Ok(data)
     }

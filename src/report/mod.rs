@@ -4,7 +4,7 @@
 //! The HTML report is one self-contained file (inline CSS and SVG, no scripts, no
 //! network): header with source, model and losses; the plots of [`svg`]; a summary
 //! table per label (whole session, time-decayed at the end, last 30 s and 2 min);
-//! a table per consecutive window; dominant-emotion changes; markers with the
+//! one per speaker when the session tracked speakers; a table per consecutive window; dominant-emotion changes; markers with the
 //! rolling distribution at that moment; and any problems found reading the log.
 
 pub mod csv;
@@ -159,6 +159,7 @@ svg.plot {{ width: 100%; height: auto; display: block; margin-bottom: 0.5em; }}
             h.push_str("<td></td></tr>");
         }
         h.push_str("</table>\n");
+        h.push_str(&per_speaker(data));
 
         let w = window_len(data.duration_s);
         let _ = writeln!(
@@ -284,6 +285,66 @@ svg.plot {{ width: 100%; height: auto; display: block; margin-bottom: 0.5em; }}
         "<p style=\"color:#777\">Probabilities are the model's reading of how the speech sounds, not a diagnosis. \
 Entropy near 1 or a small top-2 margin means the reading is mixed.</p>\n</body></html>\n",
     );
+    h
+}
+
+/// The per-speaker table (empty when the session did not track speakers): each
+/// speaker's own whole-session and time-decayed distributions, side by side.
+fn per_speaker(data: &SessionData) -> String {
+    if data.speakers.is_empty() {
+        return String::new();
+    }
+    let labels = data.labels();
+    let mut h = String::from("<h2>Per speaker</h2>\n");
+    h.push_str(
+        "<p>Each speaker's utterances aggregated on their own (one speaker never dilutes \
+         another): duration-weighted mean over the session, and time-decayed at the end.</p>\n",
+    );
+    h.push_str("<table class=\"per-speaker\"><tr><th>Label</th>");
+    for t in &data.speakers {
+        let name = esc(&t.name);
+        let _ = write!(h, "<th>{name} session</th><th>{name} decayed</th>");
+    }
+    h.push_str("</tr>");
+    let cell = |s: &Option<crate::aggregate::Summary>, i: usize| {
+        s.as_ref().map_or("–".into(), |s| pct(s.probs[i]))
+    };
+    for (i, l) in labels.iter().enumerate() {
+        let _ = write!(
+            h,
+            "<tr><td><span class=\"swatch\" style=\"background:{}\"></span>{}</td>",
+            label_colour(l, i),
+            esc(l)
+        );
+        for t in &data.speakers {
+            let _ = write!(
+                h,
+                "<td>{}</td><td>{}</td>",
+                cell(&t.snapshot.session, i),
+                cell(&t.snapshot.decayed, i)
+            );
+        }
+        h.push_str("</tr>");
+    }
+    h.push_str("<tr><th>Utterances, speech</th>");
+    for t in &data.speakers {
+        let _ = write!(
+            h,
+            "<td colspan=\"2\">{}, {}</td>",
+            t.utterances,
+            clock(t.speech_s)
+        );
+    }
+    h.push_str("</tr><tr><th>Dominant at the end</th>");
+    for t in &data.speakers {
+        let dominant = t
+            .snapshot
+            .dominant
+            .and_then(|i| labels.get(i))
+            .map_or("–".to_string(), |l| esc(l));
+        let _ = write!(h, "<td colspan=\"2\">{dominant}</td>");
+    }
+    h.push_str("</tr></table>\n");
     h
 }
 

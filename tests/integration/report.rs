@@ -264,3 +264,89 @@ fn png_report_is_a_png_of_the_plots() {
         .count();
     assert!(dark > 200, "{dark} dark pixels of title text");
 }
+
+/// Issue 17: a session that tracked speakers gets one column pair per speaker, each
+/// aggregated on its own: a calm therapist (S1) and a sad client (S2) alternate, and
+/// neither track holds any of the other's emotion. A session without speakers has no
+/// such table.
+#[test]
+fn per_speaker_tracks_do_not_bleed_into_each_other() {
+    let start = std::fs::read_to_string(sample())
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_string();
+    let labels = r#"["neutral","happy","sad","angry","fear","disgust","surprise"]"#;
+    let mut log = vec![start];
+    let mut t = 1.0;
+    for id in 1..=6u64 {
+        let (speaker, probs) = if id % 2 == 1 {
+            ("S1", "[0.9,0.1,0,0,0,0,0]")
+        } else {
+            ("S2", "[0.2,0,0.8,0,0,0,0]")
+        };
+        log.push(format!(
+            r#"{{"schema":2,"t_s":{e},"type":"utterance","id":{id},"start_s":{t},"end_s":{e},"labels":{labels},"probs":{probs},"logits":[],"method":"first-token","model":"synthetic-fixture","latency_ms":100.0,"speaker":"{speaker}"}}"#,
+            e = t + 2.0
+        ));
+        t += 3.0;
+    }
+    log.push(format!(
+        r#"{{"schema":2,"t_s":{t},"type":"session_end","utterances":6,"dropped_samples":0,"skipped_utterances":0,"reason":"user quit"}}"#
+    ));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("two.jsonl");
+    std::fs::write(&path, log.join("\n") + "\n").unwrap();
+    let out = dir.path().join("two.html");
+    let run = report(&path, &out);
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let html = std::fs::read_to_string(&out).unwrap();
+    let table = html
+        .split("<table class=\"per-speaker\">")
+        .nth(1)
+        .and_then(|s| s.split("</table>").next())
+        .expect("a per-speaker table");
+    assert!(
+        table.contains(
+            "<th>S1 session</th><th>S1 decayed</th><th>S2 session</th><th>S2 decayed</th>"
+        ),
+        "{table}"
+    );
+    let row = |label: &str| {
+        table
+            .split("</span>")
+            .find_map(|r| r.strip_prefix(&format!("{label}</td>")))
+            .and_then(|r| r.split("</tr>").next())
+            .unwrap_or_else(|| panic!("no {label} row in {table}"))
+            .to_string()
+    };
+    // Session means: S1 90 % neutral and no sadness; S2 80 % sad, 20 % neutral.
+    assert!(
+        row("neutral").starts_with("<td>90.0%</td>"),
+        "{}",
+        row("neutral")
+    );
+    assert!(
+        row("sad").starts_with("<td>0.0%</td><td>0.0%</td><td>80.0%</td><td>80.0%</td>"),
+        "{}",
+        row("sad")
+    );
+    assert!(table.contains("<td colspan=\"2\">3, 00:06</td>"), "{table}");
+    assert!(
+        table.contains("<td colspan=\"2\">neutral</td><td colspan=\"2\">sad</td>"),
+        "{table}"
+    );
+
+    let plain = dir.path().join("sample.html");
+    assert!(report(&sample(), &plain).status.success());
+    assert!(
+        !std::fs::read_to_string(plain)
+            .unwrap()
+            .contains("Per speaker")
+    );
+}
