@@ -128,12 +128,7 @@ svg.plot {{ width: 100%; height: auto; display: block; margin-bottom: 0.5em; }}
         }
         h.push_str("<th>Top label of (utterances)</th></tr>");
         for (i, l) in labels.iter().enumerate() {
-            let _ = write!(
-                h,
-                "<tr><td><span class=\"swatch\" style=\"background:{}\"></span>{}</td>",
-                label_colour(l, i),
-                esc(l)
-            );
+            h.push_str(&label_row_start(l, i));
             for (_, summary) in &cols {
                 let cell = summary.as_ref().map_or("–".into(), |s| pct(s.probs[i]));
                 let _ = write!(h, "<td>{cell}</td>");
@@ -310,12 +305,7 @@ fn per_speaker(data: &SessionData) -> String {
         s.as_ref().map_or("–".into(), |s| pct(s.probs[i]))
     };
     for (i, l) in labels.iter().enumerate() {
-        let _ = write!(
-            h,
-            "<tr><td><span class=\"swatch\" style=\"background:{}\"></span>{}</td>",
-            label_colour(l, i),
-            esc(l)
-        );
+        h.push_str(&label_row_start(l, i));
         for t in &data.speakers {
             let _ = write!(
                 h,
@@ -346,6 +336,15 @@ fn per_speaker(data: &SessionData) -> String {
     }
     h.push_str("</tr></table>\n");
     h
+}
+
+/// A table row's opening label cell: the label's colour swatch and its name.
+fn label_row_start(label: &str, index: usize) -> String {
+    format!(
+        "<tr><td><span class=\"swatch\" style=\"background:{}\"></span>{}</td>",
+        label_colour(label, index),
+        esc(label)
+    )
 }
 
 fn window_name(seconds: f64) -> String {
