@@ -105,6 +105,58 @@ class Folds(unittest.TestCase):
                 self.assertEqual({d for d, _ in val}, {"emodb", "ravdess", "urdu"})
 
 
+class Augmentation(unittest.TestCase):
+    """Corrupted copies (train.py --augment) join the training side only: tied to their clean
+    clip, outside the clean index range the folds are dealt over, and a split's copies are
+    exactly the copies of its own clips."""
+
+    def states(self, tmp: Path, name: str, clips: list[dict], copies: int) -> Path:
+        out = tmp / name
+        torch.save({"trim_db": 40.0, "corrupt_copies": copies, "clips": clips}, out)
+        return out
+
+    def test_copies_follow_their_clean_clip_into_training_only(self):
+        import tempfile
+        from train import load_states, with_copies
+        clean = [{"path": f"emodb/{s}a{i}.wav", "dataset": "emodb", "speaker": s, "label": "angry"}
+                 for s in ("03", "08", "09", "10", "11", "12") for i in range(3)]
+        noisy = [c | {"corruption": spec} for c in clean for spec in ("babble:10.0", "reverb:0.40")]
+        with tempfile.TemporaryDirectory() as d:
+            d = Path(d)
+            data = load_states([self.states(d, "clean.pt", list(reversed(clean)), 0)],
+                               [self.states(d, "aug.pt", noisy, 2)])
+        n = data["n_clean"]
+        self.assertEqual(n, len(clean))
+        paths = [c["path"] for c in data["clips"]]
+        self.assertEqual(paths[:n], sorted(paths[:n]))
+        self.assertTrue(all("corruption" not in c for c in data["clips"][:n]))
+        fold = C.speaker_folds(data["clips"][:n], 3, 0)
+        for k in range(3):
+            tr = np.where(fold != k)[0]
+            got = with_copies(data["aug_of"], tr)
+            self.assertEqual(list(got[: len(tr)]), list(tr))
+            copies = got[len(tr):]
+            self.assertEqual(len(copies), 2 * len(tr))
+            self.assertTrue((copies >= n).all())
+            train_speakers = {data["clips"][i]["speaker"] for i in tr}
+            self.assertEqual({data["clips"][i]["speaker"] for i in copies}, train_speakers)
+            self.assertEqual(sorted(data["clips"][i]["path"] for i in copies),
+                             sorted(2 * [data["clips"][i]["path"] for i in tr]))
+
+    def test_copies_without_a_clean_clip_are_refused(self):
+        import tempfile
+        from train import load_states
+        clip = {"path": "emodb/03a01.wav", "dataset": "emodb", "speaker": "03", "label": "angry"}
+        with tempfile.TemporaryDirectory() as d:
+            d = Path(d)
+            clean = self.states(d, "clean.pt", [clip], 0)
+            stray = self.states(d, "aug.pt", [clip | {"path": "emodb/09a01.wav", "corruption": "white:5.0"}], 1)
+            with self.assertRaisesRegex(SystemExit, "no clean clip"):
+                load_states([clean], [stray])
+            with self.assertRaisesRegex(SystemExit, "holds clean states"):
+                load_states([clean], [clean])
+
+
 class Readouts(unittest.TestCase):
     def test_reference_readout_equals_the_trained_module(self):
         torch.manual_seed(1)

@@ -72,13 +72,17 @@ class Candidate:
 
 GRID = {
     "l3-linear": Candidate("l3-linear", "pooled", (3,)),
+    "l234-linear": Candidate("l234-linear", "pooled", (2, 3, 4)),
     "asp-linear": Candidate("asp-linear", "asp", lr=1e-3),
     "asp-mlp": Candidate("asp-mlp", "asp", mlp_hidden=256, lr=1e-3),
     "asp-mlp-lr3": Candidate("asp-mlp-lr3", "asp", mlp_hidden=256, lr=3e-3),
 }
 
 
-def load_states(paths: list[Path]) -> dict:
+def load_states(paths: list[Path], augment: list[Path]) -> dict:
+    """The clean clips (sorted by path), then the corrupted copies of `augment`'s state files
+    (encode_states.py --corrupt-copies), each tied to its clean clip: copies only ever join
+    the training side of a split, and the speaker folds are dealt over the clean clips."""
     clips, sources = [], []
     for p in paths:
         d = torch.load(p, weights_only=False)
@@ -90,11 +94,34 @@ def load_states(paths: list[Path]) -> dict:
             raise SystemExit(f"{c['path']} appears twice in the state files")
         seen.add(c["path"])
     clips.sort(key=lambda c: c["path"])  # independent of how the states were cached
-    data = {"clips": clips, "sources": sources}
+    index = {c["path"]: i for i, c in enumerate(clips)}
+    copies, aug_sources = [], []
+    for p in augment:
+        d = torch.load(p, weights_only=False)
+        if not d.get("corrupt_copies"):
+            raise SystemExit(f"{p} holds clean states; --augment takes encode_states.py --corrupt-copies files")
+        missing = sorted({c["path"] for c in d["clips"]} - index.keys())
+        if missing:
+            raise SystemExit(f"{p}: {len(missing)} corrupted clips have no clean clip in --states (e.g. {missing[0]})")
+        copies += d["clips"]
+        aug_sources.append({k: v for k, v in d.items() if k not in ("clips", "model")} | {"clips": len(d["clips"])})
+    copies.sort(key=lambda c: (c["path"], c["corruption"]))
+    n_clean = len(clips)
+    aug_of = [[] for _ in range(n_clean)]
+    for j, c in enumerate(copies):
+        aug_of[index[c["path"]]].append(n_clean + j)
+    clips += copies
+    data = {"clips": clips, "n_clean": n_clean, "aug_of": aug_of, "sources": sources, "aug_sources": aug_sources}
     data["y"] = np.array([C.LABELS.index(c["label"]) for c in clips])
     data["ds"] = np.array([C.DATASETS.index(c["dataset"]) for c in clips])
     data["mask"] = np.stack([C.label_mask(c["dataset"]) for c in clips])
     return data
+
+
+def with_copies(aug_of: list[list[int]], idx: np.ndarray) -> np.ndarray:
+    """`idx` (clean clips) followed by the corrupted copies of those clips, and no others."""
+    extra = [j for i in idx for j in aug_of[i]]
+    return np.concatenate([idx, np.array(extra, dtype=idx.dtype)]) if extra else idx
 
 
 class Trainer:
@@ -102,6 +129,7 @@ class Trainer:
 
     def __init__(self, args, data: dict, w: dict):
         self.args, self.data, self.clips = args, data, data["clips"]
+        self.clean = self.clips[: data["n_clean"]]  # what the folds are dealt over and scored on
         self.dec = Adapted(w, 0, 0, 16.0)
         self.dec.cond = torch.nn.Identity()  # the read-out's shift is passed in as `cond`
         self.d = self.dec.d
@@ -137,6 +165,9 @@ class Trainer:
         else:
             inp["layers"] = layers
         return kv, frames, inp
+
+    def with_copies(self, idx: np.ndarray) -> np.ndarray:
+        return with_copies(self.data["aug_of"], idx)
 
     def readout(self, cand: Candidate, tr: np.ndarray) -> torch.nn.Module:
         if cand.kind == "pooled":
@@ -185,6 +216,7 @@ class Trainer:
         and, if `val` is given, its validation logits after every epoch."""
         torch.manual_seed(seed)
         rng = np.random.default_rng(seed)
+        tr = self.with_copies(tr)
         ro = self.readout(cand, tr)
         opt = torch.optim.AdamW(ro.parameters(), lr=cand.lr, weight_decay=self.args.weight_decay)
         counts = np.bincount(self.ds[tr], minlength=len(C.DATASETS))
@@ -223,21 +255,31 @@ class Trainer:
         return float(np.mean([ok[self.ds[idx] == d].mean() for d in np.unique(self.ds[idx])]))
 
     def select(self, speakers_idx: np.ndarray, seed: int, tag: str) -> dict:
-        """Inner CV on `speakers_idx`: the best (candidate, epochs) and its temperature."""
+        """Inner CV on `speakers_idx` (clean clips): the best (candidate, epochs) and its
+        temperature. With corrupted copies, each inner validation fold is scored clean and
+        corrupted, and a candidate's score is the mean of the two accuracies (a model must
+        hold up in a noisy room, not only in the studio); the temperature is fitted on both."""
         inner = C.speaker_folds([self.clips[i] for i in speakers_idx], self.args.inner_folds, seed=1)
+        n = len(speakers_idx)
+        everyone = self.with_copies(speakers_idx)
+        inner_all = np.concatenate([inner, [inner[k] for k, i in enumerate(speakers_idx)
+                                            for _ in self.data["aug_of"][i]]]).astype(int)
         scores = {}
         for ci, cand in enumerate(self.args.grid):
-            oof = np.zeros((self.args.max_epochs, len(speakers_idx), len(C.LABELS)), dtype=np.float32)
+            oof = np.zeros((self.args.max_epochs, len(everyone), len(C.LABELS)), dtype=np.float32)
             for j in range(self.args.inner_folds):
-                tr, va = speakers_idx[inner != j], speakers_idx[inner == j]
+                tr, va = speakers_idx[inner != j], everyone[inner_all == j]
                 _, curve = self.train(cand, tr, self.args.max_epochs, seed * 100 + 10 * ci + j, va,
                                       f"{tag}inner {j} ")
                 for e, lg in enumerate(curve):
-                    oof[e, inner == j] = lg
+                    oof[e, inner_all == j] = lg
             for e in range(self.args.max_epochs):
-                scores[(ci, e + 1)] = (self.balanced_acc(oof[e], speakers_idx), oof[e])
+                acc = self.balanced_acc(oof[e][:n], speakers_idx)
+                if len(everyone) > n:
+                    acc = 0.5 * (acc + self.balanced_acc(oof[e][n:], everyone[n:]))
+                scores[(ci, e + 1)] = (acc, oof[e])
         (ci, epochs), (acc, oof) = max(scores.items(), key=lambda kv: (kv[1][0], -kv[0][1], -kv[0][0]))
-        t = C.fit_temperature(oof, self.data["y"][speakers_idx], self.data["mask"][speakers_idx])
+        t = C.fit_temperature(oof, self.data["y"][everyone], self.data["mask"][everyone])
         table = {f"{self.args.grid[c].name} @ {e}": round(s[0], 4) for (c, e), s in scores.items()}
         print(f"{tag}chose {self.args.grid[ci].name}, {epochs} epochs, T {t:.3f} (inner acc {acc:.3f})", flush=True)
         return {"cand": ci, "epochs": epochs, "temperature": t, "inner_acc": acc, "table": table}
@@ -306,9 +348,9 @@ def run_task(task: int) -> tuple[torch.nn.Module, dict, np.ndarray | None]:
     """Outer fold `task` (selection on its training speakers, refit, logits of its held-out
     clips), or FINAL (selection and fit on every clip)."""
     t = TRAINER
-    fold = C.speaker_folds(t.clips, t.args.folds, 0)
+    fold = C.speaker_folds(t.clean, t.args.folds, 0)
     if task == FINAL:
-        tr, te, tag, seeds = np.arange(len(t.clips)), None, "final ", (3000, 4000)
+        tr, te, tag, seeds = np.arange(len(t.clean)), None, "final ", (3000, 4000)
     else:
         tr, te, tag, seeds = np.where(fold != task)[0], np.where(fold == task)[0], f"outer {task} ", (1000 + task, 2000 + task)
     ch = t.select(tr, seeds[0], tag)
@@ -321,6 +363,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--states", type=Path, nargs="+", default=[C.CACHE / "states" / "whisper-base-all.pt"])
     ap.add_argument("--base", type=Path, default=C.CACHE / "whisper-base", help="HF Whisper base directory")
+    ap.add_argument("--augment", type=Path, nargs="*", default=[],
+                    help="state files of corrupted copies (encode_states.py --corrupt-copies K): added to every "
+                         "training split, and to the inner validation folds' scoring")
     ap.add_argument("--grid", default="l3-linear", help=f"comma list of candidates: {', '.join(GRID)}")
     ap.add_argument("--max-epochs", type=int, default=6)
     ap.add_argument("--batch", type=int, default=32)
@@ -347,19 +392,25 @@ def main() -> None:
     except KeyError as e:
         raise SystemExit(f"--grid: unknown candidate {e}; known: {', '.join(GRID)}")
 
-    data = load_states(args.states)
-    clips = data["clips"]
+    data = load_states(args.states, args.augment)
+    clips = data["clips"][: data["n_clean"]]
     if any(c.kind == "asp" for c in args.grid) and "layers" not in clips[0]:
         raise SystemExit("the state files lack every layer's frame states: re-run encode_states.py "
                          "without --no-layer-states")
     trainer = Trainer(args, data, load_file(str(args.base / "model.safetensors")))
-    ds = data["ds"]
+    ds = data["ds"][: data["n_clean"]]
     counts = ", ".join(f"{d} {np.sum(ds == i)}" for i, d in enumerate(C.DATASETS))
     recipe = (f"nested speaker-independent CV: outer {args.folds} folds (seed 0), inner {args.inner_folds} folds "
               f"of the training speakers (seed 1); grid: " + "; ".join(f"{c.name} = {c.describe()}" for c in args.grid)
               + f"; epochs 1..{args.max_epochs} (warm-up + cosine over {args.max_epochs}), batch {args.batch}, "
               f"AdamW wd {args.weight_decay}; choice by dataset-averaged inner accuracy, temperature by NLL on the "
               f"inner out-of-fold logits")
+    if data["aug_sources"]:
+        k = (len(data["clips"]) - len(clips)) / len(clips)
+        recipe += (f"; augmentation: {k:g} corrupted cop{'y' if k == 1 else 'ies'} of every training clip "
+                   f"(encode_states.py --corrupt-copies: babble/white/pink noise 0-30 dB SNR, gain +-15 dB, "
+                   f"reverb RT60 0.2-0.8 s, 300-3400 Hz band), inner validation scored clean and corrupted "
+                   f"(mean accuracy), temperature fitted on both")
     lines = [f"# emotion adapter: {len(clips)} clips ({counts})", "", recipe, ""]
     print("\n".join(lines), flush=True)
 
@@ -414,11 +465,11 @@ def main() -> None:
         "label_tokens": C.LABEL_TOKENS,
         "label_forms": "leading space, lower case; first token",
         # The states' silence trimming (encode_states.py), which emomon repeats at inference.
-        "trim": trim_config(data["sources"]),
+        "trim": trim_config(data["sources"] + data["aug_sources"]),
         "dataset_labels": C.DATASET_LABELS,
         "training": {"protocol": recipe, "clips": len(clips),
                      "per_dataset": {d: int(np.sum(ds == i)) for i, d in enumerate(C.DATASETS)},
-                     "states": data["sources"]},
+                     "states": data["sources"], "augment": data["aug_sources"]},
         "cv": {d: {k: v for k, v in r.items() if k != "confusion"} for d, r in res.items()},
     }
     if args.export_folds is not None:
