@@ -32,6 +32,16 @@ sys.path.insert(0, str(Path(__file__).resolve().parent / "default_model"))
 import corruptions  # noqa: E402
 
 
+def write_like(dest: Path, y: np.ndarray) -> None:
+    """Writes `y` in the container `dest`'s extension names (the manifest's paths stay the
+    same): WAV as float, FLAC as 24-bit PCM (FLAC has no float), clipped to full scale there
+    as a recorder would."""
+    if dest.suffix.lower() == ".flac":
+        sf.write(dest, np.clip(y, -1.0, 1.0), corruptions.SR, subtype="PCM_24")
+    else:
+        sf.write(dest, y, corruptions.SR, subtype="FLOAT")
+
+
 def read_16k(path: Path) -> np.ndarray:
     audio, sr = sf.read(path, dtype="float32", always_2d=True)
     if sr != corruptions.SR:
@@ -82,7 +92,7 @@ def main() -> None:
             y = corruptions.apply(audio[r["path"]], spec, r["path"], others)
             dest = out / r["path"]
             dest.parent.mkdir(parents=True, exist_ok=True)
-            sf.write(dest, y, corruptions.SR, subtype="FLOAT")
+            write_like(dest, y)
             if (i + 1) % 500 == 0:
                 print(f"{spec}: {i + 1}/{len(rows)}", flush=True)
         with open(out / "manifest.csv", "w", newline="") as f:
