@@ -83,7 +83,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--model", type=Path, default=CACHE / "whisper-base")
     ap.add_argument("--out", type=Path, default=CACHE / "states" / "whisper-base-unpadded.pt")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: a fixed summation order, and no OpenMP spinning when other jobs share the CPU)")
     ap.add_argument("--trim-db", type=float, default=40.0, help="0 = no trimming")
     ap.add_argument("--ravdess-repetition", default="", help="e.g. 01: keep only that repetition")
     ap.add_argument("--datasets", default="", help="comma list: encode only these datasets (default: all)")
