@@ -30,3 +30,4 @@ mod run_tmux;
 mod score_cli;
 mod segmentation;
 mod speakers;
+mod speculative;
