@@ -27,13 +27,13 @@ use std::sync::Arc;
 use crate::utterance::Utterance;
 
 /// A tentative utterance and where its job is.
-struct Tentative<R, T> {
+struct Tentative<R> {
     token: u64,
     utterance: Arc<Utterance>,
-    state: State<R, T>,
+    state: State<R>,
 }
 
-enum State<R, T> {
+enum State<R> {
     /// Waiting for a worker.
     Waiting,
     Running,
@@ -41,8 +41,6 @@ enum State<R, T> {
     Done(R),
     /// Scoring failed: the closed utterance is queued and scored again.
     Failed,
-    /// Closed while running: the worker publishes the result under the ticket.
-    Attached(T),
 }
 
 /// What to do with a closed utterance.
@@ -70,9 +68,13 @@ pub(super) enum Finished<R, T> {
 /// See the module docs.
 pub(super) struct Speculation<R, T> {
     next_token: u64,
-    current: Option<Tentative<R, T>>,
+    current: Option<Tentative<R>>,
     /// Token of the job being scored, current or stale.
     in_flight: Option<u64>,
+    /// The job in flight, when its utterance has closed: its token and the closed
+    /// utterance's ticket. Kept apart from `current`, which the next utterance's
+    /// tentative end takes over while this job still runs.
+    attached: Option<(u64, T)>,
 }
 
 impl<R, T> Default for Speculation<R, T> {
@@ -81,6 +83,7 @@ impl<R, T> Default for Speculation<R, T> {
             next_token: 0,
             current: None,
             in_flight: None,
+            attached: None,
         }
     }
 }
@@ -126,11 +129,13 @@ impl<R, T> Speculation<R, T> {
         if self.in_flight == Some(token) {
             self.in_flight = None;
         }
+        if let Some((_, ticket)) = self.attached.take_if(|(t, _)| *t == token) {
+            return Finished::Publish(result, ticket);
+        }
         let Some(current) = self.current.take_if(|c| c.token == token) else {
             return Finished::Stale;
         };
         match (current.state, result) {
-            (State::Attached(ticket), result) => Finished::Publish(result, ticket),
             (State::Running, Ok(scored)) => {
                 self.current = Some(Tentative {
                     state: State::Done(scored),
@@ -160,7 +165,7 @@ impl<R, T> Speculation<R, T> {
     /// Utterance `utterance` has closed: the segmenter hands out the very
     /// tentative utterance (same samples) when speech did not resume.
     pub(super) fn closed(&mut self, utterance: &Utterance, ticket: T) -> OnClose<R, T> {
-        let matches = |c: &Tentative<R, T>| {
+        let matches = |c: &Tentative<R>| {
             c.utterance.id == utterance.id && Arc::ptr_eq(&c.utterance.samples, &utterance.samples)
         };
         let Some(current) = self.current.take() else {
@@ -172,13 +177,10 @@ impl<R, T> Speculation<R, T> {
         match current.state {
             State::Done(scored) => OnClose::Ready(scored, ticket),
             State::Running => {
-                self.current = Some(Tentative {
-                    state: State::Attached(ticket),
-                    ..current
-                });
+                self.attached = Some((current.token, ticket));
                 OnClose::Attached
             }
-            State::Waiting | State::Failed | State::Attached(_) => OnClose::Queue(ticket),
+            State::Waiting | State::Failed => OnClose::Queue(ticket),
         }
     }
 }
@@ -290,6 +292,28 @@ mod tests {
         let token = spec.tentative(utterance(2, &a)).unwrap();
         assert_eq!(spec.closed(&utterance(2, &a), 3), OnClose::Queue(3));
         assert!(spec.start(token).is_none());
+    }
+
+    #[test]
+    fn the_next_tentative_end_does_not_lose_an_attached_job() {
+        let mut spec = Spec::default();
+        let (a, b) = (audio(8_000), audio(9_000));
+        let first = spec.tentative(utterance(0, &a)).unwrap();
+        spec.start(first).unwrap();
+        assert_eq!(spec.closed(&utterance(0, &a), 0), OnClose::Attached);
+        // The next utterance stops while the first one's job still runs.
+        assert_eq!(spec.tentative(utterance(1, &b)), None);
+        assert_eq!(
+            spec.finish(first, Ok("first")),
+            Finished::Publish(Ok("first"), 0)
+        );
+        let second = spec.wake().unwrap();
+        spec.start(second).unwrap();
+        assert_eq!(spec.finish(second, Ok("second")), Finished::Kept);
+        assert_eq!(
+            spec.closed(&utterance(1, &b), 1),
+            OnClose::Ready("second", 1)
+        );
     }
 
     #[test]
