@@ -805,20 +805,27 @@ mod tests {
         (events, closed)
     }
 
-    /// (kind, id, start, end) of an event, for assertions.
-    fn summary(event: &SegmentEvent) -> (&'static str, u64, f64, f64) {
-        match event {
-            SegmentEvent::Tentative { utterance: u, .. } => ("tentative", u.id, u.start_s, u.end_s),
-            SegmentEvent::Resumed { id } => ("resumed", *id, 0.0, 0.0),
-            SegmentEvent::Closed { utterance: u, .. } => ("closed", u.id, u.start_s, u.end_s),
-        }
+    /// (kind, id, start, end) of each event, and the kinds alone, for assertions.
+    type Summary = (&'static str, u64, f64, f64);
+    fn summarise(events: &[SegmentEvent]) -> (Vec<Summary>, Vec<&'static str>) {
+        let got: Vec<Summary> = events
+            .iter()
+            .map(|event| match event {
+                SegmentEvent::Tentative { utterance: u, .. } => {
+                    ("tentative", u.id, u.start_s, u.end_s)
+                }
+                SegmentEvent::Resumed { id } => ("resumed", *id, 0.0, 0.0),
+                SegmentEvent::Closed { utterance: u, .. } => ("closed", u.id, u.start_s, u.end_s),
+            })
+            .collect();
+        let kinds = got.iter().map(|g| g.0).collect();
+        (got, kinds)
     }
 
     #[test]
     fn a_pause_within_the_hangover_retracts_the_tentative_end_and_closes_once() {
         let (events, closed) = events_around_a_pause(0.3);
-        let got: Vec<_> = events.iter().map(summary).collect();
-        let kinds: Vec<&str> = got.iter().map(|g| g.0).collect();
+        let (got, kinds) = summarise(&events);
         assert_eq!(
             kinds,
             ["tentative", "resumed", "tentative", "closed"],
@@ -860,8 +867,7 @@ mod tests {
     #[test]
     fn a_pause_longer_than_the_hangover_closes_each_utterance_as_announced() {
         let (events, closed) = events_around_a_pause(0.6);
-        let got: Vec<_> = events.iter().map(summary).collect();
-        let kinds: Vec<&str> = got.iter().map(|g| g.0).collect();
+        let (got, kinds) = summarise(&events);
         assert_eq!(
             kinds,
             ["tentative", "closed", "tentative", "closed"],

@@ -14,7 +14,7 @@ use emomon::capture::{CaptureObserver, run_capture_observed};
 use emomon::segmenter::SegmentEvent;
 use emomon::session_log::{self, Record, UtteranceRecord};
 use emomon::utterance::Utterance;
-use run_common::{Noise, decode_16k, emomon, fixture_clips, speech_extent, tiny_model, write_wav};
+use run_common::{Noise, decode_16k, fixture_clips, headless_run, speech_extent, write_wav};
 
 /// The three fixture clips' speech, 0.3 s apart (under the 400 ms hangover), then
 /// 1.2 s apart, then 1 s of room tone: two or more utterances, one bridging a pause.
@@ -51,14 +51,7 @@ impl CaptureObserver for Events {
 
 /// `emomon run --headless --realtime` on `wav`: the utterance records and the summary.
 fn run(wav: &Path, log: &Path, extra: &[&str]) -> (Vec<UtteranceRecord>, serde_json::Value) {
-    let out = emomon()
-        .args(["run", "--headless", "--realtime", "--input"])
-        .arg(wav)
-        .arg("--model")
-        .arg(tiny_model())
-        .arg("--session-log")
-        .arg(log)
-        .args(extra)
+    let out = headless_run(wav, log, &[&["--realtime"], extra].concat())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
