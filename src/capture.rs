@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::audio::convert::MonoResampler;
 use crate::audio::{AudioError, AudioSource, SourceInfo};
-use crate::segmenter::{Activity, Discarded, Segmenter, SegmenterConfig};
+use crate::segmenter::{Activity, Discarded, SegmentEvent, Segmenter, SegmenterConfig};
 use crate::utterance::Utterance;
 use crate::vad::{ConfigError, FrameVad, VadConfig};
 
@@ -58,15 +58,16 @@ impl FrontEnd {
         })
     }
 
-    /// Feeds a block of interleaved source samples.
-    pub fn push(&mut self, interleaved: &[f32], emit: &mut dyn FnMut(Utterance)) {
+    /// Feeds a block of interleaved source samples; `emit` hears every segmenter
+    /// event (tentative ends too: see [`SegmentEvent`]).
+    pub fn push(&mut self, interleaved: &[f32], emit: &mut dyn FnMut(SegmentEvent)) {
         self.resampler.push(interleaved, &mut self.mono);
         self.run_frames(emit);
     }
 
     /// Ends the stream: flushes the resampler and the open utterance. The
     /// trailing part-frame (under 30 ms) is padded with silence.
-    pub fn finish(&mut self, emit: &mut dyn FnMut(Utterance)) {
+    pub fn finish(&mut self, emit: &mut dyn FnMut(SegmentEvent)) {
         self.resampler.finish(&mut self.mono);
         let frame_len = self.vad.frame_len();
         let partial = (self.mono.len() - self.consumed) % frame_len;
@@ -74,8 +75,8 @@ impl FrontEnd {
             self.mono.resize(self.mono.len() + frame_len - partial, 0.0);
         }
         self.run_frames(emit);
-        if let Some(utterance) = self.segmenter.finish() {
-            emit(utterance);
+        if let Some(event) = self.segmenter.finish_event() {
+            emit(event);
         }
     }
 
@@ -97,7 +98,7 @@ impl FrontEnd {
         self.analysed as f64 / f64::from(crate::audio::TARGET_RATE)
     }
 
-    fn run_frames(&mut self, emit: &mut dyn FnMut(Utterance)) {
+    fn run_frames(&mut self, emit: &mut dyn FnMut(SegmentEvent)) {
         let frame_len = self.vad.frame_len();
         while self.mono.len() - self.consumed >= frame_len {
             let frame = &self.mono[self.consumed..self.consumed + frame_len];
@@ -105,8 +106,8 @@ impl FrontEnd {
             let mean_square = frame.iter().map(|s| s * s).sum::<f32>() / frame_len as f32;
             self.last_frame_dbfs = crate::utterance::to_dbfs(mean_square.sqrt());
             self.last_frame_voiced = voiced;
-            if let Some(utterance) = self.segmenter.push(frame, voiced) {
-                emit(utterance);
+            for event in self.segmenter.step(frame, voiced) {
+                emit(event);
             }
             self.consumed += frame_len;
             self.analysed += frame_len as u64;
@@ -144,6 +145,13 @@ pub struct CaptureOutcome {
 pub trait CaptureObserver {
     /// An utterance has closed.
     fn utterance(&mut self, utterance: Utterance);
+    /// Any segmenter event; the default passes closed utterances to
+    /// [`utterance`](Self::utterance) and ignores tentative ends.
+    fn segment(&mut self, event: SegmentEvent) {
+        if let SegmentEvent::Closed { utterance, .. } = event {
+            self.utterance(utterance);
+        }
+    }
     /// A block of input was processed; `front` and `source` can be inspected
     /// for live levels and dropped-sample counts.
     fn block(&mut self, _front: &FrontEnd, _source: &dyn AudioSource) {}
@@ -187,9 +195,9 @@ pub fn run_capture_observed(
         block.clear();
         let result = source.read_block(&mut block);
         in_frames += (block.len() / channels) as u64;
-        front.push(&block, &mut |u| {
-            count += 1;
-            observer.utterance(u);
+        front.push(&block, &mut |event| {
+            count += u64::from(matches!(event, SegmentEvent::Closed { .. }));
+            observer.segment(event);
         });
         observer.block(&front, source);
         match result {
@@ -198,9 +206,9 @@ pub fn run_capture_observed(
             Err(e) => break Some(e),
         }
     };
-    front.finish(&mut |u| {
-        count += 1;
-        observer.utterance(u);
+    front.finish(&mut |event| {
+        count += u64::from(matches!(event, SegmentEvent::Closed { .. }));
+        observer.segment(event);
     });
     observer.block(&front, source);
     let discarded = front.discarded();

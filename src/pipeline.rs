@@ -17,6 +17,15 @@
 //! utterance order, whatever order the workers finish in; skips go out at once, numbered
 //! as they are sent, so the skip total stays exact.
 //!
+//! Speculative scoring ([`PipelineConfig::speculative`], live input): the segmenter
+//! announces an utterance as soon as speech stops, ~0.3 s before the hangover closes
+//! it; an idle worker scores it meanwhile, and if it closes unchanged that result is
+//! published at the close (or as soon as the job ends), so the hangover is hidden.
+//! Closed utterances always come first: a worker takes a speculative job only when
+//! no closed one waits, at most one such job runs at a time, and a stale one
+//! (speech resumed) is dropped. Only closed utterances are published, skipped or
+//! counted; the bookkeeping is in [`speculation`].
+//!
 //! Backpressure policy ([`Backpressure::SkipOldest`], for live audio): at most
 //! `score_queue` utterances wait for the scorer.
 //! When a new one arrives and the queue is full, the **oldest waiting**
@@ -50,7 +59,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError, bounded};
+use crossbeam_channel::{Receiver, Sender, TrySendError, bounded, select};
 
 use crate::audio::{AudioError, AudioSource};
 use crate::capture::{
@@ -58,12 +67,14 @@ use crate::capture::{
 };
 use crate::prosody::{Prosody, ProsodyAnalyzer, ProsodyConfig};
 use crate::scoring::{Scorer, Scores};
-use crate::segmenter::Activity;
+use crate::segmenter::{Activity, SegmentEvent};
 use crate::utterance::Utterance;
 use crate::workers::WorkerPlan;
 
 mod sequencer;
+mod speculation;
 use sequencer::{Outcome, Sequencer};
+use speculation::{Finished, OnClose, Speculation};
 
 /// Capacity of the event channel from the pipeline threads to the session.
 pub const EVENT_QUEUE: usize = 256;
@@ -89,6 +100,9 @@ pub struct PipelineConfig {
     /// Embed each scored utterance's voice with this encoder, beside prosody (for
     /// `--speakers`/`--enroll`; the session assigns the speaker, in utterance order).
     pub speaker_encoder: Option<Arc<crate::speaker::SpeakerEncoder>>,
+    /// Score utterances during their hangover (see the module doc). Pays only for
+    /// live input: a file read as fast as possible closes them at once anyway.
+    pub speculative: bool,
 }
 
 impl Default for PipelineConfig {
@@ -101,6 +115,7 @@ impl Default for PipelineConfig {
             level_interval: Duration::from_millis(50),
             workers: 1,
             speaker_encoder: None,
+            speculative: true,
         }
     }
 }
@@ -125,6 +140,9 @@ pub struct ScoredUtterance {
     pub embedding: Option<Vec<f32>>,
     /// From the moment the segmenter closed the utterance to its result.
     pub latency: Duration,
+    /// From the end of its last voiced frame (as heard: audio time to the close,
+    /// then wall time) to its result: what a speaker waits after they stop.
+    pub speech_latency: Duration,
 }
 
 /// What the pipeline reports, in the order it happens.
@@ -184,6 +202,48 @@ struct Job {
     seq: u64,
     utterance: Arc<Utterance>,
     closed_at: Instant,
+    /// Audio time from the end of speech to the close.
+    after_speech: Duration,
+}
+
+/// One utterance's result, before it is timed and published.
+struct Analysed {
+    scores: Scores,
+    prosody: Option<Prosody>,
+    embedding: Option<Vec<f32>>,
+}
+
+/// Speculative jobs' bookkeeping, shared by capture and the workers.
+type SharedSpeculation = Arc<std::sync::Mutex<Speculation<Analysed, Job>>>;
+
+fn lock_speculation(
+    speculation: &SharedSpeculation,
+) -> std::sync::MutexGuard<'_, Speculation<Analysed, Job>> {
+    // Every update is a single assignment: a panicking holder left it consistent.
+    speculation
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Hands a speculative job's token to a worker: the newest replaces one not yet taken.
+fn wake(tokens: &Sender<u64>, evict: &Receiver<u64>, token: u64) {
+    while let Err(TrySendError::Full(_)) = tokens.try_send(token) {
+        let _ = evict.try_recv();
+    }
+}
+
+/// Publishes a closed utterance's result in queue order.
+fn publish(sequencer: &Sequencer, job: Job, analysed: Analysed) {
+    let latency = job.closed_at.elapsed();
+    let scored = ScoredUtterance {
+        latency,
+        speech_latency: latency + job.after_speech,
+        utterance: job.utterance,
+        scores: analysed.scores,
+        prosody: analysed.prosody,
+        embedding: analysed.embedding,
+    };
+    sequencer.complete(job.seq, Outcome::Event(PipelineEvent::Scored(scored)));
 }
 
 impl Pipeline {
@@ -198,6 +258,8 @@ impl Pipeline {
         let paused = Arc::new(AtomicBool::new(false));
         let sequencer = Arc::new(Sequencer::new(event_tx.clone()));
         let (score_tx, score_rx) = bounded::<Job>(config.score_queue.max(1));
+        let (token_tx, token_rx) = bounded::<u64>(1);
+        let speculation = SharedSpeculation::default();
         let mut threads = Vec::new();
 
         // Forked before any thread starts, so a scorer that cannot be shared is known
@@ -224,6 +286,11 @@ impl Pipeline {
             dropped_reported: 0,
             paused: Arc::clone(&paused),
             backpressure: config.backpressure,
+            speculation: config.speculative.then(|| SpeculativeSide {
+                state: Arc::clone(&speculation),
+                tokens: token_tx.clone(),
+                evict: token_rx.clone(),
+            }),
         };
         let frontend = config.frontend;
         let capture_stop = Arc::clone(&stop);
@@ -257,6 +324,11 @@ impl Pipeline {
                 prosody: config.prosody,
                 speaker_encoder: config.speaker_encoder.clone(),
                 cancel: Arc::clone(&cancel),
+                speculation: SpeculativeSide {
+                    state: Arc::clone(&speculation),
+                    tokens: token_tx.clone(),
+                    evict: token_rx.clone(),
+                },
             };
             threads.push(
                 std::thread::Builder::new()
@@ -349,6 +421,24 @@ struct CaptureThread {
     dropped_reported: u64,
     paused: Arc<AtomicBool>,
     backpressure: Backpressure,
+    /// Set when scoring speculatively.
+    speculation: Option<SpeculativeSide>,
+}
+
+/// The speculative jobs' state and the channel that wakes a worker for one.
+struct SpeculativeSide {
+    state: SharedSpeculation,
+    tokens: Sender<u64>,
+    /// The channel's receiving end, to replace a token not taken yet.
+    evict: Receiver<u64>,
+}
+
+impl SpeculativeSide {
+    fn wake(&self, token: Option<u64>) {
+        if let Some(token) = token {
+            wake(&self.tokens, &self.evict, token);
+        }
+    }
 }
 
 impl CaptureThread {
@@ -376,23 +466,29 @@ impl CaptureThread {
 
 impl CaptureObserver for CaptureThread {
     fn utterance(&mut self, utterance: Utterance) {
-        let utterance = Arc::new(utterance);
-        let _ = self.events.send(PipelineEvent::Segmented {
-            id: utterance.id,
-            start_s: utterance.start_s,
-            end_s: utterance.end_s,
-        });
-        if self.paused.load(Ordering::Relaxed) {
-            self.sequencer.skip_unqueued(utterance, PAUSED);
-            return;
+        self.closed(utterance, Duration::ZERO);
+    }
+
+    fn segment(&mut self, event: SegmentEvent) {
+        let speculating = self.speculation.is_some() && !self.paused.load(Ordering::Relaxed);
+        match event {
+            SegmentEvent::Closed {
+                utterance,
+                after_speech_s,
+            } => self.closed(utterance, Duration::from_secs_f64(after_speech_s)),
+            SegmentEvent::Tentative { utterance, .. } if speculating => {
+                if let Some(side) = &self.speculation {
+                    let token = lock_speculation(&side.state).tentative(Arc::new(utterance));
+                    side.wake(token);
+                }
+            }
+            SegmentEvent::Resumed { id } => {
+                if let Some(side) = &self.speculation {
+                    lock_speculation(&side.state).resumed(id);
+                }
+            }
+            SegmentEvent::Tentative { .. } => {}
         }
-        let job = Job {
-            seq: self.next_seq,
-            utterance,
-            closed_at: Instant::now(),
-        };
-        self.next_seq += 1;
-        self.enqueue(job);
     }
 
     fn block(&mut self, front: &FrontEnd, source: &dyn AudioSource) {
@@ -421,6 +517,39 @@ impl CaptureObserver for CaptureThread {
 }
 
 impl CaptureThread {
+    /// A closed utterance: its speculative result, or the queue.
+    fn closed(&mut self, utterance: Utterance, after_speech: Duration) {
+        let utterance = Arc::new(utterance);
+        let _ = self.events.send(PipelineEvent::Segmented {
+            id: utterance.id,
+            start_s: utterance.start_s,
+            end_s: utterance.end_s,
+        });
+        if self.paused.load(Ordering::Relaxed) {
+            if let Some(side) = &self.speculation {
+                lock_speculation(&side.state).resumed(utterance.id);
+            }
+            self.sequencer.skip_unqueued(utterance, PAUSED);
+            return;
+        }
+        let job = Job {
+            seq: self.next_seq,
+            utterance: Arc::clone(&utterance),
+            closed_at: Instant::now(),
+            after_speech,
+        };
+        self.next_seq += 1;
+        let on_close = match &self.speculation {
+            Some(side) => lock_speculation(&side.state).closed(&utterance, job),
+            None => OnClose::Queue(job),
+        };
+        match on_close {
+            OnClose::Ready(analysed, job) => publish(&self.sequencer, job, analysed),
+            OnClose::Attached => {}
+            OnClose::Queue(job) => self.enqueue(job),
+        }
+    }
+
     /// Newest first: a full queue gives up its oldest job to make room.
     fn enqueue(&self, mut job: Job) {
         if self.backpressure == Backpressure::Wait {
@@ -451,7 +580,8 @@ impl CaptureThread {
     }
 }
 
-/// One worker of the pool: takes batches from the shared queue.
+/// One worker of the pool: takes batches from the shared queue, and speculative
+/// jobs when no closed utterance waits.
 struct ScoringWorker {
     jobs: Receiver<Job>,
     events: Sender<PipelineEvent>,
@@ -459,9 +589,40 @@ struct ScoringWorker {
     prosody: bool,
     speaker_encoder: Option<Arc<crate::speaker::SpeakerEncoder>>,
     cancel: Arc<AtomicBool>,
+    speculation: SpeculativeSide,
+}
+
+/// What a worker takes next.
+enum Work {
+    Closed(Job),
+    Speculative(u64),
 }
 
 impl ScoringWorker {
+    /// Closed utterances first; `None` once capture has ended and the queue is empty.
+    fn next(&self) -> Option<Work> {
+        if let Ok(job) = self.jobs.try_recv() {
+            return Some(Work::Closed(job));
+        }
+        select! {
+            recv(self.jobs) -> job => job.ok().map(Work::Closed),
+            recv(self.speculation.evict) -> token => match token {
+                // A closed utterance that arrived meanwhile still goes first.
+                Ok(token) => match self.jobs.try_recv() {
+                    Ok(job) => {
+                        // The token goes back for a worker that is free.
+                        let next = lock_speculation(&self.speculation.state).wake();
+                        self.speculation.wake(next);
+                        Some(Work::Closed(job))
+                    }
+                    Err(_) => Some(Work::Speculative(token)),
+                },
+                // Workers hold a sender themselves: this cannot disconnect first.
+                Err(_) => self.jobs.recv().ok().map(Work::Closed),
+            },
+        }
+    }
+
     fn run(self, mut scorer: Box<dyn Scorer>) {
         let analyzer = if self.prosody {
             ProsodyAnalyzer::new(ProsodyConfig::default())
@@ -475,7 +636,14 @@ impl ScoringWorker {
             None
         };
         let max_batch = scorer.max_batch().max(1);
-        while let Ok(first) = self.jobs.recv() {
+        while let Some(work) = self.next() {
+            let first = match work {
+                Work::Closed(job) => job,
+                Work::Speculative(token) => {
+                    self.speculate(&mut scorer, analyzer.as_ref(), token);
+                    continue;
+                }
+            };
             if self.cancel.load(Ordering::Relaxed) {
                 skip(&self.sequencer, first, CANCELLED);
                 continue;
@@ -489,81 +657,136 @@ impl ScoringWorker {
             }
             let utterances: Vec<Arc<Utterance>> =
                 batch.iter().map(|j| Arc::clone(&j.utterance)).collect();
-            // Prosody and speaker embeddings on CPU threads while the model scores.
-            let (result, prosodies, embeddings) = std::thread::scope(|scope| {
-                let prosody = scope.spawn(|| {
-                    analyzer.as_ref().map(|a| {
-                        utterances
-                            .iter()
-                            .map(|u| a.analyze(u.speech()))
-                            .collect::<Vec<_>>()
-                    })
-                });
-                let voices = scope.spawn(|| {
-                    let encoder = self.speaker_encoder.as_ref();
+            match self.analyse(&mut scorer, analyzer.as_ref(), &utterances, true) {
+                Ok(analysed) => {
+                    for (job, analysed) in batch.into_iter().zip(analysed) {
+                        publish(&self.sequencer, job, analysed);
+                    }
+                }
+                Err(failure) => {
+                    for job in batch {
+                        skip(&self.sequencer, job, &failure);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Scores tentative job `token` if it is still current; publishes it if its
+    /// utterance closed meanwhile.
+    fn speculate(
+        &self,
+        scorer: &mut Box<dyn Scorer>,
+        analyzer: Option<&ProsodyAnalyzer>,
+        token: u64,
+    ) {
+        let state = &self.speculation.state;
+        let started = (!self.cancel.load(Ordering::Relaxed))
+            .then(|| lock_speculation(state).start(token))
+            .flatten();
+        if let Some(utterance) = started {
+            // A failed speculation is not reported: the closed utterance is scored
+            // again, and reports its own failure.
+            let result = self
+                .analyse(scorer, analyzer, &[utterance], false)
+                .map(|mut analysed| analysed.remove(0));
+            let finished = lock_speculation(state).finish(token, result);
+            if let Finished::Publish(result, job) = finished {
+                match result {
+                    Ok(analysed) => publish(&self.sequencer, job, analysed),
+                    Err(failure) => {
+                        let _ = self
+                            .events
+                            .send(PipelineEvent::WorkerError(failure.clone()));
+                        skip(&self.sequencer, job, &failure);
+                    }
+                }
+            }
+        }
+        // A newer tentative end that waited for this job; not this one again if it
+        // could not start (the job in flight wakes it when it ends; or cancelled).
+        let next = lock_speculation(state).wake();
+        self.speculation.wake(next.filter(|&t| t != token));
+    }
+
+    /// Scores `utterances` with prosody and speaker embeddings beside the model;
+    /// `Err` is the reason to skip them (sent as a worker error when `report`).
+    fn analyse(
+        &self,
+        scorer: &mut Box<dyn Scorer>,
+        analyzer: Option<&ProsodyAnalyzer>,
+        utterances: &[Arc<Utterance>],
+        report: bool,
+    ) -> Result<Vec<Analysed>, String> {
+        // Prosody and speaker embeddings on CPU threads while the model scores.
+        let (result, prosodies, embeddings) = std::thread::scope(|scope| {
+            let prosody = scope.spawn(|| {
+                analyzer.map(|a| {
                     utterances
                         .iter()
-                        .map(|u| encoder.and_then(|e| e.embed(&u.samples).ok()))
+                        .map(|u| a.analyze(u.speech()))
                         .collect::<Vec<_>>()
-                });
-                let result = catch_unwind(AssertUnwindSafe(|| scorer.score(&utterances)));
-                (result, prosody.join(), voices.join())
+                })
             });
-            let embeddings = embeddings.unwrap_or_else(|panic| {
+            let voices = scope.spawn(|| {
+                let encoder = self.speaker_encoder.as_ref();
+                utterances
+                    .iter()
+                    .map(|u| encoder.and_then(|e| e.embed(&u.samples).ok()))
+                    .collect::<Vec<_>>()
+            });
+            let result = catch_unwind(AssertUnwindSafe(|| scorer.score(utterances)));
+            (result, prosody.join(), voices.join())
+        });
+        let n = utterances.len();
+        let embeddings = embeddings.unwrap_or_else(|panic| {
+            let _ = self.events.send(PipelineEvent::WorkerError(format!(
+                "speaker embedding failed: {}",
+                panic_message(panic.as_ref())
+            )));
+            vec![None; n]
+        });
+        let prosodies: Vec<Option<Prosody>> = match prosodies {
+            Ok(Some(p)) => p.into_iter().map(Some).collect(),
+            Ok(None) => vec![None; n],
+            Err(panic) => {
                 let _ = self.events.send(PipelineEvent::WorkerError(format!(
-                    "speaker embedding failed: {}",
+                    "prosody failed: {}",
                     panic_message(panic.as_ref())
                 )));
-                vec![None; batch.len()]
-            });
-            let prosodies: Vec<Option<Prosody>> = match prosodies {
-                Ok(Some(p)) => p.into_iter().map(Some).collect(),
-                Ok(None) => vec![None; batch.len()],
-                Err(panic) => {
-                    let _ = self.events.send(PipelineEvent::WorkerError(format!(
-                        "prosody failed: {}",
-                        panic_message(panic.as_ref())
-                    )));
-                    vec![None; batch.len()]
+                vec![None; n]
+            }
+        };
+        let failure = match result {
+            Ok(Ok(scores)) if scores.len() == n => {
+                let outcomes = scores.into_iter().zip(prosodies).zip(embeddings);
+                return Ok(outcomes
+                    .map(|((scores, prosody), embedding)| Analysed {
+                        scores,
+                        prosody,
+                        embedding,
+                    })
+                    .collect());
+            }
+            Ok(Ok(scores)) => format!(
+                "scorer returned {} results for {n} utterances",
+                scores.len()
+            ),
+            Ok(Err(e)) => format!("scoring failed: {e}"),
+            Err(panic) => {
+                // The scorer may be left half-updated: take a fresh one sharing the
+                // same weights where the scorer allows it, and go on.
+                if let Some(fresh) = scorer.fork() {
+                    *scorer = fresh;
                 }
-            };
-            let failure = match result {
-                Ok(Ok(scores)) if scores.len() == batch.len() => {
-                    let outcomes = scores.into_iter().zip(prosodies).zip(embeddings);
-                    for (job, ((scores, prosody), embedding)) in batch.drain(..).zip(outcomes) {
-                        let scored = ScoredUtterance {
-                            latency: job.closed_at.elapsed(),
-                            utterance: job.utterance,
-                            scores,
-                            prosody,
-                            embedding,
-                        };
-                        self.sequencer
-                            .complete(job.seq, Outcome::Event(PipelineEvent::Scored(scored)));
-                    }
-                    continue;
-                }
-                Ok(Ok(scores)) => format!(
-                    "scorer returned {} results for {} utterances",
-                    scores.len(),
-                    batch.len()
-                ),
-                Ok(Err(e)) => format!("scoring failed: {e}"),
-                Err(panic) => {
-                    // The scorer may be left half-updated: take a fresh one sharing the
-                    // same weights where the scorer allows it, and go on.
-                    if let Some(fresh) = scorer.fork() {
-                        scorer = fresh;
-                    }
-                    format!("scorer panicked: {}", panic_message(panic.as_ref()))
-                }
-            };
+                format!("scorer panicked: {}", panic_message(panic.as_ref()))
+            }
+        };
+        if report {
             let _ = self
                 .events
                 .send(PipelineEvent::WorkerError(failure.clone()));
-            for job in batch {
-                skip(&self.sequencer, job, &failure);
-            }
         }
+        Err(failure)
     }
 }

@@ -372,6 +372,7 @@ mod tests {
                 method: "first-token".into(),
                 model: "m".into(),
                 latency_ms: 500.0,
+                speech_latency_ms: None,
                 prosody: None,
                 level_db: Some(-20.0),
                 speaker: None,

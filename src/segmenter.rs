@@ -6,6 +6,13 @@
 //!   soft start the VAD half-missed is not clipped (pre-roll);
 //! * **speech** until `hangover_ms` pass without a voiced frame; the utterance
 //!   ends after its last voiced frame;
+//! * **decided** early in the hangover: once the frames after the last voiced one
+//!   cover the edge snapping and the post-roll, the utterance is fixed as it will
+//!   close unless speech resumes, and announced as [`SegmentEvent::Tentative`] so a
+//!   live pipeline can score it during the rest of the hangover. A voiced frame
+//!   drops the decision ([`SegmentEvent::Resumed`]); the close emits exactly the
+//!   decided utterance (same samples), so speculation changes when a result is
+//!   ready, never what it is;
 //! * speech reaching `max_utterance_s` is cut at the quietest frame of the last
 //!   `split_search_s` (a breath or a pause, rarely mid-word) and goes on as a
 //!   new utterance;
@@ -191,6 +198,35 @@ enum State {
     },
 }
 
+/// What a frame can produce, in order ([`Segmenter::step`]).
+#[derive(Debug, Clone)]
+pub enum SegmentEvent {
+    /// Speech stopped: `utterance` is what will close if no voiced frame comes
+    /// within the hangover (its id is the one it will close with).
+    Tentative {
+        utterance: Utterance,
+        /// Audio seconds since the end of the last voiced frame.
+        after_speech_s: f64,
+    },
+    /// Speech resumed: the tentative utterance `id` will not close as announced.
+    Resumed { id: u64 },
+    /// An utterance has closed.
+    Closed {
+        utterance: Utterance,
+        /// Audio seconds from the end of its last voiced frame to the frame that
+        /// closed it (the hangover, for an utterance ended by a pause).
+        after_speech_s: f64,
+    },
+}
+
+/// What [`Segmenter::decide`] makes of a stretch of frames.
+#[derive(Debug, Clone)]
+enum Decision {
+    Short,
+    Steady,
+    Keep(Utterance),
+}
+
 /// What the segmenter is doing now, for a live display.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Activity {
@@ -223,6 +259,9 @@ pub struct Segmenter {
     next_id: u64,
     discarded: Discarded,
     noise_floor: NoiseFloor,
+    /// The open utterance as it will close if speech does not resume (see the
+    /// module docs); `None` until its frames are complete, and while speaking.
+    decided: Option<Decision>,
 }
 
 impl Segmenter {
@@ -247,6 +286,7 @@ impl Segmenter {
             next_id: 0,
             discarded: Discarded::default(),
             noise_floor: NoiseFloor::new(frames(NOISE_WINDOW_MS) as usize),
+            decided: None,
         })
     }
 
@@ -269,12 +309,24 @@ impl Segmenter {
     }
 
     /// Feeds one frame and its VAD decision; returns an utterance when one ends.
+    /// (Tentative ends are not reported: see [`Segmenter::step`].)
+    pub fn push(&mut self, frame: &[f32], vad_voiced: bool) -> Option<Utterance> {
+        self.step(frame, vad_voiced)
+            .into_iter()
+            .find_map(|event| match event {
+                SegmentEvent::Closed { utterance, .. } => Some(utterance),
+                _ => None,
+            })
+    }
+
+    /// Feeds one frame and its VAD decision; returns what it caused, in order
+    /// (usually nothing; an empty `Vec` does not allocate).
     ///
     /// A frame counts as speech only if the VAD says so *and* it stands
     /// [`ENERGY_GATE_DB`] above the background: WebRTC's VAD readily keeps
     /// calling steady noise speech right after real speech, which would glue
     /// utterances together across noisy pauses.
-    pub fn push(&mut self, frame: &[f32], vad_voiced: bool) -> Option<Utterance> {
+    pub fn step(&mut self, frame: &[f32], vad_voiced: bool) -> Vec<SegmentEvent> {
         debug_assert_eq!(frame.len(), self.frame_len);
         let energy = frame.iter().map(|s| s * s).sum::<f32>() / frame.len() as f32;
         let floor = self.noise_floor.push(energy);
@@ -284,6 +336,7 @@ impl Segmenter {
         self.samples.extend_from_slice(frame);
         self.frames.push_back(FrameInfo { voiced, energy });
 
+        let mut events = Vec::new();
         match self.state {
             State::Idle { run } => {
                 let run = if voiced { run + 1 } else { 0 };
@@ -299,7 +352,6 @@ impl Segmenter {
                 } else {
                     self.trim_to(self.next_frame.saturating_sub(self.pre_roll + self.onset));
                 }
-                None
             }
             State::Speech {
                 start,
@@ -309,32 +361,84 @@ impl Segmenter {
                 if voiced {
                     last_voiced = index;
                     voiced_frames += 1;
+                    events.extend(self.undecide());
                 }
                 self.state = State::Speech {
                     start,
                     last_voiced,
                     voiced: voiced_frames,
                 };
+                let after_speech_s = self.seconds(index - last_voiced);
                 if index - last_voiced >= self.hangover {
-                    return self.close(start, last_voiced + 1, voiced_frames);
+                    let utterance = self.close(start, last_voiced + 1, voiced_frames);
+                    events.extend(utterance.map(|utterance| SegmentEvent::Closed {
+                        utterance,
+                        after_speech_s,
+                    }));
+                } else if index + 1 - start >= self.max_frames {
+                    events.extend(self.undecide());
+                    let (utterance, end) = self.split(start, index);
+                    events.extend(utterance.map(|utterance| SegmentEvent::Closed {
+                        utterance,
+                        after_speech_s: self.seconds(index + 1 - end),
+                    }));
+                } else if !voiced && self.decided.is_none() {
+                    events.extend(self.try_decide(start, last_voiced + 1, voiced_frames).map(
+                        |utterance| SegmentEvent::Tentative {
+                            utterance,
+                            after_speech_s,
+                        },
+                    ));
                 }
-                if index + 1 - start >= self.max_frames {
-                    return self.split(start, index);
-                }
-                None
             }
         }
+        events
     }
 
     /// Ends the stream: an utterance still open is closed after its last voiced frame.
     pub fn finish(&mut self) -> Option<Utterance> {
+        self.finish_event().map(|event| match event {
+            SegmentEvent::Closed { utterance, .. } => utterance,
+            _ => unreachable!("finish_event only closes"),
+        })
+    }
+
+    /// [`finish`](Self::finish) as an event, with the time since speech ended.
+    pub fn finish_event(&mut self) -> Option<SegmentEvent> {
         match self.state {
             State::Speech {
                 start,
                 last_voiced,
                 voiced,
-            } => self.close(start, last_voiced + 1, voiced),
+            } => {
+                let after_speech_s = self.seconds(self.next_frame - (last_voiced + 1));
+                self.close(start, last_voiced + 1, voiced)
+                    .map(|utterance| SegmentEvent::Closed {
+                        utterance,
+                        after_speech_s,
+                    })
+            }
             State::Idle { .. } => None,
+        }
+    }
+
+    /// Fixes the open utterance `[start, end)` as it will close, once the frames
+    /// after `end` cover its edge and post-roll; returns it if it is kept.
+    fn try_decide(&mut self, start: u64, end: u64, voiced: u64) -> Option<Utterance> {
+        let decision = self.decide(start, end, voiced, false, true)?;
+        let tentative = match &decision {
+            Decision::Keep(utterance) => Some(utterance.clone()),
+            Decision::Short | Decision::Steady => None,
+        };
+        self.decided = Some(decision);
+        tentative
+    }
+
+    /// Speech went on: forgets the decision, announcing it if it was announced.
+    fn undecide(&mut self) -> Option<SegmentEvent> {
+        match self.decided.take()? {
+            Decision::Keep(utterance) => Some(SegmentEvent::Resumed { id: utterance.id }),
+            Decision::Short | Decision::Steady => None,
         }
     }
 
@@ -372,17 +476,22 @@ impl Segmenter {
 
     /// Emits the utterance `[start, end)` (frames) if it holds enough voiced time,
     /// and returns to idle.
+    /// A decision taken earlier in the hangover stands (no voiced frame since).
     fn close(&mut self, start: u64, end: u64, voiced: u64) -> Option<Utterance> {
         self.state = State::Idle { run: 0 };
-        let utterance = self.emit(start, end, voiced, false);
+        let utterance = match self.decided.take() {
+            Some(decision) => self.commit(decision),
+            None => self.emit(start, end, voiced, false),
+        };
         self.previous_end = end;
         self.trim_to(self.next_frame.saturating_sub(self.pre_roll + self.onset));
         utterance
     }
 
     /// Cuts an over-long utterance at its quietest recent frame, preferring
-    /// unvoiced ones, and carries on with the rest as a new utterance.
-    fn split(&mut self, start: u64, index: u64) -> Option<Utterance> {
+    /// unvoiced ones, and carries on with the rest as a new utterance. Returns the
+    /// first part (if kept) and where its speech ends.
+    fn split(&mut self, start: u64, index: u64) -> (Option<Utterance>, u64) {
         let search_from = (start + self.max_frames)
             .saturating_sub(self.split_search)
             .max(start + 1);
@@ -412,7 +521,7 @@ impl Segmenter {
             voiced: self.voiced_between(next_start, index + 1),
         };
         self.trim_to(next_start.saturating_sub(self.pre_roll));
-        utterance
+        (utterance, end)
     }
 
     /// Snaps the edges of `[start, end)` to the energy contour: WebRTC's VAD
@@ -462,14 +571,49 @@ impl Segmenter {
     }
 
     fn emit(&mut self, start: u64, end: u64, voiced: u64, split: bool) -> Option<Utterance> {
+        let decision = self.decide(start, end, voiced, split, false);
+        decision.and_then(|d| self.commit(d))
+    }
+
+    /// Counts a discarded stretch, or hands out a kept utterance's id.
+    fn commit(&mut self, decision: Decision) -> Option<Utterance> {
+        match decision {
+            Decision::Short => {
+                self.discarded.short += 1;
+                None
+            }
+            Decision::Steady => {
+                self.discarded.steady_noise += 1;
+                None
+            }
+            Decision::Keep(utterance) => {
+                self.next_id = utterance.id + 1;
+                Some(utterance)
+            }
+        }
+    }
+
+    /// What `[start, end)` (frames) makes with the frames seen so far. With
+    /// `complete_only`, `None` while later frames could still change it (the end
+    /// may snap on into them, or the post-roll is not all there yet). Changes no
+    /// counter.
+    fn decide(
+        &self,
+        start: u64,
+        end: u64,
+        voiced: u64,
+        split: bool,
+        complete_only: bool,
+    ) -> Option<Decision> {
         if voiced < self.min_speech {
-            self.discarded.short += 1;
-            return None;
+            return Some(Decision::Short);
         }
         let (start, end) = self.refine_edges(start, end);
-        if self.is_steady(start, end) {
-            self.discarded.steady_noise += 1;
+        if complete_only && (end >= self.next_frame || end + self.post_roll > self.next_frame) {
             return None;
+        }
+        if self.is_steady(start, end) {
+            return Some(Decision::Steady);
         }
         let audio_start = start
             .saturating_sub(self.pre_roll)
@@ -480,10 +624,8 @@ impl Segmenter {
         let speech = &self.samples[offset(start)..offset(end)];
         let mean_square = speech.iter().map(|s| s * s).sum::<f32>() / speech.len().max(1) as f32;
         let peak = speech.iter().fold(0.0f32, |m, s| m.max(s.abs()));
-        let id = self.next_id;
-        self.next_id += 1;
-        Some(Utterance {
-            id,
+        let utterance = Utterance {
+            id: self.next_id,
             start_s: self.seconds(start),
             end_s: self.seconds(end),
             audio_start_s: self.seconds(audio_start),
@@ -492,7 +634,8 @@ impl Segmenter {
             rms_dbfs: to_dbfs(mean_square.sqrt()),
             peak_dbfs: to_dbfs(peak),
             split,
-        })
+        };
+        Some(Decision::Keep(utterance))
     }
 
     /// Whether the frames `[start, end)` hold steady noise rather than speech.
@@ -628,6 +771,121 @@ mod tests {
             found[0].start_s
         );
         assert_eq!(seg.discarded(), Discarded::default());
+    }
+
+    /// Speech 1.0–2.0 s, a `pause_s` pause, speech again for 1 s, then silence;
+    /// every event [`Segmenter::step`] produced, and the pushes' closed utterances
+    /// from a second segmenter.
+    fn events_around_a_pause(pause_s: f64) -> (Vec<SegmentEvent>, Vec<Utterance>) {
+        let mut seg = Segmenter::new(SegmenterConfig::default(), FRAME_MS).unwrap();
+        let mut plain = Segmenter::new(SegmenterConfig::default(), FRAME_MS).unwrap();
+        let mut events = Vec::new();
+        let mut closed = Vec::new();
+        let mut frame_no = 0usize;
+        for (seconds, level, voiced) in [
+            (1.0, 0.0, false),
+            (1.0, 0.3, true),
+            (pause_s, 0.0, false),
+            (1.0, 0.3, true),
+            (1.0, 0.0, false),
+        ] {
+            for _ in 0..(seconds * 1000.0 / f64::from(FRAME_MS)).round() as usize {
+                let amplitude = if level > 0.1 && frame_no % 10 >= 8 {
+                    0.02
+                } else {
+                    level
+                };
+                frame_no += 1;
+                events.extend(seg.step(&[amplitude; FRAME], voiced));
+                closed.extend(plain.push(&[amplitude; FRAME], voiced));
+            }
+        }
+        events.extend(seg.finish_event());
+        closed.extend(plain.finish());
+        (events, closed)
+    }
+
+    /// (kind, id, start, end) of each event, and the kinds alone, for assertions.
+    type Summary = (&'static str, u64, f64, f64);
+    fn summarise(events: &[SegmentEvent]) -> (Vec<Summary>, Vec<&'static str>) {
+        let got: Vec<Summary> = events
+            .iter()
+            .map(|event| match event {
+                SegmentEvent::Tentative { utterance: u, .. } => {
+                    ("tentative", u.id, u.start_s, u.end_s)
+                }
+                SegmentEvent::Resumed { id } => ("resumed", *id, 0.0, 0.0),
+                SegmentEvent::Closed { utterance: u, .. } => ("closed", u.id, u.start_s, u.end_s),
+            })
+            .collect();
+        let kinds = got.iter().map(|g| g.0).collect();
+        (got, kinds)
+    }
+
+    #[test]
+    fn a_pause_within_the_hangover_retracts_the_tentative_end_and_closes_once() {
+        let (events, closed) = events_around_a_pause(0.3);
+        let (got, kinds) = summarise(&events);
+        assert_eq!(
+            kinds,
+            ["tentative", "resumed", "tentative", "closed"],
+            "{got:?}"
+        );
+        assert!(got.iter().all(|g| g.1 == 0), "one utterance: {got:?}");
+        assert!(
+            (got[0].3 - 2.0).abs() < 0.03,
+            "first stop at 2.0 s: {got:?}"
+        );
+        assert!((got[3].3 - 3.3).abs() < 0.03, "closes at 3.3 s: {got:?}");
+        let (
+            SegmentEvent::Tentative {
+                utterance: last,
+                after_speech_s,
+            },
+            SegmentEvent::Closed {
+                utterance,
+                after_speech_s: closed_after,
+            },
+        ) = (&events[2], &events[3])
+        else {
+            unreachable!()
+        };
+        // The close hands out the very utterance announced (the same samples),
+        // announced once the post-roll was there, closed after the hangover.
+        assert!(Arc::ptr_eq(&last.samples, &utterance.samples));
+        assert!((after_speech_s - 0.2).abs() < 1e-9, "{after_speech_s}");
+        assert!((closed_after - 0.4).abs() < 1e-9, "{closed_after}");
+        // What `push` reports is that one utterance, unchanged.
+        assert_eq!(closed.len(), 1);
+        assert_eq!(&closed[0].samples[..], &utterance.samples[..]);
+        assert_eq!(
+            (closed[0].start_s, closed[0].end_s),
+            (utterance.start_s, utterance.end_s)
+        );
+    }
+
+    #[test]
+    fn a_pause_longer_than_the_hangover_closes_each_utterance_as_announced() {
+        let (events, closed) = events_around_a_pause(0.6);
+        let (got, kinds) = summarise(&events);
+        assert_eq!(
+            kinds,
+            ["tentative", "closed", "tentative", "closed"],
+            "{got:?}"
+        );
+        assert_eq!([got[1].1, got[3].1], [0, 1], "{got:?}");
+        for pair in events.chunks(2) {
+            let [
+                SegmentEvent::Tentative { utterance: t, .. },
+                SegmentEvent::Closed { utterance: c, .. },
+            ] = pair
+            else {
+                unreachable!()
+            };
+            assert!(Arc::ptr_eq(&t.samples, &c.samples) && t.id == c.id);
+        }
+        let ends: Vec<(f64, f64)> = closed.iter().map(|u| (u.start_s, u.end_s)).collect();
+        assert_eq!(ends, [(got[1].2, got[1].3), (got[3].2, got[3].3)]);
     }
 
     #[test]

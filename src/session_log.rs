@@ -28,7 +28,9 @@
 //!   seconds), `labels` (repeated so every record stands alone), `probs` (same order,
 //!   sums to 1), `logits` (raw label logits, same order; non-finite values are written
 //!   as `null` and read back as NaN; may be empty for methods without logits),
-//!   `method`, `model`, `latency_ms` (end of utterance → result), optional `prosody`
+//!   `method`, `model`, `latency_ms` (end of utterance → result), optional
+//!   `speech_latency_ms` (end of its last voiced frame → result: what the speaker
+//!   waited, hangover included; absent in logs from before it), optional `prosody`
 //!   `{f0_median_hz, f0_range_hz, voiced_fraction, energy_db_mean, energy_db_var,
 //!   speaking_rate_syll_s, pause_ratio}` (all but `voiced_fraction` may be `null` when
 //!   undefined, e.g. no voiced frames), optional `level_db` (mean input level, dBFS),
@@ -205,6 +207,9 @@ pub struct UtteranceRecord {
     pub model: String,
     /// End of utterance → result, milliseconds.
     pub latency_ms: f64,
+    /// End of the last voiced frame → result, milliseconds (older logs lack it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speech_latency_ms: Option<f64>,
     /// Prosody descriptors, when computed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prosody: Option<ProsodyRecord>,
@@ -689,6 +694,7 @@ mod tests {
             method: "first-token".into(),
             model: "tiny".into(),
             latency_ms: 120.0,
+            speech_latency_ms: Some(520.0),
             prosody: Some(ProsodyRecord {
                 f0_median_hz: Some(180.0),
                 f0_range_hz: None,

@@ -7,15 +7,24 @@
 //! instead of stopping at the first, and [`TensorStore::finish`] fails with a list of
 //! all missing, mis-shaped and unused tensors.
 //!
-//! Files are read fully into memory (one copy); f32, f16 and bf16 are converted to f32
-//! on load. Sharded checkpoints (`model.safetensors.index.json`) are supported.
+//! Only the headers are read up front; each tensor is read from its file when asked
+//! for and converted to f32 (from f32, f16 or bf16), so a checkpoint is never whole in
+//! memory beside the model built from it (a 145 MB f16 Whisper base file used to add
+//! 145 MB to the peak while its 290 MB of f32 weights were built). Sharded checkpoints
+//! (`model.safetensors.index.json`) are supported.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fmt;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
-use safetensors::{Dtype, SafeTensors};
+use safetensors::Dtype;
+use safetensors::tensor::Metadata;
+
+/// Largest header accepted (the safetensors crate's own limit).
+const MAX_HEADER: u64 = 100_000_000;
 
 /// Errors while reading checkpoints or matching tensors to a model.
 #[derive(Debug, thiserror::Error)]
@@ -124,11 +133,14 @@ struct Entry {
     end: usize,
 }
 
-/// An in-memory safetensors checkpoint (one or more shards) that hands out tensors by name.
+/// A safetensors checkpoint (one or more shards) that hands out tensors by name,
+/// reading each from its file when asked for.
 pub struct TensorStore {
     files: Vec<PathBuf>,
-    /// Raw bytes of each shard (header included; `Entry` offsets are absolute).
-    shards: Vec<Vec<u8>>,
+    /// Each shard, open (`Entry` offsets are absolute).
+    shards: Vec<File>,
+    /// One tensor's raw bytes, reused from tensor to tensor.
+    buffer: Vec<u8>,
     entries: HashMap<String, Entry>,
     used: BTreeSet<String>,
     report: MismatchReport,
@@ -194,16 +206,31 @@ impl TensorStore {
         let mut shards = Vec::with_capacity(paths.len());
         let mut entries: HashMap<String, Entry> = HashMap::new();
         for (shard, path) in paths.iter().enumerate() {
-            let bytes = std::fs::read(path).map_err(|source| LoadError::Io {
+            let io = |source| LoadError::Io {
                 path: path.clone(),
                 source,
-            })?;
-            let (header_len, metadata) =
-                SafeTensors::read_metadata(&bytes).map_err(|e| LoadError::Format {
-                    path: path.clone(),
-                    message: e.to_string(),
-                })?;
-            let base = 8 + header_len;
+            };
+            let format = |message: String| LoadError::Format {
+                path: path.clone(),
+                message,
+            };
+            let mut file = File::open(path).map_err(io)?;
+            let file_len = file.metadata().map_err(io)?.len();
+            let mut len = [0u8; 8];
+            file.read_exact(&mut len)
+                .map_err(|_| format("shorter than its 8-byte header length".into()))?;
+            let header_len = u64::from_le_bytes(len);
+            if header_len > MAX_HEADER || 8 + header_len > file_len {
+                return Err(format(format!(
+                    "header length {header_len} does not fit the file ({file_len} bytes)"
+                )));
+            }
+            let mut header = vec![0u8; header_len as usize];
+            file.read_exact(&mut header).map_err(io)?;
+            // Deserialising checks each tensor's byte count against its dtype and shape.
+            let metadata: Metadata = serde_json::from_slice(&header)
+                .map_err(|e| format(format!("invalid header: {e}")))?;
+            let base = 8 + header_len as usize;
             for (name, info) in metadata.tensors() {
                 let entry = Entry {
                     shard,
@@ -212,11 +239,10 @@ impl TensorStore {
                     start: base + info.data_offsets.0,
                     end: base + info.data_offsets.1,
                 };
-                if entry.end > bytes.len() {
-                    return Err(LoadError::Format {
-                        path: path.clone(),
-                        message: format!("tensor `{name}` extends past the end of the file"),
-                    });
+                if entry.end < entry.start || entry.end as u64 > file_len {
+                    return Err(format(format!(
+                        "tensor `{name}` extends past the end of the file"
+                    )));
                 }
                 if let Some(prev) = entries.insert(name.clone(), entry) {
                     return Err(LoadError::Duplicate {
@@ -226,11 +252,12 @@ impl TensorStore {
                     });
                 }
             }
-            shards.push(bytes);
+            shards.push(file);
         }
         Ok(Self {
             files: paths.to_vec(),
             shards,
+            buffer: Vec::new(),
             entries,
             used: BTreeSet::new(),
             report: MismatchReport::default(),
@@ -268,7 +295,24 @@ impl TensorStore {
                 .push((name.to_string(), shape.to_vec(), entry.shape.clone()));
             return None;
         }
-        let bytes = &self.shards[entry.shard][entry.start..entry.end];
+        if !matches!(entry.dtype, Dtype::F32 | Dtype::F16 | Dtype::BF16) {
+            self.report
+                .bad_dtype
+                .push((name.to_string(), format!("{:?}", entry.dtype)));
+            return None;
+        }
+        let mut file = &self.shards[entry.shard];
+        self.buffer.resize(entry.end - entry.start, 0);
+        if let Err(e) = file
+            .seek(SeekFrom::Start(entry.start as u64))
+            .and_then(|_| file.read_exact(&mut self.buffer))
+        {
+            // The file changed or failed under us: as good as a missing tensor.
+            tracing::warn!(file = %self.files[entry.shard].display(), "cannot read tensor `{name}`: {e}");
+            self.report.missing.push(name.to_string());
+            return None;
+        }
+        let bytes = &self.buffer;
         let values = match entry.dtype {
             Dtype::F32 => bytes
                 .chunks_exact(4)
@@ -282,12 +326,7 @@ impl TensorStore {
                 .chunks_exact(2)
                 .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
                 .collect(),
-            other => {
-                self.report
-                    .bad_dtype
-                    .push((name.to_string(), format!("{other:?}")));
-                return None;
-            }
+            _ => unreachable!("checked above"),
         };
         Some(values)
     }

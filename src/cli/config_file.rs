@@ -85,6 +85,7 @@ pub const SETTINGS: &[Setting] = &[
     setting("session.score_queue", RUN, "score_queue"),
     setting("session.workers", RUN, "workers"),
     inverted("session.prosody", RUN, "no_prosody"),
+    inverted("session.speculative", RUN, "no_speculative"),
 ];
 
 /// The file's schema. Every field is optional; absent ones leave the built-in default.
@@ -152,6 +153,7 @@ struct SessionSection {
     score_queue: Option<Spanned<usize>>,
     workers: Option<Spanned<usize>>,
     prosody: Option<Spanned<bool>>,
+    speculative: Option<Spanned<bool>>,
 }
 
 /// A value as the flag would be written, one string per value (`labels` has several).
@@ -380,6 +382,7 @@ impl ConfigFile {
         push(&mut out, "session.score_queue", &s.score_queue);
         push(&mut out, "session.workers", &s.workers);
         push(&mut out, "session.prosody", &s.prosody);
+        push(&mut out, "session.speculative", &s.speculative);
         out
     }
 }

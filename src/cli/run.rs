@@ -78,6 +78,11 @@ pub struct RunArgs {
     /// Do not compute prosody descriptors (F0, energy, rate, pauses).
     #[arg(long)]
     pub no_prosody: bool,
+    /// Do not score an utterance during its hangover (live input scores it as soon
+    /// as speech stops and keeps the result if speech does not resume; results and
+    /// skips are the same either way, only later without it).
+    #[arg(long)]
+    pub no_speculative: bool,
     #[command(flatten)]
     pub frontend: FrontEndArgs,
     #[command(flatten)]
@@ -175,6 +180,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             },
             prosody: !args.no_prosody,
             speaker_encoder,
+            // Nothing to hide when the file is read at full speed: the hangover
+            // passes in microseconds there, and a stale speculation costs a score.
+            speculative: !args.no_speculative && clock == ClockKind::Wall,
             ..PipelineConfig::default()
         },
         aggregation: AggregatorConfig {
@@ -225,6 +233,10 @@ fn human_summary(s: &RunSummary) -> String {
         out += &format!(
             "emomon: latency end of utterance → result p50 {p50:.0} ms, p95 {p95:.0} ms\n"
         );
+    }
+    if let (Some(p50), Some(p95)) = (s.speech_latency_p50_ms, s.speech_latency_p95_ms) {
+        out +=
+            &format!("emomon: latency end of speech → result p50 {p50:.0} ms, p95 {p95:.0} ms\n");
     }
     if let Some(session) = s.aggregate.as_ref().and_then(|a| a.session.as_ref()) {
         let mut order: Vec<usize> = (0..session.probs.len()).collect();

@@ -107,6 +107,7 @@ fn config_json(
             "score_queue": pipeline.score_queue,
             "prosody": pipeline.prosody,
             "workers": pipeline.workers,
+            "speculative": pipeline.speculative,
             "threads_per_worker": WorkerPlan::new(pipeline.workers).threads,
         },
         "aggregation": aggregation,

@@ -89,6 +89,11 @@ pub struct RunSummary {
     pub latency_p50_ms: Option<f64>,
     /// 95th percentile latency, ms.
     pub latency_p95_ms: Option<f64>,
+    /// Median end-of-speech (last voiced frame) → result latency, ms: what a
+    /// speaker waits, the hangover included (hidden by speculative scoring).
+    pub speech_latency_p50_ms: Option<f64>,
+    /// 95th percentile end-of-speech → result latency, ms.
+    pub speech_latency_p95_ms: Option<f64>,
     /// Rolling aggregation at the end of the session (decayed, windows, whole
     /// session), `None` when nothing was scored.
     pub aggregate: Option<Snapshot>,
@@ -122,6 +127,7 @@ pub struct Recorder {
     dropped: u64,
     speech_s: f64,
     latencies_ms: Vec<f64>,
+    speech_latencies_ms: Vec<f64>,
     worker_errors: Vec<String>,
     capture_error: Option<String>,
     /// Set when capture has ended (end of input, stop, error).
@@ -178,6 +184,7 @@ impl Recorder {
             dropped: 0,
             speech_s: 0.0,
             latencies_ms: Vec::new(),
+            speech_latencies_ms: Vec::new(),
             worker_errors: Vec::new(),
             capture_error: None,
             capture_ended: false,
@@ -320,6 +327,7 @@ impl Recorder {
         view.health.queue_depth = self.pending;
         let u = &s.utterance;
         let latency_ms = (s.latency.as_secs_f64() * 10_000.0).round() / 10.0;
+        let speech_latency_ms = (s.speech_latency.as_secs_f64() * 10_000.0).round() / 10.0;
         let t = match self.clock {
             ClockKind::Wall => self.now_s(),
             ClockKind::Audio => u.end_s + s.latency.as_secs_f64(),
@@ -340,6 +348,7 @@ impl Recorder {
             method: self.info.method.clone(),
             model: self.info.model.clone(),
             latency_ms,
+            speech_latency_ms: Some(speech_latency_ms),
             prosody: s.prosody,
             level_db: Some(u.rms_dbfs),
             speaker,
@@ -349,6 +358,7 @@ impl Recorder {
         self.utterances += 1;
         self.speech_s += u.duration_s();
         self.latencies_ms.push(latency_ms);
+        self.speech_latencies_ms.push(speech_latency_ms);
         Ok(())
     }
 
@@ -398,6 +408,8 @@ impl Recorder {
             wall_s: self.started.elapsed().as_secs_f64(),
             latency_p50_ms: percentile(&self.latencies_ms, 0.50),
             latency_p95_ms: percentile(&self.latencies_ms, 0.95),
+            speech_latency_p50_ms: percentile(&self.speech_latencies_ms, 0.50),
+            speech_latency_p95_ms: percentile(&self.speech_latencies_ms, 0.95),
             dominant_changes: aggregator.changes().to_vec(),
             aggregate,
             worker_errors: self.worker_errors.clone(),

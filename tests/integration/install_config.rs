@@ -219,7 +219,7 @@ fn the_readme_example_config_sets_every_setting() {
     let sb = Sandbox::new();
     sb.write_config(example);
     let rows = shown(&ok(sb.run(&["config", "show", "run"])));
-    assert_eq!(rows.len(), 29, "{rows:?}");
+    assert_eq!(rows.len(), 30, "{rows:?}");
     for (key, (value, origin)) in &rows {
         if ["model.adapter", "model.remote", "model.remote_model"].contains(&key.as_str()) {
             assert_eq!(origin, "default", "the example leaves {key} commented out");

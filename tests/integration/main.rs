@@ -8,6 +8,7 @@ mod common;
 mod run_common;
 
 mod bad_files;
+mod checkpoint_files;
 mod default_model;
 mod eval_cli;
 mod export;
@@ -30,3 +31,4 @@ mod run_tmux;
 mod score_cli;
 mod segmentation;
 mod speakers;
+mod speculative;

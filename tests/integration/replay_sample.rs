@@ -179,6 +179,7 @@ fn records() -> Vec<(f64, Record)> {
                     method: "first-token".into(),
                     model: MODEL.into(),
                     latency_ms,
+                    speech_latency_ms: None,
                     prosody: Some(ProsodyRecord {
                         f0_median_hz: Some(round(f0 + 12.0 * rng.sym(), 1)),
                         f0_range_hz: Some(round(range + 10.0 * rng.sym(), 1)),

@@ -12,19 +12,13 @@ use std::time::{Duration, Instant};
 
 use emomon::session_log::{self, IssueKind, Record};
 use run_common::{
-    decode_16k, emomon, fixture_clips, segment, session_audio, shared_data, tiny_model, write_wav,
+    decode_16k, emomon, fixture_clips, headless_run, segment, session_audio, shared_data,
+    tiny_model, write_wav,
 };
 
 /// Runs `emomon run --headless` on `wav` with the tiny model; returns the child.
 fn spawn_run(wav: &Path, log: &Path, extra: &[&str]) -> Child {
-    emomon()
-        .args(["run", "--headless", "--input"])
-        .arg(wav)
-        .arg("--model")
-        .arg(tiny_model())
-        .arg("--session-log")
-        .arg(log)
-        .args(extra)
+    headless_run(wav, log, extra)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()

@@ -64,6 +64,20 @@ pub fn emomon() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_emomon"))
 }
 
+/// `emomon run --headless` on `wav` with the tiny model, logging to `log`, plus `extra`.
+pub fn headless_run(wav: &Path, log: &Path, extra: &[&str]) -> std::process::Command {
+    let mut command = emomon();
+    command
+        .args(["run", "--headless", "--input"])
+        .arg(wav)
+        .arg("--model")
+        .arg(tiny_model())
+        .arg("--session-log")
+        .arg(log)
+        .args(extra);
+    command
+}
+
 /// A scorer that takes `delay` per batch, answers a fixed distribution that
 /// depends on the utterance id, and panics on `panic_on`.
 pub struct TestScorer {
