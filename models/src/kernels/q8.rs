@@ -469,13 +469,15 @@ mod x86 {
             unsafe {
                 let src = x.as_ptr().add(g * GROUP);
                 let v = [_mm512_loadu_ps(src), _mm512_loadu_ps(src.add(16))];
-                let a = v.map(|v| _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), abs_mask)));
+                let a = v.map(|v| {
+                    _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v), abs_mask))
+                });
                 let amax = _mm512_reduce_max_ps(_mm512_max_ps(a[0], a[1]));
                 let inv = _mm512_set1_ps(if amax > 0.0 { 127.0 / amax } else { 0.0 });
                 let r = v.map(|v| {
-                    _mm512_cvtps_epi32(_mm512_roundscale_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
-                        _mm512_mul_ps(v, inv),
-                    ))
+                    _mm512_cvtps_epi32(_mm512_roundscale_ps::<
+                        { _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC },
+                    >(_mm512_mul_ps(v, inv)))
                 });
                 let dst = q.as_mut_ptr().add(g * GROUP);
                 _mm_storeu_si128(dst.cast(), _mm512_cvtepi32_epi8(r[0]));
@@ -485,7 +487,12 @@ mod x86 {
             }
         }
         if full * GROUP < x.len() {
-            quantize_row_portable(&x[full * GROUP..], &mut q[full * GROUP..], &mut scales[full..], &mut sums[full..]);
+            quantize_row_portable(
+                &x[full * GROUP..],
+                &mut q[full * GROUP..],
+                &mut scales[full..],
+                &mut sums[full..],
+            );
         }
     }
 
@@ -514,16 +521,20 @@ mod x86 {
                 let amax = _mm_cvtss_f32(_mm_max_ss(m, _mm_shuffle_ps::<1>(m, m)));
                 let inv = _mm256_set1_ps(if amax > 0.0 { 127.0 / amax } else { 0.0 });
                 let r = v.map(|v| {
-                    _mm256_cvtps_epi32(_mm256_round_ps::<{ _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC }>(
-                        _mm256_mul_ps(v, inv),
-                    ))
+                    _mm256_cvtps_epi32(_mm256_round_ps::<
+                        { _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC },
+                    >(_mm256_mul_ps(v, inv)))
                 });
-                let bytes = _mm256_packs_epi16(_mm256_packs_epi32(r[0], r[1]), _mm256_packs_epi32(r[2], r[3]));
+                let bytes = _mm256_packs_epi16(
+                    _mm256_packs_epi32(r[0], r[1]),
+                    _mm256_packs_epi32(r[2], r[3]),
+                );
                 _mm256_storeu_si256(
                     q.as_mut_ptr().add(g * GROUP).cast(),
                     _mm256_permutevar8x32_epi32(bytes, order),
                 );
-                let s = _mm256_add_epi32(_mm256_add_epi32(r[0], r[1]), _mm256_add_epi32(r[2], r[3]));
+                let s =
+                    _mm256_add_epi32(_mm256_add_epi32(r[0], r[1]), _mm256_add_epi32(r[2], r[3]));
                 let s = _mm_add_epi32(_mm256_castsi256_si128(s), _mm256_extracti128_si256::<1>(s));
                 let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b01_00_11_10>(s));
                 let s = _mm_add_epi32(s, _mm_shuffle_epi32::<0b10_11_00_01>(s));
@@ -532,7 +543,12 @@ mod x86 {
             }
         }
         if full * GROUP < x.len() {
-            quantize_row_portable(&x[full * GROUP..], &mut q[full * GROUP..], &mut scales[full..], &mut sums[full..]);
+            quantize_row_portable(
+                &x[full * GROUP..],
+                &mut q[full * GROUP..],
+                &mut scales[full..],
+                &mut sums[full..],
+            );
         }
     }
 
@@ -795,7 +811,10 @@ mod tests {
             assert!(scalar.q[r * k32 + k..(r + 1) * k32].iter().all(|&q| q == 0));
             let row = &scalar.q[r * k32..(r + 1) * k32];
             for g in 0..3 {
-                let sum: i32 = row[g * GROUP..(g + 1) * GROUP].iter().map(|&q| i32::from(q)).sum();
+                let sum: i32 = row[g * GROUP..(g + 1) * GROUP]
+                    .iter()
+                    .map(|&q| i32::from(q))
+                    .sum();
                 assert_eq!(scalar.sums[r * 3 + g], sum);
             }
         }
