@@ -303,6 +303,9 @@ struct Rows<'a> {
     sums: &'a [i32],
 }
 
+/// One row's input values, bytes, scales and sums, as the row iterators zip them.
+type RowParts<'a> = (((&'a [f32], &'a mut [i8]), &'a mut [f32]), &'a mut [i32]);
+
 /// Activations quantised per (row, group): `q = round(x / s)`, `s = max |x| / 127`.
 struct Activations {
     groups: usize,
@@ -320,7 +323,7 @@ impl Activations {
         let mut scales = vec![0.0f32; m * groups];
         let mut sums = vec![0i32; m * groups];
         if groups > 0 {
-            let run = |(((x, q), s), sum): (((&[f32], &mut [i8]), &mut [f32]), &mut [i32])| {
+            let run = |(((x, q), s), sum): RowParts| {
                 quantize_row(x, q, s, sum, isa);
             };
             if m * k < PARALLEL_MIN {
@@ -604,9 +607,9 @@ mod x86 {
                 // Σ (w + 128) · q = Σ w · q + 128 · Σ q.
                 let offset = _mm512_set1_epi32(128 * a.sums[r * groups + g]);
                 let sx = _mm512_set1_ps(a.scales[r * groups + g]);
-                for h in 0..2 {
-                    let t = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[h], offset));
-                    facc[h] = _mm512_fmadd_ps(_mm512_mul_ps(t, sx), sw[h], facc[h]);
+                for ((f, &a), &s) in facc.iter_mut().zip(acc).zip(&sw) {
+                    let t = _mm512_cvtepi32_ps(_mm512_sub_epi32(a, offset));
+                    *f = _mm512_fmadd_ps(_mm512_mul_ps(t, sx), s, *f);
                 }
             }
         }
@@ -676,9 +679,9 @@ mod x86 {
             };
             for (r, (acc, facc)) in acc.iter().zip(&mut facc).enumerate() {
                 let sx = _mm256_set1_ps(a.scales[r * groups + g]);
-                for h in 0..2 {
-                    let t = _mm256_cvtepi32_ps(acc[h]);
-                    facc[h] = _mm256_fmadd_ps(_mm256_mul_ps(t, sx), sw[h], facc[h]);
+                for ((f, &a), &s) in facc.iter_mut().zip(acc).zip(&sw) {
+                    let t = _mm256_cvtepi32_ps(a);
+                    *f = _mm256_fmadd_ps(_mm256_mul_ps(t, sx), s, *f);
                 }
             }
         }
