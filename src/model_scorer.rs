@@ -327,8 +327,11 @@ fn open_default(args: &ModelOptions, device: &Device) -> anyhow::Result<LoadedMo
             "the default model was trained with a fixed prompt; --prompt needs --model DIR"
         );
     }
-    if args.quantize {
-        anyhow::bail!("--quant q8 needs --model DIR (the default model runs in f32)");
+    if args.quantize && args.device != DeviceKind::Cpu {
+        anyhow::bail!(
+            "--quant q8 with the default model runs on the CPU only (int8 encoder kernels); \
+             drop --quant q8 or use --device cpu"
+        );
     }
     let mut resolved = default_model::resolve()?;
     // The name carries the adapter's fingerprint: logs say which adapter scored, and
@@ -345,9 +348,13 @@ fn open_default(args: &ModelOptions, device: &Device) -> anyhow::Result<LoadedMo
             .with_context(|| format!("cannot read the emotion adapter in {}", dir.display()))?;
         name = adapter_model_name(dir)?;
     }
-    let model = resolved
+    let mut model = resolved
         .load(device)
         .context("cannot load the default model")?;
+    if args.quantize {
+        let n = model.quantize();
+        tracing::info!(matrices = n, "default model's encoder quantised to int8");
+    }
     let scorer = DefaultScorer::new(name, model, args.labels.clone(), args.temperature)
         .context("--labels/--temperature do not suit the default model")?;
     Ok(LoadedModel::new(Box::new(scorer)))

@@ -583,6 +583,13 @@ impl EmotionWhisper {
         })
     }
 
+    /// Quantises the base model for `--quant q8` ([`WhisperRunner::quantize`]: on the
+    /// CPU the encoder's linear layers to int8; the adapter stays f32); returns how many
+    /// matrices were quantised.
+    pub fn quantize(&mut self) -> usize {
+        self.stages.quantize()
+    }
+
     /// The decoder prompt token ids (the adapter's shift is added to the last).
     pub fn prompt(&self) -> &[u32] {
         &self.prompt

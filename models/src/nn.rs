@@ -18,6 +18,7 @@ use crate::safetensors_load::TensorStore;
 mod cpu;
 mod dense;
 
+pub(crate) use cpu::is_flex;
 pub use cpu::{attention, gelu};
 pub use dense::Dense;
 

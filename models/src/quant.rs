@@ -1,17 +1,21 @@
 //! Optional 8-bit weights (`--quant q8`), two ways:
 //!
-//! * int8 kernels (not yet behind `--quant q8`, see [`quantize_whisper`]): a Whisper
-//!   encoder's linear layers quantised once to int8 with one symmetric scale per output
-//!   channel, activations per token at run time, the matmul in emomon's integer kernels
-//!   ([`crate::kernels::q8`]: AVX-512 VNNI, AVX2 or scalar) with the scales applied in
-//!   the epilogue ([`crate::whisper::Whisper::quantize_q8`]); the f32 weights are
-//!   released (≈4× less memory on those matrices).
-//! * `--quant q8` (every model, every backend): the matrices of every
+//! * on the CPU backend (flex), the Whisper family (every Whisper checkpoint and the
+//!   default model): the encoder's linear layers quantised once to int8 with one
+//!   symmetric scale per (group of 32 inputs, output channel), activations per (token,
+//!   group of 32) at run time, the matmul in emomon's integer kernels
+//!   ([`crate::kernels::q8`]: AVX-512 VNNI, AVX2 or scalar) with the scales applied per
+//!   group ([`crate::whisper::Whisper::quantize_q8`]); the f32 weights are released
+//!   (1.125 bytes a weight instead of 4). The decoder stays f32: its rounding reaches
+//!   the label logits directly (0.36 with it in int8, over the 0.25 guard, in
+//!   `scripts/q8_error_sim.py`), and with the first-token readout it runs only the
+//!   prompt's few positions.
+//! * elsewhere (wgpu; the chat models on every backend): the matrices of every
 //!   `Linear` layer are stored as burn's `Q8S` with one f32 scale per block of 32 values,
-//!   calibrated by min/max ([`quantize_linears`]). flex 0.22 has no int8 matmul, so
-//!   burn's default `q_matmul` dequantises the whole weight to f32 before every matmul:
-//!   this saves memory and costs time (Whisper base, 5 s: f32 encoder 148 ms + decoder
-//!   47 ms, burn q8 1338 ms + 1555 ms).
+//!   calibrated by min/max ([`quantize_linears`]). burn's default `q_matmul` dequantises
+//!   the whole weight to f32 before every matmul: this saves memory and, on flex, costs
+//!   time (Whisper base, 5 s: f32 encoder 148 ms + decoder 47 ms, burn q8 1338 ms +
+//!   1555 ms), which is why the Whisper family does not use it on the CPU.
 //!
 //! What is and is not quantised, and why:
 //! * linear weights (attention projections, MLPs, projectors, untied LM heads) hold
@@ -67,14 +71,14 @@ impl ModuleMapper for LinearQuantizer {
     }
 }
 
-/// Quantises a Whisper model's linear layers for `--quant q8`: burn's blocks
-/// ([`quantize_linears`]). Returns how many matrices were quantised.
-///
-/// The int8 kernels ([`crate::whisper::Whisper::quantize_q8`]) are faster than f32 but
-/// not yet wired here: on Whisper base they moved label logits by 0.46 on a shared
-/// clip (urdu/SM1_F10_A010.wav, encoder only) and 0.32 on a reference clip (encoder
-/// and decoder), over the 0.25 guard (see docs/performance.md).
+/// Quantises a Whisper model for `--quant q8`: the encoder's linear layers to the
+/// grouped int8 kernels on the CPU backend (decoder in f32), burn's blocks for encoder
+/// and decoder elsewhere ([`quantize_linears`]). Returns how many matrices were
+/// quantised.
 pub fn quantize_whisper(model: &mut crate::whisper::Whisper, device: &Device) -> usize {
+    if crate::nn::is_flex(device) {
+        return model.quantize_q8();
+    }
     let (encoder, a) = quantize_linears(model.encoder.clone(), device);
     let (decoder, b) = quantize_linears(model.decoder.clone(), device);
     model.encoder = encoder;

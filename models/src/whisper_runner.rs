@@ -98,9 +98,9 @@ impl WhisperRunner {
         self
     }
 
-    /// Quantises the encoder's and decoder's linear weights to 8 bits (see
-    /// [`crate::quant`]: int8 kernels on the CPU, burn's blocks elsewhere); returns how
-    /// many matrices were quantised.
+    /// Quantises linear weights to 8 bits (see [`crate::quant`]: the encoder's to the
+    /// grouped int8 kernels on the CPU, encoder's and decoder's to burn's blocks
+    /// elsewhere); returns how many matrices were quantised.
     pub fn quantize(&mut self) -> usize {
         crate::quant::quantize_whisper(&mut self.model, &self.device)
     }

@@ -61,9 +61,11 @@ pub enum QuantArg {
     /// Full precision (f32; f16/bf16 checkpoints are converted on load).
     #[default]
     F32,
-    /// 8-bit weights for the Linear layers (per-block int8): less memory, scores within
-    /// the tolerance in models/tests/quant_fixtures.rs; on the CPU backend each matmul
-    /// dequantises its weights, which makes scoring ~15x slower (measured, Whisper base).
+    /// 8-bit weights. On the CPU, Whisper models and the default model: the encoder's
+    /// linear layers in int8 (one scale per 32 inputs of weights and activations),
+    /// integer matmuls (AVX-512 VNNI / AVX2), decoder in f32: faster than f32, label
+    /// logits within 0.25 of it (docs/performance.md). Otherwise burn's 8-bit weight
+    /// blocks: less memory, not faster.
     Q8,
 }
 
