@@ -2,6 +2,7 @@
 //! `emomon_models::speaker`) and a [`SpeakerTracker`] that turns embeddings into stable
 //! labels, by online clustering or against enrolled voices.
 
+pub mod channels;
 pub mod conversation;
 mod track;
 

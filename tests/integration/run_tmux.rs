@@ -11,21 +11,21 @@ use std::time::{Duration, Instant};
 use emomon::session_log::{self, Record};
 use run_common::{fixture_clips, session_audio, tiny_model, write_wav};
 
-fn tmux(args: &[&str]) -> String {
+pub(crate) fn tmux(args: &[&str]) -> String {
     let out = Command::new("tmux").args(args).output().expect("run tmux");
     assert!(out.status.success(), "tmux {args:?} failed");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Kills the tmux session on drop, so a failing test leaves nothing behind.
-struct Pane(String);
+pub(crate) struct Pane(pub(crate) String);
 
 impl Pane {
-    fn screen(&self) -> String {
+    pub(crate) fn screen(&self) -> String {
         tmux(&["capture-pane", "-p", "-t", &self.0])
     }
 
-    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    pub(crate) fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
         let start = Instant::now();
         loop {
             let screen = self.screen();
