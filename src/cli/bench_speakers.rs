@@ -22,7 +22,7 @@ use emomon::audio::memory::MemorySource;
 use emomon::capture::{FrontEndConfig, run_capture};
 use emomon::speaker::conversation::{Clip, Conversation, TurnPlan, clustering_accuracy};
 use emomon::speaker::{
-    ENROLLED_AT_LEAST, NEW_SPEAKER_BELOW, SpeakerTracker, UNKNOWN, load_encoder,
+    ENROLLED_AT_LEAST, NEW_SPEAKER_BELOW, SpeakerTracker, UNKNOWN, enrolment_voice, load_encoder,
 };
 
 #[derive(Debug, Args)]
@@ -190,6 +190,7 @@ pub fn run(args: &SpeakersBenchArgs) -> anyhow::Result<()> {
                 for (k, &who) in [a, b].iter().enumerate() {
                     let mut paths = voices[ids[who]].paths.clone();
                     rng.shuffle(&mut paths);
+                    // One enrolment recording: three clips with a pause after each.
                     let mut audio = Vec::new();
                     for p in &paths[..3] {
                         let clip = emomon::audio::whole_file::read_16k(p)?;
@@ -197,6 +198,7 @@ pub fn run(args: &SpeakersBenchArgs) -> anyhow::Result<()> {
                             enrol_clips.push(encoder.embed(&clip)?);
                         }
                         audio.extend(clip);
+                        audio.resize(audio.len() + 8_000, 0.0);
                     }
                     enrol.push((format!("voice{k}"), audio));
                     let mut mine = Vec::new();
@@ -219,8 +221,9 @@ pub fn run(args: &SpeakersBenchArgs) -> anyhow::Result<()> {
 
                 let enrolled: Vec<(String, Vec<f32>)> = enrol
                     .iter()
-                    .map(|(name, audio)| Ok((name.clone(), encoder.embed(audio)?)))
+                    .map(|(name, audio)| Ok((name.clone(), enrolment_voice(&encoder, audio)?)))
                     .collect::<Result<_, emomon::speaker::SpeakerError>>()?;
+                let by_name_voices = enrolled.clone();
                 let mut by_name = SpeakerTracker::enrolled(enrolled, args.enrolled_at_least)?;
                 let mut clusters = SpeakerTracker::clustering_with(2, args.new_speaker_below)?;
                 let mut pairs = Vec::new();
@@ -263,10 +266,8 @@ pub fn run(args: &SpeakersBenchArgs) -> anyhow::Result<()> {
                     tally.strangers_accepted += usize::from(by_name.assign(&e)?.label != UNKNOWN);
                 }
                 if let Some(out) = dump.as_mut() {
-                    let enrolled: Vec<Vec<f32>> = enrol
-                        .iter()
-                        .map(|(_, audio)| encoder.embed(audio))
-                        .collect::<Result<_, _>>()?;
+                    let enrolled: Vec<Vec<f32>> =
+                        by_name_voices.iter().map(|(_, e)| e.clone()).collect();
                     let line = serde_json::json!({
                         "dataset": dataset, "mixed": mixed,
                         "voices": [ids[a], ids[b]], "stranger": ids[c],
