@@ -173,6 +173,34 @@ fn enrolled_voices_are_named_and_a_stranger_is_unknown() {
     assert!(unknown >= 1, "{unknown} of 6 stranger clips unknown");
 }
 
+/// `emomon score --speakers SPEAKERS --format jsonl` of `input` with the tiny model.
+fn score_with_speakers(input: &str, speakers: &str) -> std::process::Output {
+    common::emomon(&[
+        "score",
+        "--model",
+        &common::fixture_model("tiny-qwen2-audio"),
+        "--input",
+        input,
+        "--labels",
+        "neutral,happy,sad,angry",
+        "--speakers",
+        speakers,
+        "--format",
+        "jsonl",
+    ])
+}
+
+/// A two-person recording of `turns` turns in `dir`: EmoDB 08 (f) and 15 (m), the
+/// mixed-gender pair the tracker tells apart best, so both voices are heard early.
+fn mixed_pair_wav(data: &Path, dir: &Path, turns: usize) -> (PathBuf, Conversation) {
+    let pair = vec![clips(data, "08", 0, 6), clips(data, "15", 1, 6)];
+    let mut rng = fastrand::Rng::with_seed(5);
+    let conv = Conversation::alternating(&pair, turns, TurnPlan::default(), &mut rng);
+    let wav = dir.join("conversation.wav");
+    common::write_wav(&wav, &conv.audio, 16_000);
+    (wav, conv)
+}
+
 /// `emomon score --speakers 2` on a real two-person recording: every line names its
 /// speaker, S1 first, both voices heard; bad speaker options are clear errors.
 #[test]
@@ -180,40 +208,11 @@ fn score_cli_labels_each_utterance_with_its_speaker() {
     let Some((data, _)) = setup("speakers::score_cli") else {
         return;
     };
-    // EmoDB 08 (f) and 15 (m): the mixed-gender pairs the tracker tells apart best.
-    let pair = vec![clips(&data, "08", 0, 6), clips(&data, "15", 1, 6)];
-    let mut rng = fastrand::Rng::with_seed(5);
-    let conv = Conversation::alternating(&pair, 4, TurnPlan::default(), &mut rng);
     let dir = tempfile::tempdir().unwrap();
-    let wav = dir.path().join("conversation.wav");
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: 16_000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut writer = hound::WavWriter::create(&wav, spec).unwrap();
-    for s in &conv.audio {
-        writer
-            .write_sample((s * 32767.0).round().clamp(-32768.0, 32767.0) as i16)
-            .unwrap();
-    }
-    writer.finalize().unwrap();
+    let (wav, conv) = mixed_pair_wav(&data, dir.path(), 4);
     let model = common::fixture_model("tiny-qwen2-audio");
     let input = wav.to_str().unwrap();
-    let out = common::emomon(&[
-        "score",
-        "--model",
-        &model,
-        "--input",
-        input,
-        "--labels",
-        "neutral,happy,sad,angry",
-        "--speakers",
-        "2",
-        "--format",
-        "jsonl",
-    ]);
+    let out = score_with_speakers(input, "2");
     assert!(
         out.status.success(),
         "{}",
@@ -371,35 +370,8 @@ fn score_cli_names_each_utterance_by_its_channel() {
     let (audio, spans) = two_microphones(&data);
     let dir = tempfile::tempdir().unwrap();
     let wav = dir.path().join("two-mics.wav");
-    let spec = hound::WavSpec {
-        channels: 2,
-        sample_rate: 16_000,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let mut writer = hound::WavWriter::create(&wav, spec).unwrap();
-    for s in &audio {
-        writer
-            .write_sample((s.clamp(-1.0, 1.0) * 32767.0).round() as i16)
-            .unwrap();
-    }
-    writer.finalize().unwrap();
-    let model = common::fixture_model("tiny-qwen2-audio");
-    let score = |input: &str| {
-        common::emomon(&[
-            "score",
-            "--model",
-            &model,
-            "--input",
-            input,
-            "--labels",
-            "neutral,happy,sad,angry",
-            "--speakers",
-            "channels",
-            "--format",
-            "jsonl",
-        ])
-    };
+    common::write_wav_channels(&wav, &audio, 16_000, 2);
+    let score = |input: &str| score_with_speakers(input, "channels");
     let out = score(wav.to_str().unwrap());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
@@ -451,13 +423,8 @@ fn dashboard_s_key_moves_the_focus_to_the_other_speaker() {
     let Some((data, _)) = setup("speakers::tmux") else {
         return;
     };
-    // EmoDB 08 (f) and 15 (m), as in the score test: both voices are heard early.
-    let pair = vec![clips(&data, "08", 0, 6), clips(&data, "15", 1, 6)];
-    let mut rng = fastrand::Rng::with_seed(5);
-    let conv = Conversation::alternating(&pair, 6, TurnPlan::default(), &mut rng);
     let dir = tempfile::tempdir().unwrap();
-    let wav = dir.path().join("conversation.wav");
-    common::write_wav(&wav, &conv.audio, 16_000);
+    let (wav, _) = mixed_pair_wav(&data, dir.path(), 6);
     let command = format!(
         "'{}' run --realtime --input '{}' --model '{}' --labels neutral,happy,sad,angry --speakers 2 \
          --session-log '{}'; sleep 60",
@@ -466,15 +433,7 @@ fn dashboard_s_key_moves_the_focus_to_the_other_speaker() {
         common::fixture_model("tiny-qwen2-audio"),
         dir.path().join("log.jsonl").display(),
     );
-    let name = format!("emomon-speakers-test-{}", std::process::id());
-    let status = Command::new("tmux")
-        .args(["new-session", "-d", "-s", &name, "-x", "80", "-y", "24"])
-        .arg(&command)
-        .env("TERM", "xterm-256color")
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let pane = Pane(name);
+    let pane = Pane::start("emomon-speakers-test", (80, 24), &command);
     // S1 in focus first: at 80×24 only its pair is drawn.
     pane.wait_for("S1 in focus", |s| {
         s.contains("S1 · Now") && !s.contains("S2 · Now")
