@@ -11,6 +11,7 @@
 //! voice.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::time::Instant;
@@ -21,7 +22,7 @@ use emomon::audio::memory::MemorySource;
 use emomon::capture::{FrontEndConfig, run_capture};
 use emomon::speaker::conversation::{Clip, Conversation, TurnPlan, clustering_accuracy};
 use emomon::speaker::{
-    ENROLLED_AT_LEAST, NEW_SPEAKER_BELOW, SpeakerTracker, UNKNOWN, load_encoder,
+    ENROLLED_AT_LEAST, NEW_SPEAKER_BELOW, SpeakerTracker, UNKNOWN, enrolment_voice, load_encoder,
 };
 
 #[derive(Debug, Args)]
@@ -47,6 +48,11 @@ pub struct SpeakersBenchArgs {
     /// Directory of the converted speaker encoder (default: where `emomon setup` puts it).
     #[arg(long, value_name = "DIR")]
     pub speaker_encoder: Option<PathBuf>,
+    /// Also write every embedding (utterances with their times and truth, enrolment
+    /// clips, strangers) to FILE, one JSON object per conversation, so the decision
+    /// rules can be studied offline without embedding again. Holds no audio.
+    #[arg(long, value_name = "FILE")]
+    pub dump: Option<PathBuf>,
 }
 
 /// One speaker's clips from the manifest.
@@ -141,6 +147,15 @@ pub fn run(args: &SpeakersBenchArgs) -> anyhow::Result<()> {
     let mut embed_ms: Vec<f64> = Vec::new();
     let mut embed_audio_s = 0.0;
     let mut total = Tally::default();
+    let mut dump = args
+        .dump
+        .as_ref()
+        .map(|p| {
+            std::fs::File::create(p)
+                .map(std::io::BufWriter::new)
+                .with_context(|| format!("--dump: cannot create {}", p.display()))
+        })
+        .transpose()?;
     println!(
         "bench speakers: {} conversation(s) per group, {} turns, seed {}; new speaker below {}, enrolled at least {}",
         args.conversations, args.turns, args.seed, args.new_speaker_below, args.enrolled_at_least
@@ -171,12 +186,19 @@ pub fn run(args: &SpeakersBenchArgs) -> anyhow::Result<()> {
                 };
                 let mut clips: Vec<Vec<Clip>> = Vec::new();
                 let mut enrol: Vec<(String, Vec<f32>)> = Vec::new();
+                let mut enrol_clips: Vec<Vec<f32>> = Vec::new();
                 for (k, &who) in [a, b].iter().enumerate() {
                     let mut paths = voices[ids[who]].paths.clone();
                     rng.shuffle(&mut paths);
+                    // One enrolment recording: three clips with a pause after each.
                     let mut audio = Vec::new();
                     for p in &paths[..3] {
-                        audio.extend(emomon::audio::whole_file::read_16k(p)?);
+                        let clip = emomon::audio::whole_file::read_16k(p)?;
+                        if dump.is_some() {
+                            enrol_clips.push(encoder.embed(&clip)?);
+                        }
+                        audio.extend(clip);
+                        audio.resize(audio.len() + 8_000, 0.0);
                     }
                     enrol.push((format!("voice{k}"), audio));
                     let mut mine = Vec::new();
@@ -199,11 +221,13 @@ pub fn run(args: &SpeakersBenchArgs) -> anyhow::Result<()> {
 
                 let enrolled: Vec<(String, Vec<f32>)> = enrol
                     .iter()
-                    .map(|(name, audio)| Ok((name.clone(), encoder.embed(audio)?)))
+                    .map(|(name, audio)| Ok((name.clone(), enrolment_voice(&encoder, audio)?)))
                     .collect::<Result<_, emomon::speaker::SpeakerError>>()?;
+                let by_name_voices = enrolled.clone();
                 let mut by_name = SpeakerTracker::enrolled(enrolled, args.enrolled_at_least)?;
                 let mut clusters = SpeakerTracker::clustering_with(2, args.new_speaker_below)?;
                 let mut pairs = Vec::new();
+                let mut dumped = Vec::new();
                 for u in &utterances {
                     let Some(truth) = conv.truth(u.start_s, u.end_s) else {
                         continue;
@@ -212,6 +236,13 @@ pub fn run(args: &SpeakersBenchArgs) -> anyhow::Result<()> {
                     let e = encoder.embed(&u.samples)?;
                     embed_ms.push(started.elapsed().as_secs_f64() * 1e3);
                     embed_audio_s += u.samples.len() as f64 / 16_000.0;
+                    if dump.is_some() {
+                        dumped.push(serde_json::json!({
+                            "start_s": u.start_s, "end_s": u.end_s, "truth": truth,
+                            "purity": purity(&conv, u.start_s, u.end_s, truth),
+                            "embedding": &e, "partials": encoder.embed_partials(&u.samples)?,
+                        }));
+                    }
                     pairs.push((clusters.assign(&e)?.label, truth));
                     let named = by_name.assign(&e)?.label;
                     if named == format!("voice{truth}") {
@@ -225,10 +256,25 @@ pub fn run(args: &SpeakersBenchArgs) -> anyhow::Result<()> {
                 tally.clustered_right += clustering_accuracy(&pairs) * pairs.len() as f64;
                 tally.utterances += pairs.len();
                 tally.conversations += 1;
+                let mut stranger_embeddings = Vec::new();
                 for p in voices[ids[c]].paths.iter().take(5) {
                     let e = encoder.embed(&emomon::audio::whole_file::read_16k(p)?)?;
+                    if dump.is_some() {
+                        stranger_embeddings.push(e.clone());
+                    }
                     tally.strangers += 1;
                     tally.strangers_accepted += usize::from(by_name.assign(&e)?.label != UNKNOWN);
+                }
+                if let Some(out) = dump.as_mut() {
+                    let enrolled: Vec<Vec<f32>> =
+                        by_name_voices.iter().map(|(_, e)| e.clone()).collect();
+                    let line = serde_json::json!({
+                        "dataset": dataset, "mixed": mixed,
+                        "voices": [ids[a], ids[b]], "stranger": ids[c],
+                        "utterances": dumped, "enrolled": enrolled,
+                        "enrol_clips": enrol_clips, "strangers": stranger_embeddings,
+                    });
+                    writeln!(out, "{line}").context("--dump: write failed")?;
                 }
             }
             tally.print(&format!(
@@ -239,6 +285,9 @@ pub fn run(args: &SpeakersBenchArgs) -> anyhow::Result<()> {
         }
     }
     total.print("all");
+    if let Some(mut out) = dump {
+        out.flush().context("--dump: write failed")?;
+    }
     embed_ms.sort_by(f64::total_cmp);
     if !embed_ms.is_empty() {
         println!(
@@ -251,4 +300,19 @@ pub fn run(args: &SpeakersBenchArgs) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Share of the speech inside `start_s..end_s` that `truth` spoke (1 when the utterance
+/// holds one voice only; below 1 when the segmenter merged the end of one turn into the
+/// next).
+fn purity(conv: &Conversation, start_s: f64, end_s: f64, truth: usize) -> f64 {
+    let (mut mine, mut all) = (0.0, 0.0);
+    for &(s, e, who) in &conv.spans {
+        let o = (end_s.min(e) - start_s.max(s)).max(0.0);
+        all += o;
+        if who == truth {
+            mine += o;
+        }
+    }
+    if all > 0.0 { mine / all } else { 0.0 }
 }

@@ -150,6 +150,12 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             )
         }
     };
+    if args.speakers.channels() {
+        bail!(
+            "--speakers channels works with `emomon score` so far; for `run`, use --speakers N \
+             or --enroll NAME=FILE"
+        );
+    }
     let scorer = open_scorer(&args.model.options())?;
     let (speaker_encoder, speakers) = match args.speakers.stage()? {
         Some(stage) => {

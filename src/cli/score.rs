@@ -92,7 +92,15 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<()> {
     let mut speakers = args.speakers.stage()?;
     // A truncated or corrupt file still has its audio before the failure scored
     // (as the error message promises); the error is returned after that.
-    let (mut segments, read_error) = if args.whole {
+    let (mut segments, read_error) = if args.speakers.channels() {
+        if args.whole {
+            anyhow::bail!(
+                "--whole scores the file as one piece and --speakers channels cuts each \
+                 channel into utterances; use one of them"
+            );
+        }
+        channel_segments(args, &config)?
+    } else if args.whole {
         let (segment, error) = whole_file(args)?;
         (vec![segment], error)
     } else {
@@ -366,4 +374,37 @@ fn print_one(
     }
     out.flush()?;
     Ok(())
+}
+
+/// `--speakers channels`: each channel of the stereo input segmented on its own, the
+/// speaker named by its channel, in order of onset (the other channel's bleed is
+/// silenced; see `emomon::speaker::channels`).
+fn channel_segments(
+    args: &ScoreArgs,
+    config: &emomon::capture::FrontEndConfig,
+) -> anyhow::Result<(Vec<Segment>, Option<emomon::audio::AudioError>)> {
+    use emomon::speaker::channels::{CHANNEL_LABELS, run_channels_capture};
+    let mut source = FileSource::open(&args.input)?;
+    let mut segments = Vec::new();
+    let outcome =
+        run_channels_capture(&mut source, config, &AtomicBool::new(false), &mut |c, u| {
+            segments.push(Segment {
+                id: u.id,
+                start_s: u.start_s,
+                end_s: u.end_s,
+                samples: u.samples.to_vec(),
+                speaker: Some(CHANNEL_LABELS[c].to_string()),
+            })
+        })?;
+    segments.sort_by(|a, b| a.start_s.total_cmp(&b.start_s));
+    for (id, s) in segments.iter_mut().enumerate() {
+        s.id = id as u64;
+    }
+    eprintln!(
+        "--speakers channels: {:.1} s silenced as the other channel's bleed (more than {} dB \
+         quieter than the other channel)",
+        outcome.gated_s,
+        emomon::speaker::channels::GATE_DB
+    );
+    Ok((segments, outcome.capture.error))
 }

@@ -2,6 +2,7 @@
 //! `emomon_models::speaker`) and a [`SpeakerTracker`] that turns embeddings into stable
 //! labels, by online clustering or against enrolled voices.
 
+pub mod channels;
 pub mod conversation;
 mod track;
 
@@ -87,10 +88,11 @@ impl SpeakerStage {
             SpeakerMode::Enrolled(voices) => {
                 let mut embedded = Vec::with_capacity(voices.len());
                 for (name, audio) in voices {
-                    let e = encoder.embed(audio).map_err(|source| StageError::Enroll {
-                        name: name.clone(),
-                        source: Box::new(source),
-                    })?;
+                    let e =
+                        enrolment_voice(&encoder, audio).map_err(|source| StageError::Enroll {
+                            name: name.clone(),
+                            source: Box::new(source),
+                        })?;
                     embedded.push((name.clone(), e));
                 }
                 SpeakerTracker::enrolled(embedded, ENROLLED_AT_LEAST)?
@@ -132,4 +134,40 @@ impl SpeakerStage {
     pub fn labels(&self) -> Vec<&str> {
         self.tracker.labels()
     }
+}
+
+/// The voice of an enrolment recording: the unit-length mean of the embeddings of its
+/// utterances, cut by emomon's own segmenter (resemblyzer's `embed_speaker`), so the voice
+/// is measured the way a session's utterances are. Embedding the whole recording in one
+/// piece instead (windows straddling pauses, one volume normalisation for all) named
+/// 77 % of utterances right against 89 % this way (`emomon bench speakers`, README).
+/// A recording the segmenter finds no utterance in is embedded whole.
+pub fn enrolment_voice(encoder: &SpeakerEncoder, audio: &[f32]) -> Result<Vec<f32>, SpeakerError> {
+    let mut utterances = Vec::new();
+    let mut source = crate::audio::memory::MemorySource::new(
+        "enrolment",
+        audio.to_vec(),
+        crate::audio::TARGET_RATE,
+        1,
+    );
+    // The default front end always builds; should it not, the whole recording is used.
+    let _ = crate::capture::run_capture(
+        &mut source,
+        &crate::capture::FrontEndConfig::default(),
+        &std::sync::atomic::AtomicBool::new(false),
+        &mut |u| utterances.push(u.samples),
+    );
+    if utterances.is_empty() {
+        return encoder.embed(audio);
+    }
+    let mut sum = vec![0.0f32; emomon_models::speaker::EMBEDDING_DIM];
+    for samples in &utterances {
+        let e = encoder.embed(samples)?;
+        sum.iter_mut().zip(&e).for_each(|(s, x)| *s += x);
+    }
+    let norm = sum.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm == 0.0 {
+        return Err(SpeakerError::ZeroEmbedding);
+    }
+    Ok(sum.into_iter().map(|x| x / norm).collect())
 }

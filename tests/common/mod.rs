@@ -154,8 +154,13 @@ pub fn capture_all(
 
 /// Writes 16-bit PCM WAV.
 pub fn write_wav(path: &Path, samples: &[f32], rate: u32) {
+    write_wav_channels(path, samples, rate, 1);
+}
+
+/// Writes 16-bit PCM WAV of `channels` interleaved channels.
+pub fn write_wav_channels(path: &Path, samples: &[f32], rate: u32, channels: u16) {
     let spec = hound::WavSpec {
-        channels: 1,
+        channels,
         sample_rate: rate,
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,

@@ -11,21 +11,34 @@ use std::time::{Duration, Instant};
 use emomon::session_log::{self, Record};
 use run_common::{fixture_clips, session_audio, tiny_model, write_wav};
 
-fn tmux(args: &[&str]) -> String {
+pub(crate) fn tmux(args: &[&str]) -> String {
     let out = Command::new("tmux").args(args).output().expect("run tmux");
     assert!(out.status.success(), "tmux {args:?} failed");
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 /// Kills the tmux session on drop, so a failing test leaves nothing behind.
-struct Pane(String);
+pub(crate) struct Pane(pub(crate) String);
 
 impl Pane {
-    fn screen(&self) -> String {
+    /// A detached tmux session of `cols`×`rows` running `command` in a shell.
+    pub(crate) fn start(name: &str, (cols, rows): (u16, u16), command: &str) -> Self {
+        let name = format!("{name}-{}", std::process::id());
+        let status = Command::new("tmux")
+            .args(["new-session", "-d", "-s", &name, "-x", &cols.to_string()])
+            .args(["-y", &rows.to_string(), command])
+            .env("TERM", "xterm-256color")
+            .status()
+            .unwrap();
+        assert!(status.success());
+        Self(name)
+    }
+
+    pub(crate) fn screen(&self) -> String {
         tmux(&["capture-pane", "-p", "-t", &self.0])
     }
 
-    fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    pub(crate) fn wait_for(&self, what: &str, pred: impl Fn(&str) -> bool) -> String {
         let start = Instant::now();
         loop {
             let screen = self.screen();
@@ -74,15 +87,7 @@ fn dashboard_shows_results_logs_markers_and_quits_in_order() {
         log.display(),
         done.display()
     );
-    let name = format!("emomon-run-test-{}", std::process::id());
-    let status = Command::new("tmux")
-        .args(["new-session", "-d", "-s", &name, "-x", "120", "-y", "40"])
-        .arg(&command)
-        .env("TERM", "xterm-256color")
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let pane = Pane(name);
+    let pane = Pane::start("emomon-run-test", (120, 40), &command);
 
     let screen = pane.wait_for("a live result", |s| {
         s.contains("LIVE") && s.contains("Now · #")

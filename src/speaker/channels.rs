@@ -1,0 +1,281 @@
+//! `--speakers channels`: a stereo input whose two channels are two people (telehealth
+//! recorders and two-microphone setups record this way).
+//!
+//! Each channel goes through its own front end (resampler, VAD, segmenter), so each
+//! person's utterances are cut where that person pauses, even when the other talks over
+//! them. The speaker of an utterance is its channel ([`CHANNEL_LABELS`]); no voice
+//! embedding is needed.
+//!
+//! **Cross-talk: the louder channel wins.** Each microphone also picks up the other
+//! person, more quietly. Every 10 ms, a channel more than [`GATE_DB`] quieter than the
+//! other is silenced before its VAD hears it: that stretch is the other person's bleed,
+//! and it is *dropped* from the quieter channel rather than attributed to the louder one,
+//! because the louder channel's own front end already has that speech (attributing it
+//! too would score it twice, in a muffled voice). So a channel's utterances are cut where
+//! its own person speaks, and its samples hold no bleed from the other's turns. When both
+//! people talk at once, each voice dominates its own microphone and both are kept, each
+//! on its channel. The rule looks at both channels over the same 10 ms, so it decides as
+//! the audio arrives (10 ms of latency), without waiting for either segmenter.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::audio::{AudioError, AudioSource, SourceInfo};
+use crate::capture::{CaptureOutcome, CaptureSummary, FrontEnd, FrontEndConfig};
+use crate::segmenter::Discarded;
+use crate::utterance::Utterance;
+use crate::vad::ConfigError;
+
+/// Speaker labels of the left and right channels.
+pub const CHANNEL_LABELS: [&str; 2] = ["L", "R"];
+
+/// Level blocks per second (10 ms blocks).
+const BLOCKS_PER_S: f64 = 100.0;
+
+/// A 10 ms block of a channel this many dB quieter than the other channel's is the other
+/// person's bleed and is silenced. Bleed between two microphones in a room or on a
+/// headset is typically 15–30 dB down; 6 dB leaves both voices when both people talk.
+pub const GATE_DB: f32 = 6.0;
+
+/// Why the channels mode could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ChannelsError {
+    /// The input is not stereo.
+    #[error(
+        "--speakers channels needs a stereo input (one person per channel), but {name} has \
+         {channels} channel(s); use --speakers N or --enroll NAME=FILE for a mixed recording"
+    )]
+    NotStereo {
+        /// The input's name.
+        name: String,
+        /// Its channel count.
+        channels: u16,
+    },
+    /// Bad front-end settings.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// Stereo audio in, each channel's utterances out with the channel they belong to.
+pub struct ChannelFrontEnd {
+    fronts: [FrontEnd; 2],
+    /// Stereo frames not yet making up a whole level block.
+    pending: Vec<f32>,
+    /// One channel of the current block, reused.
+    scratch: [Vec<f32>; 2],
+    /// 10 ms blocks silenced on either channel as the other's bleed.
+    gated_blocks: u64,
+    /// Source frames in 10 ms.
+    block_frames: usize,
+    next_id: u64,
+}
+
+impl ChannelFrontEnd {
+    /// Front ends for the two channels of `source`, which must be stereo.
+    pub fn new(source: &SourceInfo, config: &FrontEndConfig) -> Result<Self, ChannelsError> {
+        if source.channels != 2 {
+            return Err(ChannelsError::NotStereo {
+                name: source.name.clone(),
+                channels: source.channels,
+            });
+        }
+        let mono = SourceInfo {
+            channels: 1,
+            ..source.clone()
+        };
+        Ok(Self {
+            fronts: [FrontEnd::new(&mono, config)?, FrontEnd::new(&mono, config)?],
+            pending: Vec::new(),
+            scratch: [Vec::new(), Vec::new()],
+            gated_blocks: 0,
+            block_frames: ((f64::from(source.sample_rate) / BLOCKS_PER_S).round() as usize).max(1),
+            next_id: 0,
+        })
+    }
+
+    /// Feeds a block of interleaved stereo samples; `emit` gets (channel, utterance) for
+    /// every utterance kept, numbered in the order they close.
+    pub fn push(&mut self, interleaved: &[f32], emit: &mut dyn FnMut(usize, Utterance)) {
+        self.pending
+            .extend_from_slice(&interleaved[..interleaved.len() / 2 * 2]);
+        let whole = self.pending.len() / (2 * self.block_frames) * 2 * self.block_frames;
+        let [left, right] = &mut self.scratch;
+        left.clear();
+        right.clear();
+        let gate = 10f32.powf(GATE_DB / 10.0);
+        for block in self.pending[..whole].chunks_exact(2 * self.block_frames) {
+            let (start_l, start_r) = (left.len(), right.len());
+            left.extend(block.iter().step_by(2));
+            right.extend(block.iter().skip(1).step_by(2));
+            let ms = |x: &[f32]| x.iter().map(|s| s * s).sum::<f32>() / x.len() as f32;
+            let (ml, mr) = (ms(&left[start_l..]), ms(&right[start_r..]));
+            if ml * gate < mr {
+                left[start_l..].fill(0.0);
+                self.gated_blocks += 1;
+            } else if mr * gate < ml {
+                right[start_r..].fill(0.0);
+                self.gated_blocks += 1;
+            }
+        }
+        self.pending.drain(..whole);
+        self.segment(emit);
+    }
+
+    /// Ends the stream: the last part-block (ungated) and both channels' open utterances.
+    pub fn finish(&mut self, emit: &mut dyn FnMut(usize, Utterance)) {
+        let [left, right] = &mut self.scratch;
+        left.clear();
+        right.clear();
+        left.extend(self.pending.iter().step_by(2));
+        right.extend(self.pending.iter().skip(1).step_by(2));
+        self.pending.clear();
+        self.segment(emit);
+        for c in 0..2 {
+            let mut closed = Vec::new();
+            self.fronts[c].finish(&mut |u| closed.push(u));
+            self.number(c, closed, emit);
+        }
+    }
+
+    /// Feeds each channel's (gated) samples in `scratch` to its front end.
+    fn segment(&mut self, emit: &mut dyn FnMut(usize, Utterance)) {
+        for c in 0..2 {
+            let mut closed = Vec::new();
+            self.fronts[c].push(&self.scratch[c], &mut |u| closed.push(u));
+            self.number(c, closed, emit);
+        }
+    }
+
+    /// Seconds of either channel silenced so far as the other's bleed.
+    pub fn gated_s(&self) -> f64 {
+        self.gated_blocks as f64 / BLOCKS_PER_S
+    }
+
+    /// The two channels' front ends (levels, activity, discarded stretches).
+    pub fn fronts(&self) -> &[FrontEnd; 2] {
+        &self.fronts
+    }
+
+    /// Numbers the closed utterances of both channels in one sequence (order of closing).
+    fn number(
+        &mut self,
+        channel: usize,
+        closed: Vec<Utterance>,
+        emit: &mut dyn FnMut(usize, Utterance),
+    ) {
+        for mut u in closed {
+            u.id = self.next_id;
+            self.next_id += 1;
+            emit(channel, u);
+        }
+    }
+}
+
+/// What a channels capture run did: the usual summary (its discarded stretches summed
+/// over both channels) and how much bleed was silenced.
+#[derive(Debug)]
+pub struct ChannelsOutcome {
+    pub capture: CaptureOutcome,
+    /// Seconds of either channel silenced as the other's bleed.
+    pub gated_s: f64,
+}
+
+/// Reads a stereo `source` to its end (or until `stop`), emitting each kept utterance
+/// with its channel as it closes; like [`crate::capture::run_capture`], a source error
+/// ends the run after the open utterances are flushed.
+pub fn run_channels_capture(
+    source: &mut dyn AudioSource,
+    config: &FrontEndConfig,
+    stop: &AtomicBool,
+    emit: &mut dyn FnMut(usize, Utterance),
+) -> Result<ChannelsOutcome, ChannelsError> {
+    let info = source.info().clone();
+    let mut front = ChannelFrontEnd::new(&info, config)?;
+    let mut block = Vec::new();
+    let mut count = 0u64;
+    let mut in_frames = 0u64;
+    let mut counted = |c: usize, u: Utterance| {
+        count += 1;
+        emit(c, u);
+    };
+    let error = loop {
+        if stop.load(Ordering::Relaxed) {
+            break None;
+        }
+        block.clear();
+        let result: Result<bool, AudioError> = source.read_block(&mut block);
+        in_frames += (block.len() / 2) as u64;
+        front.push(&block, &mut counted);
+        match result {
+            Ok(true) => {}
+            Ok(false) => break None,
+            Err(e) => break Some(e),
+        }
+    };
+    front.finish(&mut counted);
+    let [a, b] = front.fronts().each_ref().map(FrontEnd::discarded);
+    let discarded = Discarded {
+        short: a.short + b.short,
+        steady_noise: a.steady_noise + b.steady_noise,
+    };
+    Ok(ChannelsOutcome {
+        capture: CaptureOutcome {
+            summary: CaptureSummary {
+                seconds: in_frames as f64 / f64::from(info.sample_rate.max(1)),
+                source: info,
+                utterances: count,
+                dropped_frames: source.dropped_frames(),
+                discarded,
+            },
+            error,
+        },
+        gated_s: front.gated_s(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_quieter_channel_is_silenced_only_where_the_other_is_much_louder() {
+        let info = SourceInfo {
+            name: "two-mics".into(),
+            sample_rate: 48_000,
+            channels: 2,
+        };
+        let mut front = ChannelFrontEnd::new(&info, &FrontEndConfig::default()).unwrap();
+        let tone = |i: usize| (i as f32 * 0.05).sin();
+        let mut stereo = Vec::new();
+        // 1 s: left speaks, right hears it 16 dB down (gated); 1 s: both at 3 dB apart
+        // (kept); odd-sized blocks, as devices deliver.
+        for i in 0..48_000 {
+            stereo.extend([0.5 * tone(i), 0.08 * tone(i)]);
+        }
+        for i in 0..48_000 {
+            stereo.extend([0.5 * tone(i), 0.36 * tone(i + 7)]);
+        }
+        for block in stereo.chunks(2 * 333) {
+            front.push(block, &mut |_, _| {});
+        }
+        front.finish(&mut |_, _| {});
+        assert!(
+            (front.gated_s() - 1.0).abs() <= 0.011,
+            "{}",
+            front.gated_s()
+        );
+    }
+
+    #[test]
+    fn a_mono_input_is_refused_with_what_to_do() {
+        let info = SourceInfo {
+            name: "talk.wav".into(),
+            sample_rate: 16_000,
+            channels: 1,
+        };
+        let err = ChannelFrontEnd::new(&info, &FrontEndConfig::default())
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("talk.wav has 1 channel") && err.contains("--speakers N"));
+    }
+}
