@@ -3,7 +3,7 @@
 `emomon eval` robustness tables (issue 14).
 
 For every corruption (`kind:level`, see scripts/default_model/corruptions.py) this writes
-OUT/<kind>_<level>/<path>.wav (16 kHz mono float WAV) for every selected clip of the
+OUT/<kind>_<level>/<path> (16 kHz mono: float WAV, or 24-bit FLAC for .flac paths) for every selected clip of the
 manifest, and OUT/<kind>_<level>/manifest.csv: the same rows with the same `path`s, so
 the cross-validation folds (`emomon eval --folds`, whose held-out lists name manifest
 paths) apply unchanged. Babble is made from 4 clips of *other* speakers of the same

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::audio::{AudioError, AudioSource, SourceInfo};
 use crate::capture::{CaptureOutcome, CaptureSummary, FrontEnd, FrontEndConfig};
-use crate::segmenter::Discarded;
+use crate::segmenter::{Discarded, SegmentEvent};
 use crate::utterance::Utterance;
 use crate::vad::ConfigError;
 
@@ -131,7 +131,7 @@ impl ChannelFrontEnd {
         self.segment(emit);
         for c in 0..2 {
             let mut closed = Vec::new();
-            self.fronts[c].finish(&mut |u| closed.push(u));
+            self.fronts[c].finish(&mut |e| keep_closed(e, &mut closed));
             self.number(c, closed, emit);
         }
     }
@@ -140,7 +140,7 @@ impl ChannelFrontEnd {
     fn segment(&mut self, emit: &mut dyn FnMut(usize, Utterance)) {
         for c in 0..2 {
             let mut closed = Vec::new();
-            self.fronts[c].push(&self.scratch[c], &mut |u| closed.push(u));
+            self.fronts[c].push(&self.scratch[c], &mut |e| keep_closed(e, &mut closed));
             self.number(c, closed, emit);
         }
     }
@@ -167,6 +167,14 @@ impl ChannelFrontEnd {
             self.next_id += 1;
             emit(channel, u);
         }
+    }
+}
+
+/// Keeps closed utterances: channel runs score whole files, so the segmenter's early
+/// (tentative) decisions, which only speculative live scoring uses, are not needed.
+fn keep_closed(event: SegmentEvent, closed: &mut Vec<Utterance>) {
+    if let SegmentEvent::Closed { utterance, .. } = event {
+        closed.push(utterance);
     }
 }
 
