@@ -361,14 +361,34 @@ impl Activations {
 }
 
 /// Quantises one row (`x` of `k` values into `q` of whole groups) with `isa`.
+/// The vector paths quantise the whole groups; a last part-group goes through the
+/// portable code, which pads it.
 fn quantize_row(x: &[f32], q: &mut [i8], scales: &mut [f32], sums: &mut [i32], isa: Isa) {
-    match isa {
-        // SAFETY (both): `isa` is at most the detected level.
+    let full = x.len() / GROUP;
+    assert!(q.len() >= full * GROUP && scales.len() >= full && sums.len() >= full);
+    let whole = &x[..full * GROUP];
+    let done = match isa {
+        // SAFETY (both): `isa` is at most the detected level; `whole` is whole groups
+        // and `q`, `scales`, `sums` hold them (asserted above).
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx512 => unsafe { x86::quantize_row_avx512(x, q, scales, sums) },
+        Isa::Avx512 => {
+            unsafe { x86::quantize_groups_avx512(whole, q, scales, sums) };
+            full
+        }
         #[cfg(target_arch = "x86_64")]
-        Isa::Avx2 => unsafe { x86::quantize_row_avx2(x, q, scales, sums) },
-        _ => quantize_row_portable(x, q, scales, sums),
+        Isa::Avx2 => {
+            unsafe { x86::quantize_groups_avx2(whole, q, scales, sums) };
+            full
+        }
+        _ => 0,
+    };
+    if done * GROUP < x.len() {
+        quantize_row_portable(
+            &x[done * GROUP..],
+            &mut q[done * GROUP..],
+            &mut scales[done..],
+            &mut sums[done..],
+        );
     }
 }
 
@@ -452,13 +472,13 @@ fn panel_scalar(a: &Rows, w: &Panel, out: &mut [[f32; PANEL_N]; ROWS_MAX]) {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{BLOCK_N, GROUP, PANEL_N, Panel, ROWS_MAX, Rows, quantize_row_portable};
+    use super::{BLOCK_N, GROUP, PANEL_N, Panel, ROWS_MAX, Rows};
 
-    /// [`super::quantize_row_portable`] with AVX-512, one group (two registers) at a
-    /// time; the same operations, so the same bytes. (Left to itself the compiler
+    /// [`super::quantize_row_portable`] with AVX-512 over whole groups (`x.len()` a
+    /// multiple of 32), one group (two registers) at a time; the same operations, so the same bytes. (Left to itself the compiler
     /// vectorises the portable loop across groups, with gathers, at ~2 ns a value.)
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
-    pub(super) unsafe fn quantize_row_avx512(
+    pub(super) unsafe fn quantize_groups_avx512(
         x: &[f32],
         q: &mut [i8],
         scales: &mut [f32],
@@ -489,19 +509,11 @@ mod x86 {
                 sums[g] = _mm512_reduce_add_epi32(_mm512_add_epi32(r[0], r[1]));
             }
         }
-        if full * GROUP < x.len() {
-            quantize_row_portable(
-                &x[full * GROUP..],
-                &mut q[full * GROUP..],
-                &mut scales[full..],
-                &mut sums[full..],
-            );
-        }
     }
 
-    /// [`super::quantize_row_portable`] with AVX2, as [`quantize_row_avx512`].
+    /// [`super::quantize_row_portable`] with AVX2 over whole groups, as [`quantize_groups_avx512`].
     #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn quantize_row_avx2(
+    pub(super) unsafe fn quantize_groups_avx2(
         x: &[f32],
         q: &mut [i8],
         scales: &mut [f32],
@@ -544,14 +556,6 @@ mod x86 {
                 scales[g] = amax / 127.0;
                 sums[g] = _mm_cvtsi128_si32(s);
             }
-        }
-        if full * GROUP < x.len() {
-            quantize_row_portable(
-                &x[full * GROUP..],
-                &mut q[full * GROUP..],
-                &mut scales[full..],
-                &mut sums[full..],
-            );
         }
     }
 
