@@ -133,6 +133,26 @@ pub struct CaptureSummary {
     pub discarded: Discarded,
 }
 
+impl CaptureSummary {
+    /// The summary of a run that read `in_frames` input frames of `source` (described
+    /// by `info`) and kept `utterances`.
+    pub(crate) fn of_run(
+        info: SourceInfo,
+        in_frames: u64,
+        utterances: u64,
+        discarded: Discarded,
+        source: &dyn AudioSource,
+    ) -> Self {
+        Self {
+            seconds: in_frames as f64 / f64::from(info.sample_rate.max(1)),
+            source: info,
+            utterances,
+            dropped_frames: source.dropped_frames(),
+            discarded,
+        }
+    }
+}
+
 /// How a capture run ended: its summary, and the error that ended it early, if any.
 /// Utterances found before an error have already been emitted.
 #[derive(Debug)]
@@ -184,10 +204,36 @@ pub fn run_capture_observed(
 ) -> Result<CaptureOutcome, ConfigError> {
     let info = source.info().clone();
     let mut front = FrontEnd::new(&info, config)?;
-    let mut block = Vec::new();
     let mut count = 0u64;
+    let (in_frames, error) = read_blocks(source, stop, &mut |block, source| {
+        front.push(block, &mut |event| {
+            count += u64::from(matches!(event, SegmentEvent::Closed { .. }));
+            observer.segment(event);
+        });
+        observer.block(&front, source);
+    });
+    front.finish(&mut |event| {
+        count += u64::from(matches!(event, SegmentEvent::Closed { .. }));
+        observer.segment(event);
+    });
+    observer.block(&front, source);
+    Ok(CaptureOutcome {
+        summary: CaptureSummary::of_run(info, in_frames, count, front.discarded(), source),
+        error,
+    })
+}
+
+/// Reads `source` block by block until its end, `stop`, or an error, handing every
+/// block read (the one that came with an error too) to `on_block`. Returns the input
+/// frames read and the error that ended the run, if any.
+pub(crate) fn read_blocks(
+    source: &mut dyn AudioSource,
+    stop: &AtomicBool,
+    on_block: &mut dyn FnMut(&[f32], &dyn AudioSource),
+) -> (u64, Option<AudioError>) {
+    let channels = usize::from(source.info().channels.max(1));
+    let mut block = Vec::new();
     let mut in_frames = 0u64;
-    let channels = usize::from(info.channels.max(1));
     let error = loop {
         if stop.load(Ordering::Relaxed) {
             break None;
@@ -195,31 +241,12 @@ pub fn run_capture_observed(
         block.clear();
         let result = source.read_block(&mut block);
         in_frames += (block.len() / channels) as u64;
-        front.push(&block, &mut |event| {
-            count += u64::from(matches!(event, SegmentEvent::Closed { .. }));
-            observer.segment(event);
-        });
-        observer.block(&front, source);
+        on_block(&block, source);
         match result {
             Ok(true) => {}
             Ok(false) => break None,
             Err(e) => break Some(e),
         }
     };
-    front.finish(&mut |event| {
-        count += u64::from(matches!(event, SegmentEvent::Closed { .. }));
-        observer.segment(event);
-    });
-    observer.block(&front, source);
-    let discarded = front.discarded();
-    Ok(CaptureOutcome {
-        summary: CaptureSummary {
-            seconds: in_frames as f64 / f64::from(info.sample_rate.max(1)),
-            source: info,
-            utterances: count,
-            dropped_frames: source.dropped_frames(),
-            discarded,
-        },
-        error,
-    })
+    (in_frames, error)
 }

@@ -17,10 +17,10 @@
 //! on its channel. The rule looks at both channels over the same 10 ms, so it decides as
 //! the audio arrives (10 ms of latency), without waiting for either segmenter.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
-use crate::audio::{AudioError, AudioSource, SourceInfo};
-use crate::capture::{CaptureOutcome, CaptureSummary, FrontEnd, FrontEndConfig};
+use crate::audio::{AudioSource, SourceInfo};
+use crate::capture::{CaptureOutcome, CaptureSummary, FrontEnd, FrontEndConfig, read_blocks};
 use crate::segmenter::{Discarded, SegmentEvent};
 use crate::utterance::Utterance;
 use crate::vad::ConfigError;
@@ -198,27 +198,14 @@ pub fn run_channels_capture(
 ) -> Result<ChannelsOutcome, ChannelsError> {
     let info = source.info().clone();
     let mut front = ChannelFrontEnd::new(&info, config)?;
-    let mut block = Vec::new();
     let mut count = 0u64;
-    let mut in_frames = 0u64;
     let mut counted = |c: usize, u: Utterance| {
         count += 1;
         emit(c, u);
     };
-    let error = loop {
-        if stop.load(Ordering::Relaxed) {
-            break None;
-        }
-        block.clear();
-        let result: Result<bool, AudioError> = source.read_block(&mut block);
-        in_frames += (block.len() / 2) as u64;
-        front.push(&block, &mut counted);
-        match result {
-            Ok(true) => {}
-            Ok(false) => break None,
-            Err(e) => break Some(e),
-        }
-    };
+    let (in_frames, error) = read_blocks(source, stop, &mut |block, _| {
+        front.push(block, &mut counted)
+    });
     front.finish(&mut counted);
     let [a, b] = front.fronts().each_ref().map(FrontEnd::discarded);
     let discarded = Discarded {
@@ -227,13 +214,7 @@ pub fn run_channels_capture(
     };
     Ok(ChannelsOutcome {
         capture: CaptureOutcome {
-            summary: CaptureSummary {
-                seconds: in_frames as f64 / f64::from(info.sample_rate.max(1)),
-                source: info,
-                utterances: count,
-                dropped_frames: source.dropped_frames(),
-                discarded,
-            },
+            summary: CaptureSummary::of_run(info, in_frames, count, discarded, source),
             error,
         },
         gated_s: front.gated_s(),

@@ -475,8 +475,9 @@ mod x86 {
     use super::{BLOCK_N, GROUP, PANEL_N, Panel, ROWS_MAX, Rows};
 
     /// [`super::quantize_row_portable`] with AVX-512 over whole groups (`x.len()` a
-    /// multiple of 32), one group (two registers) at a time; the same operations, so the same bytes. (Left to itself the compiler
-    /// vectorises the portable loop across groups, with gathers, at ~2 ns a value.)
+    /// multiple of 32), one group (two registers) at a time; the same operations, so
+    /// the same bytes. (Left to itself the compiler vectorises the portable loop across
+    /// groups, with gathers, at ~2 ns a value.)
     #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx2,fma")]
     pub(super) unsafe fn quantize_groups_avx512(
         x: &[f32],
@@ -511,7 +512,8 @@ mod x86 {
         }
     }
 
-    /// [`super::quantize_row_portable`] with AVX2 over whole groups, as [`quantize_groups_avx512`].
+    /// [`super::quantize_row_portable`] with AVX2 over whole groups, as
+    /// [`quantize_groups_avx512`].
     #[target_feature(enable = "avx2,fma")]
     pub(super) unsafe fn quantize_groups_avx2(
         x: &[f32],
