@@ -258,8 +258,12 @@ impl Pipeline {
         let paused = Arc::new(AtomicBool::new(false));
         let sequencer = Arc::new(Sequencer::new(event_tx.clone()));
         let (score_tx, score_rx) = bounded::<Job>(config.score_queue.max(1));
-        let (token_tx, token_rx) = bounded::<u64>(1);
-        let speculation = SharedSpeculation::default();
+        let (tokens, evict) = bounded::<u64>(1);
+        let speculation = SpeculativeSide {
+            state: SharedSpeculation::default(),
+            tokens,
+            evict,
+        };
         let mut threads = Vec::new();
 
         // Forked before any thread starts, so a scorer that cannot be shared is known
@@ -286,11 +290,7 @@ impl Pipeline {
             dropped_reported: 0,
             paused: Arc::clone(&paused),
             backpressure: config.backpressure,
-            speculation: config.speculative.then(|| SpeculativeSide {
-                state: Arc::clone(&speculation),
-                tokens: token_tx.clone(),
-                evict: token_rx.clone(),
-            }),
+            speculation: config.speculative.then(|| speculation.clone()),
         };
         let frontend = config.frontend;
         let capture_stop = Arc::clone(&stop);
@@ -324,11 +324,7 @@ impl Pipeline {
                 prosody: config.prosody,
                 speaker_encoder: config.speaker_encoder.clone(),
                 cancel: Arc::clone(&cancel),
-                speculation: SpeculativeSide {
-                    state: Arc::clone(&speculation),
-                    tokens: token_tx.clone(),
-                    evict: token_rx.clone(),
-                },
+                speculation: speculation.clone(),
             };
             threads.push(
                 std::thread::Builder::new()
@@ -426,6 +422,7 @@ struct CaptureThread {
 }
 
 /// The speculative jobs' state and the channel that wakes a worker for one.
+#[derive(Clone)]
 struct SpeculativeSide {
     state: SharedSpeculation,
     tokens: Sender<u64>,
