@@ -16,17 +16,33 @@
 //! people talk at once, each voice dominates its own microphone and both are kept, each
 //! on its channel. The rule looks at both channels over the same 10 ms, so it decides as
 //! the audio arrives (10 ms of latency), without waiting for either segmenter.
+//!
+//! The same front end serves `score` (a whole file, [`run_channels_capture`]) and the
+//! live pipeline of `run` ([`run_channels_capture_observed`], which reports through the
+//! usual [`CaptureObserver`]): each utterance carries its channel in
+//! [`Utterance::channel`], and that is all the rest of the pipeline needs to know.
 
 use std::sync::atomic::AtomicBool;
 
 use crate::audio::{AudioSource, SourceInfo};
-use crate::capture::{CaptureOutcome, CaptureSummary, FrontEnd, FrontEndConfig, read_blocks};
-use crate::segmenter::{Discarded, SegmentEvent};
+use crate::capture::{
+    CaptureObserver, CaptureOutcome, CaptureSummary, FrontEnd, FrontEndConfig, read_blocks,
+};
+use crate::segmenter::{Activity, Discarded, SegmentEvent};
 use crate::utterance::Utterance;
 use crate::vad::ConfigError;
 
 /// Speaker labels of the left and right channels.
 pub const CHANNEL_LABELS: [&str; 2] = ["L", "R"];
+
+/// The speaker label of `channel` (`L`, `R`; a channel past the second, which this mode
+/// never produces, is [`UNKNOWN`](crate::speaker::UNKNOWN)).
+pub fn channel_label(channel: usize) -> &'static str {
+    CHANNEL_LABELS
+        .get(channel)
+        .copied()
+        .unwrap_or(crate::speaker::UNKNOWN)
+}
 
 /// Level blocks per second (10 ms blocks).
 const BLOCKS_PER_S: f64 = 100.0;
@@ -42,7 +58,9 @@ pub enum ChannelsError {
     /// The input is not stereo.
     #[error(
         "--speakers channels needs a stereo input (one person per channel), but {name} has \
-         {channels} channel(s); use --speakers N or --enroll NAME=FILE for a mixed recording"
+         {channels} channel(s); for a microphone, choose a 2-channel input with --mic NAME \
+         (`emomon devices` lists each input's channels); for a mixed recording, use \
+         --speakers N or --enroll NAME=FILE"
     )]
     NotStereo {
         /// The input's name.
@@ -53,6 +71,18 @@ pub enum ChannelsError {
     /// Bad front-end settings.
     #[error(transparent)]
     Config(#[from] ConfigError),
+}
+
+/// Checks that `source` has the two channels this mode needs, so a command can refuse a
+/// mono file or microphone before it starts a session.
+pub fn require_stereo(source: &SourceInfo) -> Result<(), ChannelsError> {
+    if source.channels == 2 {
+        return Ok(());
+    }
+    Err(ChannelsError::NotStereo {
+        name: source.name.clone(),
+        channels: source.channels,
+    })
 }
 
 /// Stereo audio in, each channel's utterances out with the channel they belong to.
@@ -72,12 +102,7 @@ pub struct ChannelFrontEnd {
 impl ChannelFrontEnd {
     /// Front ends for the two channels of `source`, which must be stereo.
     pub fn new(source: &SourceInfo, config: &FrontEndConfig) -> Result<Self, ChannelsError> {
-        if source.channels != 2 {
-            return Err(ChannelsError::NotStereo {
-                name: source.name.clone(),
-                channels: source.channels,
-            });
-        }
+        require_stereo(source)?;
         let mono = SourceInfo {
             channels: 1,
             ..source.clone()
@@ -92,9 +117,11 @@ impl ChannelFrontEnd {
         })
     }
 
-    /// Feeds a block of interleaved stereo samples; `emit` gets (channel, utterance) for
-    /// every utterance kept, numbered in the order they close.
-    pub fn push(&mut self, interleaved: &[f32], emit: &mut dyn FnMut(usize, Utterance)) {
+    /// Feeds a block of interleaved stereo samples; `emit` gets a
+    /// [`SegmentEvent::Closed`] for every utterance kept, its [`Utterance::channel`] set,
+    /// numbered in the order they close. (Tentative ends are not passed on: the two
+    /// segmenters number them apart, and only closed utterances get session ids.)
+    pub fn push(&mut self, interleaved: &[f32], emit: &mut dyn FnMut(SegmentEvent)) {
         self.pending
             .extend_from_slice(&interleaved[..interleaved.len() / 2 * 2]);
         let whole = self.pending.len() / (2 * self.block_frames) * 2 * self.block_frames;
@@ -121,7 +148,7 @@ impl ChannelFrontEnd {
     }
 
     /// Ends the stream: the last part-block (ungated) and both channels' open utterances.
-    pub fn finish(&mut self, emit: &mut dyn FnMut(usize, Utterance)) {
+    pub fn finish(&mut self, emit: &mut dyn FnMut(SegmentEvent)) {
         let [left, right] = &mut self.scratch;
         left.clear();
         right.clear();
@@ -137,7 +164,7 @@ impl ChannelFrontEnd {
     }
 
     /// Feeds each channel's (gated) samples in `scratch` to its front end.
-    fn segment(&mut self, emit: &mut dyn FnMut(usize, Utterance)) {
+    fn segment(&mut self, emit: &mut dyn FnMut(SegmentEvent)) {
         for c in 0..2 {
             let mut closed = Vec::new();
             self.fronts[c].push(&self.scratch[c], &mut |e| keep_closed(e, &mut closed));
@@ -155,26 +182,49 @@ impl ChannelFrontEnd {
         &self.fronts
     }
 
+    /// The front end a live level meter shows: the channel in speech (the louder one
+    /// when both or neither are).
+    pub fn louder(&self) -> &FrontEnd {
+        let [l, r] = &self.fronts;
+        let speaking = |f: &FrontEnd| matches!(f.activity(), Activity::Speech { .. });
+        match (speaking(l), speaking(r)) {
+            (true, false) => l,
+            (false, true) => r,
+            _ if r.last_frame().0 > l.last_frame().0 => r,
+            _ => l,
+        }
+    }
+
     /// Numbers the closed utterances of both channels in one sequence (order of closing).
     fn number(
         &mut self,
         channel: usize,
-        closed: Vec<Utterance>,
-        emit: &mut dyn FnMut(usize, Utterance),
+        closed: Vec<(Utterance, f64)>,
+        emit: &mut dyn FnMut(SegmentEvent),
     ) {
-        for mut u in closed {
-            u.id = self.next_id;
+        for (mut utterance, after_speech_s) in closed {
+            utterance.id = self.next_id;
+            utterance.channel = Some(channel);
             self.next_id += 1;
-            emit(channel, u);
+            emit(SegmentEvent::Closed {
+                utterance,
+                after_speech_s,
+            });
         }
     }
 }
 
-/// Keeps closed utterances: channel runs score whole files, so the segmenter's early
-/// (tentative) decisions, which only speculative live scoring uses, are not needed.
-fn keep_closed(event: SegmentEvent, closed: &mut Vec<Utterance>) {
-    if let SegmentEvent::Closed { utterance, .. } = event {
-        closed.push(utterance);
+/// Keeps closed utterances (with the audio time from the end of their speech to the
+/// close, which the live latency counts). The segmenter's early (tentative) decisions
+/// are dropped: speculative scoring is off in channels mode (see
+/// [`ChannelFrontEnd::push`]).
+fn keep_closed(event: SegmentEvent, closed: &mut Vec<(Utterance, f64)>) {
+    if let SegmentEvent::Closed {
+        utterance,
+        after_speech_s,
+    } = event
+    {
+        closed.push((utterance, after_speech_s));
     }
 }
 
@@ -196,17 +246,35 @@ pub fn run_channels_capture(
     stop: &AtomicBool,
     emit: &mut dyn FnMut(usize, Utterance),
 ) -> Result<ChannelsOutcome, ChannelsError> {
+    run_channels_capture_observed(source, config, stop, &mut |u: Utterance| {
+        emit(u.channel.unwrap_or(0), u)
+    })
+}
+
+/// [`run_channels_capture`] for the live pipeline: the observer hears each closed
+/// utterance (its channel in [`Utterance::channel`]) and, after every block, the
+/// [`louder`](ChannelFrontEnd::louder) channel's front end for the level meter.
+pub fn run_channels_capture_observed(
+    source: &mut dyn AudioSource,
+    config: &FrontEndConfig,
+    stop: &AtomicBool,
+    observer: &mut dyn CaptureObserver,
+) -> Result<ChannelsOutcome, ChannelsError> {
     let info = source.info().clone();
     let mut front = ChannelFrontEnd::new(&info, config)?;
     let mut count = 0u64;
-    let mut counted = |c: usize, u: Utterance| {
-        count += 1;
-        emit(c, u);
-    };
-    let (in_frames, error) = read_blocks(source, stop, &mut |block, _| {
-        front.push(block, &mut counted)
+    let (in_frames, error) = read_blocks(source, stop, &mut |block, source| {
+        front.push(block, &mut |event| {
+            count += 1;
+            observer.segment(event);
+        });
+        observer.block(front.louder(), source);
     });
-    front.finish(&mut counted);
+    front.finish(&mut |event| {
+        count += 1;
+        observer.segment(event);
+    });
+    observer.block(front.louder(), source);
     let [a, b] = front.fronts().each_ref().map(FrontEnd::discarded);
     let discarded = Discarded {
         short: a.short + b.short,
@@ -244,9 +312,9 @@ mod tests {
             stereo.extend([0.5 * tone(i), 0.36 * tone(i + 7)]);
         }
         for block in stereo.chunks(2 * 333) {
-            front.push(block, &mut |_, _| {});
+            front.push(block, &mut |_| {});
         }
-        front.finish(&mut |_, _| {});
+        front.finish(&mut |_| {});
         assert!(
             (front.gated_s() - 1.0).abs() <= 0.011,
             "{}",
@@ -265,6 +333,11 @@ mod tests {
             .err()
             .unwrap()
             .to_string();
-        assert!(err.contains("talk.wav has 1 channel") && err.contains("--speakers N"));
+        assert!(
+            err.contains("talk.wav has 1 channel")
+                && err.contains("--mic NAME")
+                && err.contains("--speakers N"),
+            "{err}"
+        );
     }
 }

@@ -405,6 +405,104 @@ fn score_cli_names_each_utterance_by_its_channel() {
     assert!(!err.contains("panicked"), "{err}");
 }
 
+/// `emomon run --speakers channels --headless` on a real stereo WAV: each utterance in the
+/// session log is named by the channel its voice was on (L/R), every clip is heard on its
+/// own channel, and the summary keeps one track per channel; a mono file is refused with
+/// what to do, before any session log exists.
+#[test]
+fn run_cli_logs_each_utterance_under_its_channel() {
+    let Some(data) = common::shared_data("speakers::run_channels") else {
+        return;
+    };
+    let (audio, spans) = two_microphones(&data);
+    let dir = tempfile::tempdir().unwrap();
+    let wav = dir.path().join("two-mics.wav");
+    common::write_wav_channels(&wav, &audio, 16_000, 2);
+    let model = common::fixture_model("tiny-qwen2-audio");
+    let run = |input: &Path, log: &Path| {
+        common::emomon(&[
+            "run",
+            "--headless",
+            "--model",
+            &model,
+            "--labels",
+            "neutral,happy,sad,angry",
+            "--speakers",
+            "channels",
+            "--input",
+            input.to_str().unwrap(),
+            "--session-log",
+            log.to_str().unwrap(),
+        ])
+    };
+    let log = dir.path().join("session.jsonl");
+    let out = run(&wav, &log);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let mut got: Vec<(usize, f64, f64)> = Vec::new();
+    for entry in emomon::session_log::read(&log).unwrap().entries {
+        if let emomon::session_log::Record::Utterance(u) = entry.entry.record {
+            let channel = match u.speaker.as_deref() {
+                Some("L") => 0,
+                Some("R") => 1,
+                other => panic!("utterance {} has speaker {other:?}", u.id),
+            };
+            got.push((channel, u.start_s, u.end_s));
+        }
+    }
+    println!("run --speakers channels: {got:?}");
+    for &(c, s, e) in &got {
+        assert!(
+            spoken_on(&spans, c, s, e),
+            "{c} {s:.2}–{e:.2} is bleed: {got:?}"
+        );
+    }
+    for &(a, b, c) in &spans {
+        assert!(
+            got.iter()
+                .any(|&(gc, s, e)| gc == c && e.min(b) - s.max(a) > 0.5 * (b - a)),
+            "clip {a:.2}–{b:.2} of channel {c} missing from the log: {got:?}"
+        );
+    }
+    // The summary (last stdout line) has one track per channel, counting its utterances.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().expect("a summary line")).unwrap();
+    let tracks: Vec<(String, u64)> = summary["speakers"]
+        .as_array()
+        .expect("per-speaker summary")
+        .iter()
+        .map(|t| {
+            let n = t["aggregate"]["session"]["n_utterances"].as_u64().unwrap();
+            (t["speaker"].as_str().unwrap().to_string(), n)
+        })
+        .collect();
+    let on = |c: usize| got.iter().filter(|g| g.0 == c).count() as u64;
+    assert_eq!(
+        tracks,
+        [("L".to_string(), on(0)), ("R".to_string(), on(1))],
+        "{summary}"
+    );
+    assert!(
+        err.contains("speaker L:") && err.contains("speaker R:"),
+        "{err}"
+    );
+
+    let mono = dir.path().join("mono.wav");
+    common::write_wav(&mono, &clips(&data, "08", 0, 1)[0].samples, 16_000);
+    let mono_log = dir.path().join("mono.jsonl");
+    let out = run(&mono, &mono_log);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains("needs a stereo input")
+            && err.contains("mono.wav has 1 channel"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!mono_log.exists(), "no session for a refused input");
+}
+
 /// `emomon run --speakers 2` on a two-person recording, in a real 80×24 terminal (tmux):
 /// the dashboard shows the focused speaker's Now panel, and `s` moves the focus to the
 /// other speaker. Skips without tmux, the shared data or the speaker encoder.
