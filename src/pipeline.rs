@@ -103,7 +103,6 @@ pub struct PipelineConfig {
     pub speaker_encoder: Option<Arc<crate::speaker::SpeakerEncoder>>,
     /// Score utterances during their hangover (see the module doc). Pays only for
     /// live input: a file read as fast as possible closes them at once anyway.
-    /// Off with `speaker_channels`, whose two segmenters do not share their tentative ends.
     pub speculative: bool,
     /// `--speakers channels`: the input is stereo with one person per channel; each
     /// channel is segmented on its own ([`crate::speaker::channels`]) and each utterance
@@ -298,8 +297,7 @@ impl Pipeline {
             dropped_reported: 0,
             paused: Arc::clone(&paused),
             backpressure: config.backpressure,
-            speculation: (config.speculative && !config.speaker_channels)
-                .then(|| speculation.clone()),
+            speculation: config.speculative.then(|| speculation.clone()),
             channels: config.speaker_channels,
         };
         let frontend = config.frontend;

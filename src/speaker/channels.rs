@@ -96,6 +96,9 @@ pub struct ChannelFrontEnd {
     gated_blocks: u64,
     /// Source frames in 10 ms.
     block_frames: usize,
+    /// Each channel's announced (tentative) but not yet closed utterances:
+    /// (its segmenter's id, its session id).
+    open_ids: [Vec<(u64, u64)>; 2],
     next_id: u64,
 }
 
@@ -113,14 +116,16 @@ impl ChannelFrontEnd {
             scratch: [Vec::new(), Vec::new()],
             gated_blocks: 0,
             block_frames: ((f64::from(source.sample_rate) / BLOCKS_PER_S).round() as usize).max(1),
+            open_ids: [Vec::new(), Vec::new()],
             next_id: 0,
         })
     }
 
-    /// Feeds a block of interleaved stereo samples; `emit` gets a
-    /// [`SegmentEvent::Closed`] for every utterance kept, its [`Utterance::channel`] set,
-    /// numbered in the order they close. (Tentative ends are not passed on: the two
-    /// segmenters number them apart, and only closed utterances get session ids.)
+    /// Feeds a block of interleaved stereo samples; `emit` hears both channels'
+    /// segmenter events (tentative ends too, for speculative scoring), each utterance with
+    /// its [`Utterance::channel`] set and renumbered into one session sequence, in order of
+    /// first announcement (a tentative end, else the close): a tentative utterance and
+    /// its close share an id, as they do from one segmenter.
     pub fn push(&mut self, interleaved: &[f32], emit: &mut dyn FnMut(SegmentEvent)) {
         self.pending
             .extend_from_slice(&interleaved[..interleaved.len() / 2 * 2]);
@@ -157,18 +162,18 @@ impl ChannelFrontEnd {
         self.pending.clear();
         self.segment(emit);
         for c in 0..2 {
-            let mut closed = Vec::new();
-            self.fronts[c].finish(&mut |e| keep_closed(e, &mut closed));
-            self.number(c, closed, emit);
+            let mut events = Vec::new();
+            self.fronts[c].finish(&mut |e| events.push(e));
+            self.number(c, events, emit);
         }
     }
 
     /// Feeds each channel's (gated) samples in `scratch` to its front end.
     fn segment(&mut self, emit: &mut dyn FnMut(SegmentEvent)) {
         for c in 0..2 {
-            let mut closed = Vec::new();
-            self.fronts[c].push(&self.scratch[c], &mut |e| keep_closed(e, &mut closed));
-            self.number(c, closed, emit);
+            let mut events = Vec::new();
+            self.fronts[c].push(&self.scratch[c], &mut |e| events.push(e));
+            self.number(c, events, emit);
         }
     }
 
@@ -195,36 +200,60 @@ impl ChannelFrontEnd {
         }
     }
 
-    /// Numbers the closed utterances of both channels in one sequence (order of closing).
+    /// Passes on `channel`'s events with session ids (see [`push`](Self::push)).
     fn number(
         &mut self,
         channel: usize,
-        closed: Vec<(Utterance, f64)>,
+        events: Vec<SegmentEvent>,
         emit: &mut dyn FnMut(SegmentEvent),
     ) {
-        for (mut utterance, after_speech_s) in closed {
-            utterance.id = self.next_id;
-            utterance.channel = Some(channel);
-            self.next_id += 1;
-            emit(SegmentEvent::Closed {
-                utterance,
-                after_speech_s,
+        for event in events {
+            emit(match event {
+                SegmentEvent::Tentative {
+                    mut utterance,
+                    after_speech_s,
+                } => {
+                    utterance.id = self.session_id(channel, utterance.id);
+                    utterance.channel = Some(channel);
+                    SegmentEvent::Tentative {
+                        utterance,
+                        after_speech_s,
+                    }
+                }
+                SegmentEvent::Resumed { id } => {
+                    let open = self.open_ids[channel].iter().find(|(s, _)| *s == id);
+                    match open {
+                        Some(&(_, id)) => SegmentEvent::Resumed { id },
+                        None => continue,
+                    }
+                }
+                SegmentEvent::Closed {
+                    mut utterance,
+                    after_speech_s,
+                } => {
+                    let own = utterance.id;
+                    utterance.id = self.session_id(channel, own);
+                    utterance.channel = Some(channel);
+                    self.open_ids[channel].retain(|(s, _)| *s != own);
+                    SegmentEvent::Closed {
+                        utterance,
+                        after_speech_s,
+                    }
+                }
             });
         }
     }
-}
 
-/// Keeps closed utterances (with the audio time from the end of their speech to the
-/// close, which the live latency counts). The segmenter's early (tentative) decisions
-/// are dropped: speculative scoring is off in channels mode (see
-/// [`ChannelFrontEnd::push`]).
-fn keep_closed(event: SegmentEvent, closed: &mut Vec<(Utterance, f64)>) {
-    if let SegmentEvent::Closed {
-        utterance,
-        after_speech_s,
-    } = event
-    {
-        closed.push((utterance, after_speech_s));
+    /// The session id of `channel`'s utterance `own` (its segmenter's id): the one given
+    /// when it was announced, or the next.
+    fn session_id(&mut self, channel: usize, own: u64) -> u64 {
+        if let Some(&(_, id)) = self.open_ids[channel].iter().find(|(s, _)| *s == own) {
+            return id;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.open_ids[channel].push((own, id));
+        id
     }
 }
 
@@ -265,13 +294,13 @@ pub fn run_channels_capture_observed(
     let mut count = 0u64;
     let (in_frames, error) = read_blocks(source, stop, &mut |block, source| {
         front.push(block, &mut |event| {
-            count += 1;
+            count += u64::from(matches!(event, SegmentEvent::Closed { .. }));
             observer.segment(event);
         });
         observer.block(front.louder(), source);
     });
     front.finish(&mut |event| {
-        count += 1;
+        count += u64::from(matches!(event, SegmentEvent::Closed { .. }));
         observer.segment(event);
     });
     observer.block(front.louder(), source);
