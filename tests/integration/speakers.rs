@@ -307,6 +307,14 @@ fn two_microphones(data: &Path) -> (Vec<f32>, Vec<(f64, f64, usize)>) {
     (audio, spans)
 }
 
+/// [`two_microphones`] written to `dir/two-mics.wav` (stereo, 16 kHz), and its spans.
+fn two_microphones_wav(data: &Path, dir: &Path) -> (PathBuf, Vec<(f64, f64, usize)>) {
+    let (audio, spans) = two_microphones(data);
+    let wav = dir.join("two-mics.wav");
+    common::write_wav_channels(&wav, &audio, 16_000, 2);
+    (wav, spans)
+}
+
 /// True when the clips of `channel`'s voice cover most of `start_s..end_s` (in the
 /// stretch where both talk, both voices do).
 fn spoken_on(spans: &[(f64, f64, usize)], channel: usize, start_s: f64, end_s: f64) -> bool {
@@ -316,6 +324,25 @@ fn spoken_on(spans: &[(f64, f64, usize)], channel: usize, start_s: f64, end_s: f
         .map(|&(a, b, _)| (end_s.min(b) - start_s.max(a)).max(0.0))
         .sum();
     own > 0.5 * (end_s - start_s)
+}
+
+/// Every (channel, start_s, end_s) in `got` lies on the channel of the voice that spoke
+/// it and overlaps a clip of that voice (none is made of bleed alone), and each clip of
+/// `spans`, both sides of the cross-talk included, is heard on its own channel.
+fn assert_each_voice_on_its_channel(spans: &[(f64, f64, usize)], got: &[(usize, f64, f64)]) {
+    for &(c, s, e) in got {
+        assert!(
+            spoken_on(spans, c, s, e),
+            "{c} {s:.2}–{e:.2} is bleed: {got:?}"
+        );
+    }
+    for &(a, b, c) in spans {
+        assert!(
+            got.iter()
+                .any(|&(gc, s, e)| gc == c && e.min(b) - s.max(a) > 0.5 * (b - a)),
+            "clip {a:.2}–{b:.2} of channel {c} missing: {got:?}"
+        );
+    }
 }
 
 #[test]
@@ -339,22 +366,7 @@ fn channels_mode_gives_each_channel_its_own_utterances_and_silences_the_bleed() 
         got.len(),
         outcome.gated_s
     );
-    // Every kept utterance lies on the channel of the voice that spoke it, and overlaps
-    // a clip of that voice (none is made of bleed alone).
-    for &(c, s, e) in &got {
-        assert!(
-            spoken_on(&spans, c, s, e),
-            "{c} {s:.2}–{e:.2} is bleed: {got:?}"
-        );
-    }
-    // Each clip, including both sides of the cross-talk, is heard on its own channel.
-    for &(a, b, c) in &spans {
-        assert!(
-            got.iter()
-                .any(|&(gc, s, e)| gc == c && e.min(b) - s.max(a) > 0.5 * (b - a)),
-            "clip {a:.2}–{b:.2} of channel {c} missing: {got:?}"
-        );
-    }
+    assert_each_voice_on_its_channel(&spans, &got);
     assert_eq!(outcome.capture.summary.utterances, got.len() as u64);
     // The bleed was silenced where the other voice was the louder one.
     assert!(outcome.gated_s > 5.0, "{} s gated", outcome.gated_s);
@@ -367,10 +379,8 @@ fn score_cli_names_each_utterance_by_its_channel() {
     let Some(data) = common::shared_data("speakers::channels_cli") else {
         return;
     };
-    let (audio, spans) = two_microphones(&data);
     let dir = tempfile::tempdir().unwrap();
-    let wav = dir.path().join("two-mics.wav");
-    common::write_wav_channels(&wav, &audio, 16_000, 2);
+    let (wav, spans) = two_microphones_wav(&data, dir.path());
     let score = |input: &str| score_with_speakers(input, "channels");
     let out = score(wav.to_str().unwrap());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -414,10 +424,8 @@ fn run_cli_logs_each_utterance_under_its_channel() {
     let Some(data) = common::shared_data("speakers::run_channels") else {
         return;
     };
-    let (audio, spans) = two_microphones(&data);
     let dir = tempfile::tempdir().unwrap();
-    let wav = dir.path().join("two-mics.wav");
-    common::write_wav_channels(&wav, &audio, 16_000, 2);
+    let (wav, spans) = two_microphones_wav(&data, dir.path());
     let model = common::fixture_model("tiny-qwen2-audio");
     let run = |input: &Path, log: &Path| {
         common::emomon(&[
@@ -451,19 +459,7 @@ fn run_cli_logs_each_utterance_under_its_channel() {
         }
     }
     println!("run --speakers channels: {got:?}");
-    for &(c, s, e) in &got {
-        assert!(
-            spoken_on(&spans, c, s, e),
-            "{c} {s:.2}–{e:.2} is bleed: {got:?}"
-        );
-    }
-    for &(a, b, c) in &spans {
-        assert!(
-            got.iter()
-                .any(|&(gc, s, e)| gc == c && e.min(b) - s.max(a) > 0.5 * (b - a)),
-            "clip {a:.2}–{b:.2} of channel {c} missing from the log: {got:?}"
-        );
-    }
+    assert_each_voice_on_its_channel(&spans, &got);
     // The summary (last stdout line) has one track per channel, counting its utterances.
     let stdout = String::from_utf8_lossy(&out.stdout);
     let summary: serde_json::Value =
