@@ -499,6 +499,77 @@ fn run_cli_logs_each_utterance_under_its_channel() {
     assert!(!mono_log.exists(), "no session for a refused input");
 }
 
+/// `emomon run --speakers channels` from a two-channel microphone (a virtual ALSA device,
+/// through cpal): the person on the left speaks, then the one on the right; the log names
+/// them L and R. Stopped with SIGINT, as a user would.
+#[cfg(unix)]
+#[test]
+fn run_from_a_two_channel_microphone_names_each_utterance_by_its_channel() {
+    const TEST: &str = "speakers::run_from_a_two_channel_microphone";
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/audio");
+    let silence = |seconds: f64| vec![[0.0f32; 2]; (seconds * 16e3) as usize];
+    let mut frames = silence(1.0);
+    frames.extend(
+        common::decode_16k(&fixtures.join("03.wav"))
+            .iter()
+            .map(|&s| [s, 0.0]),
+    );
+    frames.extend(silence(1.5));
+    frames.extend(
+        common::decode_16k(&fixtures.join("07.wav"))
+            .iter()
+            .map(|&s| [0.0, s]),
+    );
+    frames.extend(silence(1.5));
+    let Some(alsa_config) = crate::mic_alsa::virtual_capture(TEST, dir.path(), &frames) else {
+        return;
+    };
+    let log = dir.path().join("live.jsonl");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_emomon"))
+        .args(["run", "--headless", "--model"])
+        .arg(common::fixture_model("tiny-qwen2-audio"))
+        .args([
+            "--labels",
+            "neutral,happy,sad,angry",
+            "--speakers",
+            "channels",
+        ])
+        .arg("--session-log")
+        .arg(&log)
+        .env("ALSA_CONFIG_PATH", alsa_config)
+        .env_remove("EMOMON_MODEL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let logged = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .matches("\"type\":\"utterance\"")
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while logged() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // SAFETY: signals the child this test started, by its pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let speakers: Vec<String> = emomon::session_log::read(&log)
+        .unwrap()
+        .entries
+        .into_iter()
+        .filter_map(|e| match e.entry.record {
+            emomon::session_log::Record::Utterance(u) => u.speaker,
+            _ => None,
+        })
+        .collect();
+    assert_eq!(speakers, ["L", "R"], "{err}");
+}
+
 /// `emomon run --speakers 2` on a two-person recording, in a real 80×24 terminal (tmux):
 /// the dashboard shows the focused speaker's Now panel, and `s` moves the focus to the
 /// other speaker. Skips without tmux, the shared data or the speaker encoder.
