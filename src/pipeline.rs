@@ -68,6 +68,7 @@ use crate::capture::{
 use crate::prosody::{Prosody, ProsodyAnalyzer, ProsodyConfig};
 use crate::scoring::{Scorer, Scores};
 use crate::segmenter::{Activity, SegmentEvent};
+use crate::speaker::channels::run_channels_capture_observed;
 use crate::utterance::Utterance;
 use crate::workers::WorkerPlan;
 
@@ -103,6 +104,11 @@ pub struct PipelineConfig {
     /// Score utterances during their hangover (see the module doc). Pays only for
     /// live input: a file read as fast as possible closes them at once anyway.
     pub speculative: bool,
+    /// `--speakers channels`: the input is stereo with one person per channel; each
+    /// channel is segmented on its own ([`crate::speaker::channels`]) and each utterance
+    /// carries its [`Utterance::channel`]. A mono input ends capture with an error that
+    /// says what to do.
+    pub speaker_channels: bool,
 }
 
 impl Default for PipelineConfig {
@@ -116,6 +122,7 @@ impl Default for PipelineConfig {
             workers: 1,
             speaker_encoder: None,
             speculative: true,
+            speaker_channels: false,
         }
     }
 }
@@ -291,6 +298,7 @@ impl Pipeline {
             paused: Arc::clone(&paused),
             backpressure: config.backpressure,
             speculation: config.speculative.then(|| speculation.clone()),
+            channels: config.speaker_channels,
         };
         let frontend = config.frontend;
         let capture_stop = Arc::clone(&stop);
@@ -419,6 +427,8 @@ struct CaptureThread {
     backpressure: Backpressure,
     /// Set when scoring speculatively.
     speculation: Option<SpeculativeSide>,
+    /// Segment each channel on its own (`PipelineConfig::speaker_channels`).
+    channels: bool,
 }
 
 /// The speculative jobs' state and the channel that wakes a worker for one.
@@ -450,11 +460,24 @@ impl CaptureThread {
                 return;
             }
         };
-        let (summary, error) =
-            match run_capture_observed(source.as_mut(), frontend, stop, &mut self) {
-                Ok(outcome) => (Some(outcome.summary), outcome.error.map(|e| e.to_string())),
-                Err(e) => (None, Some(e.to_string())),
-            };
+        let outcome = if self.channels {
+            run_channels_capture_observed(source.as_mut(), frontend, stop, &mut self)
+                .map(|outcome| {
+                    tracing::info!(
+                        gated_s = outcome.gated_s,
+                        "--speakers channels: seconds silenced as the other channel's bleed"
+                    );
+                    outcome.capture
+                })
+                .map_err(|e| e.to_string())
+        } else {
+            run_capture_observed(source.as_mut(), frontend, stop, &mut self)
+                .map_err(|e| e.to_string())
+        };
+        let (summary, error) = match outcome {
+            Ok(outcome) => (Some(outcome.summary), outcome.error.map(|e| e.to_string())),
+            Err(e) => (None, Some(e)),
+        };
         let _ = self
             .events
             .send(PipelineEvent::CaptureEnded { summary, error });

@@ -634,6 +634,7 @@ impl Segmenter {
             rms_dbfs: to_dbfs(mean_square.sqrt()),
             peak_dbfs: to_dbfs(peak),
             split,
+            channel: None,
         };
         Some(Decision::Keep(utterance))
     }

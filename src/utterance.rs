@@ -33,6 +33,11 @@ pub struct Utterance {
     pub peak_dbfs: f32,
     /// True when the utterance was cut at the maximum length rather than at a pause.
     pub split: bool,
+    /// The input channel it was heard on, when each channel of a stereo input is
+    /// segmented on its own (`--speakers channels`: 0 = left, 1 = right); `None` for
+    /// the usual mono mix.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<usize>,
 }
 
 impl Utterance {

@@ -59,6 +59,12 @@ impl RecordFeeder {
         &self.aggregator
     }
 
+    /// Each speaker's own aggregation (sessions that track speakers; empty until one is
+    /// heard). The headless summary reads it.
+    pub fn speakers(&self) -> Option<&SpeakerAggregators> {
+        self.speakers.as_ref()
+    }
+
     /// An empty view for the session: labels, model and device filled in.
     pub fn initial_view(&self, start: &SessionStart) -> ViewState {
         let mut view = ViewState::new(self.labels.clone());

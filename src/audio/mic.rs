@@ -88,19 +88,9 @@ impl MicSource {
     /// input, in the device's own default rate, format and channel count.
     pub fn open(device: Option<&str>) -> Result<Self, AudioError> {
         let device = find_device(device)?;
-        let name = device.name().unwrap_or_else(|_| "<unnamed>".into());
-        let supported = device
-            .default_input_config()
-            .map_err(|e| AudioError::Device {
-                name: name.clone(),
-                detail: e.to_string(),
-            })?;
+        let (info, supported) = default_format(&device)?;
+        let name = info.name.clone();
         let config: StreamConfig = supported.config();
-        let info = SourceInfo {
-            name: name.clone(),
-            sample_rate: config.sample_rate.0,
-            channels: config.channels,
-        };
         let (writer, ring) = RingSource::new(info, RING_SECONDS);
         let failure = ring.failure_slot();
         let stream = build_stream(&device, &config, supported.sample_format(), writer, failure)
@@ -117,6 +107,32 @@ impl MicSource {
             _stream: stream,
         })
     }
+}
+
+/// What [`MicSource::open`] would open `device` with (its name, rate and channels),
+/// without opening a stream: for checks made before a session starts, such as
+/// `--speakers channels` needing two channels.
+pub fn input_format(device: Option<&str>) -> Result<SourceInfo, AudioError> {
+    default_format(&find_device(device)?).map(|(info, _)| info)
+}
+
+/// A device's default input configuration, and the source format it gives.
+fn default_format(
+    device: &Device,
+) -> Result<(SourceInfo, cpal::SupportedStreamConfig), AudioError> {
+    let name = device.name().unwrap_or_else(|_| "<unnamed>".into());
+    let supported = device
+        .default_input_config()
+        .map_err(|e| AudioError::Device {
+            name: name.clone(),
+            detail: e.to_string(),
+        })?;
+    let info = SourceInfo {
+        name,
+        sample_rate: supported.sample_rate().0,
+        channels: supported.channels(),
+    };
+    Ok((info, supported))
 }
 
 impl AudioSource for MicSource {

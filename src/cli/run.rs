@@ -9,11 +9,12 @@ use clap::Args;
 use emomon::aggregate::AggregatorConfig;
 use emomon::audio::AudioSource;
 use emomon::audio::file::FileSource;
-use emomon::audio::mic::MicSource;
+use emomon::audio::mic::{MicSource, input_format};
 use emomon::audio::pace::Paced;
 use emomon::model_scorer::open_scorer;
 use emomon::pipeline::{Backpressure, PipelineConfig, SourceFactory};
 use emomon::run::{ClockKind, RunOptions, RunSummary, default_log_path, run_session};
+use emomon::speaker::channels::require_stereo;
 use emomon::workers::WorkerPlan;
 
 use super::frontend_args::FrontEndArgs;
@@ -114,9 +115,14 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     }
     // Open the input and the model before creating a log, so a typo leaves no
     // empty session behind.
+    // `--speakers channels` needs two channels: refused here, before a log is created.
+    let channels = args.speakers.channels();
     let (source, source_name, clock): (SourceFactory, String, ClockKind) = match &args.input {
         Some(path) => {
             let file = FileSource::open(path)?;
+            if channels {
+                require_stereo(file.info())?;
+            }
             let realtime = args.realtime;
             (
                 Box::new(move || {
@@ -136,6 +142,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         }
         None => {
             let device = args.mic.clone();
+            if channels {
+                require_stereo(&input_format(device.as_deref())?)?;
+            }
             let name = match &device {
                 Some(d) => format!("microphone:{d}"),
                 None => "microphone".into(),
@@ -150,12 +159,6 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             )
         }
     };
-    if args.speakers.channels() {
-        bail!(
-            "--speakers channels works with `emomon score` so far; for `run`, use --speakers N \
-             or --enroll NAME=FILE"
-        );
-    }
     let scorer = open_scorer(&args.model.options())?;
     let (speaker_encoder, speakers) = match args.speakers.stage()? {
         Some(stage) => {
@@ -186,6 +189,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             },
             prosody: !args.no_prosody,
             speaker_encoder,
+            speaker_channels: channels,
             // Nothing to hide when the file is read at full speed: the hangover
             // passes in microseconds there, and a stale speculation costs a score.
             speculative: !args.no_speculative && clock == ClockKind::Wall,
@@ -229,6 +233,17 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     }
 }
 
+/// `happy 60%, neutral 30%, … (entropy 0.71)`: labels by falling probability.
+fn distribution(labels: &[String], summary: &emomon::aggregate::Summary) -> String {
+    let mut order: Vec<usize> = (0..summary.probs.len()).collect();
+    order.sort_by(|&a, &b| summary.probs[b].total_cmp(&summary.probs[a]));
+    let dist: Vec<String> = order
+        .iter()
+        .map(|&i| format!("{} {:.0}%", labels[i], summary.probs[i] * 100.0))
+        .collect();
+    format!("{} (entropy {:.2})", dist.join(", "), summary.entropy_norm)
+}
+
 /// A few lines for the person at the terminal.
 fn human_summary(s: &RunSummary) -> String {
     let mut out = format!(
@@ -245,17 +260,20 @@ fn human_summary(s: &RunSummary) -> String {
             &format!("emomon: latency end of speech → result p50 {p50:.0} ms, p95 {p95:.0} ms\n");
     }
     if let Some(session) = s.aggregate.as_ref().and_then(|a| a.session.as_ref()) {
-        let mut order: Vec<usize> = (0..session.probs.len()).collect();
-        order.sort_by(|&a, &b| session.probs[b].total_cmp(&session.probs[a]));
-        let dist: Vec<String> = order
-            .iter()
-            .map(|&i| format!("{} {:.0}%", s.labels[i], session.probs[i] * 100.0))
-            .collect();
         out += &format!(
-            "emomon: whole session: {} (entropy {:.2})\n",
-            dist.join(", "),
-            session.entropy_norm
+            "emomon: whole session: {}\n",
+            distribution(&s.labels, session)
         );
+    }
+    for track in &s.speakers {
+        if let Some(session) = &track.aggregate.session {
+            out += &format!(
+                "emomon: speaker {}: {} utterance(s), {}\n",
+                track.speaker,
+                session.n_utterances,
+                distribution(&s.labels, session)
+            );
+        }
     }
     for e in &s.worker_errors {
         out += &format!("emomon: worker error: {e}\n");

@@ -137,6 +137,7 @@ mod tests {
             rms_dbfs: -90.0,
             peak_dbfs: -90.0,
             split: false,
+            channel: None,
         })
     }
 

@@ -202,6 +202,7 @@ mod tests {
             rms_dbfs: -20.0,
             peak_dbfs: -6.0,
             split: false,
+            channel: None,
         })
     }
 

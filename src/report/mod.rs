@@ -335,6 +335,9 @@ fn per_speaker(data: &SessionData) -> String {
         let _ = write!(h, "<td colspan=\"2\">{dominant}</td>");
     }
     h.push_str("</tr></table>\n");
+    for t in &data.speakers {
+        h.push_str(&svg::speaker_emotions(data, &t.name));
+    }
     h
 }
 

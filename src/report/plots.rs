@@ -361,6 +361,24 @@ fn emotions<DB: DrawingBackend>(
     markers(&mut chart, data)
 }
 
+/// One speaker's emotions per utterance: the [`emotions`] panel of `speaker`'s utterances
+/// only, on the session's time axis (so the speakers' panels line up), titled with the
+/// speaker's name. For the report's per-speaker section.
+pub fn draw_speaker_emotions<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    data: &SessionData,
+    speaker: &str,
+) -> Drawn<DB> {
+    let mut own = data.clone();
+    own.utterances
+        .retain(|u| u.speaker.as_deref() == Some(speaker));
+    // Skipped utterances were never assigned a speaker.
+    own.skipped.clear();
+    let (strip, body) = area.split_vertically(HEAD);
+    let title = format!("{speaker}: emotions per utterance (stacked probabilities)");
+    emotions(&strip, &body, &own, &title)
+}
+
 /// Samples for the area plot: a regular grid plus every utterance end, so steps
 /// land where they happen.
 fn sample_times(data: &SessionData) -> Vec<f64> {

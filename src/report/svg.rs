@@ -3,7 +3,7 @@
 //! `-o report.svg`; and the small helpers the HTML report shares with them.
 
 use super::data::SessionData;
-use super::plots::{PANELS, Panel, WIDTH, draw_report, report_height};
+use super::plots::{PANELS, Panel, WIDTH, draw_report, draw_speaker_emotions, report_height};
 use crate::plotting::{PlotError, svg_string};
 
 /// Colour per label: the dashboard's semantic colours (same words, same hues),
@@ -47,6 +47,18 @@ fn panel(data: &SessionData, p: Panel) -> String {
 /// Emotions per utterance: one stacked column per utterance, spanning its time.
 pub fn emotions(data: &SessionData) -> String {
     panel(data, Panel::Emotions)
+}
+
+/// One speaker's emotions per utterance (see [`super::plots::draw_speaker_emotions`]), as
+/// `<svg class="plot emotions speaker">`.
+pub fn speaker_emotions(data: &SessionData, speaker: &str) -> String {
+    svg_string(
+        &format!("{speaker}'s emotions"),
+        (WIDTH, Panel::Emotions.height()),
+        "plot emotions speaker",
+        |area| draw_speaker_emotions(area, data, speaker),
+    )
+    .unwrap_or_else(|e| format!("<p class=\"note\">{}</p>\n", esc(&e.to_string())))
 }
 
 /// The time-decayed distribution over time, stacked.

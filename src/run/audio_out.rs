@@ -118,6 +118,7 @@ mod tests {
             rms_dbfs: -20.0,
             peak_dbfs: -20.0,
             split: false,
+            channel: None,
         };
         let err = saver.save(&u).expect_err("directory is gone");
         assert!(err.to_string().contains("utterance-000003.wav"), "{err}");

@@ -44,7 +44,7 @@ use crate::pipeline::{EVENT_QUEUE, Pipeline, PipelineConfig, PipelineEvent, Sour
 use crate::scoring::Scorer;
 use crate::workers::WorkerPlan;
 use audio_out::AudioSaver;
-pub use recorder::{ClockKind, Recorder, RunSummary, SessionInfo};
+pub use recorder::{ClockKind, Recorder, RunSummary, SessionInfo, SpeakerSummary};
 
 /// Everything a session needs besides its audio source and scorer.
 pub struct RunOptions {

@@ -99,10 +99,23 @@ pub struct RunSummary {
     pub aggregate: Option<Snapshot>,
     /// Every change of the dominant emotion (label indices into `labels`).
     pub dominant_changes: Vec<DominantChange>,
+    /// One entry per speaker, in order of first appearance, when speakers are tracked
+    /// (`--speakers`, `--enroll`): that speaker's utterances aggregated on their own.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub speakers: Vec<SpeakerSummary>,
     /// Worker failures reported during the session.
     pub worker_errors: Vec<String>,
     /// Why capture stopped early, if it did (e.g. a device error).
     pub capture_error: Option<String>,
+}
+
+/// One speaker's track at the end of a session.
+#[derive(Debug, Clone, Serialize)]
+pub struct SpeakerSummary {
+    /// `S1`, an enrolled name, `unknown`, `L`/`R` (`--speakers channels`).
+    pub speaker: String,
+    /// That speaker's aggregation (its `session.n_utterances` counts their utterances).
+    pub aggregate: Snapshot,
 }
 
 /// Writes a session as it happens; see the module docs.
@@ -332,12 +345,16 @@ impl Recorder {
             ClockKind::Wall => self.now_s(),
             ClockKind::Audio => u.end_s + s.latency.as_secs_f64(),
         };
-        let speaker = self.speakers.as_mut().map(|tracker| {
-            s.embedding
-                .as_deref()
-                .and_then(|e| tracker.assign(e).ok())
-                .map_or_else(|| crate::speaker::UNKNOWN.to_string(), |a| a.label)
-        });
+        let speaker = match u.channel {
+            // `--speakers channels`: the channel is the speaker.
+            Some(c) => Some(crate::speaker::channels::channel_label(c).to_string()),
+            None => self.speakers.as_mut().map(|tracker| {
+                s.embedding
+                    .as_deref()
+                    .and_then(|e| tracker.assign(e).ok())
+                    .map_or_else(|| crate::speaker::UNKNOWN.to_string(), |a| a.label)
+            }),
+        };
         let record = UtteranceRecord {
             id: u.id,
             start_s: u.start_s,
@@ -394,6 +411,14 @@ impl Recorder {
         )?;
         let aggregator = self.feeder.aggregator();
         let aggregate = (!aggregator.is_empty()).then(|| aggregator.snapshot(t));
+        let speakers = self
+            .feeder
+            .speakers()
+            .map(|tracks| tracks.snapshots(t))
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(speaker, aggregate)| SpeakerSummary { speaker, aggregate })
+            .collect();
         Ok(RunSummary {
             kind: "summary",
             reason: reason.into(),
@@ -412,6 +437,7 @@ impl Recorder {
             speech_latency_p95_ms: percentile(&self.speech_latencies_ms, 0.95),
             dominant_changes: aggregator.changes().to_vec(),
             aggregate,
+            speakers,
             worker_errors: self.worker_errors.clone(),
             capture_error: self.capture_error.clone(),
         })

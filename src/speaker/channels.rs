@@ -16,17 +16,33 @@
 //! people talk at once, each voice dominates its own microphone and both are kept, each
 //! on its channel. The rule looks at both channels over the same 10 ms, so it decides as
 //! the audio arrives (10 ms of latency), without waiting for either segmenter.
+//!
+//! The same front end serves `score` (a whole file, [`run_channels_capture`]) and the
+//! live pipeline of `run` ([`run_channels_capture_observed`], which reports through the
+//! usual [`CaptureObserver`]): each utterance carries its channel in
+//! [`Utterance::channel`], and that is all the rest of the pipeline needs to know.
 
 use std::sync::atomic::AtomicBool;
 
 use crate::audio::{AudioSource, SourceInfo};
-use crate::capture::{CaptureOutcome, CaptureSummary, FrontEnd, FrontEndConfig, read_blocks};
-use crate::segmenter::{Discarded, SegmentEvent};
+use crate::capture::{
+    CaptureObserver, CaptureOutcome, CaptureSummary, FrontEnd, FrontEndConfig, read_blocks,
+};
+use crate::segmenter::{Activity, Discarded, SegmentEvent};
 use crate::utterance::Utterance;
 use crate::vad::ConfigError;
 
 /// Speaker labels of the left and right channels.
 pub const CHANNEL_LABELS: [&str; 2] = ["L", "R"];
+
+/// The speaker label of `channel` (`L`, `R`; a channel past the second, which this mode
+/// never produces, is [`UNKNOWN`](crate::speaker::UNKNOWN)).
+pub fn channel_label(channel: usize) -> &'static str {
+    CHANNEL_LABELS
+        .get(channel)
+        .copied()
+        .unwrap_or(crate::speaker::UNKNOWN)
+}
 
 /// Level blocks per second (10 ms blocks).
 const BLOCKS_PER_S: f64 = 100.0;
@@ -42,7 +58,9 @@ pub enum ChannelsError {
     /// The input is not stereo.
     #[error(
         "--speakers channels needs a stereo input (one person per channel), but {name} has \
-         {channels} channel(s); use --speakers N or --enroll NAME=FILE for a mixed recording"
+         {channels} channel(s); for a microphone, choose a 2-channel input with --mic NAME \
+         (`emomon devices` lists each input's channels); for a mixed recording, use \
+         --speakers N or --enroll NAME=FILE"
     )]
     NotStereo {
         /// The input's name.
@@ -53,6 +71,18 @@ pub enum ChannelsError {
     /// Bad front-end settings.
     #[error(transparent)]
     Config(#[from] ConfigError),
+}
+
+/// Checks that `source` has the two channels this mode needs, so a command can refuse a
+/// mono file or microphone before it starts a session.
+pub fn require_stereo(source: &SourceInfo) -> Result<(), ChannelsError> {
+    if source.channels == 2 {
+        return Ok(());
+    }
+    Err(ChannelsError::NotStereo {
+        name: source.name.clone(),
+        channels: source.channels,
+    })
 }
 
 /// Stereo audio in, each channel's utterances out with the channel they belong to.
@@ -66,18 +96,16 @@ pub struct ChannelFrontEnd {
     gated_blocks: u64,
     /// Source frames in 10 ms.
     block_frames: usize,
+    /// Each channel's announced (tentative) but not yet closed utterances:
+    /// (its segmenter's id, its session id).
+    open_ids: [Vec<(u64, u64)>; 2],
     next_id: u64,
 }
 
 impl ChannelFrontEnd {
     /// Front ends for the two channels of `source`, which must be stereo.
     pub fn new(source: &SourceInfo, config: &FrontEndConfig) -> Result<Self, ChannelsError> {
-        if source.channels != 2 {
-            return Err(ChannelsError::NotStereo {
-                name: source.name.clone(),
-                channels: source.channels,
-            });
-        }
+        require_stereo(source)?;
         let mono = SourceInfo {
             channels: 1,
             ..source.clone()
@@ -88,13 +116,17 @@ impl ChannelFrontEnd {
             scratch: [Vec::new(), Vec::new()],
             gated_blocks: 0,
             block_frames: ((f64::from(source.sample_rate) / BLOCKS_PER_S).round() as usize).max(1),
+            open_ids: [Vec::new(), Vec::new()],
             next_id: 0,
         })
     }
 
-    /// Feeds a block of interleaved stereo samples; `emit` gets (channel, utterance) for
-    /// every utterance kept, numbered in the order they close.
-    pub fn push(&mut self, interleaved: &[f32], emit: &mut dyn FnMut(usize, Utterance)) {
+    /// Feeds a block of interleaved stereo samples; `emit` hears both channels'
+    /// segmenter events (tentative ends too, for speculative scoring), each utterance with
+    /// its [`Utterance::channel`] set and renumbered into one session sequence, in order of
+    /// first announcement (a tentative end, else the close): a tentative utterance and
+    /// its close share an id, as they do from one segmenter.
+    pub fn push(&mut self, interleaved: &[f32], emit: &mut dyn FnMut(SegmentEvent)) {
         self.pending
             .extend_from_slice(&interleaved[..interleaved.len() / 2 * 2]);
         let whole = self.pending.len() / (2 * self.block_frames) * 2 * self.block_frames;
@@ -121,7 +153,7 @@ impl ChannelFrontEnd {
     }
 
     /// Ends the stream: the last part-block (ungated) and both channels' open utterances.
-    pub fn finish(&mut self, emit: &mut dyn FnMut(usize, Utterance)) {
+    pub fn finish(&mut self, emit: &mut dyn FnMut(SegmentEvent)) {
         let [left, right] = &mut self.scratch;
         left.clear();
         right.clear();
@@ -130,18 +162,18 @@ impl ChannelFrontEnd {
         self.pending.clear();
         self.segment(emit);
         for c in 0..2 {
-            let mut closed = Vec::new();
-            self.fronts[c].finish(&mut |e| keep_closed(e, &mut closed));
-            self.number(c, closed, emit);
+            let mut events = Vec::new();
+            self.fronts[c].finish(&mut |e| events.push(e));
+            self.number(c, events, emit);
         }
     }
 
     /// Feeds each channel's (gated) samples in `scratch` to its front end.
-    fn segment(&mut self, emit: &mut dyn FnMut(usize, Utterance)) {
+    fn segment(&mut self, emit: &mut dyn FnMut(SegmentEvent)) {
         for c in 0..2 {
-            let mut closed = Vec::new();
-            self.fronts[c].push(&self.scratch[c], &mut |e| keep_closed(e, &mut closed));
-            self.number(c, closed, emit);
+            let mut events = Vec::new();
+            self.fronts[c].push(&self.scratch[c], &mut |e| events.push(e));
+            self.number(c, events, emit);
         }
     }
 
@@ -155,26 +187,73 @@ impl ChannelFrontEnd {
         &self.fronts
     }
 
-    /// Numbers the closed utterances of both channels in one sequence (order of closing).
+    /// The front end a live level meter shows: the channel in speech (the louder one
+    /// when both or neither are).
+    pub fn louder(&self) -> &FrontEnd {
+        let [l, r] = &self.fronts;
+        let speaking = |f: &FrontEnd| matches!(f.activity(), Activity::Speech { .. });
+        match (speaking(l), speaking(r)) {
+            (true, false) => l,
+            (false, true) => r,
+            _ if r.last_frame().0 > l.last_frame().0 => r,
+            _ => l,
+        }
+    }
+
+    /// Passes on `channel`'s events with session ids (see [`push`](Self::push)).
     fn number(
         &mut self,
         channel: usize,
-        closed: Vec<Utterance>,
-        emit: &mut dyn FnMut(usize, Utterance),
+        events: Vec<SegmentEvent>,
+        emit: &mut dyn FnMut(SegmentEvent),
     ) {
-        for mut u in closed {
-            u.id = self.next_id;
-            self.next_id += 1;
-            emit(channel, u);
+        for event in events {
+            emit(match event {
+                SegmentEvent::Tentative {
+                    mut utterance,
+                    after_speech_s,
+                } => {
+                    utterance.id = self.session_id(channel, utterance.id);
+                    utterance.channel = Some(channel);
+                    SegmentEvent::Tentative {
+                        utterance,
+                        after_speech_s,
+                    }
+                }
+                SegmentEvent::Resumed { id } => {
+                    let open = self.open_ids[channel].iter().find(|(s, _)| *s == id);
+                    match open {
+                        Some(&(_, id)) => SegmentEvent::Resumed { id },
+                        None => continue,
+                    }
+                }
+                SegmentEvent::Closed {
+                    mut utterance,
+                    after_speech_s,
+                } => {
+                    let own = utterance.id;
+                    utterance.id = self.session_id(channel, own);
+                    utterance.channel = Some(channel);
+                    self.open_ids[channel].retain(|(s, _)| *s != own);
+                    SegmentEvent::Closed {
+                        utterance,
+                        after_speech_s,
+                    }
+                }
+            });
         }
     }
-}
 
-/// Keeps closed utterances: channel runs score whole files, so the segmenter's early
-/// (tentative) decisions, which only speculative live scoring uses, are not needed.
-fn keep_closed(event: SegmentEvent, closed: &mut Vec<Utterance>) {
-    if let SegmentEvent::Closed { utterance, .. } = event {
-        closed.push(utterance);
+    /// The session id of `channel`'s utterance `own` (its segmenter's id): the one given
+    /// when it was announced, or the next.
+    fn session_id(&mut self, channel: usize, own: u64) -> u64 {
+        if let Some(&(_, id)) = self.open_ids[channel].iter().find(|(s, _)| *s == own) {
+            return id;
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        self.open_ids[channel].push((own, id));
+        id
     }
 }
 
@@ -196,17 +275,35 @@ pub fn run_channels_capture(
     stop: &AtomicBool,
     emit: &mut dyn FnMut(usize, Utterance),
 ) -> Result<ChannelsOutcome, ChannelsError> {
+    run_channels_capture_observed(source, config, stop, &mut |u: Utterance| {
+        emit(u.channel.unwrap_or(0), u)
+    })
+}
+
+/// [`run_channels_capture`] for the live pipeline: the observer hears each closed
+/// utterance (its channel in [`Utterance::channel`]) and, after every block, the
+/// [`louder`](ChannelFrontEnd::louder) channel's front end for the level meter.
+pub fn run_channels_capture_observed(
+    source: &mut dyn AudioSource,
+    config: &FrontEndConfig,
+    stop: &AtomicBool,
+    observer: &mut dyn CaptureObserver,
+) -> Result<ChannelsOutcome, ChannelsError> {
     let info = source.info().clone();
     let mut front = ChannelFrontEnd::new(&info, config)?;
     let mut count = 0u64;
-    let mut counted = |c: usize, u: Utterance| {
-        count += 1;
-        emit(c, u);
-    };
-    let (in_frames, error) = read_blocks(source, stop, &mut |block, _| {
-        front.push(block, &mut counted)
+    let (in_frames, error) = read_blocks(source, stop, &mut |block, source| {
+        front.push(block, &mut |event| {
+            count += u64::from(matches!(event, SegmentEvent::Closed { .. }));
+            observer.segment(event);
+        });
+        observer.block(front.louder(), source);
     });
-    front.finish(&mut counted);
+    front.finish(&mut |event| {
+        count += u64::from(matches!(event, SegmentEvent::Closed { .. }));
+        observer.segment(event);
+    });
+    observer.block(front.louder(), source);
     let [a, b] = front.fronts().each_ref().map(FrontEnd::discarded);
     let discarded = Discarded {
         short: a.short + b.short,
@@ -244,9 +341,9 @@ mod tests {
             stereo.extend([0.5 * tone(i), 0.36 * tone(i + 7)]);
         }
         for block in stereo.chunks(2 * 333) {
-            front.push(block, &mut |_, _| {});
+            front.push(block, &mut |_| {});
         }
-        front.finish(&mut |_, _| {});
+        front.finish(&mut |_| {});
         assert!(
             (front.gated_s() - 1.0).abs() <= 0.011,
             "{}",
@@ -265,6 +362,11 @@ mod tests {
             .err()
             .unwrap()
             .to_string();
-        assert!(err.contains("talk.wav has 1 channel") && err.contains("--speakers N"));
+        assert!(
+            err.contains("talk.wav has 1 channel")
+                && err.contains("--mic NAME")
+                && err.contains("--speakers N"),
+            "{err}"
+        );
     }
 }

@@ -12,34 +12,25 @@ use std::process::Command;
 
 use common::decode_16k;
 
-#[test]
-fn microphone_path_segments_a_virtual_alsa_device() {
+/// A virtual capture device in `dir` that plays `frames` (16 kHz stereo, left and right)
+/// as 48 kHz stereo S16, through `plug`; returns the `ALSA_CONFIG_PATH` that makes it
+/// the default input, or `None` (with a skip notice for `test`) where there is no ALSA.
+pub(crate) fn virtual_capture(test: &str, dir: &Path, frames: &[[f32; 2]]) -> Option<String> {
     let alsa_conf = Path::new("/usr/share/alsa/alsa.conf");
     if !cfg!(target_os = "linux") || !alsa_conf.is_file() {
-        common::skip(
-            "microphone_path_segments_a_virtual_alsa_device",
-            "no ALSA configuration here",
-        );
-        return;
+        common::skip(test, "no ALSA configuration here");
+        return None;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/audio");
-    // 1 s silence, clip, 1.5 s silence, clip, 1.5 s silence, as 48 kHz stereo S16.
-    let mut mono = vec![0.0f32; 16_000];
-    for clip in ["03.wav", "07.wav"] {
-        mono.extend(decode_16k(&fixtures.join(clip)));
-        mono.extend(vec![0.0; 24_000]);
-    }
-    let raw: Vec<u8> = mono
+    let raw: Vec<u8> = frames
         .iter()
-        .flat_map(|&s| {
-            let v = ((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes();
-            [v; 6].concat() // 3× the rate (sample-and-hold), 2 channels
+        .flat_map(|frame| {
+            let [l, r] = frame.map(|s| ((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes());
+            [l, r, l, r, l, r].concat() // 3× the rate (sample-and-hold)
         })
         .collect();
-    let infile = dir.path().join("capture.raw");
+    let infile = dir.join("capture.raw");
     std::fs::write(&infile, raw).unwrap();
-    let conf = dir.path().join("asound.conf");
+    let conf = dir.join("asound.conf");
     std::fs::write(
         &conf,
         format!(
@@ -59,13 +50,31 @@ pcm.emomon_file {{
         ),
     )
     .unwrap();
+    Some(format!("{}:{}", alsa_conf.display(), conf.display()))
+}
+
+#[test]
+fn microphone_path_segments_a_virtual_alsa_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/audio");
+    // 1 s silence, clip, 1.5 s silence, clip, 1.5 s silence, on both channels.
+    let mut mono = vec![0.0f32; 16_000];
+    for clip in ["03.wav", "07.wav"] {
+        mono.extend(decode_16k(&fixtures.join(clip)));
+        mono.extend(vec![0.0; 24_000]);
+    }
+    let frames: Vec<[f32; 2]> = mono.iter().map(|&s| [s, s]).collect();
+    let Some(alsa_config) = virtual_capture(
+        "microphone_path_segments_a_virtual_alsa_device",
+        dir.path(),
+        &frames,
+    ) else {
+        return;
+    };
 
     let out = Command::new(env!("CARGO_BIN_EXE_emomon"))
         .args(["segment", "--mic", "--seconds", "4", "--format", "jsonl"])
-        .env(
-            "ALSA_CONFIG_PATH",
-            format!("{}:{}", alsa_conf.display(), conf.display()),
-        )
+        .env("ALSA_CONFIG_PATH", alsa_config)
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

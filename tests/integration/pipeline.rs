@@ -369,3 +369,113 @@ fn a_scorer_that_cannot_be_shared_runs_as_a_pool_of_one() {
     let t = drain(pipeline);
     assert_eq!(t.scored, vec![0, 1, 2]);
 }
+
+/// A stereo session: the left channel speaks first (three clips), then the right.
+fn two_channel_session() -> Vec<f32> {
+    let voice = session_audio(1);
+    let quiet = vec![0.0; voice.len()];
+    let left = [voice.as_slice(), &quiet].concat();
+    let right = [quiet.as_slice(), &voice].concat();
+    left.iter()
+        .zip(&right)
+        .flat_map(|(&l, &r)| [l, r])
+        .collect()
+}
+
+/// The channels front end announces each utterance (tentative end) under the session id
+/// it closes with, the same samples, so speculative scoring works per channel too.
+#[test]
+fn channels_mode_announces_utterances_under_the_ids_they_close_with() {
+    use emomon::capture::{CaptureObserver, FrontEndConfig};
+    use emomon::segmenter::SegmentEvent;
+    struct Events(Vec<SegmentEvent>);
+    impl CaptureObserver for Events {
+        fn utterance(&mut self, _: Utterance) {}
+        fn segment(&mut self, event: SegmentEvent) {
+            self.0.push(event);
+        }
+    }
+    let mut source = MemorySource::new("two-mics", two_channel_session(), 16_000, 2);
+    let mut events = Events(Vec::new());
+    emomon::speaker::channels::run_channels_capture_observed(
+        &mut source,
+        &FrontEndConfig::default(),
+        &std::sync::atomic::AtomicBool::new(false),
+        &mut events,
+    )
+    .unwrap();
+    let mut announced = Vec::new();
+    let mut closed = Vec::new();
+    for event in events.0 {
+        match event {
+            SegmentEvent::Tentative { utterance, .. } => announced.push(utterance),
+            SegmentEvent::Closed { utterance, .. } => closed.push(utterance),
+            SegmentEvent::Resumed { .. } => {}
+        }
+    }
+    let ids: Vec<(u64, Option<usize>)> = closed.iter().map(|u| (u.id, u.channel)).collect();
+    let expected: Vec<(u64, Option<usize>)> =
+        (0..6).map(|i| (i, Some(usize::from(i >= 3)))).collect();
+    assert_eq!(ids, expected);
+    for u in &closed {
+        assert!(
+            announced.iter().any(|a| a.id == u.id
+                && a.channel == u.channel
+                && Arc::ptr_eq(&a.samples, &u.samples)),
+            "utterance {} closed without its tentative end",
+            u.id
+        );
+    }
+}
+
+/// `--speakers channels` in the live pipeline: a stereo source whose left channel speaks
+/// first and right channel after gives each utterance its channel, in one id sequence,
+/// every one scored; a mono source ends capture with the error that says what to do.
+#[test]
+fn channels_mode_carries_each_utterance_channel_through_the_pipeline() {
+    let stereo = two_channel_session();
+    let config = PipelineConfig {
+        score_queue: 8,
+        speaker_channels: true,
+        ..PipelineConfig::default()
+    };
+    let source: SourceFactory = Box::new(move || {
+        Ok(Box::new(MemorySource::new("two-mics", stereo, 16_000, 2)) as Box<dyn AudioSource>)
+    });
+    let pipeline = Pipeline::start(config, source, Box::new(StandIn::new(0))).unwrap();
+    let mut channels = Vec::new();
+    for event in pipeline.events().iter() {
+        match event {
+            PipelineEvent::Scored(s) => channels.push((s.utterance.id, s.utterance.channel)),
+            PipelineEvent::Skipped {
+                utterance, reason, ..
+            } => {
+                panic!("utterance {} skipped: {reason}", utterance.id)
+            }
+            PipelineEvent::CaptureEnded { error, .. } => assert_eq!(error, None),
+            _ => {}
+        }
+    }
+    pipeline.join();
+    let expected: Vec<(u64, Option<usize>)> =
+        (0..6).map(|i| (i, Some(usize::from(i >= 3)))).collect();
+    assert_eq!(channels, expected);
+
+    let mono = drain(
+        Pipeline::start(
+            PipelineConfig {
+                speaker_channels: true,
+                ..PipelineConfig::default()
+            },
+            memory(session_audio(1)),
+            Box::new(StandIn::new(0)),
+        )
+        .unwrap(),
+    );
+    let error = mono.capture_error.clone().unwrap_or_default();
+    assert!(
+        error.contains("needs a stereo input") && error.contains("--mic NAME"),
+        "{error}"
+    );
+    assert!(mono.segmented.is_empty(), "{mono:?}");
+}

@@ -248,6 +248,7 @@ fn utterance(id: u64) -> Arc<Utterance> {
         rms_dbfs: -23.0,
         peak_dbfs: -20.0,
         split: false,
+        channel: None,
     })
 }
 

@@ -342,6 +342,25 @@ fn per_speaker_tracks_do_not_bleed_into_each_other() {
         "{table}"
     );
 
+    // One emotions plot per speaker, each drawing only that speaker's utterances: S1's
+    // columns start where S2's do not (both on the session's time axis).
+    let columns = |speaker: &str| -> std::collections::BTreeSet<String> {
+        let svg = html
+            .split("<svg class=\"plot emotions speaker\"")
+            .find(|s| s.contains(&format!("{speaker}: emotions per utterance")))
+            .and_then(|s| s.split("</svg>").next())
+            .unwrap_or_else(|| panic!("no emotions plot for {speaker}"));
+        // Not columns: the background (at x 0) and the colour key's swatches (at y 7).
+        svg.split("<rect ")
+            .skip(1)
+            .filter(|r| !r.contains(" y=\"7\"") && !r.starts_with("x=\"0\" "))
+            .filter_map(|r| r.split("x=\"").nth(1)?.split('"').next().map(String::from))
+            .collect()
+    };
+    let (s1, s2) = (columns("S1"), columns("S2"));
+    assert_eq!((s1.len(), s2.len()), (3, 3), "{s1:?} {s2:?}");
+    assert!(s1.is_disjoint(&s2), "{s1:?} {s2:?}");
+
     let plain = dir.path().join("sample.html");
     assert!(report(&sample(), &plain).status.success());
     assert!(

@@ -307,6 +307,14 @@ fn two_microphones(data: &Path) -> (Vec<f32>, Vec<(f64, f64, usize)>) {
     (audio, spans)
 }
 
+/// [`two_microphones`] written to `dir/two-mics.wav` (stereo, 16 kHz), and its spans.
+fn two_microphones_wav(data: &Path, dir: &Path) -> (PathBuf, Vec<(f64, f64, usize)>) {
+    let (audio, spans) = two_microphones(data);
+    let wav = dir.join("two-mics.wav");
+    common::write_wav_channels(&wav, &audio, 16_000, 2);
+    (wav, spans)
+}
+
 /// True when the clips of `channel`'s voice cover most of `start_s..end_s` (in the
 /// stretch where both talk, both voices do).
 fn spoken_on(spans: &[(f64, f64, usize)], channel: usize, start_s: f64, end_s: f64) -> bool {
@@ -316,6 +324,25 @@ fn spoken_on(spans: &[(f64, f64, usize)], channel: usize, start_s: f64, end_s: f
         .map(|&(a, b, _)| (end_s.min(b) - start_s.max(a)).max(0.0))
         .sum();
     own > 0.5 * (end_s - start_s)
+}
+
+/// Every (channel, start_s, end_s) in `got` lies on the channel of the voice that spoke
+/// it and overlaps a clip of that voice (none is made of bleed alone), and each clip of
+/// `spans`, both sides of the cross-talk included, is heard on its own channel.
+fn assert_each_voice_on_its_channel(spans: &[(f64, f64, usize)], got: &[(usize, f64, f64)]) {
+    for &(c, s, e) in got {
+        assert!(
+            spoken_on(spans, c, s, e),
+            "{c} {s:.2}–{e:.2} is bleed: {got:?}"
+        );
+    }
+    for &(a, b, c) in spans {
+        assert!(
+            got.iter()
+                .any(|&(gc, s, e)| gc == c && e.min(b) - s.max(a) > 0.5 * (b - a)),
+            "clip {a:.2}–{b:.2} of channel {c} missing: {got:?}"
+        );
+    }
 }
 
 #[test]
@@ -339,22 +366,7 @@ fn channels_mode_gives_each_channel_its_own_utterances_and_silences_the_bleed() 
         got.len(),
         outcome.gated_s
     );
-    // Every kept utterance lies on the channel of the voice that spoke it, and overlaps
-    // a clip of that voice (none is made of bleed alone).
-    for &(c, s, e) in &got {
-        assert!(
-            spoken_on(&spans, c, s, e),
-            "{c} {s:.2}–{e:.2} is bleed: {got:?}"
-        );
-    }
-    // Each clip, including both sides of the cross-talk, is heard on its own channel.
-    for &(a, b, c) in &spans {
-        assert!(
-            got.iter()
-                .any(|&(gc, s, e)| gc == c && e.min(b) - s.max(a) > 0.5 * (b - a)),
-            "clip {a:.2}–{b:.2} of channel {c} missing: {got:?}"
-        );
-    }
+    assert_each_voice_on_its_channel(&spans, &got);
     assert_eq!(outcome.capture.summary.utterances, got.len() as u64);
     // The bleed was silenced where the other voice was the louder one.
     assert!(outcome.gated_s > 5.0, "{} s gated", outcome.gated_s);
@@ -367,10 +379,8 @@ fn score_cli_names_each_utterance_by_its_channel() {
     let Some(data) = common::shared_data("speakers::channels_cli") else {
         return;
     };
-    let (audio, spans) = two_microphones(&data);
     let dir = tempfile::tempdir().unwrap();
-    let wav = dir.path().join("two-mics.wav");
-    common::write_wav_channels(&wav, &audio, 16_000, 2);
+    let (wav, spans) = two_microphones_wav(&data, dir.path());
     let score = |input: &str| score_with_speakers(input, "channels");
     let out = score(wav.to_str().unwrap());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -403,6 +413,161 @@ fn score_cli_names_each_utterance_by_its_channel() {
         "{err}"
     );
     assert!(!err.contains("panicked"), "{err}");
+}
+
+/// `emomon run --speakers channels --headless` on a real stereo WAV: each utterance in the
+/// session log is named by the channel its voice was on (L/R), every clip is heard on its
+/// own channel, and the summary keeps one track per channel; a mono file is refused with
+/// what to do, before any session log exists.
+#[test]
+fn run_cli_logs_each_utterance_under_its_channel() {
+    let Some(data) = common::shared_data("speakers::run_channels") else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (wav, spans) = two_microphones_wav(&data, dir.path());
+    let model = common::fixture_model("tiny-qwen2-audio");
+    let run = |input: &Path, log: &Path| {
+        common::emomon(&[
+            "run",
+            "--headless",
+            "--model",
+            &model,
+            "--labels",
+            "neutral,happy,sad,angry",
+            "--speakers",
+            "channels",
+            "--input",
+            input.to_str().unwrap(),
+            "--session-log",
+            log.to_str().unwrap(),
+        ])
+    };
+    let log = dir.path().join("session.jsonl");
+    let out = run(&wav, &log);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let mut got: Vec<(usize, f64, f64)> = Vec::new();
+    for entry in emomon::session_log::read(&log).unwrap().entries {
+        if let emomon::session_log::Record::Utterance(u) = entry.entry.record {
+            let channel = match u.speaker.as_deref() {
+                Some("L") => 0,
+                Some("R") => 1,
+                other => panic!("utterance {} has speaker {other:?}", u.id),
+            };
+            got.push((channel, u.start_s, u.end_s));
+        }
+    }
+    println!("run --speakers channels: {got:?}");
+    assert_each_voice_on_its_channel(&spans, &got);
+    // The summary (last stdout line) has one track per channel, counting its utterances.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout.lines().last().expect("a summary line")).unwrap();
+    let tracks: Vec<(String, u64)> = summary["speakers"]
+        .as_array()
+        .expect("per-speaker summary")
+        .iter()
+        .map(|t| {
+            let n = t["aggregate"]["session"]["n_utterances"].as_u64().unwrap();
+            (t["speaker"].as_str().unwrap().to_string(), n)
+        })
+        .collect();
+    let on = |c: usize| got.iter().filter(|g| g.0 == c).count() as u64;
+    assert_eq!(
+        tracks,
+        [("L".to_string(), on(0)), ("R".to_string(), on(1))],
+        "{summary}"
+    );
+    assert!(
+        err.contains("speaker L:") && err.contains("speaker R:"),
+        "{err}"
+    );
+
+    let mono = dir.path().join("mono.wav");
+    common::write_wav(&mono, &clips(&data, "08", 0, 1)[0].samples, 16_000);
+    let mono_log = dir.path().join("mono.jsonl");
+    let out = run(&mono, &mono_log);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success()
+            && err.contains("needs a stereo input")
+            && err.contains("mono.wav has 1 channel"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    assert!(!mono_log.exists(), "no session for a refused input");
+}
+
+/// `emomon run --speakers channels` from a two-channel microphone (a virtual ALSA device,
+/// through cpal): the person on the left speaks, then the one on the right; the log names
+/// them L and R. Stopped with SIGINT, as a user would.
+#[cfg(unix)]
+#[test]
+fn run_from_a_two_channel_microphone_names_each_utterance_by_its_channel() {
+    const TEST: &str = "speakers::run_from_a_two_channel_microphone";
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/audio");
+    let silence = |seconds: f64| vec![[0.0f32; 2]; (seconds * 16e3) as usize];
+    let mut frames = silence(1.0);
+    frames.extend(
+        common::decode_16k(&fixtures.join("03.wav"))
+            .iter()
+            .map(|&s| [s, 0.0]),
+    );
+    frames.extend(silence(1.5));
+    frames.extend(
+        common::decode_16k(&fixtures.join("07.wav"))
+            .iter()
+            .map(|&s| [0.0, s]),
+    );
+    frames.extend(silence(1.5));
+    let Some(alsa_config) = crate::mic_alsa::virtual_capture(TEST, dir.path(), &frames) else {
+        return;
+    };
+    let log = dir.path().join("live.jsonl");
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_emomon"))
+        .args(["run", "--headless", "--model"])
+        .arg(common::fixture_model("tiny-qwen2-audio"))
+        .args([
+            "--labels",
+            "neutral,happy,sad,angry",
+            "--speakers",
+            "channels",
+        ])
+        .arg("--session-log")
+        .arg(&log)
+        .env("ALSA_CONFIG_PATH", alsa_config)
+        .env_remove("EMOMON_MODEL")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let logged = || {
+        std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .matches("\"type\":\"utterance\"")
+            .count()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while logged() < 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    // SAFETY: signals the child this test started, by its pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let speakers: Vec<String> = emomon::session_log::read(&log)
+        .unwrap()
+        .entries
+        .into_iter()
+        .filter_map(|e| match e.entry.record {
+            emomon::session_log::Record::Utterance(u) => u.speaker,
+            _ => None,
+        })
+        .collect();
+    assert_eq!(speakers, ["L", "R"], "{err}");
 }
 
 /// `emomon run --speakers 2` on a two-person recording, in a real 80×24 terminal (tmux):
