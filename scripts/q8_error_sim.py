@@ -7,7 +7,8 @@ Compares, against f32, the label logits at the answer position of
 `<|startoftranscript|><|en|><|transcribe|><|notimestamps|> The speaker sounds` for the two
 pyAudioAnalysis clips and N random clips of ../shared/data (padded to 30 s, as
 transformers does). Schemes: weights per output channel or per group of k; activations
-per token or per group; encoder only or encoder and decoder. Results are in
+per token or per group; encoder only, encoder and the decoder's cross-attention
+keys/values (groups of 32 only), or encoder and decoder. Results are in
 docs/performance.md ("int8 accuracy").
 
 Usage (reference venv, never in CI):
@@ -70,10 +71,18 @@ linears = {name: m for name, m in model.named_modules() if isinstance(m, torch.n
 originals = {name: m.forward for name, m in linears.items()}
 
 
+def cross_kv(name: str) -> bool:
+    """The decoder's cross-attention key/value projections (they read the encoder states)."""
+    return ".encoder_attn.k_proj" in name or ".encoder_attn.v_proj" in name
+
+
 def install(weight_group, act_group, decoder_too):
+    """`decoder_too`: False (encoder only), True (all), or "cross-kv" (encoder and the
+    decoder's cross-attention key/value projections)."""
     for name, m in linears.items():
         m.forward = originals[name]
-        if name.startswith("model.decoder") and not decoder_too:
+        in_decoder = name.startswith("model.decoder")
+        if in_decoder and not (decoder_too is True or (decoder_too == "cross-kv" and cross_kv(name))):
             continue
         w = fake_quant(m.weight.data.clone(), weight_group)
         m.forward = lambda x, w=w, b=m.bias: torch.nn.functional.linear(fake_quant(x, act_group), w, b)
@@ -81,14 +90,17 @@ def install(weight_group, act_group, decoder_too):
 
 reference = label_logits()
 print(f"{len(picked)} clips; max/mean/p90 of max |Δ label logit| per clip; top-1 agreement")
-for decoder_too in [False, True]:
+SCOPES = {False: "encoder", "cross-kv": "encoder+cross k/v", True: "encoder+decoder"}
+for decoder_too in [False, "cross-kv", True]:
     for weight_group, act_group, what in [(None, None, "W per channel, X per token (CT2/ORT)"),
                                           (64, None, "W per 64, X per token"),
                                           (64, 64, "W per 64, X per 64"),
                                           (32, 32, "W per 32, X per 32 (llama.cpp Q8_0)")]:
+        if decoder_too == "cross-kv" and weight_group != 32:
+            continue
         install(weight_group, act_group, decoder_too)
         quantised = label_logits()
         d = np.abs(quantised - reference).max(1)
         agree = (quantised.argmax(1) == reference.argmax(1)).mean()
-        part = "encoder+decoder" if decoder_too else "encoder"
-        print(f"{part:16s} {what:40s} max {d.max():.3f} mean {d.mean():.3f} p90 {np.percentile(d, 90):.3f} top1 {agree:.3f}")
+        part = SCOPES[decoder_too]
+        print(f"{part:18s} {what:40s} max {d.max():.3f} mean {d.mean():.3f} p90 {np.percentile(d, 90):.3f} top1 {agree:.3f}")

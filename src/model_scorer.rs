@@ -348,12 +348,13 @@ fn open_default(args: &ModelOptions, device: &Device) -> anyhow::Result<LoadedMo
             .with_context(|| format!("cannot read the emotion adapter in {}", dir.display()))?;
         name = adapter_model_name(dir)?;
     }
-    let mut model = resolved
-        .load(device)
+    // With --quant q8 the encoder goes to int8 layer by layer as it is read: the f32
+    // encoder is never whole in memory.
+    let model = resolved
+        .load_with(device, args.quantize)
         .context("cannot load the default model")?;
     if args.quantize {
-        let n = model.quantize();
-        tracing::info!(matrices = n, "default model's encoder quantised to int8");
+        tracing::info!("default model's encoder quantised to int8 while loading");
     }
     let scorer = DefaultScorer::new(name, model, args.labels.clone(), args.temperature)
         .context("--labels/--temperature do not suit the default model")?;

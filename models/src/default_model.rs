@@ -126,7 +126,18 @@ pub fn embedded_adapter() -> Result<EmotionAdapter, AdapterError> {
 impl DefaultModel {
     /// Loads the base weights onto `device` and applies the adapter.
     pub fn load(self, device: &Device) -> Result<EmotionWhisper, DefaultModelError> {
-        Ok(EmotionWhisper::load(&self.base_dir, self.adapter, device)?)
+        self.load_with(device, false)
+    }
+
+    /// [`load`](Self::load), the base model quantised for `--quant q8` as it is read
+    /// when `q8` ([`EmotionWhisper::load_with`]).
+    pub fn load_with(self, device: &Device, q8: bool) -> Result<EmotionWhisper, DefaultModelError> {
+        Ok(EmotionWhisper::load_with(
+            &self.base_dir,
+            self.adapter,
+            device,
+            q8,
+        )?)
     }
 }
 

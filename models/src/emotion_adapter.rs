@@ -528,7 +528,19 @@ impl EmotionWhisper {
         adapter: EmotionAdapter,
         device: &Device,
     ) -> Result<Self, WhisperRunnerError> {
-        let stages = WhisperRunner::load(base, "", device)?.unpadded();
+        Self::load_with(base, adapter, device, false)
+    }
+
+    /// [`load`](Self::load) with the base model quantised for `--quant q8` while it is
+    /// read when `q8` ([`WhisperRunner::load_with`]; the adapter stays f32): the same
+    /// model as `load` then [`quantize`](Self::quantize), without the f32 peak.
+    pub fn load_with(
+        base: &Path,
+        adapter: EmotionAdapter,
+        device: &Device,
+        q8: bool,
+    ) -> Result<Self, WhisperRunnerError> {
+        let stages = WhisperRunner::load_with(base, "", device, q8)?.unpadded();
         let mismatch = |message: String| {
             WhisperRunnerError::Setup(
                 AdapterError::Mismatch {
@@ -616,6 +628,17 @@ impl EmotionWhisper {
         &self,
         utterances: &[&[f32]],
     ) -> Result<(Vec<Vec<f32>>, StageTimes), WhisperRunnerError> {
+        self.answer_rows(utterances, None)
+    }
+
+    /// [`answer_logits`](Self::answer_logits) restricted to the vocabulary `rows` (in
+    /// that order) when given: a `first-token` readout needs its label tokens' rows of
+    /// the 51,865-row output projection, not all of them.
+    pub fn answer_rows(
+        &self,
+        utterances: &[&[f32]],
+        rows: Option<&[u32]>,
+    ) -> Result<(Vec<Vec<f32>>, StageTimes), WhisperRunnerError> {
         let mut times = StageTimes::default();
         let mut out = Vec::with_capacity(utterances.len());
         let layers = &self.adapter.config.cond_layers;
@@ -640,11 +663,17 @@ impl EmotionWhisper {
                 Tensor::cat(vec![Tensor::zeros([1, n - 1, d], device), shift], 1)
             };
             let mut cache = model.decoder.start(states);
-            let logits = model.decoder.forward_last_shifted(
-                token_tensor(&self.prompt, device),
-                Some(shift),
-                &mut cache,
-            )?;
+            let tokens = token_tensor(&self.prompt, device);
+            let logits = match rows {
+                Some(rows) => {
+                    model
+                        .decoder
+                        .forward_last_rows(tokens, Some(shift), rows, &mut cache)?
+                }
+                None => model
+                    .decoder
+                    .forward_last_shifted(tokens, Some(shift), &mut cache)?,
+            };
             out.push(read_vec(logits)?);
             times.decoder += t.elapsed();
         }
@@ -660,10 +689,12 @@ impl EmotionWhisper {
         labels: Option<&[String]>,
         temperature: Option<f32>,
     ) -> Result<(Vec<LabelScores>, StageTimes), WhisperRunnerError> {
-        let (logits, times) = self.answer_logits(utterances)?;
+        let scorer = self.scorer(labels, temperature)?;
+        let rows = scorer.readout_tokens();
+        let (logits, times) = self.answer_rows(utterances, Some(&rows))?;
         let scores = logits
             .iter()
-            .map(|l| self.scores_from_logits(l, labels, temperature))
+            .map(|l| scorer.score_rows(&rows, l))
             .collect::<Result<Vec<_>, _>>()?;
         Ok((scores, times))
     }
@@ -678,6 +709,16 @@ impl EmotionWhisper {
         labels: Option<&[String]>,
         temperature: Option<f32>,
     ) -> Result<LabelScores, WhisperRunnerError> {
+        Ok(self.scorer(labels, temperature)?.score(vocab_logits)?)
+    }
+
+    /// The `first-token` scorer of `labels` (all when `None`; each must be one of the
+    /// adapter's) at `temperature` (the shipped one when `None`).
+    fn scorer(
+        &self,
+        labels: Option<&[String]>,
+        temperature: Option<f32>,
+    ) -> Result<FirstTokenScorer, WhisperRunnerError> {
         let all = self.labels();
         let labels = labels.unwrap_or(all);
         if let Some(unknown) = labels.iter().find(|l| !all.contains(l)) {
@@ -687,8 +728,10 @@ impl EmotionWhisper {
             ))));
         }
         let verbaliser = Verbaliser::new(labels, &[Form::Space], self.stages.tokenizer())?;
-        let scorer = FirstTokenScorer::new(verbaliser, temperature.unwrap_or(self.temperature()))?;
-        Ok(scorer.score(vocab_logits)?)
+        Ok(FirstTokenScorer::new(
+            verbaliser,
+            temperature.unwrap_or(self.temperature()),
+        )?)
     }
 }
 

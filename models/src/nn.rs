@@ -17,10 +17,12 @@ use crate::safetensors_load::TensorStore;
 
 mod cpu;
 mod dense;
+mod token_embedding;
 
 pub(crate) use cpu::is_flex;
 pub use cpu::{attention, gelu};
 pub use dense::Dense;
+pub use token_embedding::TokenEmbedding;
 
 /// `{prefix}.weight` `[d_out, d_in]` (+ `{prefix}.bias` `[d_out]` if `bias`) as a burn `Linear`.
 pub fn load_linear(

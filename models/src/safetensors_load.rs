@@ -20,11 +20,15 @@ use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Tensor, TensorData};
+use half::vec::HalfBitsVecExt;
 use safetensors::Dtype;
 use safetensors::tensor::Metadata;
 
 /// Largest header accepted (the safetensors crate's own limit).
 const MAX_HEADER: u64 = 100_000_000;
+
+/// Bytes read from a checkpoint at a time (a multiple of every dtype's width).
+const READ_CHUNK: usize = 1 << 20;
 
 /// Errors while reading checkpoints or matching tensors to a model.
 #[derive(Debug, thiserror::Error)]
@@ -123,6 +127,31 @@ impl fmt::Display for MismatchReport {
     }
 }
 
+/// A tensor's values in the half precision it is stored in (see
+/// [`TensorStore::take_half`]).
+#[derive(Debug, Clone)]
+pub enum HalfValues {
+    /// IEEE binary16.
+    F16(Vec<half::f16>),
+    /// bfloat16.
+    Bf16(Vec<half::bf16>),
+}
+
+impl HalfValues {
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        match self {
+            Self::F16(v) => v.len(),
+            Self::Bf16(v) => v.len(),
+        }
+    }
+
+    /// True when there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// Where one tensor lives: shard index, dtype, shape, byte range in that shard's data.
 #[derive(Debug, Clone)]
 struct Entry {
@@ -139,7 +168,7 @@ pub struct TensorStore {
     files: Vec<PathBuf>,
     /// Each shard, open (`Entry` offsets are absolute).
     shards: Vec<File>,
-    /// One tensor's raw bytes, reused from tensor to tensor.
+    /// One chunk of a tensor's raw bytes ([`READ_CHUNK`]), reused.
     buffer: Vec<u8>,
     entries: HashMap<String, Entry>,
     used: BTreeSet<String>,
@@ -301,34 +330,104 @@ impl TensorStore {
                 .push((name.to_string(), format!("{:?}", entry.dtype)));
             return None;
         }
-        let mut file = &self.shards[entry.shard];
-        self.buffer.resize(entry.end - entry.start, 0);
-        if let Err(e) = file
-            .seek(SeekFrom::Start(entry.start as u64))
-            .and_then(|_| file.read_exact(&mut self.buffer))
-        {
-            // The file changed or failed under us: as good as a missing tensor.
-            tracing::warn!(file = %self.files[entry.shard].display(), "cannot read tensor `{name}`: {e}");
-            self.report.missing.push(name.to_string());
+        let (shard, dtype, start, end) = (entry.shard, entry.dtype, entry.start, entry.end);
+        match self.read_f32(shard, dtype, start, end) {
+            Ok(values) => Some(values),
+            Err(e) => {
+                // The file changed or failed under us: as good as a missing tensor.
+                tracing::warn!(file = %self.files[shard].display(), "cannot read tensor `{name}`: {e}");
+                self.report.missing.push(name.to_string());
+                None
+            }
+        }
+    }
+
+    /// Reads bytes `start..end` of shard `shard` as f32 values, converting from `dtype`
+    /// (F32, F16 or BF16) one chunk of at most [`READ_CHUNK`] bytes at a time, so the
+    /// raw bytes are never whole in memory beside the values (for Whisper's token
+    /// embedding that was 53 MB, kept until the store was dropped).
+    fn read_f32(
+        &mut self,
+        shard: usize,
+        dtype: Dtype,
+        start: usize,
+        end: usize,
+    ) -> std::io::Result<Vec<f32>> {
+        let width = if dtype == Dtype::F32 { 4 } else { 2 };
+        let mut values = Vec::with_capacity((end - start) / width);
+        self.read_chunks(shard, start, end, |bytes| match dtype {
+            Dtype::F32 => values.extend(
+                bytes
+                    .chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            ),
+            Dtype::F16 => values.extend(
+                bytes
+                    .chunks_exact(2)
+                    .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32()),
+            ),
+            Dtype::BF16 => values.extend(
+                bytes
+                    .chunks_exact(2)
+                    .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32()),
+            ),
+            _ => unreachable!("callers check the dtype"),
+        })?;
+        Ok(values)
+    }
+
+    /// Hands bytes `start..end` of shard `shard` to `each`, at most [`READ_CHUNK`]
+    /// bytes at a time.
+    fn read_chunks(
+        &mut self,
+        shard: usize,
+        start: usize,
+        end: usize,
+        mut each: impl FnMut(&[u8]),
+    ) -> std::io::Result<()> {
+        let mut file = &self.shards[shard];
+        file.seek(SeekFrom::Start(start as u64))?;
+        let mut left = end - start;
+        while left > 0 {
+            let n = left.min(READ_CHUNK);
+            self.buffer.resize(n, 0);
+            file.read_exact(&mut self.buffer)?;
+            each(&self.buffer);
+            left -= n;
+        }
+        Ok(())
+    }
+
+    /// The values of `name` in the half precision they are stored in, when the
+    /// checkpoint holds it in f16 or bf16 with shape `shape` (half the memory of f32, and
+    /// each value converts to f32 exactly). Otherwise `None`, recording nothing: the
+    /// caller then asks [`take`](Self::take) or [`take_vec`](Self::take_vec), which
+    /// convert or report the problem.
+    pub fn take_half(&mut self, name: &str, shape: &[usize]) -> Option<HalfValues> {
+        let entry = self.entries.get(name)?;
+        if entry.shape != shape || !matches!(entry.dtype, Dtype::F16 | Dtype::BF16) {
             return None;
         }
-        let bytes = &self.buffer;
-        let values = match entry.dtype {
-            Dtype::F32 => bytes
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-            Dtype::F16 => bytes
-                .chunks_exact(2)
-                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            Dtype::BF16 => bytes
-                .chunks_exact(2)
-                .map(|b| half::bf16::from_le_bytes([b[0], b[1]]).to_f32())
-                .collect(),
-            _ => unreachable!("checked above"),
-        };
-        Some(values)
+        let (shard, dtype, start, end) = (entry.shard, entry.dtype, entry.start, entry.end);
+        let mut bits = Vec::with_capacity((end - start) / 2);
+        let read = self.read_chunks(shard, start, end, |bytes| {
+            bits.extend(
+                bytes
+                    .chunks_exact(2)
+                    .map(|b| u16::from_le_bytes([b[0], b[1]])),
+            );
+        });
+        if let Err(e) = read {
+            // Left to `take`, which reads it again and reports what fails.
+            tracing::warn!(file = %self.files[shard].display(), "cannot read tensor `{name}`: {e}");
+            return None;
+        }
+        self.used.insert(name.to_string());
+        // Reinterpreting the bits in place: no second copy.
+        Some(match dtype {
+            Dtype::F16 => HalfValues::F16(bits.reinterpret_into()),
+            _ => HalfValues::Bf16(bits.reinterpret_into()),
+        })
     }
 
     /// Tensor `name` with shape `shape` on `device`. On any problem the problem is

@@ -65,7 +65,19 @@ impl WhisperRunner {
         prompt_text: &str,
         device: &Device,
     ) -> Result<Self, WhisperRunnerError> {
-        let model = Whisper::load(dir, device)?;
+        Self::load_with(dir, prompt_text, device, false)
+    }
+
+    /// [`load`](Self::load), with the weights quantised for `--quant q8` as they are
+    /// read when `q8` ([`Whisper::load_with`]): what [`quantize`](Self::quantize) after
+    /// `load` gives, without holding the f32 weights first.
+    pub fn load_with(
+        dir: &Path,
+        prompt_text: &str,
+        device: &Device,
+        q8: bool,
+    ) -> Result<Self, WhisperRunnerError> {
+        let model = Whisper::load_with(dir, device, q8)?;
         let mel_config = MelConfig::for_model_dir(dir, model.config.num_mel_bins)?;
         let mel = MelExtractor::new(mel_config)?;
         let tokenizer = HfTokenizer::from_file(&dir.join("tokenizer.json"))?;

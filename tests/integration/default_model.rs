@@ -163,6 +163,15 @@ fn default_model_scores_the_shared_clips() {
             all.probs.iter().all(|p| p.is_finite() && *p >= 0.0),
             "{path}"
         );
+        // `score` computes only the label tokens' rows of the output projection; it must
+        // read what the full vocabulary row says.
+        let (read, _) = model.score(&[&audio], None, None).unwrap();
+        for (a, b) in read[0].logits.iter().zip(&all.logits) {
+            assert!(
+                (a - b).abs() < 1e-4,
+                "{path}: label rows {a} vs full row {b}"
+            );
+        }
         assert!((all.probs.iter().sum::<f32>() - 1.0).abs() < 1e-5, "{path}");
         // The subset's distribution is the full one renormalised over the subset.
         let picked: Vec<f32> = subset

@@ -30,13 +30,13 @@ impl WhisperFamily {
     /// Loads `dir` with `question` as the answer prefix.
     pub(crate) fn open(how: &Opening<'_>) -> Result<Self, AlmError> {
         let question = how.question;
-        let mut runner = WhisperRunner::load(how.dir, question, how.device)?;
+        let q8 = how.options.quantize;
+        let mut runner = WhisperRunner::load_with(how.dir, question, how.device, q8)?;
         if !how.options.pad_whisper {
             runner = runner.unpadded();
         }
-        if how.options.quantize {
-            let n = runner.quantize();
-            tracing::info!(matrices = n, "weights quantised to q8");
+        if q8 {
+            tracing::info!("weights quantised to q8 while loading");
         }
         let asked = runner.tokenizer().encode(question)?.len();
         let prompt = runner.prompt();

@@ -7,11 +7,11 @@
 //! tests check against transformers' uncached forward.
 
 use burn::module::Param;
-use burn::nn::{Embedding, LayerNorm};
+use burn::nn::LayerNorm;
 use burn::prelude::*;
 
 use super::{WhisperConfig, WhisperError};
-use crate::nn::{GeluMlp, KeyValue, MultiHeadAttention, load_embedding, load_layer_norm};
+use crate::nn::{GeluMlp, KeyValue, MultiHeadAttention, TokenEmbedding, load_layer_norm};
 use crate::safetensors_load::TensorStore;
 
 /// `hidden @ wᵀ` for a `[vocab, d]` matrix `w` (a tied embedding) without transposing
@@ -123,7 +123,9 @@ impl DecoderCache {
 /// checkpoint has `proj_out.weight`).
 #[derive(Module, Debug)]
 pub struct WhisperDecoder {
-    embed_tokens: Embedding,
+    /// Token embedding and, when tied, output projection (in the checkpoint's half
+    /// precision on the CPU backend: see [`TokenEmbedding`]).
+    embed_tokens: TokenEmbedding,
     embed_positions: Param<Tensor<2>>,
     layers: Vec<DecoderLayer>,
     layer_norm: LayerNorm,
@@ -142,7 +144,7 @@ impl WhisperDecoder {
         device: &Device,
     ) -> Self {
         let d = c.d_model;
-        let embed_tokens = load_embedding(
+        let embed_tokens = TokenEmbedding::load(
             store,
             &format!("{prefix}.embed_tokens"),
             c.vocab_size,
@@ -225,8 +227,8 @@ impl WhisperDecoder {
         let hidden = self.hidden_shifted(tokens, shift, cache)?;
         let [b, t, d] = hidden.dims();
         let last = hidden.slice(s![.., t - 1..t, ..]);
-        let vocab = self.embed_tokens.weight.dims()[0];
-        debug_assert_eq!(d, self.embed_tokens.weight.dims()[1]);
+        let [vocab, width] = self.embed_tokens.dims();
+        debug_assert_eq!(d, width);
         Ok(self.project(last).reshape([b, vocab]))
     }
 
@@ -241,8 +243,7 @@ impl WhisperDecoder {
         rows: &[u32],
         cache: &mut DecoderCache,
     ) -> Result<Tensor<2>, WhisperError> {
-        let w = self.projection();
-        let [vocab, _] = w.dims();
+        let [vocab, _] = self.embed_tokens.dims();
         if let Some(&bad) = rows.iter().find(|&&r| r as usize >= vocab) {
             return Err(WhisperError::Input(format!(
                 "readout token {bad} is outside the vocabulary of {vocab}"
@@ -254,9 +255,17 @@ impl WhisperDecoder {
         let hidden = self.hidden_shifted(tokens, shift, cache)?;
         let [b, t, d] = hidden.dims();
         let last = hidden.slice(s![.., t - 1..t, ..]).reshape([b, d]);
-        let index: Vec<i64> = rows.iter().map(|&r| i64::from(r)).collect();
-        let index = Tensor::<1, Int>::from_data(TensorData::new(index, [rows.len()]), &w.device());
-        Ok(last.matmul(w.select(0, index).transpose()))
+        let device = last.device();
+        let w = match &self.proj_out {
+            Some(p) => {
+                let index: Vec<i64> = rows.iter().map(|&r| i64::from(r)).collect();
+                let index =
+                    Tensor::<1, Int>::from_data(TensorData::new(index, [rows.len()]), &device);
+                p.val().select(0, index)
+            }
+            None => self.embed_tokens.rows(rows, &device),
+        };
+        Ok(last.matmul(w.transpose()))
     }
 
     /// Quantises every linear layer to int8 for the CPU kernel (see
@@ -278,6 +287,12 @@ impl WhisperDecoder {
             .count()
     }
 
+    /// True when the token embedding (and tied output projection) is held in the
+    /// checkpoint's half precision ([`TokenEmbedding`]).
+    pub fn embedding_is_half(&self) -> bool {
+        self.embed_tokens.is_half()
+    }
+
     /// Final hidden states `[batch, new, d]` (after the last LayerNorm).
     fn hidden(
         &self,
@@ -296,12 +311,12 @@ impl WhisperDecoder {
     ) -> Result<Tensor<3>, WhisperError> {
         let [batch, new] = tokens.dims();
         if let Some(shift) = &shift
-            && shift.dims() != [batch, new, self.embed_tokens.weight.dims()[1]]
+            && shift.dims() != [batch, new, self.embed_tokens.dims()[1]]
         {
             return Err(WhisperError::Input(format!(
                 "embedding shift of shape {:?} for {batch}x{new} tokens of width {}",
                 shift.dims(),
-                self.embed_tokens.weight.dims()[1]
+                self.embed_tokens.dims()[1]
             )));
         }
         let [max_pos, _] = self.embed_positions.dims();
@@ -340,14 +355,9 @@ impl WhisperDecoder {
 
     /// Vocabulary logits of hidden states (tied or separate output projection).
     fn project(&self, hidden: Tensor<3>) -> Tensor<3> {
-        project_rows(hidden, self.projection())
-    }
-
-    /// The output projection `[vocab, d]`.
-    fn projection(&self) -> Tensor<2> {
         match &self.proj_out {
-            Some(p) => p.val(),
-            None => self.embed_tokens.weight.val(),
+            Some(p) => project_rows(hidden, p.val()),
+            None => self.embed_tokens.project(hidden),
         }
     }
 }

@@ -80,6 +80,18 @@ impl EncoderLayer {
         }
     }
 
+    /// Quantises the layer's six linear layers (see [`crate::nn::Dense::quantize_q8`]);
+    /// returns how many were.
+    fn quantize_q8(&mut self) -> usize {
+        let [a, b, c, d] = self.self_attn.projections_mut();
+        let [e, f] = self.mlp.projections_mut();
+        [a, b, c, d, e, f]
+            .into_iter()
+            .map(|dense| dense.quantize_q8())
+            .filter(|&done| done)
+            .count()
+    }
+
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let x = x.clone() + self.self_attn.forward(self.self_attn_layer_norm.forward(x));
         x.clone() + self.mlp.forward(self.final_layer_norm.forward(x))
@@ -100,6 +112,20 @@ pub struct WhisperEncoder {
 impl WhisperEncoder {
     /// Loads the encoder from HF names under `prefix` (e.g. `model.encoder`).
     pub fn load(store: &mut TensorStore, prefix: &str, c: &EncoderDims, device: &Device) -> Self {
+        Self::load_with(store, prefix, c, device, false)
+    }
+
+    /// [`load`](Self::load), with each transformer layer quantised to int8 as soon as it
+    /// is read when `q8` (see [`quantize_q8`](Self::quantize_q8)): only one layer's f32
+    /// weights are ever in memory, so `--quant q8` never holds the f32 encoder (Whisper
+    /// base: 76 MB of f32, 21 MB in int8).
+    pub fn load_with(
+        store: &mut TensorStore,
+        prefix: &str,
+        c: &EncoderDims,
+        device: &Device,
+        q8: bool,
+    ) -> Self {
         let d = c.d_model;
         Self {
             conv1: load_conv1d(
@@ -118,7 +144,14 @@ impl WhisperEncoder {
                 device,
             )),
             layers: (0..c.encoder_layers)
-                .map(|i| EncoderLayer::load(store, &format!("{prefix}.layers.{i}"), c, device))
+                .map(|i| {
+                    let mut layer =
+                        EncoderLayer::load(store, &format!("{prefix}.layers.{i}"), c, device);
+                    if q8 {
+                        layer.quantize_q8();
+                    }
+                    layer
+                })
                 .collect(),
             layer_norm: load_layer_norm(store, &format!("{prefix}.layer_norm"), d, device),
             n_mels: c.num_mel_bins,
@@ -198,16 +231,28 @@ impl WhisperEncoder {
     /// Quantises every linear layer to int8 for the CPU kernel (see
     /// [`crate::nn::Dense::quantize_q8`]); returns how many were.
     pub fn quantize_q8(&mut self) -> usize {
+        self.layers.iter_mut().map(EncoderLayer::quantize_q8).sum()
+    }
+
+    /// How many of the linear layers run on the int8 kernel.
+    pub fn q8_matrices(&self) -> usize {
         self.layers
-            .iter_mut()
-            .flat_map(|l| {
-                let [a, b, c, d] = l.self_attn.projections_mut();
-                let [e, f] = l.mlp.projections_mut();
-                [a, b, c, d, e, f]
+            .iter()
+            .map(|l| {
+                let attn = &l.self_attn;
+                [
+                    &attn.q_proj,
+                    &attn.k_proj,
+                    &attn.v_proj,
+                    &attn.out_proj,
+                    &l.mlp.fc1,
+                    &l.mlp.fc2,
+                ]
+                .iter()
+                .filter(|d| d.is_q8())
+                .count()
             })
-            .map(|dense| dense.quantize_q8())
-            .filter(|&done| done)
-            .count()
+            .sum()
     }
 
     /// Number of transformer layers.

@@ -45,21 +45,46 @@ pub type Greedy = crate::generate::Generated;
 impl Whisper {
     /// Loads `config.json` and the safetensors checkpoint of a HF model directory.
     pub fn load(dir: &Path, device: &Device) -> Result<Self, WhisperError> {
+        Self::load_with(dir, device, false)
+    }
+
+    /// [`load`](Self::load), quantised for `--quant q8` when `q8` (see
+    /// [`from_store_with`](Self::from_store_with)).
+    pub fn load_with(dir: &Path, device: &Device, q8: bool) -> Result<Self, WhisperError> {
         let config = WhisperConfig::from_file(&dir.join("config.json"))?;
         let store = TensorStore::from_dir(dir)?;
-        Self::from_store(config, store, device)
+        Self::from_store_with(config, store, device, q8)
     }
 
     /// Builds the model from an opened checkpoint; fails listing every missing,
     /// mis-shaped or unused tensor.
     pub fn from_store(
         config: WhisperConfig,
-        mut store: TensorStore,
+        store: TensorStore,
         device: &Device,
     ) -> Result<Self, WhisperError> {
+        Self::from_store_with(config, store, device, false)
+    }
+
+    /// [`from_store`](Self::from_store), quantised for `--quant q8` when `q8`, as
+    /// [`crate::quant::quantize_whisper`] would after loading, but on the CPU backend
+    /// each encoder layer goes to int8 as soon as it is read, so the f32 encoder is
+    /// never whole in memory (the peak RSS of `--quant q8` was that of f32).
+    pub fn from_store_with(
+        config: WhisperConfig,
+        mut store: TensorStore,
+        device: &Device,
+        q8: bool,
+    ) -> Result<Self, WhisperError> {
         config.validate().map_err(WhisperError::Input)?;
-        let encoder =
-            WhisperEncoder::load(&mut store, "model.encoder", &config.encoder_dims(), device);
+        let on_cpu = q8 && crate::nn::is_flex(device);
+        let encoder = WhisperEncoder::load_with(
+            &mut store,
+            "model.encoder",
+            &config.encoder_dims(),
+            device,
+            on_cpu,
+        );
         let decoder = WhisperDecoder::load(
             &mut store,
             "model.decoder",
@@ -68,11 +93,15 @@ impl Whisper {
             device,
         );
         store.finish()?;
-        Ok(Self {
+        let mut model = Self {
             config,
             encoder,
             decoder,
-        })
+        };
+        if q8 && !on_cpu {
+            crate::quant::quantize_whisper(&mut model, device);
+        }
+        Ok(model)
     }
 
     /// Encoder states of log-mel features `[batch, n_mels, frames]`.

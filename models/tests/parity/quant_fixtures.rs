@@ -187,3 +187,44 @@ fn q8_whisper_base_keeps_top_labels_on_shared_clips() {
         0.01,
     );
 }
+
+/// Deterministic log-mel-like features `[1, n_mels, frames]` (a few slow ripples).
+fn ripple_features(n_mels: usize, frames: usize, device: &Device) -> Tensor<3> {
+    let values: Vec<f32> = (0..n_mels * frames)
+        .map(|i| {
+            let (m, t) = ((i / frames) as f32, (i % frames) as f32);
+            (0.37 * m + 0.11 * t).sin() * 0.8 + (0.05 * t * (1.0 + m / 40.0)).cos() * 0.3
+        })
+        .collect();
+    Tensor::from_data(TensorData::new(values, [1, n_mels, frames]), device)
+}
+
+/// `--quant q8` loads each encoder layer straight to int8 (never the whole f32 encoder,
+/// for the peak memory); that must be the very model f32-load-then-quantise gives: the
+/// same int8 weights, so bit-for-bit the same logits. (And those differ from f32's, so
+/// the comparison sees the int8 path.)
+#[test]
+fn q8_loaded_straight_to_int8_equals_quantised_after_load() {
+    let device = Device::flex();
+    let dir = fixture("tiny-whisper");
+    let f32_model = Whisper::load(&dir, &device).expect("load f32");
+    let mut after = Whisper::load(&dir, &device).expect("load f32");
+    assert_eq!(after.quantize_q8(), 12, "2 layers × 6 encoder matrices");
+    let straight = Whisper::load_with(&dir, &device, true).expect("load q8");
+    assert_eq!(straight.encoder.q8_matrices(), 12);
+    assert_eq!(f32_model.encoder.q8_matrices(), 0);
+    let prompt = [401u32, 7, 42];
+    let logits = |model: &Whisper| {
+        let features = ripple_features(model.config.num_mel_bins, 300, &device);
+        let states = model.encode(features).expect("encode");
+        model.answer_logits(states, &prompt).expect("logits")
+    };
+    let (reference, a, b) = (logits(&f32_model), logits(&after), logits(&straight));
+    assert_eq!(
+        a, b,
+        "straight-to-int8 load differs from load-then-quantise"
+    );
+    let moved = max_abs_diff(&reference[0], &a[0]);
+    println!("tiny-whisper q8 vs f32 vocabulary logits max |Δ| = {moved:.3e}");
+    assert!(moved > 0.0, "the q8 model computed f32 logits");
+}

@@ -131,6 +131,89 @@ fn half_precision_checkpoints_convert_exactly() {
     }
 }
 
+/// On the CPU the token embedding (Whisper's tied output projection, its largest
+/// tensor) of a half checkpoint is kept in half precision: every half value converts to
+/// f32 exactly, so the model must give the logits of the same checkpoint widened to f32
+/// (full vocabulary, label rows and greedy steps), in half the memory.
+#[test]
+fn half_embedding_gives_the_logits_of_its_f32_values() {
+    use safetensors::tensor::TensorView;
+    let device = device();
+    let features = || {
+        let values: Vec<f32> = (0..80 * 200)
+            .map(|i| ((i % 97) as f32 * 0.07).sin())
+            .collect();
+        Tensor::<3>::from_data(TensorData::new(values, [1, 80, 200]), &device)
+    };
+    for file in ["model.f16.safetensors", "model.bf16.safetensors"] {
+        let path = fixture("tiny-whisper-dtypes").join(file);
+        // The same checkpoint widened to f32, so every tensor is loaded as f32.
+        let mut store = TensorStore::from_files(std::slice::from_ref(&path)).expect(file);
+        let widened: Vec<(String, Vec<u8>, Vec<usize>)> = store
+            .names()
+            .into_iter()
+            .map(|name| {
+                let shape = store.shape(&name).expect("shape").to_vec();
+                let values = store.take_vec(&name, &shape).expect("values");
+                let bytes = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+                (name, bytes, shape)
+            })
+            .collect();
+        let views: Vec<(String, TensorView<'_>)> = widened
+            .iter()
+            .map(|(name, bytes, shape)| {
+                let view = TensorView::new(safetensors::Dtype::F32, shape.clone(), bytes);
+                (name.clone(), view.expect("view"))
+            })
+            .collect();
+        let dir = std::env::temp_dir().join(format!("emomon-widened-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("tmp dir");
+        let wide_path = dir.join(format!("{file}.f32"));
+        safetensors::serialize_to_file(views, None, &wide_path).expect("write");
+
+        let half = Whisper::from_store(
+            config(),
+            TensorStore::from_files(&[path]).expect(file),
+            &device,
+        )
+        .expect("half model");
+        let wide = Whisper::from_store(
+            config(),
+            TensorStore::from_files(std::slice::from_ref(&wide_path)).expect("widened"),
+            &device,
+        )
+        .expect("widened model");
+        std::fs::remove_dir_all(&dir).ok();
+        assert!(
+            half.decoder.embedding_is_half(),
+            "{file}: embedding held in f32"
+        );
+        assert!(!wide.decoder.embedding_is_half());
+
+        let prompt = [401u32, 7, 42];
+        let rows = [3u32, 415, 7, 0];
+        let run = |m: &Whisper| {
+            let states = m.encode(features()).expect("encode");
+            let full = m.answer_logits(states.clone(), &prompt).expect("full");
+            let some = m.answer_rows(states.clone(), &prompt, &rows).expect("rows");
+            let greedy = m.greedy(states, &prompt, 4, None).expect("greedy");
+            (full, some, greedy.tokens)
+        };
+        let (a, b) = (run(&half), run(&wide));
+        let d = max_abs_diff(&a.0[0], &b.0[0]);
+        assert!(d <= 1e-5, "{file}: full logits differ by {d}");
+        assert_eq!(a.1, b.1, "{file}: label rows differ");
+        for (i, &r) in rows.iter().enumerate() {
+            let d = (a.1[0][i] - a.0[0][r as usize]).abs();
+            assert!(
+                d <= 1e-5,
+                "{file}: row {r} differs from the full row by {d}"
+            );
+        }
+        assert_eq!(a.2, b.2, "{file}: greedy tokens differ");
+    }
+}
+
 #[test]
 fn mismatched_checkpoint_names_every_problem() {
     use safetensors::tensor::TensorView;
