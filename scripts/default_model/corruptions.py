@@ -4,21 +4,25 @@ Used twice: to pre-encode corrupted copies of the training clips (encode_states.
 --corrupt, data augmentation) and to write corrupted copies of the manifest's clips for
 `emomon eval` (scripts/corrupt_manifest.py, the robustness table). A corruption is named
 `kind:level`, e.g. `babble:10` (dB SNR), `white:20`, `pink:0`, `gain:-15` (dB),
-`reverb:0.5` (RT60 seconds), `band:1` (300-3,400 Hz telephone band), and every random
+`reverb:0.5` (RT60 seconds), `band:1` (300-3,400 Hz telephone band), `opus:1` (an Opus
+round trip at libsndfile's compression level 0-1: 1 is its lowest bitrate, about 10 kbit/s
+at 16 kHz, a poor internet call), and every random
 draw comes from a generator seeded by the clip's path and the corruption's name, so the
 same command writes the same audio.
 
-Needs numpy and scipy only.
+Needs numpy, scipy and soundfile (libsndfile >= 1.1 for Opus).
 """
 from __future__ import annotations
 
+import io
 import zlib
 
 import numpy as np
+import soundfile as sf
 from scipy import signal
 
 SR = 16000
-KINDS = ("babble", "white", "pink", "gain", "reverb", "band")
+KINDS = ("babble", "white", "pink", "gain", "reverb", "band", "opus")
 
 
 def parse(spec: str) -> tuple[str, float]:
@@ -26,13 +30,16 @@ def parse(spec: str) -> tuple[str, float]:
     kind, _, level = spec.partition(":")
     if kind not in KINDS or not level:
         raise ValueError(f"corruption {spec!r}: expected KIND:LEVEL with KIND one of {', '.join(KINDS)} "
-                         "(e.g. babble:10 = babble at 10 dB SNR, reverb:0.5 = RT60 0.5 s, gain:-15 = -15 dB)")
+                         "(e.g. babble:10 = babble at 10 dB SNR, reverb:0.5 = RT60 0.5 s, gain:-15 = -15 dB, "
+                         "opus:1 = an Opus round trip at compression level 1)")
     try:
         value = float(level)
     except ValueError:
         raise ValueError(f"corruption {spec!r}: level {level!r} is not a number") from None
     if kind == "reverb" and not 0.05 <= value <= 3.0:
         raise ValueError(f"corruption {spec!r}: RT60 must be within 0.05-3 s")
+    if kind == "opus" and not 0.0 <= value <= 1.0:
+        raise ValueError(f"corruption {spec!r}: the Opus compression level must be within 0-1")
     return kind, value
 
 
@@ -85,6 +92,18 @@ def room_impulse(rt60: float, rng: np.random.Generator) -> np.ndarray:
     return h / np.sqrt(np.sum(h ** 2))
 
 
+def opus_round_trip(x: np.ndarray, level: float) -> np.ndarray:
+    """`x` encoded to Ogg Opus in memory at libsndfile's compression `level` and decoded
+    again (the lossy codec of a VoIP or messenger call), cut or padded to len(x)."""
+    buf = io.BytesIO()
+    sf.write(buf, np.clip(x, -1.0, 1.0), SR, format="OGG", subtype="OPUS", compression_level=level)
+    buf.seek(0)
+    y, sr = sf.read(buf, dtype="float64")
+    if sr != SR:
+        raise RuntimeError(f"the Opus round trip came back at {sr} Hz, not {SR}")
+    return np.pad(y[: len(x)], (0, max(0, len(x) - len(y))))
+
+
 def apply(x: np.ndarray, spec: str, path: str, others: list[np.ndarray] | None = None) -> np.ndarray:
     """`x` (16 kHz float) corrupted by `spec`; the result is clipped to [-1, 1] as a sound
     card would."""
@@ -102,6 +121,8 @@ def apply(x: np.ndarray, spec: str, path: str, others: list[np.ndarray] | None =
     elif kind == "reverb":
         y = signal.fftconvolve(x, room_impulse(level, rng))[: len(x)]
         y *= np.sqrt(power(x) / power(y))
+    elif kind == "opus":
+        y = opus_round_trip(x, level)
     else:  # band
         sos = signal.butter(4, [300, 3400], btype="bandpass", fs=SR, output="sos")
         y = signal.sosfiltfilt(sos, x)

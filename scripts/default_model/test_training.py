@@ -53,6 +53,15 @@ class Corruptions(unittest.TestCase):
         self.assertTrue(np.array_equal(a, corruptions.apply(self.x, "babble:10", "p", self.others)))
         self.assertFalse(np.array_equal(a, corruptions.apply(self.x, "babble:10", "q", self.others)))
 
+    def test_opus_round_trip_keeps_the_clip_in_time_and_loses_detail(self):
+        fine, coarse = (corruptions.apply(self.x, f"opus:{q}", "p") for q in (0.5, 1))
+        self.assertEqual((len(fine), len(coarse)), (len(self.x), len(self.x)))
+        # aligned (a codec delay would decorrelate them), and lossy: more at the lowest bitrate
+        err_fine, err_coarse = (snr_db(self.x, y) for y in (fine, coarse))
+        self.assertGreater(err_fine, err_coarse)
+        self.assertGreater(err_coarse, 3.0)
+        self.assertLess(err_coarse, 30.0)
+
     def test_gain_scales_by_the_decibels_given(self):
         y = corruptions.apply(self.x, "gain:-15", "p")
         self.assertAlmostEqual(10 * np.log10(np.mean(y.astype(np.float64) ** 2) / np.mean(self.x.astype(np.float64) ** 2)),
