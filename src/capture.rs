@@ -204,23 +204,71 @@ pub fn run_capture_observed(
 ) -> Result<CaptureOutcome, ConfigError> {
     let info = source.info().clone();
     let mut front = FrontEnd::new(&info, config)?;
-    let mut count = 0u64;
-    let (in_frames, error) = read_blocks(source, stop, &mut |block, source| {
-        front.push(block, &mut |event| {
-            count += u64::from(matches!(event, SegmentEvent::Closed { .. }));
-            observer.segment(event);
-        });
-        observer.block(&front, source);
-    });
-    front.finish(&mut |event| {
-        count += u64::from(matches!(event, SegmentEvent::Closed { .. }));
-        observer.segment(event);
-    });
-    observer.block(&front, source);
+    let run = drive(source, stop, &mut front, observer);
     Ok(CaptureOutcome {
-        summary: CaptureSummary::of_run(info, in_frames, count, front.discarded(), source),
-        error,
+        summary: CaptureSummary::of_run(info, run.in_frames, run.closed, front.discarded(), source),
+        error: run.error,
     })
+}
+
+/// A front end that [`drive`] can feed: the mono [`FrontEnd`], or the two channels'
+/// front ends of `--speakers channels`.
+pub(crate) trait Segmenting {
+    /// Feeds a block of interleaved source samples; `emit` hears every segmenter event.
+    fn push(&mut self, interleaved: &[f32], emit: &mut dyn FnMut(SegmentEvent));
+    /// Ends the stream, flushing open utterances through `emit`.
+    fn finish(&mut self, emit: &mut dyn FnMut(SegmentEvent));
+    /// The front end whose level and activity a live meter shows.
+    fn meter(&self) -> &FrontEnd;
+}
+
+impl Segmenting for FrontEnd {
+    fn push(&mut self, interleaved: &[f32], emit: &mut dyn FnMut(SegmentEvent)) {
+        FrontEnd::push(self, interleaved, emit)
+    }
+    fn finish(&mut self, emit: &mut dyn FnMut(SegmentEvent)) {
+        FrontEnd::finish(self, emit)
+    }
+    fn meter(&self) -> &FrontEnd {
+        self
+    }
+}
+
+/// What [`drive`] counted.
+pub(crate) struct DriveRun {
+    /// Input frames read.
+    pub in_frames: u64,
+    /// Utterances closed.
+    pub closed: u64,
+    /// The source error that ended the run, if any.
+    pub error: Option<AudioError>,
+}
+
+/// Feeds `source` through `front` to its end (or `stop`, or a source error, after which
+/// the open utterances are still flushed): `observer` hears every segmenter event and,
+/// after every block and once at the end, the metered front end.
+pub(crate) fn drive(
+    source: &mut dyn AudioSource,
+    stop: &AtomicBool,
+    front: &mut dyn Segmenting,
+    observer: &mut dyn CaptureObserver,
+) -> DriveRun {
+    let mut closed = 0u64;
+    let mut hear = |event: SegmentEvent, observer: &mut dyn CaptureObserver| {
+        closed += u64::from(matches!(event, SegmentEvent::Closed { .. }));
+        observer.segment(event);
+    };
+    let (in_frames, error) = read_blocks(source, stop, &mut |block, source| {
+        front.push(block, &mut |event| hear(event, observer));
+        observer.block(front.meter(), source);
+    });
+    front.finish(&mut |event| hear(event, observer));
+    observer.block(front.meter(), source);
+    DriveRun {
+        in_frames,
+        closed,
+        error,
+    }
 }
 
 /// Reads `source` block by block until its end, `stop`, or an error, handing every

@@ -26,7 +26,7 @@ use std::sync::atomic::AtomicBool;
 
 use crate::audio::{AudioSource, SourceInfo};
 use crate::capture::{
-    CaptureObserver, CaptureOutcome, CaptureSummary, FrontEnd, FrontEndConfig, read_blocks,
+    CaptureObserver, CaptureOutcome, CaptureSummary, FrontEnd, FrontEndConfig, Segmenting, drive,
 };
 use crate::segmenter::{Activity, Discarded, SegmentEvent};
 use crate::utterance::Utterance;
@@ -257,6 +257,18 @@ impl ChannelFrontEnd {
     }
 }
 
+impl Segmenting for ChannelFrontEnd {
+    fn push(&mut self, interleaved: &[f32], emit: &mut dyn FnMut(SegmentEvent)) {
+        ChannelFrontEnd::push(self, interleaved, emit)
+    }
+    fn finish(&mut self, emit: &mut dyn FnMut(SegmentEvent)) {
+        ChannelFrontEnd::finish(self, emit)
+    }
+    fn meter(&self) -> &FrontEnd {
+        self.louder()
+    }
+}
+
 /// What a channels capture run did: the usual summary (its discarded stretches summed
 /// over both channels) and how much bleed was silenced.
 #[derive(Debug)]
@@ -291,19 +303,7 @@ pub fn run_channels_capture_observed(
 ) -> Result<ChannelsOutcome, ChannelsError> {
     let info = source.info().clone();
     let mut front = ChannelFrontEnd::new(&info, config)?;
-    let mut count = 0u64;
-    let (in_frames, error) = read_blocks(source, stop, &mut |block, source| {
-        front.push(block, &mut |event| {
-            count += u64::from(matches!(event, SegmentEvent::Closed { .. }));
-            observer.segment(event);
-        });
-        observer.block(front.louder(), source);
-    });
-    front.finish(&mut |event| {
-        count += u64::from(matches!(event, SegmentEvent::Closed { .. }));
-        observer.segment(event);
-    });
-    observer.block(front.louder(), source);
+    let run = drive(source, stop, &mut front, observer);
     let [a, b] = front.fronts().each_ref().map(FrontEnd::discarded);
     let discarded = Discarded {
         short: a.short + b.short,
@@ -311,8 +311,8 @@ pub fn run_channels_capture_observed(
     };
     Ok(ChannelsOutcome {
         capture: CaptureOutcome {
-            summary: CaptureSummary::of_run(info, in_frames, count, discarded, source),
-            error,
+            summary: CaptureSummary::of_run(info, run.in_frames, run.closed, discarded, source),
+            error: run.error,
         },
         gated_s: front.gated_s(),
     })
