@@ -180,6 +180,11 @@ impl MultiHeadAttention {
         }
     }
 
+    /// The four projections.
+    pub fn projections(&self) -> [&Dense; 4] {
+        [&self.q_proj, &self.k_proj, &self.v_proj, &self.out_proj]
+    }
+
     /// The four projections (to quantise them, see [`Dense::quantize_q8`]).
     pub fn projections_mut(&mut self) -> [&mut Dense; 4] {
         [
@@ -286,6 +291,11 @@ impl GeluMlp {
     /// Applies the MLP.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         self.fc2.forward(gelu(self.fc1.forward(x)))
+    }
+
+    /// The two projections.
+    pub fn projections(&self) -> [&Dense; 2] {
+        [&self.fc1, &self.fc2]
     }
 
     /// The two projections (to quantise them, see [`Dense::quantize_q8`]).

@@ -238,21 +238,14 @@ impl WhisperEncoder {
     pub fn q8_matrices(&self) -> usize {
         self.layers
             .iter()
-            .map(|l| {
-                let attn = &l.self_attn;
-                [
-                    &attn.q_proj,
-                    &attn.k_proj,
-                    &attn.v_proj,
-                    &attn.out_proj,
-                    &l.mlp.fc1,
-                    &l.mlp.fc2,
-                ]
-                .iter()
-                .filter(|d| d.is_q8())
-                .count()
+            .flat_map(|l| {
+                l.self_attn
+                    .projections()
+                    .into_iter()
+                    .chain(l.mlp.projections())
             })
-            .sum()
+            .filter(|dense| dense.is_q8())
+            .count()
     }
 
     /// Number of transformer layers.
