@@ -22,7 +22,7 @@ mod token_embedding;
 pub(crate) use cpu::is_flex;
 pub use cpu::{attention, gelu};
 pub use dense::Dense;
-pub use token_embedding::TokenEmbedding;
+pub use token_embedding::{TokenEmbedding, select_rows};
 
 /// `{prefix}.weight` `[d_out, d_in]` (+ `{prefix}.bias` `[d_out]` if `bias`) as a burn `Linear`.
 pub fn load_linear(

@@ -23,6 +23,14 @@ use crate::safetensors_load::{HalfValues, TensorStore};
 /// Vocabulary rows converted to f32 at a time by a full projection (8 MB for d = 512).
 const PROJECT_ROWS: usize = 4096;
 
+/// Rows `ids` of `matrix` `[ids.len(), d]`, in that order (e.g. the label tokens' rows
+/// of an output projection).
+pub fn select_rows(matrix: Tensor<2>, ids: &[u32]) -> Tensor<2> {
+    let index: Vec<i64> = ids.iter().map(|&r| i64::from(r)).collect();
+    let index = Tensor::<1, Int>::from_data(TensorData::new(index, [ids.len()]), &matrix.device());
+    matrix.select(0, index)
+}
+
 /// `[vocab, d]` token embedding (see the module documentation).
 #[derive(Module, Debug)]
 pub struct TokenEmbedding {
@@ -115,9 +123,7 @@ impl TokenEmbedding {
     /// rows of the output projection. Every id must be below the vocabulary size.
     pub fn rows(&self, ids: &[u32], device: &Device) -> Tensor<2> {
         let Some(h) = &self.half else {
-            let index: Vec<i64> = ids.iter().map(|&r| i64::from(r)).collect();
-            let index = Tensor::<1, Int>::from_data(TensorData::new(index, [ids.len()]), device);
-            return self.embedding.weight.val().select(0, index);
+            return select_rows(self.embedding.weight.val(), ids);
         };
         let values = self.gather(h, ids);
         Tensor::from_data(TensorData::new(values, [ids.len(), h.d]), device)

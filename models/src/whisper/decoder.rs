@@ -11,7 +11,9 @@ use burn::nn::LayerNorm;
 use burn::prelude::*;
 
 use super::{WhisperConfig, WhisperError};
-use crate::nn::{GeluMlp, KeyValue, MultiHeadAttention, TokenEmbedding, load_layer_norm};
+use crate::nn::{
+    GeluMlp, KeyValue, MultiHeadAttention, TokenEmbedding, load_layer_norm, select_rows,
+};
 use crate::safetensors_load::TensorStore;
 
 /// `hidden @ wᵀ` for a `[vocab, d]` matrix `w` (a tied embedding) without transposing
@@ -257,12 +259,7 @@ impl WhisperDecoder {
         let last = hidden.slice(s![.., t - 1..t, ..]).reshape([b, d]);
         let device = last.device();
         let w = match &self.proj_out {
-            Some(p) => {
-                let index: Vec<i64> = rows.iter().map(|&r| i64::from(r)).collect();
-                let index =
-                    Tensor::<1, Int>::from_data(TensorData::new(index, [rows.len()]), &device);
-                p.val().select(0, index)
-            }
+            Some(p) => select_rows(p.val(), rows),
             None => self.embed_tokens.rows(rows, &device),
         };
         Ok(last.matmul(w.transpose()))
