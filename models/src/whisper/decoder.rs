@@ -80,6 +80,21 @@ impl DecoderLayer {
         }
     }
 
+    /// Holds in f16 ([`crate::nn::Dense::hold_f16`]) the matrices a decoder step
+    /// multiplies by its few tokens: self-attention, the cross-attention query and
+    /// output, the MLP. The cross-attention keys/values see every encoder frame, once
+    /// per utterance, and stay f32 for the matmul. Returns how many are held.
+    fn hold_f16(&mut self) -> usize {
+        let [q, k, v, o] = self.self_attn.projections_mut();
+        let [cross_q, _, _, cross_o] = self.encoder_attn.projections_mut();
+        let [fc1, fc2] = self.mlp.projections_mut();
+        [q, k, v, o, cross_q, cross_o, fc1, fc2]
+            .into_iter()
+            .map(|dense| dense.hold_f16())
+            .filter(|&held| held)
+            .count()
+    }
+
     fn forward(&self, x: Tensor<3>, cache: &mut LayerCache) -> Tensor<3> {
         let x = x.clone()
             + self
@@ -173,7 +188,13 @@ impl WhisperDecoder {
                 device,
             )),
             layers: (0..c.decoder_layers)
-                .map(|i| DecoderLayer::load(store, &format!("{prefix}.layers.{i}"), c, device))
+                .map(|i| {
+                    let mut layer =
+                        DecoderLayer::load(store, &format!("{prefix}.layers.{i}"), c, device);
+                    // Right after reading, so the f32 copy of one layer at most is alive.
+                    layer.hold_f16();
+                    layer
+                })
                 .collect(),
             layer_norm: load_layer_norm(store, &format!("{prefix}.layer_norm"), d, device),
             proj_out,
@@ -281,6 +302,22 @@ impl WhisperDecoder {
             })
             .map(|dense| dense.quantize_q8())
             .filter(|&done| done)
+            .count()
+    }
+
+    /// How many of the layers' matrices are held in f16 (see `DecoderLayer::hold_f16`:
+    /// eight a layer on the CPU backend with an f16 checkpoint).
+    pub fn f16_matrices(&self) -> usize {
+        self.layers
+            .iter()
+            .flat_map(|l| {
+                l.self_attn
+                    .projections()
+                    .into_iter()
+                    .chain(l.encoder_attn.projections())
+                    .chain(l.mlp.projections())
+            })
+            .filter(|dense| dense.is_f16())
             .count()
     }
 

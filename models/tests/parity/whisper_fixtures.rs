@@ -189,6 +189,15 @@ fn half_embedding_gives_the_logits_of_its_f32_values() {
             "{file}: embedding held in f32"
         );
         assert!(!wide.decoder.embedding_is_half());
+        // The decoder's step matrices are held in f16 where their values are f16 values:
+        // all of them from the f16 checkpoint (widened or not); from the bf16 one, those
+        // whose values all fit f16's precision (bf16 has 8 bits of mantissa, f16 11, but
+        // f16's narrower exponent range turns tiny values subnormal).
+        let held = half.decoder.f16_matrices();
+        if file.contains(".f16.") {
+            assert_eq!(held, 8 * config().decoder_layers, "{file}");
+        }
+        assert_eq!(wide.decoder.f16_matrices(), held, "{file} widened");
 
         let prompt = [401u32, 7, 42];
         let rows = [3u32, 415, 7, 0];
