@@ -105,16 +105,7 @@ impl F16Matrix {
         isa: Isa,
     ) {
         let (n, k) = (self.n, self.k);
-        assert_eq!(x.len(), m * k, "input of {} values for [{m}, {k}]", x.len());
-        assert_eq!(
-            out.len(),
-            m * n,
-            "output of {} values for [{m}, {n}]",
-            out.len()
-        );
-        if let Some(b) = bias {
-            assert_eq!(b.len(), n, "bias of {} values for {n} outputs", b.len());
-        }
+        super::check_matmul_shapes(x, out, bias, [m, k, n]);
         if m == 0 || n == 0 {
             return;
         }

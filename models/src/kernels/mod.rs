@@ -16,6 +16,26 @@ use std::sync::OnceLock;
 pub mod f16;
 pub mod q8;
 
+/// Panics unless `x` is `[m, k]`, `out` is `[m, n]` and `bias` (if any) has `n` values:
+/// the contract of every `out = x · W + bias` kernel here.
+pub(crate) fn check_matmul_shapes(
+    x: &[f32],
+    out: &[f32],
+    bias: Option<&[f32]>,
+    [m, k, n]: [usize; 3],
+) {
+    assert_eq!(x.len(), m * k, "input of {} values for [{m}, {k}]", x.len());
+    assert_eq!(
+        out.len(),
+        m * n,
+        "output of {} values for [{m}, {n}]",
+        out.len()
+    );
+    if let Some(b) = bias {
+        assert_eq!(b.len(), n, "bias of {} values for {n} outputs", b.len());
+    }
+}
+
 /// The environment variable that caps the instruction set of emomon's kernels.
 pub const ENV: &str = "EMOMON_CPU_KERNELS";
 

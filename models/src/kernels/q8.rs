@@ -162,29 +162,7 @@ impl Q8Matrix {
         out: &mut [f32],
         isa: Isa,
     ) {
-        assert_eq!(
-            x.len(),
-            m * self.k,
-            "input of {} values for [{m}, {}]",
-            x.len(),
-            self.k
-        );
-        assert_eq!(
-            out.len(),
-            m * self.n,
-            "output of {} values for [{m}, {}]",
-            out.len(),
-            self.n
-        );
-        if let Some(b) = bias {
-            assert_eq!(
-                b.len(),
-                self.n,
-                "bias of {} values for {} outputs",
-                b.len(),
-                self.n
-            );
-        }
+        super::check_matmul_shapes(x, out, bias, [m, self.k, self.n]);
         if m == 0 || self.n == 0 {
             return;
         }
