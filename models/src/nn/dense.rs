@@ -126,6 +126,18 @@ impl Dense {
         true
     }
 
+    /// The f32 weight `[k, n]` and bias as burn tensors, while the layer holds them
+    /// (not once quantised or held in f16).
+    pub fn f32_tensors(&self) -> Option<(Tensor<2>, Option<Tensor<1>>)> {
+        if self.q8.is_some() || self.f16.is_some() {
+            return None;
+        }
+        Some((
+            self.linear.weight.val(),
+            self.linear.bias.as_ref().map(|b| b.val()),
+        ))
+    }
+
     /// True once [`hold_f16`](Self::hold_f16) holds the weight in f16.
     pub fn is_f16(&self) -> bool {
         self.f16.is_some()

@@ -1,10 +1,12 @@
 //! Whisper text decoder with a key/value cache.
 //!
 //! The cache holds, per layer, the self-attention keys/values of every position decoded
-//! so far and the cross-attention keys/values of the encoder states (computed once per
-//! utterance by [`WhisperDecoder::start`]). Feeding a prompt and then one token at a
+//! so far and the encoder states; the cross-attention attends to those directly while the
+//! decode has few tokens and to their keys/values, computed once, after that. Feeding a prompt and then one token at a
 //! time gives the same logits as recomputing the whole sequence, which the fixture
 //! tests check against transformers' uncached forward.
+
+use std::sync::Arc;
 
 use burn::module::Param;
 use burn::nn::LayerNorm;
@@ -12,7 +14,8 @@ use burn::prelude::*;
 
 use super::{WhisperConfig, WhisperError};
 use crate::nn::{
-    GeluMlp, KeyValue, MultiHeadAttention, TokenEmbedding, load_layer_norm, select_rows,
+    GeluMlp, HeadWeights, KeyValue, MultiHeadAttention, TokenEmbedding, few_queries_for_states,
+    load_layer_norm, select_rows,
 };
 use crate::safetensors_load::TensorStore;
 
@@ -36,6 +39,10 @@ pub struct DecoderLayer {
     encoder_attn: MultiHeadAttention,
     final_layer_norm: LayerNorm,
     mlp: GeluMlp,
+    /// The cross-attention's key/value weights per head, for a few-token decode
+    /// ([`MultiHeadAttention::attend_states`]); `None` where they are not plain f32.
+    #[module(skip)]
+    cross_heads: Option<Arc<HeadWeights>>,
 }
 
 impl DecoderLayer {
@@ -77,7 +84,15 @@ impl DecoderLayer {
                 device,
             ),
             mlp: GeluMlp::load(store, &format!("{prefix}."), d, c.decoder_ffn_dim, device),
+            cross_heads: None,
         }
+        .with_cross_heads()
+    }
+
+    /// Lays out the cross-attention's key/value weights per head (see `cross_heads`).
+    fn with_cross_heads(mut self) -> Self {
+        self.cross_heads = self.encoder_attn.head_weights().map(Arc::new);
+        self
     }
 
     /// Holds in f16 ([`crate::nn::Dense::hold_f16`]) the matrices a decoder step
@@ -95,25 +110,51 @@ impl DecoderLayer {
             .count()
     }
 
-    fn forward(&self, x: Tensor<3>, cache: &mut LayerCache) -> Tensor<3> {
+    /// One layer for the new positions `x`; `few` says whether the decode is still short
+    /// enough to attend to the encoder states directly (see [`LayerCache`]).
+    fn forward(&self, x: Tensor<3>, cache: &mut LayerCache, few: bool) -> Tensor<3> {
         let x = x.clone()
             + self
                 .self_attn
                 .forward_cached(self.self_attn_layer_norm.forward(x), &mut cache.self_kv);
-        let x = x.clone()
-            + self.encoder_attn.attend(
-                self.encoder_attn_layer_norm.forward(x),
-                &cache.cross_kv,
-                false,
-            );
+        let query = self.encoder_attn_layer_norm.forward(x.clone());
+        let direct = match (&cache.cross_kv, &self.cross_heads) {
+            (None, Some(heads)) if few => Some(self.encoder_attn.attend_states(
+                query.clone(),
+                &cache.states,
+                heads,
+            )),
+            _ => None,
+        };
+        let attended = match direct {
+            Some(out) => out,
+            None => {
+                let kv = cache.cross_kv(&self.encoder_attn);
+                self.encoder_attn.attend(query, kv, false)
+            }
+        };
+        let x = x + attended;
         x.clone() + self.mlp.forward(self.final_layer_norm.forward(x))
     }
 }
 
+/// A layer's decoding state. Cross-attention attends to the encoder `states` directly
+/// while the decode has few tokens ([`MultiHeadAttention::attend_states`]: a first-token
+/// readout never computes keys and values), and to their keys and values, computed once,
+/// after that.
 #[derive(Debug, Clone)]
 struct LayerCache {
     self_kv: Option<KeyValue>,
-    cross_kv: KeyValue,
+    states: Tensor<3>,
+    cross_kv: Option<KeyValue>,
+}
+
+impl LayerCache {
+    /// The cross-attention keys and values, computed now if not yet.
+    fn cross_kv(&mut self, attention: &MultiHeadAttention) -> &KeyValue {
+        self.cross_kv
+            .get_or_insert_with(|| attention.key_value(self.states.clone()))
+    }
 }
 
 /// Decoding state of a batch of utterances: cross-attention keys/values of their encoder
@@ -207,9 +248,10 @@ impl WhisperDecoder {
             layers: self
                 .layers
                 .iter()
-                .map(|l| LayerCache {
+                .map(|_| LayerCache {
                     self_kv: None,
-                    cross_kv: l.encoder_attn.key_value(encoder_states.clone()),
+                    states: encoder_states.clone(),
+                    cross_kv: None,
                 })
                 .collect(),
             len: 0,
@@ -364,7 +406,7 @@ impl WhisperDecoder {
             )));
         }
         if let Some(first) = cache.layers.first() {
-            let cached_batch = first.cross_kv.k.dims()[0];
+            let cached_batch = first.states.dims()[0];
             if cached_batch != batch {
                 return Err(WhisperError::Input(format!(
                     "{batch} token rows for a cache of {cached_batch} utterances"
@@ -380,8 +422,13 @@ impl WhisperDecoder {
         if let Some(shift) = shift {
             x = x + shift;
         }
+        let few = self.layers.first().is_some_and(|l| {
+            let frames = cache.layers[0].states.dims()[1];
+            let [_, _, d] = x.dims();
+            few_queries_for_states(cache.len + new, frames, d, l.encoder_attn.n_heads)
+        });
         for (layer, lc) in self.layers.iter().zip(cache.layers.iter_mut()) {
-            x = layer.forward(x, lc);
+            x = layer.forward(x, lc, few);
         }
         cache.len += new;
         Ok(self.layer_norm.forward(x))
