@@ -11,9 +11,10 @@
 //! or scalar; `EMOMON_CPU_KERNELS` caps it); the per-path functions take an [`Isa`] so
 //! that tests compare every path this CPU can run.
 //!
-//! The kernels run on the calling thread: vectorised they take well under a
-//! millisecond a layer, and threads of our own would compete for the cores with
-//! flex's rayon workers, which spin for a while after each matmul.
+//! GELU runs on the calling thread: vectorised it takes well under a millisecond a
+//! layer, and threads of our own would compete for the cores with flex's rayon workers,
+//! which spin for a while after each matmul. The attention softmax (≈5 % of a q8
+//! encoder's time on one thread) spreads its rows over that same rayon pool.
 
 use std::f32::consts::FRAC_1_SQRT_2;
 
@@ -21,7 +22,12 @@ use burn::backend::DispatchDevice;
 use burn::prelude::*;
 use burn::tensor::DType;
 
+use rayon::prelude::*;
+
 use crate::kernels::{Isa, isa};
+
+/// Softmax rows a parallel task takes at least (a 250-key row takes ~0.1 µs).
+const SOFTMAX_ROWS_PER_TASK: usize = 128;
 
 /// True for burn's CPU backend, where these kernels apply.
 pub(crate) fn is_flex(device: &Device) -> bool {
@@ -64,8 +70,11 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
     let mut scores = q.matmul(k.swap_dims(2, 3)).into_data();
     let isa = isa();
     match scores.as_mut_slice::<f32>() {
+        // Rows spread over the pool (an encoder layer has heads × frames of them), in
+        // runs long enough that a task is worth its hand-off.
         Ok(values) => values
-            .chunks_exact_mut(s)
+            .par_chunks_exact_mut(s)
+            .with_min_len(SOFTMAX_ROWS_PER_TASK)
             .for_each(|row| softmax_row(row, scale, isa)),
         Err(e) => unreachable!("an f32 tensor's data is f32: {e:?}"),
     }
