@@ -13,6 +13,7 @@
 
 use std::sync::OnceLock;
 
+pub mod lstm;
 pub mod q8;
 
 /// The environment variable that caps the instruction set of emomon's kernels.

@@ -1,0 +1,728 @@
+//! The recurrence of one LSTM layer on the CPU, on host buffers, split over threads.
+//!
+//! Why: on burn each time step of a layer is about a dozen small ops (matmul, add,
+//! sigmoid, four slices, tanh, products); resemblyzer's encoder on a 3 s utterance is
+//! 3 layers × 160 steps of them, ~5,800 dispatches that cost more than the arithmetic.
+//! The input projection `x · W_ih + b` of all steps stays one large matmul (the caller's,
+//! on burn); what is left, `gates = projected[t] + h · W_hh` and the cell update, runs
+//! here as one loop.
+//!
+//! The hidden units are split into [`Recurrence::parts`] (two when the layer is large
+//! enough): each part owns its units' four gate columns of `W_hh` (packed contiguous, so
+//! its `[B, H] · [H, 4·units]` product and its cell update need nothing from the other
+//! part), and the only exchange per step is the new `h`, through two shared buffers
+//! (read one, write the other) and a spin barrier. One thread per part is kept for the
+//! whole layer (`std::thread::scope`); with a single thread available (a worker's rayon
+//! budget of 1) one thread runs every part.
+//!
+//! The product is a hand-written register-tiled kernel per instruction set (AVX-512,
+//! AVX2 + FMA, scalar) chosen through [`super::isa`]; the gate nonlinearities are a
+//! rational `tanh` (Eigen's `generic_fast_tanh_float`, within 4e-7 of the true value)
+//! with `σ(x) = ½ + ½·tanh(x/2)`, written to vectorise.
+
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use super::Isa;
+
+/// Gate columns per packed weight tile: four AVX-512 registers, eight AVX2 ones.
+const TILE: usize = 64;
+/// Most batch rows the product keeps in registers at once.
+const ROWS: usize = 4;
+/// Spins of the barrier before it starts yielding the core (a step takes a few µs; a
+/// descheduled partner on a loaded machine must not be waited for at full power).
+const SPINS: usize = 4_000;
+/// Below this many hidden units a layer is not split (the per-step barrier would cost
+/// more than half the product saves).
+const SPLIT_MIN: usize = 32;
+
+/// `W_hh` of one layer, packed per part, ready to run the recurrence.
+#[derive(Clone)]
+pub struct Recurrence {
+    hidden: usize,
+    parts: Vec<Part>,
+}
+
+impl std::fmt::Debug for Recurrence {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Recurrence {{ hidden: {}, parts: {} }}",
+            self.hidden,
+            self.parts.len()
+        )
+    }
+}
+
+/// The hidden units `start .. start + units` and their gate columns of `W_hh`.
+#[derive(Clone)]
+struct Part {
+    start: usize,
+    units: usize,
+    /// `4 · units` rounded up to [`TILE`]; the padding columns have zero weights.
+    width: usize,
+    /// `[width / TILE][hidden][TILE]`: column `gate · units + j` is gate `gate` of unit
+    /// `start + j`.
+    w: Vec<f32>,
+}
+
+impl Recurrence {
+    /// Packs `w_hh_t`, `[hidden, 4·hidden]` row-major (`W_hhᵀ`, PyTorch's gate order
+    /// i, f, g, o along the columns), in two parts when `hidden` is at least 32.
+    pub fn new(w_hh_t: &[f32], hidden: usize) -> Self {
+        Self::with_parts(w_hh_t, hidden, if hidden >= SPLIT_MIN { 2 } else { 1 })
+    }
+
+    /// [`new`](Self::new) with a given number of parts (1 ≤ `parts` ≤ `hidden`, or 1).
+    pub fn with_parts(w_hh_t: &[f32], hidden: usize, parts: usize) -> Self {
+        let gates = 4 * hidden;
+        assert_eq!(
+            w_hh_t.len(),
+            hidden * gates,
+            "W_hh of {} values for hidden {hidden}",
+            w_hh_t.len()
+        );
+        let parts = parts.clamp(1, hidden.max(1));
+        let parts = (0..parts)
+            .map(|p| {
+                let start = hidden * p / parts;
+                let units = hidden * (p + 1) / parts - start;
+                let width = (4 * units).div_ceil(TILE) * TILE;
+                let mut w = vec![0.0f32; width * hidden];
+                for k in 0..hidden {
+                    for gate in 0..4 {
+                        for j in 0..units {
+                            let col = gate * units + j;
+                            w[((col / TILE) * hidden + k) * TILE + col % TILE] =
+                                w_hh_t[k * gates + gate * hidden + start + j];
+                        }
+                    }
+                }
+                Part {
+                    start,
+                    units,
+                    width,
+                    w,
+                }
+            })
+            .collect();
+        Self { hidden, parts }
+    }
+
+    /// Hidden units.
+    pub fn hidden(&self) -> usize {
+        self.hidden
+    }
+
+    /// Parts the units are split into (threads when that many are available).
+    pub fn parts(&self) -> usize {
+        self.parts.len()
+    }
+
+    /// Runs the layer over `steps` steps of `batch` sequences from zero state, given
+    /// `projected = x · W_ihᵀ + b_ih + b_hh` as `[batch, steps, 4·hidden]`. Writes every
+    /// step's hidden state to `outputs` (`[batch, steps, hidden]`) when given and returns
+    /// the last one, `[batch, hidden]`. Uses the instruction set of [`super::isa`] and
+    /// one thread per part, at most the current rayon pool's threads.
+    pub fn run(
+        &self,
+        projected: &[f32],
+        batch: usize,
+        steps: usize,
+        outputs: Option<&mut [f32]>,
+    ) -> Vec<f32> {
+        let threads = rayon::current_num_threads().min(self.parts.len());
+        self.run_with(projected, batch, steps, outputs, super::isa(), threads)
+    }
+
+    /// [`run`](Self::run) on a given path (one of [`Isa::available`]) with at most
+    /// `threads` threads.
+    pub fn run_with(
+        &self,
+        projected: &[f32],
+        batch: usize,
+        steps: usize,
+        mut outputs: Option<&mut [f32]>,
+        isa: Isa,
+        threads: usize,
+    ) -> Vec<f32> {
+        let h_dim = self.hidden;
+        assert_eq!(
+            projected.len(),
+            batch * steps * 4 * h_dim,
+            "projection of {} values for [{batch}, {steps}, {}]",
+            projected.len(),
+            4 * h_dim
+        );
+        if let Some(out) = outputs.as_deref() {
+            assert_eq!(
+                out.len(),
+                batch * steps * h_dim,
+                "outputs of {} values for [{batch}, {steps}, {h_dim}]",
+                out.len()
+            );
+        }
+        let mut h = [vec![0.0f32; batch * h_dim], vec![0.0f32; batch * h_dim]];
+        if steps == 0 || batch == 0 || h_dim == 0 {
+            return std::mem::take(&mut h[0]);
+        }
+        let shared = Shared {
+            projected,
+            batch,
+            steps,
+            hidden: h_dim,
+            h: [SendPtr(h[0].as_mut_ptr()), SendPtr(h[1].as_mut_ptr())],
+            outputs: outputs.as_deref_mut().map(|o| SendPtr(o.as_mut_ptr())),
+            isa,
+        };
+        // One helper thread at most: the split is for two cores.
+        let threads = threads.clamp(1, self.parts.len().min(2));
+        let barrier = Barrier::new(threads);
+        std::thread::scope(|scope| {
+            let mut spawned = 1;
+            if threads == 2 {
+                let (part, shared, barrier) = (&self.parts[1..], &shared, &barrier);
+                let helper = std::thread::Builder::new()
+                    .name("emomon-lstm".into())
+                    .spawn_scoped(scope, move || {
+                        // SAFETY: this thread writes only part 1's units (see `run_parts`).
+                        unsafe { run_parts(part, shared, barrier, 1) }
+                    });
+                if helper.is_ok() {
+                    spawned = 2;
+                } else {
+                    barrier.shrink_to_one();
+                }
+            }
+            let mine = if spawned == 2 {
+                &self.parts[..1]
+            } else {
+                &self.parts[..]
+            };
+            // SAFETY: the parts of the threads are disjoint.
+            unsafe { run_parts(mine, &shared, &barrier, 0) };
+        });
+        std::mem::take(&mut h[steps % 2])
+    }
+}
+
+/// A pointer that may cross to the helper thread (each thread writes its own units).
+#[derive(Clone, Copy)]
+struct SendPtr(*mut f32);
+// SAFETY: the buffers behind the pointers outlive the scope of the threads, and the
+// threads write disjoint ranges of them, ordered by the barrier.
+unsafe impl Send for SendPtr {}
+// SAFETY: as above.
+unsafe impl Sync for SendPtr {}
+
+/// What every thread of a layer reads or writes.
+struct Shared<'a> {
+    projected: &'a [f32],
+    batch: usize,
+    steps: usize,
+    hidden: usize,
+    /// `h` after even and after odd steps, `[batch, hidden]` each.
+    h: [SendPtr; 2],
+    outputs: Option<SendPtr>,
+    isa: Isa,
+}
+
+/// One counter per thread on its own cache line.
+#[repr(align(128))]
+struct Progress(AtomicUsize);
+
+/// A step barrier: each thread counts the steps it has finished and waits until every
+/// thread has finished as many. A thread that panics marks it broken, so the other one
+/// panics instead of waiting forever.
+struct Barrier {
+    progress: Vec<Progress>,
+    threads: AtomicUsize,
+    broken: AtomicBool,
+}
+
+impl Barrier {
+    fn new(threads: usize) -> Self {
+        Self {
+            progress: (0..threads)
+                .map(|_| Progress(AtomicUsize::new(0)))
+                .collect(),
+            threads: AtomicUsize::new(threads),
+            broken: AtomicBool::new(false),
+        }
+    }
+
+    /// The helper thread could not be started: the caller runs alone.
+    fn shrink_to_one(&self) {
+        self.threads.store(1, Ordering::Relaxed);
+    }
+
+    /// Thread `me` has finished `done` steps; returns when every thread has.
+    fn arrive(&self, me: usize, done: usize) {
+        self.progress[me].0.store(done, Ordering::Release);
+        let threads = self.threads.load(Ordering::Relaxed);
+        for other in self.progress.iter().take(threads) {
+            let mut spins = 0;
+            while other.0.load(Ordering::Acquire) < done {
+                assert!(
+                    !self.broken.load(Ordering::Relaxed),
+                    "the other LSTM thread panicked"
+                );
+                spins += 1;
+                if spins < SPINS {
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
+            }
+        }
+    }
+}
+
+/// Marks the barrier broken when its thread unwinds.
+struct BreakOnPanic<'a>(&'a Barrier);
+
+impl Drop for BreakOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.broken.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Runs `parts` through every step, as thread `me` of the barrier.
+///
+/// # Safety
+/// No other thread runs any of `parts`' units; `shared`'s pointers hold `batch · hidden`
+/// (and `batch · steps · hidden`) floats that outlive the call.
+unsafe fn run_parts(parts: &[Part], shared: &Shared, barrier: &Barrier, me: usize) {
+    let _guard = BreakOnPanic(barrier);
+    let (batch, h_dim) = (shared.batch, shared.hidden);
+    let mut gates: Vec<Vec<f32>> = parts.iter().map(|p| vec![0.0; batch * p.width]).collect();
+    let mut cells: Vec<Vec<f32>> = parts.iter().map(|p| vec![0.0; batch * p.units]).collect();
+    let mut fresh: Vec<f32> = Vec::new();
+    for t in 0..shared.steps {
+        // SAFETY: every thread finished step t - 1 (the barrier), so the buffer read is
+        // complete and no one reads the one written until the next barrier.
+        let h_prev =
+            unsafe { std::slice::from_raw_parts(shared.h[t % 2].0.cast_const(), batch * h_dim) };
+        let h_next = shared.h[(t + 1) % 2];
+        for ((part, g), c) in parts.iter().zip(&mut gates).zip(&mut cells) {
+            for (b, row) in g.chunks_exact_mut(part.width).enumerate() {
+                let src = &shared.projected[(b * shared.steps + t) * 4 * h_dim..][..4 * h_dim];
+                for gate in 0..4 {
+                    row[gate * part.units..(gate + 1) * part.units]
+                        .copy_from_slice(&src[gate * h_dim + part.start..][..part.units]);
+                }
+            }
+            if t > 0 {
+                accumulate(h_prev, batch, h_dim, part, g, shared.isa);
+            }
+            fresh.resize(batch * part.units, 0.0);
+            cell_update(g, part.width, part.units, c, &mut fresh, shared.isa);
+            for (b, new) in fresh.chunks_exact(part.units).enumerate() {
+                // SAFETY: rows of this part's units only, inside the buffers (caller).
+                unsafe {
+                    std::slice::from_raw_parts_mut(
+                        h_next.0.add(b * h_dim + part.start),
+                        part.units,
+                    )
+                    .copy_from_slice(new);
+                    if let Some(out) = shared.outputs {
+                        let at = (b * shared.steps + t) * h_dim + part.start;
+                        std::slice::from_raw_parts_mut(out.0.add(at), part.units)
+                            .copy_from_slice(new);
+                    }
+                }
+            }
+        }
+        barrier.arrive(me, t + 1);
+    }
+}
+
+/// `gates[b, ..] += h[b, ..] · W` over the part's packed columns.
+fn accumulate(h: &[f32], batch: usize, hidden: usize, part: &Part, gates: &mut [f32], isa: Isa) {
+    debug_assert_eq!(gates.len(), batch * part.width);
+    for tile in 0..part.width / TILE {
+        let w = &part.w[tile * hidden * TILE..(tile + 1) * hidden * TILE];
+        let mut r0 = 0;
+        while r0 < batch {
+            let rows = ROWS.min(batch - r0);
+            let h_rows = &h[r0 * hidden..(r0 + rows) * hidden];
+            let g_rows = &mut gates[r0 * part.width..(r0 + rows) * part.width];
+            let at = tile * TILE;
+            match isa {
+                // SAFETY (both): `isa` is at most the detected level; the slices hold
+                // `rows` rows of `hidden` inputs and of `width ≥ at + TILE` gates.
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx512 => unsafe {
+                    x86::tile_avx512(h_rows, hidden, w, g_rows, part.width, at)
+                },
+                #[cfg(target_arch = "x86_64")]
+                Isa::Avx2 => unsafe { x86::tile_avx2(h_rows, hidden, w, g_rows, part.width, at) },
+                _ => tile_scalar(h_rows, hidden, w, g_rows, part.width, at),
+            }
+            r0 += rows;
+        }
+    }
+}
+
+/// One tile of [`accumulate`] in plain Rust: `g[r, at..at+64] += h[r, ..] · w`.
+fn tile_scalar(h: &[f32], hidden: usize, w: &[f32], g: &mut [f32], width: usize, at: usize) {
+    for (h_row, g_row) in h.chunks_exact(hidden).zip(g.chunks_exact_mut(width)) {
+        let mut acc = [0.0f32; TILE];
+        acc.copy_from_slice(&g_row[at..at + TILE]);
+        for (&x, w_row) in h_row.iter().zip(w.chunks_exact(TILE)) {
+            for (a, &wv) in acc.iter_mut().zip(w_row) {
+                *a = x.mul_add(wv, *a);
+            }
+        }
+        g_row[at..at + TILE].copy_from_slice(&acc);
+    }
+}
+
+/// The cell update of one part for every row: `c ← σ(f)·c + σ(i)·tanh(g)`,
+/// `h = σ(o)·tanh(c)`, from the gate rows `[i | f | g | o | padding]` (`width` long).
+fn cell_update(gates: &[f32], width: usize, units: usize, c: &mut [f32], h: &mut [f32], isa: Isa) {
+    match isa {
+        // SAFETY (both): `isa` is at most the detected level.
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx512 => unsafe { x86::cell_update_avx512(gates, width, units, c, h) },
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => unsafe { x86::cell_update_avx2(gates, width, units, c, h) },
+        _ => cell_update_portable(gates, width, units, c, h),
+    }
+}
+
+#[inline(always)]
+fn cell_update_portable(gates: &[f32], width: usize, units: usize, c: &mut [f32], h: &mut [f32]) {
+    for ((g, c), h) in gates
+        .chunks_exact(width)
+        .zip(c.chunks_exact_mut(units))
+        .zip(h.chunks_exact_mut(units))
+    {
+        let (i, rest) = g.split_at(units);
+        let (f, rest) = rest.split_at(units);
+        let (gg, rest) = rest.split_at(units);
+        let o = &rest[..units];
+        for j in 0..units {
+            let cj = sigmoid(f[j]) * c[j] + sigmoid(i[j]) * tanh(gg[j]);
+            c[j] = cj;
+            h[j] = sigmoid(o[j]) * tanh(cj);
+        }
+    }
+}
+
+/// `1 / (1 + e⁻ˣ)` as `½ + ½·tanh(x/2)` (within 2e-7).
+#[inline(always)]
+fn sigmoid(x: f32) -> f32 {
+    0.5f32.mul_add(tanh(0.5 * x), 0.5)
+}
+
+/// tanh as a branch-free rational function (Eigen's `generic_fast_tanh_float`: odd
+/// degree-13 over even degree-6 polynomial on [-7.99, 7.99], where tanh reaches ±1 in
+/// f32), within 4e-7 of the true value.
+#[inline(always)]
+pub fn tanh(x: f32) -> f32 {
+    let x = x.clamp(-7.998_811_7, 7.998_811_7);
+    let x2 = x * x;
+    let mut p = x2.mul_add(-2.760_768_5e-16, 2.000_187_9e-13);
+    p = x2.mul_add(p, -8.604_671_5e-11);
+    p = x2.mul_add(p, 5.122_297e-8);
+    p = x2.mul_add(p, 1.485_722_4e-5);
+    p = x2.mul_add(p, 6.372_619_3e-4);
+    p = x2.mul_add(p, 4.893_524_6e-3);
+    let mut q = x2.mul_add(1.198_258_4e-6, 1.185_347_1e-4);
+    q = x2.mul_add(q, 2.268_434_6e-3);
+    q = x2.mul_add(q, 4.893_525_2e-3);
+    x * p / q
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::{ROWS, TILE};
+
+    /// `g[r, at..at+64] += h[r, ..] · w` for up to [`ROWS`] rows: the 64 columns are four
+    /// registers per row, every `h` value is broadcast once per row and step of `k`.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn tile_avx512(
+        h: &[f32],
+        hidden: usize,
+        w: &[f32],
+        g: &mut [f32],
+        width: usize,
+        at: usize,
+    ) {
+        match h.len() / hidden {
+            // SAFETY (all): the caller's bounds, checked by `rows_fit`.
+            1 => unsafe { tile_avx512_rows::<1>(h, hidden, w, g, width, at) },
+            2 => unsafe { tile_avx512_rows::<2>(h, hidden, w, g, width, at) },
+            3 => unsafe { tile_avx512_rows::<3>(h, hidden, w, g, width, at) },
+            _ => unsafe { tile_avx512_rows::<ROWS>(h, hidden, w, g, width, at) },
+        }
+    }
+
+    /// Checks the slices of a tile call for `R` rows (so the pointer arithmetic stays
+    /// inside them).
+    fn rows_fit<const R: usize>(
+        h: &[f32],
+        hidden: usize,
+        w: &[f32],
+        g: &[f32],
+        width: usize,
+        at: usize,
+    ) {
+        assert!(
+            h.len() == R * hidden
+                && w.len() == hidden * TILE
+                && g.len() == R * width
+                && at + TILE <= width,
+            "LSTM tile: {} inputs, {} weights, {} gates for {R} rows of {hidden} → {width} at {at}",
+            h.len(),
+            w.len(),
+            g.len()
+        );
+    }
+
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    unsafe fn tile_avx512_rows<const R: usize>(
+        h: &[f32],
+        hidden: usize,
+        w: &[f32],
+        g: &mut [f32],
+        width: usize,
+        at: usize,
+    ) {
+        rows_fit::<R>(h, hidden, w, g, width, at);
+        // SAFETY: every offset is inside the slices, checked by `rows_fit`.
+        unsafe {
+            let gp = g.as_mut_ptr();
+            let mut acc = [[_mm512_setzero_ps(); 4]; R];
+            for (r, a) in acc.iter_mut().enumerate() {
+                for (j, v) in a.iter_mut().enumerate() {
+                    *v = _mm512_loadu_ps(gp.add(r * width + at + 16 * j));
+                }
+            }
+            let (hp, wp) = (h.as_ptr(), w.as_ptr());
+            for k in 0..hidden {
+                let wk = wp.add(k * TILE);
+                let wv = [
+                    _mm512_loadu_ps(wk),
+                    _mm512_loadu_ps(wk.add(16)),
+                    _mm512_loadu_ps(wk.add(32)),
+                    _mm512_loadu_ps(wk.add(48)),
+                ];
+                for (r, a) in acc.iter_mut().enumerate() {
+                    let x = _mm512_set1_ps(*hp.add(r * hidden + k));
+                    for (v, &wj) in a.iter_mut().zip(&wv) {
+                        *v = _mm512_fmadd_ps(x, wj, *v);
+                    }
+                }
+            }
+            for (r, a) in acc.iter().enumerate() {
+                for (j, &v) in a.iter().enumerate() {
+                    _mm512_storeu_ps(gp.add(r * width + at + 16 * j), v);
+                }
+            }
+        }
+    }
+
+    /// [`tile_avx512`] with AVX2: the 64 columns in four passes of two registers.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn tile_avx2(
+        h: &[f32],
+        hidden: usize,
+        w: &[f32],
+        g: &mut [f32],
+        width: usize,
+        at: usize,
+    ) {
+        match h.len() / hidden {
+            // SAFETY (all): the caller's bounds, checked by `rows_fit`.
+            1 => unsafe { tile_avx2_rows::<1>(h, hidden, w, g, width, at) },
+            2 => unsafe { tile_avx2_rows::<2>(h, hidden, w, g, width, at) },
+            3 => unsafe { tile_avx2_rows::<3>(h, hidden, w, g, width, at) },
+            _ => unsafe { tile_avx2_rows::<ROWS>(h, hidden, w, g, width, at) },
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn tile_avx2_rows<const R: usize>(
+        h: &[f32],
+        hidden: usize,
+        w: &[f32],
+        g: &mut [f32],
+        width: usize,
+        at: usize,
+    ) {
+        rows_fit::<R>(h, hidden, w, g, width, at);
+        // SAFETY: every offset is inside the slices, checked by `rows_fit`.
+        unsafe {
+            let (gp, hp, wp) = (g.as_mut_ptr(), h.as_ptr(), w.as_ptr());
+            for pass in 0..TILE / 16 {
+                let col = at + 16 * pass;
+                let mut acc = [[_mm256_setzero_ps(); 2]; R];
+                for (r, a) in acc.iter_mut().enumerate() {
+                    for (j, v) in a.iter_mut().enumerate() {
+                        *v = _mm256_loadu_ps(gp.add(r * width + col + 8 * j));
+                    }
+                }
+                for k in 0..hidden {
+                    let wk = wp.add(k * TILE + 16 * pass);
+                    let wv = [_mm256_loadu_ps(wk), _mm256_loadu_ps(wk.add(8))];
+                    for (r, a) in acc.iter_mut().enumerate() {
+                        let x = _mm256_set1_ps(*hp.add(r * hidden + k));
+                        for (v, &wj) in a.iter_mut().zip(&wv) {
+                            *v = _mm256_fmadd_ps(x, wj, *v);
+                        }
+                    }
+                }
+                for (r, a) in acc.iter().enumerate() {
+                    for (j, &v) in a.iter().enumerate() {
+                        _mm256_storeu_ps(gp.add(r * width + col + 8 * j), v);
+                    }
+                }
+            }
+        }
+    }
+
+    /// [`super::cell_update_portable`] compiled for AVX-512 (it vectorises).
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub(super) unsafe fn cell_update_avx512(
+        gates: &[f32],
+        width: usize,
+        units: usize,
+        c: &mut [f32],
+        h: &mut [f32],
+    ) {
+        super::cell_update_portable(gates, width, units, c, h);
+    }
+
+    /// [`super::cell_update_portable`] compiled for AVX2 + FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(super) unsafe fn cell_update_avx2(
+        gates: &[f32],
+        width: usize,
+        units: usize,
+        c: &mut [f32],
+        h: &mut [f32],
+    ) {
+        super::cell_update_portable(gates, width, units, c, h);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deterministic values in about [-amp, amp].
+    fn values(n: usize, seed: f32, amp: f32) -> Vec<f32> {
+        (0..n)
+            .map(|i| (i as f32 * seed + 0.3).sin() * amp)
+            .collect()
+    }
+
+    /// The recurrence in f64, straight from the LSTM equations (`w_hh_t` `[H, 4H]`).
+    fn reference(
+        projected: &[f32],
+        w_hh_t: &[f32],
+        batch: usize,
+        steps: usize,
+        hidden: usize,
+    ) -> Vec<f64> {
+        let sig = |x: f64| 1.0 / (1.0 + (-x).exp());
+        let mut out = vec![0.0f64; batch * steps * hidden];
+        for b in 0..batch {
+            let (mut h, mut c) = (vec![0.0f64; hidden], vec![0.0f64; hidden]);
+            for t in 0..steps {
+                let x = &projected[(b * steps + t) * 4 * hidden..][..4 * hidden];
+                let gate = |q: usize, j: usize| {
+                    let col = q * hidden + j;
+                    f64::from(x[col])
+                        + (0..hidden)
+                            .map(|k| h[k] * f64::from(w_hh_t[k * 4 * hidden + col]))
+                            .sum::<f64>()
+                };
+                let g: Vec<[f64; 4]> = (0..hidden)
+                    .map(|j| [gate(0, j), gate(1, j), gate(2, j), gate(3, j)])
+                    .collect();
+                for j in 0..hidden {
+                    let [i, f, gg, o] = g[j];
+                    c[j] = sig(f) * c[j] + sig(i) * gg.tanh();
+                    h[j] = sig(o) * c[j].tanh();
+                    out[(b * steps + t) * hidden + j] = h[j];
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn tanh_and_sigmoid_are_within_4e_7() {
+        for i in -200_000..=200_000 {
+            let x = i as f32 * 1e-4;
+            let t = f64::from(tanh(x));
+            assert!((t - f64::from(x).tanh()).abs() < 4e-7, "tanh({x}) = {t}");
+            let s = f64::from(sigmoid(2.0 * x));
+            let want = 1.0 / (1.0 + (-2.0 * f64::from(x)).exp());
+            assert!((s - want).abs() < 4e-7, "σ({}) = {s}", 2.0 * x);
+        }
+        assert_eq!(tanh(1e9), tanh(8.0));
+        assert!(tanh(0.0) == 0.0 && tanh(-1e-30).abs() < 1e-29);
+    }
+
+    #[test]
+    fn every_path_and_split_matches_the_equations() {
+        // (batch, steps, hidden): one sequence, one step, hidden not a multiple of any
+        // SIMD width nor of the tile, more rows than one register block, long runs.
+        let shapes = [
+            (1, 1, 7),
+            (1, 5, 40),
+            (3, 1, 33),
+            (5, 9, 70),
+            (2, 200, 19),
+            (3, 60, 128),
+        ];
+        for (batch, steps, hidden) in shapes {
+            let w = values(hidden * 4 * hidden, 0.37, 1.2 / (hidden as f32).sqrt());
+            let x = values(batch * steps * 4 * hidden, 0.11, 1.5);
+            let want = reference(&x, &w, batch, steps, hidden);
+            for parts in [1, 2, 3] {
+                let rec = Recurrence::with_parts(&w, hidden, parts);
+                for isa in Isa::available() {
+                    for threads in [1, 2] {
+                        let mut outs = vec![f32::NAN; batch * steps * hidden];
+                        let last = rec.run_with(&x, batch, steps, Some(&mut outs), isa, threads);
+                        let err = outs
+                            .iter()
+                            .zip(&want)
+                            .map(|(&a, &b)| (f64::from(a) - b).abs())
+                            .fold(0.0, f64::max);
+                        let case = format!(
+                            "{batch}×{steps}×{hidden}, {parts} parts, {threads} threads, {}",
+                            isa.name()
+                        );
+                        assert!(err < 1e-5, "{case}: max error {err}");
+                        for b in 0..batch {
+                            assert_eq!(
+                                &last[b * hidden..(b + 1) * hidden],
+                                &outs[((b + 1) * steps - 1) * hidden..][..hidden],
+                                "{case}: final state"
+                            );
+                        }
+                        let alone = rec.run_with(&x, batch, steps, None, isa, threads);
+                        assert_eq!(alone, last, "{case}: without outputs");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn empty_runs_give_a_zero_state() {
+        let rec = Recurrence::new(&values(4 * 64 * 64, 0.2, 0.1), 64);
+        assert_eq!(rec.parts(), 2);
+        assert_eq!(rec.run(&[], 2, 0, None), vec![0.0; 128]);
+        assert!(rec.run(&[], 0, 3, None).is_empty());
+    }
+}
