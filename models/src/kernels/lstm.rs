@@ -1,26 +1,23 @@
-//! The recurrence of one LSTM layer on the CPU, on host buffers, split over threads.
+//! The recurrence of one LSTM layer on the CPU, on host buffers, on the calling thread.
 //!
 //! Why: on burn each time step of a layer is about a dozen small ops (matmul, add,
 //! sigmoid, four slices, tanh, products); resemblyzer's encoder on a 3 s utterance is
 //! 3 layers × 160 steps of them, ~5,800 dispatches that cost more than the arithmetic.
 //! The input projection `x · W_ih + b` of all steps stays one large matmul (the caller's,
 //! on burn); what is left, `gates = projected[t] + h · W_hh` and the cell update, runs
-//! here as one loop.
+//! here as one loop: the `[B, H] · [H, 4H]` product in a register-tiled kernel per
+//! instruction set (AVX-512, AVX2 + FMA, scalar) chosen through [`super::isa`], every
+//! row of the batch (the utterance's partial windows) sharing each weight load.
 //!
-//! The hidden units are split into [`Recurrence::parts`] (two when the layer is large
-//! enough): each part owns its units' four gate columns of `W_hh` (packed contiguous, so
-//! its `[B, H] · [H, 4·units]` product and its cell update need nothing from the other
-//! part), and the only exchange per step is the new `h`, through two shared buffers
-//! (read one, write the other) and a spin barrier. One thread per part is kept for the
-//! whole layer (`std::thread::scope`); with a single thread available (a worker's rayon
-//! budget of 1) one thread runs every part.
+//! Why one thread: the hidden units can be split over two cores (each owning its units'
+//! gate columns, exchanging `h` through a spin barrier every step), and an earlier
+//! version of this kernel did so. On a 2-core machine whose other core is busy (the
+//! emotion model runs beside the embedding; here, other builds), every step then waits
+//! for a descheduled partner: `emomon bench speakers` measured median 61.7 ms per
+//! utterance with the split against 13.6 ms on one thread.
 //!
-//! The product is a hand-written register-tiled kernel per instruction set (AVX-512,
-//! AVX2 + FMA, scalar) chosen through [`super::isa`]; the gate nonlinearities are a
-//! rational `tanh` (Eigen's `generic_fast_tanh_float`, within 4e-7 of the true value)
-//! with `σ(x) = ½ + ½·tanh(x/2)`, written to vectorise.
-
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+//! The gate nonlinearities are a rational `tanh` (Eigen's `generic_fast_tanh_float`,
+//! within 4e-7 of the true value) with `σ(x) = ½ + ½·tanh(x/2)`, written to vectorise.
 
 use super::Isa;
 
@@ -28,52 +25,27 @@ use super::Isa;
 const TILE: usize = 64;
 /// Most batch rows the product keeps in registers at once.
 const ROWS: usize = 4;
-/// Spins of the barrier before it starts yielding the core (a step takes a few µs; a
-/// descheduled partner on a loaded machine must not be waited for at full power).
-const SPINS: usize = 4_000;
-/// Below this many hidden units a layer is not split (the per-step barrier would cost
-/// more than half the product saves).
-const SPLIT_MIN: usize = 32;
 
-/// `W_hh` of one layer, packed per part, ready to run the recurrence.
+/// `W_hh` of one layer, packed for the kernel.
 #[derive(Clone)]
 pub struct Recurrence {
     hidden: usize,
-    parts: Vec<Part>,
+    /// `4 · hidden` rounded up to [`TILE`]; the padding columns have zero weights.
+    width: usize,
+    /// `[width / TILE][hidden][TILE]`: each tile's weights contiguous, read in order.
+    w: Vec<f32>,
 }
 
 impl std::fmt::Debug for Recurrence {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "Recurrence {{ hidden: {}, parts: {} }}",
-            self.hidden,
-            self.parts.len()
-        )
+        write!(f, "Recurrence {{ hidden: {} }}", self.hidden)
     }
-}
-
-/// The hidden units `start .. start + units` and their gate columns of `W_hh`.
-#[derive(Clone)]
-struct Part {
-    start: usize,
-    units: usize,
-    /// `4 · units` rounded up to [`TILE`]; the padding columns have zero weights.
-    width: usize,
-    /// `[width / TILE][hidden][TILE]`: column `gate · units + j` is gate `gate` of unit
-    /// `start + j`.
-    w: Vec<f32>,
 }
 
 impl Recurrence {
     /// Packs `w_hh_t`, `[hidden, 4·hidden]` row-major (`W_hhᵀ`, PyTorch's gate order
-    /// i, f, g, o along the columns), in two parts when `hidden` is at least 32.
+    /// i, f, g, o along the columns).
     pub fn new(w_hh_t: &[f32], hidden: usize) -> Self {
-        Self::with_parts(w_hh_t, hidden, if hidden >= SPLIT_MIN { 2 } else { 1 })
-    }
-
-    /// [`new`](Self::new) with a given number of parts (1 ≤ `parts` ≤ `hidden`, or 1).
-    pub fn with_parts(w_hh_t: &[f32], hidden: usize, parts: usize) -> Self {
         let gates = 4 * hidden;
         assert_eq!(
             w_hh_t.len(),
@@ -81,31 +53,14 @@ impl Recurrence {
             "W_hh of {} values for hidden {hidden}",
             w_hh_t.len()
         );
-        let parts = parts.clamp(1, hidden.max(1));
-        let parts = (0..parts)
-            .map(|p| {
-                let start = hidden * p / parts;
-                let units = hidden * (p + 1) / parts - start;
-                let width = (4 * units).div_ceil(TILE) * TILE;
-                let mut w = vec![0.0f32; width * hidden];
-                for k in 0..hidden {
-                    for gate in 0..4 {
-                        for j in 0..units {
-                            let col = gate * units + j;
-                            w[((col / TILE) * hidden + k) * TILE + col % TILE] =
-                                w_hh_t[k * gates + gate * hidden + start + j];
-                        }
-                    }
-                }
-                Part {
-                    start,
-                    units,
-                    width,
-                    w,
-                }
-            })
-            .collect();
-        Self { hidden, parts }
+        let width = gates.div_ceil(TILE) * TILE;
+        let mut w = vec![0.0f32; width * hidden];
+        for (k, row) in w_hh_t.chunks_exact(gates).enumerate() {
+            for (col, &v) in row.iter().enumerate() {
+                w[((col / TILE) * hidden + k) * TILE + col % TILE] = v;
+            }
+        }
+        Self { hidden, width, w }
     }
 
     /// Hidden units.
@@ -113,16 +68,10 @@ impl Recurrence {
         self.hidden
     }
 
-    /// Parts the units are split into (threads when that many are available).
-    pub fn parts(&self) -> usize {
-        self.parts.len()
-    }
-
     /// Runs the layer over `steps` steps of `batch` sequences from zero state, given
     /// `projected = x · W_ihᵀ + b_ih + b_hh` as `[batch, steps, 4·hidden]`. Writes every
     /// step's hidden state to `outputs` (`[batch, steps, hidden]`) when given and returns
-    /// the last one, `[batch, hidden]`. Uses the instruction set of [`super::isa`] and
-    /// one thread per part, at most the current rayon pool's threads.
+    /// the last one, `[batch, hidden]`. Uses the instruction set of [`super::isa`].
     pub fn run(
         &self,
         projected: &[f32],
@@ -130,12 +79,10 @@ impl Recurrence {
         steps: usize,
         outputs: Option<&mut [f32]>,
     ) -> Vec<f32> {
-        let threads = rayon::current_num_threads().min(self.parts.len());
-        self.run_with(projected, batch, steps, outputs, super::isa(), threads)
+        self.run_with(projected, batch, steps, outputs, super::isa())
     }
 
-    /// [`run`](Self::run) on a given path (one of [`Isa::available`]) with at most
-    /// `threads` threads.
+    /// [`run`](Self::run) on a given path (one of [`Isa::available`]).
     pub fn run_with(
         &self,
         projected: &[f32],
@@ -143,15 +90,14 @@ impl Recurrence {
         steps: usize,
         mut outputs: Option<&mut [f32]>,
         isa: Isa,
-        threads: usize,
     ) -> Vec<f32> {
-        let h_dim = self.hidden;
+        let (h_dim, width) = (self.hidden, self.width);
+        let gates_n = 4 * h_dim;
         assert_eq!(
             projected.len(),
-            batch * steps * 4 * h_dim,
-            "projection of {} values for [{batch}, {steps}, {}]",
-            projected.len(),
-            4 * h_dim
+            batch * steps * gates_n,
+            "projection of {} values for [{batch}, {steps}, {gates_n}]",
+            projected.len()
         );
         if let Some(out) = outputs.as_deref() {
             assert_eq!(
@@ -161,204 +107,53 @@ impl Recurrence {
                 out.len()
             );
         }
-        let mut h = [vec![0.0f32; batch * h_dim], vec![0.0f32; batch * h_dim]];
-        if steps == 0 || batch == 0 || h_dim == 0 {
-            return std::mem::take(&mut h[0]);
-        }
-        let shared = Shared {
-            projected,
-            batch,
-            steps,
-            hidden: h_dim,
-            h: [SendPtr(h[0].as_mut_ptr()), SendPtr(h[1].as_mut_ptr())],
-            outputs: outputs.as_deref_mut().map(|o| SendPtr(o.as_mut_ptr())),
-            isa,
-        };
-        // One helper thread at most: the split is for two cores.
-        let threads = threads.clamp(1, self.parts.len().min(2));
-        let barrier = Barrier::new(threads);
-        std::thread::scope(|scope| {
-            let mut spawned = 1;
-            if threads == 2 {
-                let (part, shared, barrier) = (&self.parts[1..], &shared, &barrier);
-                let helper = std::thread::Builder::new()
-                    .name("emomon-lstm".into())
-                    .spawn_scoped(scope, move || {
-                        // SAFETY: this thread writes only part 1's units (see `run_parts`).
-                        unsafe { run_parts(part, shared, barrier, 1) }
-                    });
-                if helper.is_ok() {
-                    spawned = 2;
-                } else {
-                    barrier.shrink_to_one();
-                }
-            }
-            let mine = if spawned == 2 {
-                &self.parts[..1]
-            } else {
-                &self.parts[..]
-            };
-            // SAFETY: the parts of the threads are disjoint.
-            unsafe { run_parts(mine, &shared, &barrier, 0) };
-        });
-        std::mem::take(&mut h[steps % 2])
-    }
-}
-
-/// A pointer that may cross to the helper thread (each thread writes its own units).
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: the buffers behind the pointers outlive the scope of the threads, and the
-// threads write disjoint ranges of them, ordered by the barrier.
-unsafe impl Send for SendPtr {}
-// SAFETY: as above.
-unsafe impl Sync for SendPtr {}
-
-/// What every thread of a layer reads or writes.
-struct Shared<'a> {
-    projected: &'a [f32],
-    batch: usize,
-    steps: usize,
-    hidden: usize,
-    /// `h` after even and after odd steps, `[batch, hidden]` each.
-    h: [SendPtr; 2],
-    outputs: Option<SendPtr>,
-    isa: Isa,
-}
-
-/// One counter per thread on its own cache line.
-#[repr(align(128))]
-struct Progress(AtomicUsize);
-
-/// A step barrier: each thread counts the steps it has finished and waits until every
-/// thread has finished as many. A thread that panics marks it broken, so the other one
-/// panics instead of waiting forever.
-struct Barrier {
-    progress: Vec<Progress>,
-    threads: AtomicUsize,
-    broken: AtomicBool,
-}
-
-impl Barrier {
-    fn new(threads: usize) -> Self {
-        Self {
-            progress: (0..threads)
-                .map(|_| Progress(AtomicUsize::new(0)))
-                .collect(),
-            threads: AtomicUsize::new(threads),
-            broken: AtomicBool::new(false),
-        }
-    }
-
-    /// The helper thread could not be started: the caller runs alone.
-    fn shrink_to_one(&self) {
-        self.threads.store(1, Ordering::Relaxed);
-    }
-
-    /// Thread `me` has finished `done` steps; returns when every thread has.
-    fn arrive(&self, me: usize, done: usize) {
-        self.progress[me].0.store(done, Ordering::Release);
-        let threads = self.threads.load(Ordering::Relaxed);
-        for other in self.progress.iter().take(threads) {
-            let mut spins = 0;
-            while other.0.load(Ordering::Acquire) < done {
-                assert!(
-                    !self.broken.load(Ordering::Relaxed),
-                    "the other LSTM thread panicked"
-                );
-                spins += 1;
-                if spins < SPINS {
-                    std::hint::spin_loop();
-                } else {
-                    std::thread::yield_now();
-                }
-            }
-        }
-    }
-}
-
-/// Marks the barrier broken when its thread unwinds.
-struct BreakOnPanic<'a>(&'a Barrier);
-
-impl Drop for BreakOnPanic<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.0.broken.store(true, Ordering::Relaxed);
-        }
-    }
-}
-
-/// Runs `parts` through every step, as thread `me` of the barrier.
-///
-/// # Safety
-/// No other thread runs any of `parts`' units; `shared`'s pointers hold `batch · hidden`
-/// (and `batch · steps · hidden`) floats that outlive the call.
-unsafe fn run_parts(parts: &[Part], shared: &Shared, barrier: &Barrier, me: usize) {
-    let _guard = BreakOnPanic(barrier);
-    let (batch, h_dim) = (shared.batch, shared.hidden);
-    let mut gates: Vec<Vec<f32>> = parts.iter().map(|p| vec![0.0; batch * p.width]).collect();
-    let mut cells: Vec<Vec<f32>> = parts.iter().map(|p| vec![0.0; batch * p.units]).collect();
-    let mut fresh: Vec<f32> = Vec::new();
-    for t in 0..shared.steps {
-        // SAFETY: every thread finished step t - 1 (the barrier), so the buffer read is
-        // complete and no one reads the one written until the next barrier.
-        let h_prev =
-            unsafe { std::slice::from_raw_parts(shared.h[t % 2].0.cast_const(), batch * h_dim) };
-        let h_next = shared.h[(t + 1) % 2];
-        for ((part, g), c) in parts.iter().zip(&mut gates).zip(&mut cells) {
-            for (b, row) in g.chunks_exact_mut(part.width).enumerate() {
-                let src = &shared.projected[(b * shared.steps + t) * 4 * h_dim..][..4 * h_dim];
-                for gate in 0..4 {
-                    row[gate * part.units..(gate + 1) * part.units]
-                        .copy_from_slice(&src[gate * h_dim + part.start..][..part.units]);
-                }
+        let mut h = vec![0.0f32; batch * h_dim];
+        let mut c = vec![0.0f32; batch * h_dim];
+        let mut gates = vec![0.0f32; batch * width];
+        for t in 0..steps {
+            for (b, row) in gates.chunks_exact_mut(width).enumerate() {
+                row[..gates_n].copy_from_slice(&projected[(b * steps + t) * gates_n..][..gates_n]);
             }
             if t > 0 {
-                accumulate(h_prev, batch, h_dim, part, g, shared.isa);
+                accumulate(&h, batch, h_dim, &self.w, width, &mut gates, isa);
             }
-            fresh.resize(batch * part.units, 0.0);
-            cell_update(g, part.width, part.units, c, &mut fresh, shared.isa);
-            for (b, new) in fresh.chunks_exact(part.units).enumerate() {
-                // SAFETY: rows of this part's units only, inside the buffers (caller).
-                unsafe {
-                    std::slice::from_raw_parts_mut(
-                        h_next.0.add(b * h_dim + part.start),
-                        part.units,
-                    )
-                    .copy_from_slice(new);
-                    if let Some(out) = shared.outputs {
-                        let at = (b * shared.steps + t) * h_dim + part.start;
-                        std::slice::from_raw_parts_mut(out.0.add(at), part.units)
-                            .copy_from_slice(new);
-                    }
+            cell_update(&gates, width, h_dim, &mut c, &mut h, isa);
+            if let Some(out) = outputs.as_deref_mut() {
+                for (b, new) in h.chunks_exact(h_dim).enumerate() {
+                    out[(b * steps + t) * h_dim..][..h_dim].copy_from_slice(new);
                 }
             }
         }
-        barrier.arrive(me, t + 1);
+        h
     }
 }
 
-/// `gates[b, ..] += h[b, ..] · W` over the part's packed columns.
-fn accumulate(h: &[f32], batch: usize, hidden: usize, part: &Part, gates: &mut [f32], isa: Isa) {
-    debug_assert_eq!(gates.len(), batch * part.width);
-    for tile in 0..part.width / TILE {
-        let w = &part.w[tile * hidden * TILE..(tile + 1) * hidden * TILE];
+/// `gates[b, ..] += h[b, ..] · W` over the packed columns (`width` of them).
+fn accumulate(
+    h: &[f32],
+    batch: usize,
+    hidden: usize,
+    packed: &[f32],
+    width: usize,
+    gates: &mut [f32],
+    isa: Isa,
+) {
+    for tile in 0..width / TILE {
+        let w = &packed[tile * hidden * TILE..(tile + 1) * hidden * TILE];
         let mut r0 = 0;
         while r0 < batch {
             let rows = ROWS.min(batch - r0);
             let h_rows = &h[r0 * hidden..(r0 + rows) * hidden];
-            let g_rows = &mut gates[r0 * part.width..(r0 + rows) * part.width];
+            let g_rows = &mut gates[r0 * width..(r0 + rows) * width];
             let at = tile * TILE;
             match isa {
                 // SAFETY (both): `isa` is at most the detected level; the slices hold
                 // `rows` rows of `hidden` inputs and of `width ≥ at + TILE` gates.
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 => unsafe {
-                    x86::tile_avx512(h_rows, hidden, w, g_rows, part.width, at)
-                },
+                Isa::Avx512 => unsafe { x86::tile_avx512(h_rows, hidden, w, g_rows, width, at) },
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 => unsafe { x86::tile_avx2(h_rows, hidden, w, g_rows, part.width, at) },
-                _ => tile_scalar(h_rows, hidden, w, g_rows, part.width, at),
+                Isa::Avx2 => unsafe { x86::tile_avx2(h_rows, hidden, w, g_rows, width, at) },
+                _ => tile_scalar(h_rows, hidden, w, g_rows, width, at),
             }
             r0 += rows;
         }
@@ -379,7 +174,7 @@ fn tile_scalar(h: &[f32], hidden: usize, w: &[f32], g: &mut [f32], width: usize,
     }
 }
 
-/// The cell update of one part for every row: `c ← σ(f)·c + σ(i)·tanh(g)`,
+/// The cell update for every row: `c ← σ(f)·c + σ(i)·tanh(g)`,
 /// `h = σ(o)·tanh(c)`, from the gate rows `[i | f | g | o | padding]` (`width` long).
 fn cell_update(gates: &[f32], width: usize, units: usize, c: &mut [f32], h: &mut [f32], isa: Isa) {
     match isa {
@@ -672,7 +467,7 @@ mod tests {
     }
 
     #[test]
-    fn every_path_and_split_matches_the_equations() {
+    fn every_path_matches_the_equations() {
         // (batch, steps, hidden): one sequence, one step, hidden not a multiple of any
         // SIMD width nor of the tile, more rows than one register block, long runs.
         let shapes = [
@@ -687,33 +482,26 @@ mod tests {
             let w = values(hidden * 4 * hidden, 0.37, 1.2 / (hidden as f32).sqrt());
             let x = values(batch * steps * 4 * hidden, 0.11, 1.5);
             let want = reference(&x, &w, batch, steps, hidden);
-            for parts in [1, 2, 3] {
-                let rec = Recurrence::with_parts(&w, hidden, parts);
-                for isa in Isa::available() {
-                    for threads in [1, 2] {
-                        let mut outs = vec![f32::NAN; batch * steps * hidden];
-                        let last = rec.run_with(&x, batch, steps, Some(&mut outs), isa, threads);
-                        let err = outs
-                            .iter()
-                            .zip(&want)
-                            .map(|(&a, &b)| (f64::from(a) - b).abs())
-                            .fold(0.0, f64::max);
-                        let case = format!(
-                            "{batch}×{steps}×{hidden}, {parts} parts, {threads} threads, {}",
-                            isa.name()
-                        );
-                        assert!(err < 1e-5, "{case}: max error {err}");
-                        for b in 0..batch {
-                            assert_eq!(
-                                &last[b * hidden..(b + 1) * hidden],
-                                &outs[((b + 1) * steps - 1) * hidden..][..hidden],
-                                "{case}: final state"
-                            );
-                        }
-                        let alone = rec.run_with(&x, batch, steps, None, isa, threads);
-                        assert_eq!(alone, last, "{case}: without outputs");
-                    }
+            let rec = Recurrence::new(&w, hidden);
+            for isa in Isa::available() {
+                let mut outs = vec![f32::NAN; batch * steps * hidden];
+                let last = rec.run_with(&x, batch, steps, Some(&mut outs), isa);
+                let err = outs
+                    .iter()
+                    .zip(&want)
+                    .map(|(&a, &b)| (f64::from(a) - b).abs())
+                    .fold(0.0, f64::max);
+                let case = format!("{batch}×{steps}×{hidden}, {}", isa.name());
+                assert!(err < 1e-5, "{case}: max error {err}");
+                for b in 0..batch {
+                    assert_eq!(
+                        &last[b * hidden..(b + 1) * hidden],
+                        &outs[((b + 1) * steps - 1) * hidden..][..hidden],
+                        "{case}: final state"
+                    );
                 }
+                let alone = rec.run_with(&x, batch, steps, None, isa);
+                assert_eq!(alone, last, "{case}: without outputs");
             }
         }
     }
@@ -721,7 +509,7 @@ mod tests {
     #[test]
     fn empty_runs_give_a_zero_state() {
         let rec = Recurrence::new(&values(4 * 64 * 64, 0.2, 0.1), 64);
-        assert_eq!(rec.parts(), 2);
+        assert_eq!(rec.hidden(), 64);
         assert_eq!(rec.run(&[], 2, 0, None), vec![0.0; 128]);
         assert!(rec.run(&[], 0, 3, None).is_empty());
     }
