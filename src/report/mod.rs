@@ -337,6 +337,7 @@ fn per_speaker(data: &SessionData) -> String {
     h.push_str("</tr></table>\n");
     for t in &data.speakers {
         h.push_str(&svg::speaker_emotions(data, &t.name));
+        h.push_str(&svg::speaker_decayed(data, &t.name));
     }
     h
 }

@@ -369,14 +369,25 @@ pub fn draw_speaker_emotions<DB: DrawingBackend>(
     data: &SessionData,
     speaker: &str,
 ) -> Drawn<DB> {
-    let mut own = data.clone();
-    own.utterances
-        .retain(|u| u.speaker.as_deref() == Some(speaker));
-    // Skipped utterances were never assigned a speaker.
-    own.skipped.clear();
     let (strip, body) = area.split_vertically(HEAD);
     let title = format!("{speaker}: emotions per utterance (stacked probabilities)");
-    emotions(&strip, &body, &own, &title)
+    emotions(&strip, &body, &data.speaker_view(speaker), &title)
+}
+
+/// One speaker's rolling distribution: the [`decayed`] panel of `speaker`'s own track
+/// (their utterances aggregated alone, [`SessionData::speaker_view`]), on the session's
+/// time axis. For the report's per-speaker section.
+pub fn draw_speaker_decayed<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    data: &SessionData,
+    speaker: &str,
+) -> Drawn<DB> {
+    let (strip, body) = area.split_vertically(HEAD);
+    let title = format!(
+        "{speaker}: rolling distribution (time-decayed, half-life {:.0} s)",
+        data.aggregation.half_life_s
+    );
+    decayed(&strip, &body, &data.speaker_view(speaker), &title)
 }
 
 /// Samples for the area plot: a regular grid plus every utterance end, so steps
