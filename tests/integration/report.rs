@@ -395,12 +395,45 @@ fn per_speaker_tracks_do_not_bleed_into_each_other() {
         "{mixed:?}"
     );
 
+    // This log's start record predates the recorded speaker setup.
+    assert!(
+        html.contains("<th>Speakers</th><td>told apart; how is not recorded"),
+        "{html}"
+    );
+
     let plain = dir.path().join("sample.html");
     assert!(report(&sample(), &plain).status.success());
+    let plain = std::fs::read_to_string(plain).unwrap();
+    assert!(!plain.contains("Per speaker"));
+    assert!(plain.contains("<th>Speakers</th><td>not told apart</td>"));
+
+    // A start record that says how: shown in the head table.
+    let recorded = log[0].replacen(
+        "\"config\":{",
+        "\"config\":{\"speakers\":{\"mode\":\"cluster\",\"max\":2,\"new_speaker_below\":0.75},",
+        1,
+    );
+    assert_ne!(
+        recorded, log[0],
+        "the sample's start record has a config object"
+    );
+    let with_setup = dir.path().join("setup.jsonl");
+    std::fs::write(
+        &with_setup,
+        [recorded.as_str()]
+            .into_iter()
+            .chain(log[1..].iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n",
+    )
+    .unwrap();
+    let out = dir.path().join("setup.html");
+    assert!(report(&with_setup, &out).status.success());
     assert!(
-        !std::fs::read_to_string(plain)
-            .unwrap()
-            .contains("Per speaker")
+        std::fs::read_to_string(out).unwrap().contains(
+            "<th>Speakers</th><td>online clustering into at most 2 speakers (a new one below cosine 0.75)</td>"
+        )
     );
 }
 
