@@ -167,7 +167,7 @@ fn tile_scalar(h: &[f32], hidden: usize, w: &[f32], g: &mut [f32], width: usize,
         acc.copy_from_slice(&g_row[at..at + TILE]);
         for (&x, w_row) in h_row.iter().zip(w.chunks_exact(TILE)) {
             for (a, &wv) in acc.iter_mut().zip(w_row) {
-                *a = x.mul_add(wv, *a);
+                *a += x * wv;
             }
         }
         g_row[at..at + TILE].copy_from_slice(&acc);
@@ -209,25 +209,26 @@ fn cell_update_portable(gates: &[f32], width: usize, units: usize, c: &mut [f32]
 /// `1 / (1 + e⁻ˣ)` as `½ + ½·tanh(x/2)` (within 2e-7).
 #[inline(always)]
 fn sigmoid(x: f32) -> f32 {
-    0.5f32.mul_add(tanh(0.5 * x), 0.5)
+    0.5 * tanh(0.5 * x) + 0.5
 }
 
 /// tanh as a branch-free rational function (Eigen's `generic_fast_tanh_float`: odd
 /// degree-13 over even degree-6 polynomial on [-7.99, 7.99], where tanh reaches ±1 in
-/// f32), within 4e-7 of the true value.
+/// f32), within 4e-7 of the true value. Plain products and sums, not `mul_add`: on the
+/// scalar path (no FMA) `mul_add` is a call to a software fused multiply-add.
 #[inline(always)]
 pub fn tanh(x: f32) -> f32 {
     let x = x.clamp(-7.998_811_7, 7.998_811_7);
     let x2 = x * x;
-    let mut p = x2.mul_add(-2.760_768_5e-16, 2.000_187_9e-13);
-    p = x2.mul_add(p, -8.604_671_5e-11);
-    p = x2.mul_add(p, 5.122_297e-8);
-    p = x2.mul_add(p, 1.485_722_4e-5);
-    p = x2.mul_add(p, 6.372_619_3e-4);
-    p = x2.mul_add(p, 4.893_524_6e-3);
-    let mut q = x2.mul_add(1.198_258_4e-6, 1.185_347_1e-4);
-    q = x2.mul_add(q, 2.268_434_6e-3);
-    q = x2.mul_add(q, 4.893_525_2e-3);
+    let mut p = x2 * -2.760_768_5e-16 + 2.000_187_9e-13;
+    p = x2 * p + -8.604_671_5e-11;
+    p = x2 * p + 5.122_297e-8;
+    p = x2 * p + 1.485_722_4e-5;
+    p = x2 * p + 6.372_619_3e-4;
+    p = x2 * p + 4.893_524_6e-3;
+    let mut q = x2 * 1.198_258_4e-6 + 1.185_347_1e-4;
+    q = x2 * q + 2.268_434_6e-3;
+    q = x2 * q + 4.893_525_2e-3;
     x * p / q
 }
 
