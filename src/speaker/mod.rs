@@ -189,42 +189,6 @@ impl SpeakerStage {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_setup_reads_back_from_a_start_record_and_old_logs_have_none() {
-        let clustering = SpeakerTracker::clustering(2).unwrap().setup();
-        let enrolled = SpeakerTracker::enrolled(vec![("therapist".into(), vec![1.0, 0.0])], 0.65)
-            .unwrap()
-            .setup();
-        for setup in [SpeakerSetup::Channels, clustering.clone(), enrolled.clone()] {
-            let config = serde_json::json!({"vad": {}, "speakers": setup});
-            assert_eq!(SpeakerSetup::from_config(&config), Some(setup));
-        }
-        assert_eq!(
-            serde_json::to_value(&clustering).unwrap(),
-            serde_json::json!({"mode": "cluster", "max": 2, "new_speaker_below": NEW_SPEAKER_BELOW})
-        );
-        assert_eq!(
-            enrolled.describe(),
-            "enrolled voices therapist (`unknown` below cosine 0.65)"
-        );
-        assert_eq!(
-            clustering.describe(),
-            "online clustering into at most 2 speakers (a new one below cosine 0.75)"
-        );
-        // A log written before the setup was recorded, or of a session without speakers.
-        assert_eq!(
-            SpeakerSetup::from_config(&serde_json::json!({"vad": {}})),
-            None
-        );
-        let none = serde_json::json!({"speakers": null});
-        assert_eq!(SpeakerSetup::from_config(&none), None);
-    }
-}
-
 /// The voice of an enrolment recording: the unit-length mean of the embeddings of its
 /// utterances, cut by emomon's own segmenter (resemblyzer's `embed_speaker`), so the voice
 /// is measured the way a session's utterances are. Embedding the whole recording in one
@@ -259,4 +223,40 @@ pub fn enrolment_voice(encoder: &SpeakerEncoder, audio: &[f32]) -> Result<Vec<f3
         return Err(SpeakerError::ZeroEmbedding);
     }
     Ok(sum.into_iter().map(|x| x / norm).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_setup_reads_back_from_a_start_record_and_old_logs_have_none() {
+        let clustering = SpeakerTracker::clustering(2).unwrap().setup();
+        let enrolled = SpeakerTracker::enrolled(vec![("therapist".into(), vec![1.0, 0.0])], 0.65)
+            .unwrap()
+            .setup();
+        for setup in [SpeakerSetup::Channels, clustering.clone(), enrolled.clone()] {
+            let config = serde_json::json!({"vad": {}, "speakers": setup});
+            assert_eq!(SpeakerSetup::from_config(&config), Some(setup));
+        }
+        assert_eq!(
+            serde_json::to_value(&clustering).unwrap(),
+            serde_json::json!({"mode": "cluster", "max": 2, "new_speaker_below": NEW_SPEAKER_BELOW})
+        );
+        assert_eq!(
+            enrolled.describe(),
+            "enrolled voices therapist (`unknown` below cosine 0.65)"
+        );
+        assert_eq!(
+            clustering.describe(),
+            "online clustering into at most 2 speakers (a new one below cosine 0.75)"
+        );
+        // A log written before the setup was recorded, or of a session without speakers.
+        assert_eq!(
+            SpeakerSetup::from_config(&serde_json::json!({"vad": {}})),
+            None
+        );
+        let none = serde_json::json!({"speakers": null});
+        assert_eq!(SpeakerSetup::from_config(&none), None);
+    }
 }
