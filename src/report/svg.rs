@@ -3,9 +3,7 @@
 //! `-o report.svg`; and the small helpers the HTML report shares with them.
 
 use super::data::SessionData;
-use super::plots::{
-    PANELS, Panel, WIDTH, draw_report, draw_speaker_decayed, draw_speaker_emotions, report_height,
-};
+use super::plots::{PANELS, Panel, WIDTH, draw_report, draw_speaker, report_height};
 use crate::plotting::{PlotError, svg_string};
 
 /// Colour per label: the dashboard's semantic colours (same words, same hues),
@@ -51,7 +49,7 @@ pub fn emotions(data: &SessionData) -> String {
     panel(data, Panel::Emotions)
 }
 
-/// One speaker's emotions per utterance (see [`super::plots::draw_speaker_emotions`]), as
+/// One speaker's emotions per utterance (see [`super::plots::draw_speaker`]), as
 /// `<svg class="plot emotions speaker">`.
 pub fn speaker_emotions(data: &SessionData, speaker: &str) -> String {
     speaker_panel(
@@ -62,7 +60,7 @@ pub fn speaker_emotions(data: &SessionData, speaker: &str) -> String {
     )
 }
 
-/// One speaker's rolling distribution (see [`super::plots::draw_speaker_decayed`]), as
+/// One speaker's rolling distribution (see [`super::plots::draw_speaker`]), as
 /// `<svg class="plot decayed speaker">`.
 pub fn speaker_decayed(data: &SessionData, speaker: &str) -> String {
     speaker_panel(
@@ -73,13 +71,11 @@ pub fn speaker_decayed(data: &SessionData, speaker: &str) -> String {
     )
 }
 
-/// `speaker`'s own panel of the kind `like` (emotions or rolling distribution); a note
-/// if it cannot be drawn.
+/// `speaker`'s own panel of the kind `like`; a note if it cannot be drawn.
 fn speaker_panel(data: &SessionData, speaker: &str, like: Panel, title: &str) -> String {
     let class = format!("plot {} speaker", like.class());
-    svg_string(title, (WIDTH, like.height()), &class, |area| match like {
-        Panel::Decayed => draw_speaker_decayed(area, data, speaker),
-        _ => draw_speaker_emotions(area, data, speaker),
+    svg_string(title, (WIDTH, like.height()), &class, |area| {
+        draw_speaker(area, data, speaker, like)
     })
     .unwrap_or_else(|e| format!("<p class=\"note\">{}</p>\n", esc(&e.to_string())))
 }

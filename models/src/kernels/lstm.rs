@@ -143,25 +143,56 @@ fn accumulate(
         let mut r0 = 0;
         while r0 < batch {
             let rows = ROWS.min(batch - r0);
-            let h_rows = &h[r0 * hidden..(r0 + rows) * hidden];
-            let g_rows = &mut gates[r0 * width..(r0 + rows) * width];
-            let at = tile * TILE;
+            let tile = Tile {
+                h: &h[r0 * hidden..(r0 + rows) * hidden],
+                hidden,
+                w,
+                g: &mut gates[r0 * width..(r0 + rows) * width],
+                width,
+                at: tile * TILE,
+            };
             match isa {
                 // SAFETY (both): `isa` is at most the detected level; the slices hold
                 // `rows` rows of `hidden` inputs and of `width ≥ at + TILE` gates.
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx512 => unsafe { x86::tile_avx512(h_rows, hidden, w, g_rows, width, at) },
+                Isa::Avx512 => unsafe { x86::tile_avx512(tile) },
                 #[cfg(target_arch = "x86_64")]
-                Isa::Avx2 => unsafe { x86::tile_avx2(h_rows, hidden, w, g_rows, width, at) },
-                _ => tile_scalar(h_rows, hidden, w, g_rows, width, at),
+                Isa::Avx2 => unsafe { x86::tile_avx2(tile) },
+                _ => tile_scalar(tile),
             }
             r0 += rows;
         }
     }
 }
 
-/// One tile of [`accumulate`] in plain Rust: `g[r, at..at+64] += h[r, ..] · w`.
-fn tile_scalar(h: &[f32], hidden: usize, w: &[f32], g: &mut [f32], width: usize, at: usize) {
+/// One call of a tile kernel: `g[r, at..at+64] += h[r, ..] · w` for each row `r` of `h`
+/// (at most [`ROWS`]), `w` one packed tile `[hidden][64]`, `g` rows of `width` gates.
+struct Tile<'a> {
+    h: &'a [f32],
+    hidden: usize,
+    w: &'a [f32],
+    g: &'a mut [f32],
+    width: usize,
+    at: usize,
+}
+
+impl Tile<'_> {
+    /// Rows in the call.
+    fn rows(&self) -> usize {
+        self.h.len() / self.hidden
+    }
+}
+
+/// One tile of [`accumulate`] in plain Rust.
+fn tile_scalar(t: Tile) {
+    let Tile {
+        h,
+        hidden,
+        w,
+        g,
+        width,
+        at,
+    } = t;
     for (h_row, g_row) in h.chunks_exact(hidden).zip(g.chunks_exact_mut(width)) {
         let mut acc = [0.0f32; TILE];
         acc.copy_from_slice(&g_row[at..at + TILE]);
@@ -236,183 +267,136 @@ pub fn tanh(x: f32) -> f32 {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{ROWS, TILE};
-
-    /// `g[r, at..at+64] += h[r, ..] · w` for up to [`ROWS`] rows: the 64 columns are four
-    /// registers per row, every `h` value is broadcast once per row and step of `k`.
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    pub(super) unsafe fn tile_avx512(
-        h: &[f32],
-        hidden: usize,
-        w: &[f32],
-        g: &mut [f32],
-        width: usize,
-        at: usize,
-    ) {
-        match h.len() / hidden {
-            // SAFETY (all): the caller's bounds, checked by `rows_fit`.
-            1 => unsafe { tile_avx512_rows::<1>(h, hidden, w, g, width, at) },
-            2 => unsafe { tile_avx512_rows::<2>(h, hidden, w, g, width, at) },
-            3 => unsafe { tile_avx512_rows::<3>(h, hidden, w, g, width, at) },
-            _ => unsafe { tile_avx512_rows::<ROWS>(h, hidden, w, g, width, at) },
-        }
-    }
+    use super::{ROWS, TILE, Tile};
 
     /// Checks the slices of a tile call for `R` rows (so the pointer arithmetic stays
     /// inside them).
-    fn rows_fit<const R: usize>(
-        h: &[f32],
-        hidden: usize,
-        w: &[f32],
-        g: &[f32],
-        width: usize,
-        at: usize,
-    ) {
+    fn rows_fit<const R: usize>(t: &Tile) {
         assert!(
-            h.len() == R * hidden
-                && w.len() == hidden * TILE
-                && g.len() == R * width
-                && at + TILE <= width,
-            "LSTM tile: {} inputs, {} weights, {} gates for {R} rows of {hidden} → {width} at {at}",
-            h.len(),
-            w.len(),
-            g.len()
+            t.h.len() == R * t.hidden
+                && t.w.len() == t.hidden * TILE
+                && t.g.len() == R * t.width
+                && t.at + TILE <= t.width,
+            "LSTM tile: {} inputs, {} weights, {} gates for {R} rows of {} → {} at {}",
+            t.h.len(),
+            t.w.len(),
+            t.g.len(),
+            t.hidden,
+            t.width,
+            t.at
         );
     }
 
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    unsafe fn tile_avx512_rows<const R: usize>(
-        h: &[f32],
-        hidden: usize,
-        w: &[f32],
-        g: &mut [f32],
-        width: usize,
-        at: usize,
-    ) {
-        rows_fit::<R>(h, hidden, w, g, width, at);
-        // SAFETY: every offset is inside the slices, checked by `rows_fit`.
-        unsafe {
-            let gp = g.as_mut_ptr();
-            let mut acc = [[_mm512_setzero_ps(); 4]; R];
-            for (r, a) in acc.iter_mut().enumerate() {
-                for (j, v) in a.iter_mut().enumerate() {
-                    *v = _mm512_loadu_ps(gp.add(r * width + at + 16 * j));
-                }
+    /// `g[r, at..at+64] += h[r, ..] · w` for up to [`ROWS`] rows, on one instruction set:
+    /// the 64 columns in passes of `$regs` registers of `$lanes` floats, all rows'
+    /// accumulators in registers, each weight load shared by every row and each `h`
+    /// value broadcast once per row and step of `k`. One body for both instruction sets;
+    /// `$cell` is [`super::cell_update_portable`] compiled for the same set (it vectorises).
+    macro_rules! tile_kernel {
+        ($name:ident, $rows:ident, $cell:ident, $features:literal, $vec:ty, $lanes:literal,
+         $regs:literal, $zero:ident, $load:ident, $store:ident, $splat:ident, $fmadd:ident) => {
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn $cell(
+                gates: &[f32],
+                width: usize,
+                units: usize,
+                c: &mut [f32],
+                h: &mut [f32],
+            ) {
+                super::cell_update_portable(gates, width, units, c, h);
             }
-            let (hp, wp) = (h.as_ptr(), w.as_ptr());
-            for k in 0..hidden {
-                let wk = wp.add(k * TILE);
-                let wv = [
-                    _mm512_loadu_ps(wk),
-                    _mm512_loadu_ps(wk.add(16)),
-                    _mm512_loadu_ps(wk.add(32)),
-                    _mm512_loadu_ps(wk.add(48)),
-                ];
-                for (r, a) in acc.iter_mut().enumerate() {
-                    let x = _mm512_set1_ps(*hp.add(r * hidden + k));
-                    for (v, &wj) in a.iter_mut().zip(&wv) {
-                        *v = _mm512_fmadd_ps(x, wj, *v);
-                    }
-                }
-            }
-            for (r, a) in acc.iter().enumerate() {
-                for (j, &v) in a.iter().enumerate() {
-                    _mm512_storeu_ps(gp.add(r * width + at + 16 * j), v);
-                }
-            }
-        }
-    }
 
-    /// [`tile_avx512`] with AVX2: the 64 columns in four passes of two registers.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn tile_avx2(
-        h: &[f32],
-        hidden: usize,
-        w: &[f32],
-        g: &mut [f32],
-        width: usize,
-        at: usize,
-    ) {
-        match h.len() / hidden {
-            // SAFETY (all): the caller's bounds, checked by `rows_fit`.
-            1 => unsafe { tile_avx2_rows::<1>(h, hidden, w, g, width, at) },
-            2 => unsafe { tile_avx2_rows::<2>(h, hidden, w, g, width, at) },
-            3 => unsafe { tile_avx2_rows::<3>(h, hidden, w, g, width, at) },
-            _ => unsafe { tile_avx2_rows::<ROWS>(h, hidden, w, g, width, at) },
-        }
-    }
-
-    #[target_feature(enable = "avx2,fma")]
-    unsafe fn tile_avx2_rows<const R: usize>(
-        h: &[f32],
-        hidden: usize,
-        w: &[f32],
-        g: &mut [f32],
-        width: usize,
-        at: usize,
-    ) {
-        rows_fit::<R>(h, hidden, w, g, width, at);
-        // SAFETY: every offset is inside the slices, checked by `rows_fit`.
-        unsafe {
-            let (gp, hp, wp) = (g.as_mut_ptr(), h.as_ptr(), w.as_ptr());
-            for pass in 0..TILE / 16 {
-                let col = at + 16 * pass;
-                let mut acc = [[_mm256_setzero_ps(); 2]; R];
-                for (r, a) in acc.iter_mut().enumerate() {
-                    for (j, v) in a.iter_mut().enumerate() {
-                        *v = _mm256_loadu_ps(gp.add(r * width + col + 8 * j));
-                    }
+            #[target_feature(enable = $features)]
+            pub(super) unsafe fn $name(t: Tile) {
+                match t.rows() {
+                    // SAFETY (all): the caller's bounds, checked by `rows_fit`.
+                    1 => unsafe { $rows::<1>(t) },
+                    2 => unsafe { $rows::<2>(t) },
+                    3 => unsafe { $rows::<3>(t) },
+                    _ => unsafe { $rows::<ROWS>(t) },
                 }
-                for k in 0..hidden {
-                    let wk = wp.add(k * TILE + 16 * pass);
-                    let wv = [_mm256_loadu_ps(wk), _mm256_loadu_ps(wk.add(8))];
-                    for (r, a) in acc.iter_mut().enumerate() {
-                        let x = _mm256_set1_ps(*hp.add(r * hidden + k));
-                        for (v, &wj) in a.iter_mut().zip(&wv) {
-                            *v = _mm256_fmadd_ps(x, wj, *v);
+            }
+
+            #[target_feature(enable = $features)]
+            unsafe fn $rows<const R: usize>(t: Tile) {
+                rows_fit::<R>(&t);
+                let Tile {
+                    h,
+                    hidden,
+                    w,
+                    g,
+                    width,
+                    at,
+                } = t;
+                // SAFETY: every offset is inside the slices, checked by `rows_fit`.
+                unsafe {
+                    let (gp, hp, wp) = (g.as_mut_ptr(), h.as_ptr(), w.as_ptr());
+                    for pass in 0..TILE / ($lanes * $regs) {
+                        let col = at + pass * $lanes * $regs;
+                        let mut acc: [[$vec; $regs]; R] = [[$zero(); $regs]; R];
+                        for (r, a) in acc.iter_mut().enumerate() {
+                            for (j, v) in a.iter_mut().enumerate() {
+                                *v = $load(gp.add(r * width + col + $lanes * j));
+                            }
+                        }
+                        for k in 0..hidden {
+                            let wk = wp.add(k * TILE + col - at);
+                            let wv: [$vec; $regs] =
+                                std::array::from_fn(|j| $load(wk.add($lanes * j)));
+                            for (r, a) in acc.iter_mut().enumerate() {
+                                let x = $splat(*hp.add(r * hidden + k));
+                                for (v, &wj) in a.iter_mut().zip(&wv) {
+                                    *v = $fmadd(x, wj, *v);
+                                }
+                            }
+                        }
+                        for (r, a) in acc.iter().enumerate() {
+                            for (j, &v) in a.iter().enumerate() {
+                                $store(gp.add(r * width + col + $lanes * j), v);
+                            }
                         }
                     }
                 }
-                for (r, a) in acc.iter().enumerate() {
-                    for (j, &v) in a.iter().enumerate() {
-                        _mm256_storeu_ps(gp.add(r * width + col + 8 * j), v);
-                    }
-                }
             }
-        }
+        };
     }
 
-    /// [`super::cell_update_portable`] compiled for AVX-512 (it vectorises).
-    #[target_feature(enable = "avx512f,avx2,fma")]
-    pub(super) unsafe fn cell_update_avx512(
-        gates: &[f32],
-        width: usize,
-        units: usize,
-        c: &mut [f32],
-        h: &mut [f32],
-    ) {
-        super::cell_update_portable(gates, width, units, c, h);
-    }
-
-    /// [`super::cell_update_portable`] compiled for AVX2 + FMA.
-    #[target_feature(enable = "avx2,fma")]
-    pub(super) unsafe fn cell_update_avx2(
-        gates: &[f32],
-        width: usize,
-        units: usize,
-        c: &mut [f32],
-        h: &mut [f32],
-    ) {
-        super::cell_update_portable(gates, width, units, c, h);
-    }
+    tile_kernel!(
+        tile_avx512,
+        tile_avx512_rows,
+        cell_update_avx512,
+        "avx512f,avx2,fma",
+        __m512,
+        16,
+        4,
+        _mm512_setzero_ps,
+        _mm512_loadu_ps,
+        _mm512_storeu_ps,
+        _mm512_set1_ps,
+        _mm512_fmadd_ps
+    );
+    tile_kernel!(
+        tile_avx2,
+        tile_avx2_rows,
+        cell_update_avx2,
+        "avx2,fma",
+        __m256,
+        8,
+        2,
+        _mm256_setzero_ps,
+        _mm256_loadu_ps,
+        _mm256_storeu_ps,
+        _mm256_set1_ps,
+        _mm256_fmadd_ps
+    );
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Deterministic values in about [-amp, amp].
-    fn values(n: usize, seed: f32, amp: f32) -> Vec<f32> {
+    pub(crate) fn values(n: usize, seed: f32, amp: f32) -> Vec<f32> {
         (0..n)
             .map(|i| (i as f32 * seed + 0.3).sin() * amp)
             .collect()

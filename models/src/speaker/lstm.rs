@@ -55,6 +55,13 @@ impl Layer {
             cpu,
         }
     }
+
+    /// Every time step's input projection in one matmul: `x · W_ihᵀ + b` for `x`
+    /// `[B, T, in]`, as `[B·T, 4H]`.
+    fn project(&self, x: Tensor<3>) -> Tensor<2> {
+        let [batch, steps, d_in] = x.dims();
+        x.reshape([batch * steps, d_in]).matmul(self.w_ih.clone()) + self.bias.clone()
+    }
 }
 
 /// `[rows, cols]` row-major → its transpose, contiguous.
@@ -119,13 +126,7 @@ impl Lstm {
             let Some(recurrence) = &layer.cpu else {
                 unreachable!("final_hidden_cpu runs only on a model loaded on the CPU")
             };
-            let [_, _, d_in] = x.dims();
-            let projected = (x
-                .clone()
-                .reshape([batch * steps, d_in])
-                .matmul(layer.w_ih.clone())
-                + layer.bias.clone())
-            .into_data();
+            let projected = layer.project(x.clone()).into_data();
             let projected = match projected.as_slice::<f32>() {
                 Ok(values) => values,
                 Err(e) => unreachable!("an f32 tensor's data is f32: {e:?}"),
@@ -150,14 +151,7 @@ impl Lstm {
         let mut last = Tensor::zeros([batch, h_dim], &device);
         for (k, layer) in self.layers.iter().enumerate() {
             let keep_outputs = k + 1 < self.layers.len();
-            let [_, _, d_in] = x.dims();
-            // All time steps' input projections in one matmul: [B·T, 4H] → [B, T, 4H].
-            let projected = (x
-                .clone()
-                .reshape([batch * steps, d_in])
-                .matmul(layer.w_ih.clone())
-                + layer.bias.clone())
-            .reshape([batch, steps, 4 * h_dim]);
+            let projected = layer.project(x.clone()).reshape([batch, steps, 4 * h_dim]);
             let mut h = Tensor::<2>::zeros([batch, h_dim], &device);
             let mut c = Tensor::<2>::zeros([batch, h_dim], &device);
             let mut outputs = Vec::with_capacity(if keep_outputs { steps } else { 0 });
@@ -187,13 +181,7 @@ impl Lstm {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Deterministic values in about [-amp, amp].
-    fn values(n: usize, seed: f32, amp: f32) -> Vec<f32> {
-        (0..n)
-            .map(|i| (i as f32 * seed + 0.7).sin() * amp)
-            .collect()
-    }
+    use crate::kernels::lstm::tests::values;
 
     /// A stacked LSTM on flex with deterministic weights of a few times PyTorch's initial scale (±2/√H), so that even one step leaves a state far from zero.
     fn lstm(input: usize, hidden: usize, layers: usize) -> Lstm {
