@@ -1,4 +1,4 @@
-//! The recurrence of one LSTM layer on the CPU, on host buffers.
+//! The recurrence of one LSTM layer on the CPU, on host buffers, on the calling thread.
 //!
 //! Why: on burn each time step of a layer is about a dozen small ops (matmul, add,
 //! sigmoid, four slices, tanh, products); resemblyzer's encoder on a 3 s utterance is
@@ -9,14 +9,12 @@
 //! instruction set (AVX-512, AVX2 + FMA, scalar) chosen through [`super::isa`], every
 //! row of the batch (the utterance's partial windows) sharing each weight load.
 //!
-//! Two cores: the sequences of the batch are independent, so [`Recurrence::run`] gives
-//! each half of them to a rayon task; the halves never wait for each other. The hidden
-//! units could be split instead (each core owning its units' gate columns, exchanging
-//! `h` through a spin barrier every step), and an earlier version of this kernel did so;
-//! but on a 2-core machine whose other core is busy (the emotion model runs beside the
-//! embedding; here, other builds) every step then waited for a descheduled partner:
-//! `emomon bench speakers` measured median 61.7 ms per utterance with that split
-//! against 13.6 ms on one thread.
+//! Why one thread: the hidden units can be split over two cores (each owning its units'
+//! gate columns, exchanging `h` through a spin barrier every step), and an earlier
+//! version of this kernel did so. On a 2-core machine whose other core is busy (the
+//! emotion model runs beside the embedding; here, other builds), every step then waits
+//! for a descheduled partner: `emomon bench speakers` measured median 61.7 ms per
+//! utterance with the split against 13.6 ms on one thread.
 //!
 //! The gate nonlinearities are a rational `tanh` (Eigen's `generic_fast_tanh_float`,
 //! within 4e-7 of the true value) with `σ(x) = ½ + ½·tanh(x/2)`, written to vectorise.
@@ -73,8 +71,7 @@ impl Recurrence {
     /// Runs the layer over `steps` steps of `batch` sequences from zero state, given
     /// `projected = x · W_ihᵀ + b_ih + b_hh` as `[batch, steps, 4·hidden]`. Writes every
     /// step's hidden state to `outputs` (`[batch, steps, hidden]`) when given and returns
-    /// the last one, `[batch, hidden]`. Uses the instruction set of [`super::isa`], and
-    /// two rayon tasks when the current pool has two threads (see [`run_on`](Self::run_on)).
+    /// the last one, `[batch, hidden]`. Uses the instruction set of [`super::isa`].
     pub fn run(
         &self,
         projected: &[f32],
@@ -82,66 +79,10 @@ impl Recurrence {
         steps: usize,
         outputs: Option<&mut [f32]>,
     ) -> Vec<f32> {
-        let split = rayon::current_num_threads() > 1;
-        self.run_on(projected, batch, steps, outputs, super::isa(), split)
+        self.run_with(projected, batch, steps, outputs, super::isa())
     }
 
-    /// [`run`](Self::run) on a given path (one of [`Isa::available`]); with `split` and two
-    /// sequences or more, the first half of the sequences and the second run as two rayon
-    /// tasks (`rayon::join`). The sequences are independent, so the halves never wait for
-    /// each other: with a free core the layer takes about the time of the larger half,
-    /// without one the calling thread runs both, one after the other, as unsplit.
-    pub fn run_on(
-        &self,
-        projected: &[f32],
-        batch: usize,
-        steps: usize,
-        outputs: Option<&mut [f32]>,
-        isa: Isa,
-        split: bool,
-    ) -> Vec<f32> {
-        self.check(projected, batch, steps, outputs.as_deref());
-        if !split || batch < 2 {
-            return self.run_with(projected, batch, steps, outputs, isa);
-        }
-        let first = batch.div_ceil(2);
-        let (pa, pb) = projected.split_at(first * steps * 4 * self.hidden);
-        let (oa, ob) = match outputs {
-            Some(o) => {
-                let (a, b) = o.split_at_mut(first * steps * self.hidden);
-                (Some(a), Some(b))
-            }
-            None => (None, None),
-        };
-        let (mut h, rest) = rayon::join(
-            || self.run_with(pa, first, steps, oa, isa),
-            || self.run_with(pb, batch - first, steps, ob, isa),
-        );
-        h.extend(rest);
-        h
-    }
-
-    /// Panics, naming the sizes, when the buffers do not fit `[batch, steps, …]`.
-    fn check(&self, projected: &[f32], batch: usize, steps: usize, outputs: Option<&[f32]>) {
-        let h_dim = self.hidden;
-        assert_eq!(
-            projected.len(),
-            batch * steps * 4 * h_dim,
-            "projection of {} values for [{batch}, {steps}, {}]",
-            projected.len(),
-            4 * h_dim
-        );
-        if let Some(out) = outputs {
-            assert_eq!(
-                out.len(),
-                batch * steps * h_dim,
-                "outputs of {} values for [{batch}, {steps}, {h_dim}]",
-                out.len()
-            );
-        }
-    }
-
-    /// [`run`](Self::run) on a given path, on the calling thread.
+    /// [`run`](Self::run) on a given path (one of [`Isa::available`]).
     pub fn run_with(
         &self,
         projected: &[f32],
@@ -150,9 +91,22 @@ impl Recurrence {
         mut outputs: Option<&mut [f32]>,
         isa: Isa,
     ) -> Vec<f32> {
-        self.check(projected, batch, steps, outputs.as_deref());
         let (h_dim, width) = (self.hidden, self.width);
         let gates_n = 4 * h_dim;
+        assert_eq!(
+            projected.len(),
+            batch * steps * gates_n,
+            "projection of {} values for [{batch}, {steps}, {gates_n}]",
+            projected.len()
+        );
+        if let Some(out) = outputs.as_deref() {
+            assert_eq!(
+                out.len(),
+                batch * steps * h_dim,
+                "outputs of {} values for [{batch}, {steps}, {h_dim}]",
+                out.len()
+            );
+        }
         let mut h = vec![0.0f32; batch * h_dim];
         let mut c = vec![0.0f32; batch * h_dim];
         let mut gates = vec![0.0f32; batch * width];
@@ -533,10 +487,6 @@ pub(crate) mod tests {
                 }
                 let alone = rec.run_with(&x, batch, steps, None, isa);
                 assert_eq!(alone, last, "{case}: without outputs");
-                // Split over two tasks: the same numbers (the sequences are independent).
-                let mut split_outs = vec![f32::NAN; batch * steps * hidden];
-                let split = rec.run_on(&x, batch, steps, Some(&mut split_outs), isa, true);
-                assert_eq!((split, split_outs), (last, outs), "{case}: split");
             }
         }
     }

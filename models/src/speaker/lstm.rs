@@ -6,10 +6,9 @@
 //! step); here the input projection of a whole layer is one matmul over all time steps.
 //!
 //! On burn's CPU backend (flex) the steps then run in emomon's own kernel
-//! ([`crate::kernels::lstm`]) on host buffers, the partial windows in two rayon tasks:
-//! through burn each step is about a dozen small ops, and their dispatch cost more than
-//! the arithmetic (38.7 ms of CPU for a 3 s utterance; README "Who is speaking" has the
-//! numbers since). Other devices (wgpu) keep the
+//! ([`crate::kernels::lstm`]) on host buffers: through burn each step is about a dozen
+//! small ops, and their dispatch cost more than the arithmetic (38.7 ms of CPU for a 3 s
+//! utterance, against 13.6 ms now). Other devices (wgpu) keep the
 //! burn path, one `[B, 256] × [256, 1024]` matmul a step for all four gates.
 
 use burn::prelude::*;
@@ -109,20 +108,15 @@ impl Lstm {
     /// with emomon's kernel on the CPU, with burn elsewhere.
     pub fn final_hidden(&self, input: Tensor<3>) -> Tensor<2> {
         if self.layers.iter().all(|l| l.cpu.is_some()) {
-            self.final_hidden_cpu(
-                input,
-                crate::kernels::isa(),
-                rayon::current_num_threads() > 1,
-            )
+            self.final_hidden_cpu(input, crate::kernels::isa())
         } else {
             self.final_hidden_burn(input)
         }
     }
 
-    /// [`final_hidden`](Self::final_hidden) through [`Recurrence`] on instruction set `isa`,
-    /// the sequences in two rayon tasks when `split` (the model must have been loaded on
-    /// the CPU).
-    fn final_hidden_cpu(&self, input: Tensor<3>, isa: Isa, split: bool) -> Tensor<2> {
+    /// [`final_hidden`](Self::final_hidden) through [`Recurrence`] on instruction set `isa`
+    /// (the model must have been loaded on the CPU).
+    fn final_hidden_cpu(&self, input: Tensor<3>, isa: Isa) -> Tensor<2> {
         let [batch, steps, _] = input.dims();
         let device = input.device();
         let h_dim = self.hidden;
@@ -139,10 +133,10 @@ impl Lstm {
             };
             if k + 1 < self.layers.len() {
                 let mut outputs = vec![0.0f32; batch * steps * h_dim];
-                recurrence.run_on(projected, batch, steps, Some(&mut outputs), isa, split);
+                recurrence.run_with(projected, batch, steps, Some(&mut outputs), isa);
                 x = Tensor::from_data(TensorData::new(outputs, [batch, steps, h_dim]), &device);
             } else {
-                last = recurrence.run_on(projected, batch, steps, None, isa, split);
+                last = recurrence.run_with(projected, batch, steps, None, isa);
             }
         }
         Tensor::from_data(TensorData::new(last, [batch, h_dim]), &device)
@@ -241,16 +235,15 @@ mod tests {
                 peak > 0.02,
                 "{batch}×{steps}×{input}→{hidden}: a live state to compare ({peak})"
             );
-            let run = |isa: Isa, split: bool| -> Vec<f32> {
+            let run = |isa: Isa| -> Vec<f32> {
                 model
-                    .final_hidden_cpu(x(), isa, split)
+                    .final_hidden_cpu(x(), isa)
                     .into_data()
                     .try_into_vec::<f32>()
                     .expect("f32")
             };
             for isa in Isa::available() {
-                let alone = run(isa, false);
-                let err = alone
+                let err = run(isa)
                     .iter()
                     .zip(&want)
                     .map(|(a, b)| (a - b).abs())
@@ -260,7 +253,6 @@ mod tests {
                     "{batch}×{steps}×{input}→{hidden}×{layers}, {}: max difference {err}",
                     isa.name()
                 );
-                assert_eq!(run(isa, true), alone, "split over two tasks");
             }
             // On flex, `final_hidden` is the kernel at the chosen instruction set.
             let chosen: Vec<f32> = model
@@ -268,7 +260,7 @@ mod tests {
                 .into_data()
                 .try_into_vec::<f32>()
                 .expect("f32");
-            assert_eq!(chosen, run(crate::kernels::isa(), false));
+            assert_eq!(chosen, run(crate::kernels::isa()));
         }
     }
 
