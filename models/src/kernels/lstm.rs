@@ -14,7 +14,11 @@
 //! version of this kernel did so. On a 2-core machine whose other core is busy (the
 //! emotion model runs beside the embedding; here, other builds), every step then waits
 //! for a descheduled partner: `emomon bench speakers` measured median 61.7 ms per
-//! utterance with the split against 13.6 ms on one thread.
+//! utterance with the split against 13.6 ms on one thread. Giving each of two rayon
+//! tasks half of the batch's sequences (independent, so no waiting) did no better on that
+//! machine: median 18.7–20.0 ms, as much CPU time as wall time, against 12.8–14.4 ms on
+//! one thread (each half streams all of `W_hh` for fewer rows, and the tasks rarely ran
+//! at once).
 //!
 //! The gate nonlinearities are a rational `tanh` (Eigen's `generic_fast_tanh_float`,
 //! within 4e-7 of the true value) with `σ(x) = ½ + ½·tanh(x/2)`, written to vectorise.
