@@ -292,28 +292,29 @@ pub fn run(args: &SpeakersBenchArgs) -> anyhow::Result<()> {
     if let Some(mut out) = dump {
         out.flush().context("--dump: write failed")?;
     }
-    embed_ms.sort_by(f64::total_cmp);
-    if !embed_ms.is_empty() {
+    if let Some((median, p95)) = median_p95(&mut embed_ms) {
         println!(
-            "  embedding: {} utterances, mean {:.2} s; median {:.1} ms, p95 {:.1} ms per utterance (flex CPU, {} threads visible)",
+            "  embedding: {} utterances, mean {:.2} s; median {median:.1} ms, p95 {p95:.1} ms per utterance (flex CPU, {} kernels, {} threads visible)",
             embed_ms.len(),
             embed_audio_s / embed_ms.len() as f64,
-            embed_ms[embed_ms.len() / 2],
-            embed_ms[((embed_ms.len() as f64 * 0.95).ceil() as usize).clamp(1, embed_ms.len()) - 1],
+            emomon_models::kernels::isa().name(),
             std::thread::available_parallelism().map_or(1, usize::from)
         );
     }
-    embed_cpu_ms.sort_by(f64::total_cmp);
-    if !embed_cpu_ms.is_empty() {
+    if let Some((median, p95)) = median_p95(&mut embed_cpu_ms) {
         println!(
-            "  embedding CPU time (all threads; load-independent): median {:.1} ms, p95 {:.1} ms per utterance",
-            embed_cpu_ms[embed_cpu_ms.len() / 2],
-            embed_cpu_ms[((embed_cpu_ms.len() as f64 * 0.95).ceil() as usize)
-                .clamp(1, embed_cpu_ms.len())
-                - 1],
+            "  embedding CPU time (all threads; load-independent): median {median:.1} ms, p95 {p95:.1} ms per utterance"
         );
     }
     Ok(())
+}
+
+/// Median and 95th percentile (nearest rank) of `values`, sorting them; `None` if empty.
+fn median_p95(values: &mut [f64]) -> Option<(f64, f64)> {
+    values.sort_by(f64::total_cmp);
+    let n = values.len();
+    let p95 = ((n as f64 * 0.95).ceil() as usize).clamp(1, n.max(1)) - 1;
+    Some((*values.get(n / 2)?, values[p95]))
 }
 
 /// CPU time of the whole process (every thread), seconds; `None` where not available.
@@ -348,4 +349,17 @@ fn purity(conv: &Conversation, start_s: f64, end_s: f64, truth: usize) -> f64 {
         }
     }
     if all > 0.0 { mine / all } else { 0.0 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::median_p95;
+
+    #[test]
+    fn median_and_p95_are_nearest_ranks() {
+        let mut v: Vec<f64> = (1..=20).rev().map(f64::from).collect();
+        assert_eq!(median_p95(&mut v), Some((11.0, 19.0)));
+        assert_eq!(median_p95(&mut [4.0]), Some((4.0, 4.0)));
+        assert_eq!(median_p95(&mut []), None);
+    }
 }

@@ -38,6 +38,9 @@ pub struct Utt {
     pub decayed: Summary,
     /// Whether the utterance is in the rolling numbers.
     pub aggregated: bool,
+    /// Its speaker's own time-decayed distribution at its end (that speaker's track
+    /// alone); `None` without a speaker or when the track could not take it.
+    pub speaker_decayed: Option<Summary>,
 }
 
 impl Utt {
@@ -189,9 +192,11 @@ impl SessionData {
                     let probs32: Vec<f32> = probs.iter().map(|&p| p as f32).collect();
                     let pushed = aggregator.push(u.start_s, u.end_s, &probs32);
                     let aggregated = pushed.is_ok();
+                    let mut speaker_decayed = None;
                     if let (true, Some(name)) = (aggregated, &u.speaker) {
                         // Same labels and settings as the session's: what it took, this takes.
-                        if by_speaker.push(name, u.start_s, u.end_s, &probs32).is_ok() {
+                        if let Ok(track) = by_speaker.push(name, u.start_s, u.end_s, &probs32) {
+                            speaker_decayed = track.decayed;
                             match speaker_counts.iter_mut().find(|(n, ..)| n == name) {
                                 Some((_, count, speech)) => {
                                     *count += 1;
@@ -236,6 +241,7 @@ impl SessionData {
                         speaker: u.speaker.clone(),
                         decayed,
                         aggregated,
+                        speaker_decayed,
                     });
                 }
                 Record::Marker(m) => data.markers.push(Mark {
@@ -317,6 +323,25 @@ impl SessionData {
         let i = self.decayed_index.partition_point(|&(end, _)| end <= t);
         let (_, u) = *self.decayed_index.get(i.checked_sub(1)?)?;
         Some(&self.utterances[u].decayed)
+    }
+
+    /// The session as `speaker` alone lived it: only their utterances, each with their
+    /// own track's time-decayed distribution in place of the session's (so the rolling
+    /// plot of the view is theirs, undiluted by anyone else), on the session's time
+    /// axis. Skipped utterances were never given a speaker and are left out.
+    pub fn speaker_view(&self, speaker: &str) -> SessionData {
+        let mut own = self.clone();
+        own.utterances
+            .retain(|u| u.speaker.as_deref() == Some(speaker));
+        for u in &mut own.utterances {
+            u.aggregated = u.speaker_decayed.is_some();
+            if let Some(d) = &u.speaker_decayed {
+                u.decayed = d.clone();
+            }
+        }
+        own.skipped.clear();
+        own.decayed_index = decayed_index(&own.utterances);
+        own
     }
 
     /// The session's labels.

@@ -61,6 +61,14 @@ svg.plot {{ width: 100%; height: auto; display: block; margin-bottom: 0.5em; }}
         ("Source", s.source.clone()),
         ("Model", format!("{} ({}, {})", s.model, s.method, s.device)),
         ("Labels", labels.join(", ")),
+        (
+            "Speakers",
+            match crate::speaker::SpeakerSetup::from_config(&s.config) {
+                Some(setup) => setup.describe(),
+                None if data.speakers.is_empty() => "not told apart".into(),
+                None => "told apart; how is not recorded (an older log)".into(),
+            },
+        ),
         ("Utterances scored", data.utterances.len().to_string()),
         (
             "Skipped (not scored)",
@@ -337,6 +345,7 @@ fn per_speaker(data: &SessionData) -> String {
     h.push_str("</tr></table>\n");
     for t in &data.speakers {
         h.push_str(&svg::speaker_emotions(data, &t.name));
+        h.push_str(&svg::speaker_decayed(data, &t.name));
     }
     h
 }

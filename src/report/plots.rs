@@ -114,12 +114,22 @@ impl Panel {
         area: &DrawingArea<DB, Shift>,
         data: &SessionData,
     ) -> Drawn<DB> {
+        self.draw_titled(area, data, &self.title(data))
+    }
+
+    /// [`draw`](Self::draw) with another title.
+    fn draw_titled<DB: DrawingBackend>(
+        self,
+        area: &DrawingArea<DB, Shift>,
+        data: &SessionData,
+        title: &str,
+    ) -> Drawn<DB> {
         let (strip, body) = area.split_vertically(HEAD);
         match self {
-            Panel::Emotions => emotions(&strip, &body, data, &self.title(data)),
-            Panel::Decayed => decayed(&strip, &body, data, &self.title(data)),
-            Panel::Ambiguity => ambiguity(&strip, &body, data, &self.title(data)),
-            Panel::Prosody(k) => prosody(&strip, &body, data, &self.title(data), PROSODY[k].2),
+            Panel::Emotions => emotions(&strip, &body, data, title),
+            Panel::Decayed => decayed(&strip, &body, data, title),
+            Panel::Ambiguity => ambiguity(&strip, &body, data, title),
+            Panel::Prosody(k) => prosody(&strip, &body, data, title, PROSODY[k].2),
         }
     }
 }
@@ -361,22 +371,24 @@ fn emotions<DB: DrawingBackend>(
     markers(&mut chart, data)
 }
 
-/// One speaker's emotions per utterance: the [`emotions`] panel of `speaker`'s utterances
-/// only, on the session's time axis (so the speakers' panels line up), titled with the
-/// speaker's name. For the report's per-speaker section.
-pub fn draw_speaker_emotions<DB: DrawingBackend>(
+/// One speaker's own `panel` (for the report's per-speaker section: their emotions per
+/// utterance and their rolling distribution): drawn from [`SessionData::speaker_view`],
+/// so only their utterances and their own track's time-decayed distribution, on the
+/// session's time axis (the speakers' panels line up), titled with their name
+/// ("S1: emotions per utterance …").
+pub fn draw_speaker<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     data: &SessionData,
     speaker: &str,
+    panel: Panel,
 ) -> Drawn<DB> {
-    let mut own = data.clone();
-    own.utterances
-        .retain(|u| u.speaker.as_deref() == Some(speaker));
-    // Skipped utterances were never assigned a speaker.
-    own.skipped.clear();
-    let (strip, body) = area.split_vertically(HEAD);
-    let title = format!("{speaker}: emotions per utterance (stacked probabilities)");
-    emotions(&strip, &body, &own, &title)
+    let title = panel.title(data);
+    let mut chars = title.chars();
+    let title = match chars.next() {
+        Some(first) => format!("{speaker}: {}{}", first.to_lowercase(), chars.as_str()),
+        None => speaker.to_string(),
+    };
+    panel.draw_titled(area, &data.speaker_view(speaker), &title)
 }
 
 /// Samples for the area plot: a regular grid plus every utterance end, so steps

@@ -3,7 +3,7 @@
 //! `-o report.svg`; and the small helpers the HTML report shares with them.
 
 use super::data::SessionData;
-use super::plots::{PANELS, Panel, WIDTH, draw_report, draw_speaker_emotions, report_height};
+use super::plots::{PANELS, Panel, WIDTH, draw_report, draw_speaker, report_height};
 use crate::plotting::{PlotError, svg_string};
 
 /// Colour per label: the dashboard's semantic colours (same words, same hues),
@@ -49,15 +49,34 @@ pub fn emotions(data: &SessionData) -> String {
     panel(data, Panel::Emotions)
 }
 
-/// One speaker's emotions per utterance (see [`super::plots::draw_speaker_emotions`]), as
+/// One speaker's emotions per utterance (see [`super::plots::draw_speaker`]), as
 /// `<svg class="plot emotions speaker">`.
 pub fn speaker_emotions(data: &SessionData, speaker: &str) -> String {
-    svg_string(
+    speaker_panel(
+        data,
+        speaker,
+        Panel::Emotions,
         &format!("{speaker}'s emotions"),
-        (WIDTH, Panel::Emotions.height()),
-        "plot emotions speaker",
-        |area| draw_speaker_emotions(area, data, speaker),
     )
+}
+
+/// One speaker's rolling distribution (see [`super::plots::draw_speaker`]), as
+/// `<svg class="plot decayed speaker">`.
+pub fn speaker_decayed(data: &SessionData, speaker: &str) -> String {
+    speaker_panel(
+        data,
+        speaker,
+        Panel::Decayed,
+        &format!("{speaker}'s rolling distribution"),
+    )
+}
+
+/// `speaker`'s own panel of the kind `like`; a note if it cannot be drawn.
+fn speaker_panel(data: &SessionData, speaker: &str, like: Panel, title: &str) -> String {
+    let class = format!("plot {} speaker", like.class());
+    svg_string(title, (WIDTH, like.height()), &class, |area| {
+        draw_speaker(area, data, speaker, like)
+    })
     .unwrap_or_else(|e| format!("<p class=\"note\">{}</p>\n", esc(&e.to_string())))
 }
 

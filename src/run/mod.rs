@@ -89,6 +89,7 @@ fn config_json(
     pipeline: &PipelineConfig,
     aggregation: &AggregatorConfig,
     settings: &serde_json::Value,
+    speakers: Option<crate::speaker::SpeakerSetup>,
 ) -> serde_json::Value {
     let vad = &pipeline.frontend.vad;
     let seg = &pipeline.frontend.segmenter;
@@ -111,6 +112,7 @@ fn config_json(
             "threads_per_worker": WorkerPlan::new(pipeline.workers).threads,
         },
         "aggregation": aggregation,
+        "speakers": speakers,
         "settings": settings,
     })
 }
@@ -199,7 +201,16 @@ async fn drive(
         method: scorer.method().into(),
         device: scorer.device().into(),
         labels: scorer.labels().to_vec(),
-        config: config_json(&options.pipeline, &options.aggregation, &options.settings),
+        config: config_json(
+            &options.pipeline,
+            &options.aggregation,
+            &options.settings,
+            if options.pipeline.speaker_channels {
+                Some(crate::speaker::SpeakerSetup::Channels)
+            } else {
+                options.speakers.as_ref().map(|t| t.setup())
+            },
+        ),
     };
     let audio = options
         .save_audio

@@ -23,6 +23,59 @@ pub enum SpeakerMode {
     Enrolled(Vec<(String, Vec<f32>)>),
 }
 
+/// How a session told its speakers apart, as `emomon run` records it in the log's
+/// `session_start.config.speakers` (`{"mode": "cluster", "max": 2, …}`). Logs of sessions
+/// that did not track speakers, and logs written before this was recorded, have none.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(tag = "mode", rename_all = "snake_case")]
+pub enum SpeakerSetup {
+    /// `--speakers channels`: one person per channel of a stereo input, `L` and `R`.
+    Channels,
+    /// `--speakers N`: online clustering into at most `max` speakers.
+    Cluster {
+        /// At most this many speakers.
+        max: usize,
+        /// Cosine similarity below which a new speaker is opened.
+        new_speaker_below: f32,
+    },
+    /// `--enroll NAME=FILE`: the nearest enrolled voice, or `unknown`.
+    Enrolled {
+        /// The enrolled names, in enrolment order.
+        names: Vec<String>,
+        /// Cosine similarity an utterance needs to an enrolled voice.
+        enrolled_at_least: f32,
+    },
+}
+
+impl SpeakerSetup {
+    /// The setup a `session_start` `config` records; `None` when it records none (or one
+    /// this version does not know).
+    pub fn from_config(config: &serde_json::Value) -> Option<Self> {
+        serde_json::from_value(config.get("speakers")?.clone()).ok()
+    }
+
+    /// For people: "online clustering into at most 2 speakers", ….
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Channels => "one person per channel (L, R)".into(),
+            Self::Cluster {
+                max,
+                new_speaker_below,
+            } => format!(
+                "online clustering into at most {max} speaker{} (a new one below cosine {new_speaker_below})",
+                if *max == 1 { "" } else { "s" }
+            ),
+            Self::Enrolled {
+                names,
+                enrolled_at_least,
+            } => format!(
+                "enrolled voices {} (`{UNKNOWN}` below cosine {enrolled_at_least})",
+                names.join(", ")
+            ),
+        }
+    }
+}
+
 /// Why the speaker stage could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StageError {
@@ -170,4 +223,40 @@ pub fn enrolment_voice(encoder: &SpeakerEncoder, audio: &[f32]) -> Result<Vec<f3
         return Err(SpeakerError::ZeroEmbedding);
     }
     Ok(sum.into_iter().map(|x| x / norm).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_setup_reads_back_from_a_start_record_and_old_logs_have_none() {
+        let clustering = SpeakerTracker::clustering(2).unwrap().setup();
+        let enrolled = SpeakerTracker::enrolled(vec![("therapist".into(), vec![1.0, 0.0])], 0.65)
+            .unwrap()
+            .setup();
+        for setup in [SpeakerSetup::Channels, clustering.clone(), enrolled.clone()] {
+            let config = serde_json::json!({"vad": {}, "speakers": setup});
+            assert_eq!(SpeakerSetup::from_config(&config), Some(setup));
+        }
+        assert_eq!(
+            serde_json::to_value(&clustering).unwrap(),
+            serde_json::json!({"mode": "cluster", "max": 2, "new_speaker_below": NEW_SPEAKER_BELOW})
+        );
+        assert_eq!(
+            enrolled.describe(),
+            "enrolled voices therapist (`unknown` below cosine 0.65)"
+        );
+        assert_eq!(
+            clustering.describe(),
+            "online clustering into at most 2 speakers (a new one below cosine 0.75)"
+        );
+        // A log written before the setup was recorded, or of a session without speakers.
+        assert_eq!(
+            SpeakerSetup::from_config(&serde_json::json!({"vad": {}})),
+            None
+        );
+        let none = serde_json::json!({"speakers": null});
+        assert_eq!(SpeakerSetup::from_config(&none), None);
+    }
 }

@@ -139,6 +139,20 @@ impl SpeakerTracker {
         Ok(tracker)
     }
 
+    /// How this tracker tells speakers apart, for the session log.
+    pub fn setup(&self) -> super::SpeakerSetup {
+        match self.mode {
+            Mode::Cluster { max, threshold } => super::SpeakerSetup::Cluster {
+                max,
+                new_speaker_below: threshold,
+            },
+            Mode::Enrolled { threshold } => super::SpeakerSetup::Enrolled {
+                names: self.voices.iter().map(|v| v.label.clone()).collect(),
+                enrolled_at_least: threshold,
+            },
+        }
+    }
+
     /// The labels known so far, in order of first appearance (enrolled: in enrolment order).
     pub fn labels(&self) -> Vec<&str> {
         self.voices.iter().map(|v| v.label.as_str()).collect()

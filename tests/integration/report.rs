@@ -361,11 +361,115 @@ fn per_speaker_tracks_do_not_bleed_into_each_other() {
     assert_eq!((s1.len(), s2.len()), (3, 3), "{s1:?} {s2:?}");
     assert!(s1.is_disjoint(&s2), "{s1:?} {s2:?}");
 
+    // One rolling (time-decayed) plot per speaker, of that speaker's own track: S1's
+    // holds no sadness and 9 parts neutral to 1 happy, S2's 4 parts sad to 1 neutral,
+    // wherever drawn (areas of the stacked polygons by label colour, to the pixel
+    // rounding of the SVG), while the session's rolling plot mixes them.
+    let (s1, s2) = (
+        stacked_areas(&html, "decayed speaker", "S1: rolling distribution"),
+        stacked_areas(&html, "decayed speaker", "S2: rolling distribution"),
+    );
+    let area = |areas: &std::collections::BTreeMap<String, f64>, colour: &str| {
+        areas.get(colour).copied().unwrap_or(0.0)
+    };
+    let (neutral, happy, sad) = ("#9e9e9e", "#f2c200", "#3b6fd8");
+    assert!(
+        area(&s1, neutral) > 0.0 && area(&s2, sad) > 0.0,
+        "{s1:?} {s2:?}"
+    );
+    assert!(
+        area(&s1, sad) < 1e-6 && area(&s2, happy) < 1e-6,
+        "{s1:?} {s2:?}"
+    );
+    assert!(
+        (area(&s1, neutral) / area(&s1, happy) / 9.0 - 1.0).abs() < 0.1,
+        "{s1:?}"
+    );
+    assert!(
+        (area(&s2, sad) / area(&s2, neutral) / 4.0 - 1.0).abs() < 0.1,
+        "{s2:?}"
+    );
+    let mixed = stacked_areas(&html, "decayed\"", "Rolling distribution");
+    assert!(
+        area(&mixed, sad) > 0.0 && area(&mixed, happy) > 0.0,
+        "{mixed:?}"
+    );
+
+    // This log's start record predates the recorded speaker setup.
+    assert!(
+        html.contains("<th>Speakers</th><td>told apart; how is not recorded"),
+        "{html}"
+    );
+
     let plain = dir.path().join("sample.html");
     assert!(report(&sample(), &plain).status.success());
-    assert!(
-        !std::fs::read_to_string(plain)
-            .unwrap()
-            .contains("Per speaker")
+    let plain = std::fs::read_to_string(plain).unwrap();
+    assert!(!plain.contains("Per speaker"));
+    assert!(plain.contains("<th>Speakers</th><td>not told apart</td>"));
+
+    // A start record that says how: shown in the head table.
+    let recorded = log[0].replacen(
+        "\"config\":{",
+        "\"config\":{\"speakers\":{\"mode\":\"cluster\",\"max\":2,\"new_speaker_below\":0.75},",
+        1,
     );
+    assert_ne!(
+        recorded, log[0],
+        "the sample's start record has a config object"
+    );
+    let with_setup = dir.path().join("setup.jsonl");
+    std::fs::write(
+        &with_setup,
+        [recorded.as_str()]
+            .into_iter()
+            .chain(log[1..].iter().map(String::as_str))
+            .collect::<Vec<_>>()
+            .join("\n")
+            + "\n",
+    )
+    .unwrap();
+    let out = dir.path().join("setup.html");
+    assert!(report(&with_setup, &out).status.success());
+    assert!(
+        std::fs::read_to_string(out).unwrap().contains(
+            "<th>Speakers</th><td>online clustering into at most 2 speakers (a new one below cosine 0.75)</td>"
+        )
+    );
+}
+
+/// Area of each filled polygon of the `<svg class="plot {class}` whose text holds `title`,
+/// summed by fill colour (lower-case `#rrggbb`; shoelace formula, px²).
+fn stacked_areas(html: &str, class: &str, title: &str) -> std::collections::BTreeMap<String, f64> {
+    let svg = html
+        .split(&format!("<svg class=\"plot {class}"))
+        .skip(1)
+        .find(|s| s.split("</svg>").next().is_some_and(|s| s.contains(title)))
+        .and_then(|s| s.split("</svg>").next())
+        .unwrap_or_else(|| panic!("no {class} plot titled {title:?}"));
+    let mut areas = std::collections::BTreeMap::new();
+    for polygon in svg.split("<polygon ").skip(1) {
+        let attr = |name: &str| {
+            polygon
+                .split(&format!("{name}=\""))
+                .nth(1)
+                .and_then(|s| s.split('"').next())
+        };
+        let (Some(points), Some(fill)) = (attr("points"), attr("fill")) else {
+            continue;
+        };
+        let pts: Vec<(f64, f64)> = points
+            .split_whitespace()
+            .filter_map(|xy| {
+                let (x, y) = xy.split_once(',')?;
+                Some((x.parse().ok()?, y.parse().ok()?))
+            })
+            .collect();
+        let twice: f64 = pts
+            .iter()
+            .zip(pts.iter().cycle().skip(1))
+            .map(|(a, b)| a.0 * b.1 - b.0 * a.1)
+            .sum();
+        *areas.entry(fill.to_ascii_lowercase()).or_insert(0.0) += twice.abs() / 2.0;
+    }
+    areas
 }

@@ -448,7 +448,13 @@ fn run_cli_logs_each_utterance_under_its_channel() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{err}");
     let mut got: Vec<(usize, f64, f64)> = Vec::new();
-    for entry in emomon::session_log::read(&log).unwrap().entries {
+    let session = emomon::session_log::read(&log).unwrap();
+    assert_eq!(
+        emomon::speaker::SpeakerSetup::from_config(&session.session_start().unwrap().config),
+        Some(emomon::speaker::SpeakerSetup::Channels),
+        "the start record says how speakers were told apart"
+    );
+    for entry in session.entries {
         if let emomon::session_log::Record::Utterance(u) = entry.entry.record {
             let channel = match u.speaker.as_deref() {
                 Some("L") => 0,

@@ -14,6 +14,7 @@
 use std::sync::OnceLock;
 
 pub mod f16;
+pub mod lstm;
 pub mod q8;
 
 /// Panics unless `x` is `[m, k]`, `out` is `[m, n]` and `bias` (if any) has `n` values:
