@@ -21,6 +21,7 @@ use std::time::Instant;
 use burn::prelude::*;
 use serde::Deserialize;
 
+use crate::nn::transposed;
 use crate::scorer::{FirstTokenScorer, Form, LabelScores, ReadoutError, Verbaliser};
 use crate::whisper::{WhisperError, token_tensor};
 use crate::whisper_runner::{StageTimes, WhisperRunner, WhisperRunnerError};
@@ -375,14 +376,6 @@ impl TensorReader<'_> {
             message,
         }
     }
-}
-
-/// `m` `[rows, cols]` row-major, transposed to `[cols, rows]` (so that `x·mᵀ` is one
-/// matmul of a row vector).
-fn transposed(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    (0..cols)
-        .flat_map(|c| (0..rows).map(move |r| m[r * cols + c]))
-        .collect()
 }
 
 impl AspReadout {

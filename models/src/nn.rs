@@ -24,6 +24,20 @@ pub use cpu::{attention, gelu};
 pub use dense::Dense;
 pub use token_embedding::{TokenEmbedding, select_rows};
 
+/// `m` `[rows, cols]` row-major, transposed to `[cols, rows]`, contiguous (HF's `[out, in]`
+/// weights to burn's `[in, out]` and back).
+pub(crate) fn transposed(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    assert_eq!(
+        m.len(),
+        rows * cols,
+        "{} values for [{rows}, {cols}]",
+        m.len()
+    );
+    (0..cols)
+        .flat_map(|c| (0..rows).map(move |r| m[r * cols + c]))
+        .collect()
+}
+
 /// `{prefix}.weight` `[d_out, d_in]` (+ `{prefix}.bias` `[d_out]` if `bias`) as a burn `Linear`.
 pub fn load_linear(
     store: &mut TensorStore,
@@ -35,15 +49,10 @@ pub fn load_linear(
 ) -> Linear {
     let name = format!("{prefix}.weight");
     let weight = match store.take_vec(&name, &[d_out, d_in]) {
-        Some(w) => {
-            let mut t = vec![0.0f32; w.len()];
-            for o in 0..d_out {
-                for i in 0..d_in {
-                    t[i * d_out + o] = w[o * d_in + i];
-                }
-            }
-            Tensor::from_data(TensorData::new(t, [d_in, d_out]), device)
-        }
+        Some(w) => Tensor::from_data(
+            TensorData::new(transposed(&w, d_out, d_in), [d_in, d_out]),
+            device,
+        ),
         None => Tensor::zeros([d_in, d_out], device),
     };
     let bias =
@@ -630,6 +639,14 @@ mod tests {
         assert!(
             quantised.head_weights().is_none(),
             "int8 keys have no f32 heads"
+        );
+    }
+
+    #[test]
+    fn transposed_swaps_rows_and_columns() {
+        assert_eq!(
+            transposed(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 2, 3),
+            vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]
         );
     }
 

@@ -16,6 +16,7 @@ use burn::prelude::*;
 use burn::tensor::DType;
 
 use super::cpu::is_flex;
+use super::transposed;
 use crate::kernels::f16::{F16Matrix, FEW_ROWS};
 use crate::kernels::q8::Q8Matrix;
 
@@ -69,15 +70,8 @@ impl Dense {
     fn f32_weights(&self) -> Option<HostWeights> {
         if let Some(h) = &self.f16 {
             let (k, n) = (h.weight.k(), h.weight.n());
-            let by_output = h.weight.to_f32();
-            let mut values = vec![0.0f32; k * n];
-            for (c, row) in by_output.chunks_exact(k.max(1)).enumerate() {
-                for (kk, &v) in row.iter().enumerate() {
-                    values[kk * n + c] = v;
-                }
-            }
             return Some(HostWeights {
-                values,
+                values: transposed(&h.weight.to_f32(), n, k),
                 k,
                 n,
                 bias: h.bias.clone(),

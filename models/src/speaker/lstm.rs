@@ -16,7 +16,7 @@ use burn::tensor::activation::{sigmoid, tanh};
 
 use crate::kernels::Isa;
 use crate::kernels::lstm::Recurrence;
-use crate::nn::is_flex;
+use crate::nn::{is_flex, transposed};
 use crate::safetensors_load::TensorStore;
 
 /// One layer: `W_ihᵀ` `[in, 4H]`, `W_hhᵀ` `[H, 4H]`, `b_ih + b_hh` `[1, 4H]`, and on the
@@ -64,17 +64,6 @@ impl Layer {
     }
 }
 
-/// `[rows, cols]` row-major → its transpose, contiguous.
-fn transpose(values: &[f32], rows: usize, cols: usize) -> Vec<f32> {
-    let mut t = vec![0.0f32; values.len()];
-    for r in 0..rows {
-        for c in 0..cols {
-            t[c * rows + r] = values[r * cols + c];
-        }
-    }
-    t
-}
-
 impl Lstm {
     /// Reads `{prefix}.weight_ih_l{k}`, `weight_hh_l{k}`, `bias_ih_l{k}`, `bias_hh_l{k}`;
     /// problems are recorded in `store` (see [`TensorStore::finish`]).
@@ -93,7 +82,7 @@ impl Lstm {
                 let mut matrix = |name: &str, cols: usize| {
                     store
                         .take_vec(&format!("{prefix}.{name}_l{k}"), &[gates, cols])
-                        .map_or_else(|| vec![0.0; gates * cols], |w| transpose(&w, gates, cols))
+                        .map_or_else(|| vec![0.0; gates * cols], |w| transposed(&w, gates, cols))
                 };
                 let (w_ih_t, w_hh_t) = (matrix("weight_ih", d_in), matrix("weight_hh", hidden));
                 let b_ih = store.take::<1>(&format!("{prefix}.bias_ih_l{k}"), [gates], device);
@@ -262,13 +251,5 @@ mod tests {
                 .expect("f32");
             assert_eq!(chosen, run(crate::kernels::isa()));
         }
-    }
-
-    #[test]
-    fn transpose_swaps_rows_and_columns() {
-        assert_eq!(
-            transpose(&[1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 2, 3),
-            vec![1.0, 4.0, 2.0, 5.0, 3.0, 6.0]
-        );
     }
 }

@@ -2,9 +2,9 @@
 //!
 //! The cache holds, per layer, the self-attention keys/values of every position decoded
 //! so far and the encoder states; the cross-attention attends to those directly while the
-//! decode has few tokens and to their keys/values, computed once, after that. Feeding a prompt and then one token at a
-//! time gives the same logits as recomputing the whole sequence, which the fixture
-//! tests check against transformers' uncached forward.
+//! decode has few tokens and to their keys/values, computed once, after that. Feeding a
+//! prompt and then one token at a time gives the same logits as recomputing the whole
+//! sequence, which the fixture tests check against transformers' uncached forward.
 
 use std::sync::Arc;
 
@@ -48,7 +48,7 @@ pub struct DecoderLayer {
 impl DecoderLayer {
     fn load(store: &mut TensorStore, prefix: &str, c: &WhisperConfig, device: &Device) -> Self {
         let (d, h) = (c.d_model, c.decoder_attention_heads);
-        Self {
+        let mut layer = Self {
             self_attn_layer_norm: load_layer_norm(
                 store,
                 &format!("{prefix}.self_attn_layer_norm"),
@@ -85,14 +85,16 @@ impl DecoderLayer {
             ),
             mlp: GeluMlp::load(store, &format!("{prefix}."), d, c.decoder_ffn_dim, device),
             cross_heads: None,
-        }
-        .with_cross_heads()
+        };
+        layer.refresh_cross_heads();
+        layer
     }
 
-    /// Lays out the cross-attention's key/value weights per head (see `cross_heads`).
-    fn with_cross_heads(mut self) -> Self {
+    /// Lays out the cross-attention's key/value weights per head (see `cross_heads`),
+    /// again whenever those projections change form: once quantised they have no f32
+    /// heads, and decodes go through their keys/values.
+    fn refresh_cross_heads(&mut self) {
         self.cross_heads = self.encoder_attn.head_weights().map(Arc::new);
-        self
     }
 
     /// Holds in f16 ([`crate::nn::Dense::hold_f16`]) the matrices a decoder step
@@ -157,8 +159,9 @@ impl LayerCache {
     }
 }
 
-/// Decoding state of a batch of utterances: cross-attention keys/values of their encoder
-/// states and the self-attention keys/values of the tokens decoded so far.
+/// Decoding state of a batch of utterances: their encoder states (and, once the decode is
+/// long, the cross-attention keys/values of those) and the self-attention keys/values of
+/// the tokens decoded so far.
 #[derive(Debug, Clone)]
 pub struct DecoderCache {
     layers: Vec<LayerCache>,
@@ -336,15 +339,19 @@ impl WhisperDecoder {
     pub fn quantize_q8(&mut self) -> usize {
         self.layers
             .iter_mut()
-            .flat_map(|l| {
+            .map(|l| {
                 let [a, b, c, d] = l.self_attn.projections_mut();
                 let [e, f, g, h] = l.encoder_attn.projections_mut();
                 let [i, j] = l.mlp.projections_mut();
-                [a, b, c, d, e, f, g, h, i, j]
+                let done = [a, b, c, d, e, f, g, h, i, j]
+                    .into_iter()
+                    .map(|dense| dense.quantize_q8())
+                    .filter(|&done| done)
+                    .count();
+                l.refresh_cross_heads();
+                done
             })
-            .map(|dense| dense.quantize_q8())
-            .filter(|&done| done)
-            .count()
+            .sum()
     }
 
     /// How many of the layers' matrices are held in f16 (see `DecoderLayer::hold_f16`:
