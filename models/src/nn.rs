@@ -17,10 +17,11 @@ use crate::safetensors_load::TensorStore;
 
 mod cpu;
 mod dense;
+pub(crate) mod host;
 mod token_embedding;
 
-pub(crate) use cpu::is_flex;
 pub use cpu::{attention, gelu};
+pub(crate) use cpu::{gelu_slice, is_flex};
 pub use dense::Dense;
 pub use token_embedding::{TokenEmbedding, select_rows};
 
@@ -63,6 +64,9 @@ pub fn load_linear(
     }
 }
 
+/// The ε of every LayerNorm [`load_layer_norm`] makes (`torch.nn.LayerNorm`'s default).
+pub const LAYER_NORM_EPSILON: f64 = 1e-5;
+
 /// `{prefix}.weight` and `{prefix}.bias` as a LayerNorm (`torch.nn.LayerNorm`, eps 1e-5).
 pub fn load_layer_norm(
     store: &mut TensorStore,
@@ -70,7 +74,9 @@ pub fn load_layer_norm(
     d: usize,
     device: &Device,
 ) -> LayerNorm {
-    let mut ln = LayerNormConfig::new(d).with_epsilon(1e-5).init(device);
+    let mut ln = LayerNormConfig::new(d)
+        .with_epsilon(LAYER_NORM_EPSILON)
+        .init(device);
     ln.gamma = Param::from_tensor(store.take(&format!("{prefix}.weight"), [d], device));
     ln.beta = Some(Param::from_tensor(store.take(
         &format!("{prefix}.bias"),

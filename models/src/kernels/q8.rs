@@ -163,28 +163,66 @@ impl Q8Matrix {
         isa: Isa,
     ) {
         super::check_matmul_shapes(x, out, bias, [m, self.k, self.n]);
+        let acts = Activations::quantize(x, m, self.k, isa);
+        self.matmul_quantized(&acts, bias, out, Epilogue::Store, isa);
+    }
+
+    /// `out[m, n] ← epilogue(acts · W + bias)` for activations already quantised (one
+    /// quantisation can feed several matrices that read the same input, as the query,
+    /// key and value projections do); `isa` must be one of [`Isa::available`].
+    pub fn matmul_quantized(
+        &self,
+        acts: &Activations,
+        bias: Option<&[f32]>,
+        out: &mut [f32],
+        epilogue: Epilogue,
+        isa: Isa,
+    ) {
+        let m = acts.m;
+        assert_eq!(
+            acts.groups, self.groups,
+            "activations of {} groups for a {}-input matrix",
+            acts.groups, self.k
+        );
+        assert_eq!(
+            out.len(),
+            m * self.n,
+            "output of {} values for [{m}, {}]",
+            out.len(),
+            self.n
+        );
+        if let Some(b) = bias {
+            assert_eq!(
+                b.len(),
+                self.n,
+                "bias of {} values for {} outputs",
+                b.len(),
+                self.n
+            );
+        }
         if m == 0 || self.n == 0 {
             return;
         }
-        let acts = Activations::quantize(x, m, self.k, isa);
         let panels = self.packed.len() / (PANEL_N * self.groups * GROUP).max(1);
         let row_blocks = m.div_ceil(PANEL_M);
-        let out_ptr = SendPtr(out.as_mut_ptr());
+        let dst = Destination {
+            out: SendPtr(out.as_mut_ptr()),
+            bias,
+            epilogue,
+        };
         // Neighbouring tasks share a weight panel.
         let run = |task: usize| {
             let (p, rb) = (task / row_blocks, task % row_blocks);
             let rows = rb * PANEL_M..m.min((rb + 1) * PANEL_M);
             // SAFETY: each task writes only its own rows × columns of `out`, which
             // outlives the loop; the rectangles of different tasks are disjoint.
-            unsafe { self.tile(&acts, rows, p, bias, out_ptr, isa) }
+            unsafe { self.tile(acts, rows, p, dst, isa) }
         };
         if self.groups == 0 {
             // k = 0: the product is empty, the output is the bias.
+            let zeros = vec![0.0f32; self.n];
             for row in out.chunks_exact_mut(self.n) {
-                match bias {
-                    Some(b) => row.copy_from_slice(b),
-                    None => row.fill(0.0),
-                }
+                finish_row(row, &zeros, bias.unwrap_or(&zeros), epilogue);
             }
         } else if m * self.n * self.k < PARALLEL_MIN {
             (0..panels * row_blocks).for_each(run);
@@ -196,17 +234,21 @@ impl Q8Matrix {
     /// Columns `p·32 .. p·32+32` of rows `rows`.
     ///
     /// # Safety
-    /// `out` points to `acts.m × self.n` floats that no one else writes in this
+    /// `dst.out` points to `acts.m × self.n` floats that no one else writes in this
     /// rectangle.
     unsafe fn tile(
         &self,
         acts: &Activations,
         rows: std::ops::Range<usize>,
         p: usize,
-        bias: Option<&[f32]>,
-        out: SendPtr,
+        dst: Destination,
         isa: Isa,
     ) {
+        let Destination {
+            out,
+            bias,
+            epilogue,
+        } = dst;
         let k32 = self.groups * GROUP;
         let w = Panel {
             packed: &self.packed[p * PANEL_N * k32..(p + 1) * PANEL_N * k32],
@@ -224,6 +266,13 @@ impl Q8Matrix {
         while r0 < rows.end {
             let n_rows = step.min(rows.end - r0);
             let a = acts.rows(r0, n_rows);
+            // The outputs these rows will be written to (or added to): fetched while the
+            // integer products run, since rows of a wide output are far apart in memory
+            // and each would otherwise miss the cache when its sums are stored.
+            for row in r0..r0 + n_rows {
+                // SAFETY: row < m and c0 < n: inside the caller's buffer.
+                prefetch(unsafe { out.0.add(row * self.n + c0) }, cols);
+            }
             match isa {
                 // SAFETY: `isa` is one the CPU supports (checked by the caller).
                 #[cfg(target_arch = "x86_64")]
@@ -237,18 +286,30 @@ impl Q8Matrix {
                 // SAFETY: row < m and c0 + cols ≤ n, inside the caller's buffer.
                 let dst =
                     unsafe { std::slice::from_raw_parts_mut(out.0.add(row * self.n + c0), cols) };
-                match bias {
-                    Some(b) => {
-                        for ((d, &s), &b) in dst.iter_mut().zip(row_sums).zip(&b[c0..]) {
-                            *d = s + b;
-                        }
-                    }
-                    None => dst.copy_from_slice(&row_sums[..cols]),
-                }
+                let zeros = [0.0f32; PANEL_N];
+                let b = bias.map_or(&zeros[..cols], |b| &b[c0..c0 + cols]);
+                finish_row(dst, &row_sums[..cols], b, epilogue);
             }
             r0 += n_rows;
         }
     }
+}
+
+/// Asks the CPU to bring the `len` floats at `at` into L1 (a hint: no effect on results).
+#[inline(always)]
+fn prefetch(at: *const f32, len: usize) {
+    #[cfg(target_arch = "x86_64")]
+    for line in (0..len).step_by(16) {
+        // SAFETY: prefetching never faults, whatever the address; the callers pass
+        // addresses inside their buffer anyway.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                at.wrapping_add(line).cast(),
+            )
+        };
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = (at, len);
 }
 
 /// Position of weight `(column c, input kk)` in the packed layout.
@@ -285,7 +346,8 @@ struct Rows<'a> {
 type RowParts<'a> = (((&'a [f32], &'a mut [i8]), &'a mut [f32]), &'a mut [i32]);
 
 /// Activations quantised per (row, group): `q = round(x / s)`, `s = max |x| / 127`.
-struct Activations {
+pub struct Activations {
+    m: usize,
     groups: usize,
     /// `[m][groups · 32]`, zero in the padding.
     q: Vec<i8>,
@@ -294,36 +356,52 @@ struct Activations {
 }
 
 impl Activations {
-    fn quantize(x: &[f32], m: usize, k: usize, isa: Isa) -> Self {
+    /// `x` (`[m, k]`) quantised with `isa` (one of [`Isa::available`]).
+    pub fn quantize(x: &[f32], m: usize, k: usize, isa: Isa) -> Self {
+        let mut acts = Self {
+            m: 0,
+            groups: 0,
+            q: Vec::new(),
+            scales: Vec::new(),
+            sums: Vec::new(),
+        };
+        acts.requantize(x, m, k, isa);
+        acts
+    }
+
+    /// Quantises `x` (`[m, k]`) into these buffers, reusing their memory (a model's
+    /// layers quantise inputs of the same few shapes over and over).
+    pub fn requantize(&mut self, x: &[f32], m: usize, k: usize, isa: Isa) {
+        assert_eq!(x.len(), m * k, "input of {} values for [{m}, {k}]", x.len());
         let groups = k.div_ceil(GROUP);
         let k32 = groups * GROUP;
-        let mut q = vec![0i8; m * k32];
-        let mut scales = vec![0.0f32; m * groups];
-        let mut sums = vec![0i32; m * groups];
-        if groups > 0 {
-            let run = |(((x, q), s), sum): RowParts| {
-                quantize_row(x, q, s, sum, isa);
-            };
-            if m * k < PARALLEL_MIN {
-                x.chunks_exact(k)
-                    .zip(q.chunks_exact_mut(k32))
-                    .zip(scales.chunks_exact_mut(groups))
-                    .zip(sums.chunks_exact_mut(groups))
-                    .for_each(run);
-            } else {
-                x.par_chunks_exact(k)
-                    .zip(q.par_chunks_exact_mut(k32))
-                    .zip(scales.par_chunks_exact_mut(groups))
-                    .zip(sums.par_chunks_exact_mut(groups))
-                    .with_min_len(8)
-                    .for_each(run);
-            }
+        self.m = m;
+        self.groups = groups;
+        // Every byte is rewritten below (a last part-group is padded with zeros), so
+        // the buffers are only resized.
+        self.q.resize(m * k32, 0);
+        self.scales.resize(m * groups, 0.0);
+        self.sums.resize(m * groups, 0);
+        if groups == 0 {
+            return;
         }
-        Self {
-            groups,
-            q,
-            scales,
-            sums,
+        let (q, scales, sums) = (&mut self.q, &mut self.scales, &mut self.sums);
+        let run = |(((x, q), s), sum): RowParts| {
+            quantize_row(x, q, s, sum, isa);
+        };
+        if m * k < PARALLEL_MIN {
+            x.chunks_exact(k)
+                .zip(q.chunks_exact_mut(k32))
+                .zip(scales.chunks_exact_mut(groups))
+                .zip(sums.chunks_exact_mut(groups))
+                .for_each(run);
+        } else {
+            x.par_chunks_exact(k)
+                .zip(q.par_chunks_exact_mut(k32))
+                .zip(scales.par_chunks_exact_mut(groups))
+                .zip(sums.par_chunks_exact_mut(groups))
+                .with_min_len(8)
+                .for_each(run);
         }
     }
 
@@ -422,6 +500,41 @@ struct SendPtr(*mut f32);
 unsafe impl Send for SendPtr {}
 // SAFETY: as above.
 unsafe impl Sync for SendPtr {}
+
+/// Where a matmul's tasks write: the output buffer, the bias and what to do with each
+/// finished value.
+#[derive(Clone, Copy)]
+struct Destination<'a> {
+    out: SendPtr,
+    bias: Option<&'a [f32]>,
+    epilogue: Epilogue,
+}
+
+/// What a matmul does with each finished output `s + b` (the product plus the bias).
+#[derive(Clone, Copy)]
+pub enum Epilogue {
+    /// `out = s + b`.
+    Store,
+    /// `out += s + b`: a residual connection added in place.
+    Accumulate,
+}
+
+/// Writes one run of finished outputs: `dst ← epilogue(sums + bias)`.
+#[inline]
+fn finish_row(dst: &mut [f32], sums: &[f32], bias: &[f32], epilogue: Epilogue) {
+    match epilogue {
+        Epilogue::Accumulate => {
+            for ((d, &s), &b) in dst.iter_mut().zip(sums).zip(bias) {
+                *d += s + b;
+            }
+        }
+        Epilogue::Store => {
+            for ((d, &s), &b) in dst.iter_mut().zip(sums).zip(bias) {
+                *d = s + b;
+            }
+        }
+    }
+}
 
 /// f32 results of `a.n` activation rows with one 32-column panel, in plain Rust.
 fn panel_scalar(a: &Rows, w: &Panel, out: &mut [[f32; PANEL_N]; ROWS_MAX]) {
@@ -884,5 +997,34 @@ mod tests {
         let mut out = vec![f32::NAN; 6];
         q.matmul(&[], 2, Some(&[1.0, 2.0, 3.0]), &mut out);
         assert_eq!(out, [1.0, 2.0, 3.0, 1.0, 2.0, 3.0]);
+    }
+
+    /// Activations quantised once (into reused buffers, after a larger and a smaller
+    /// input) feed several matrices exactly as a fresh quantisation per matmul does, and
+    /// `Accumulate` adds the product to what the output held, on every path.
+    #[test]
+    fn reused_activations_and_accumulate_equal_separate_matmuls() {
+        let (m, k) = (13, 70);
+        let x = values(m * k, 0.91, 1.5);
+        let mut acts = Activations::quantize(&values(40 * 96, 0.2, 1.0), 40, 96, Isa::Scalar);
+        for isa in Isa::available() {
+            acts.requantize(&values(3 * 33, 0.4, 1.0), 3, 33, isa);
+            acts.requantize(&x, m, k, isa);
+            for (n, seed) in [(50, 0.37), (32, 0.53)] {
+                let w = Q8Matrix::from_in_out(&values(k * n, seed, 0.2), k, n);
+                let bias = values(n, 1.7, 0.5);
+                let mut fresh = vec![0.0f32; m * n];
+                w.matmul_with(&x, m, Some(&bias), &mut fresh, isa);
+                let mut stored = vec![f32::NAN; m * n];
+                w.matmul_quantized(&acts, Some(&bias), &mut stored, Epilogue::Store, isa);
+                assert_eq!(stored, fresh, "{isa:?} n={n}: store");
+                let residual = values(m * n, 2.3, 3.0);
+                let mut summed = residual.clone();
+                w.matmul_quantized(&acts, Some(&bias), &mut summed, Epilogue::Accumulate, isa);
+                for ((s, r), f) in summed.iter().zip(&residual).zip(&fresh) {
+                    assert_eq!(*s, r + f, "{isa:?} n={n}: accumulate");
+                }
+            }
+        }
     }
 }

@@ -83,7 +83,7 @@ pub fn attention(q: Tensor<4>, k: Tensor<4>, v: Tensor<4>) -> Tensor<4> {
 
 /// `row ← softmax(row · scale)` (`scale > 0`) with the instruction set `isa` (which the
 /// caller has checked the CPU supports, see [`Isa::available`]).
-fn softmax_row(row: &mut [f32], scale: f32, isa: Isa) {
+pub(crate) fn softmax_row(row: &mut [f32], scale: f32, isa: Isa) {
     match isa {
         // SAFETY (both): `isa` is at most the detected level, so the CPU has the features
         // the functions are compiled for.
@@ -162,7 +162,7 @@ fn exp_nonpositive(x: f32) -> f32 {
 }
 
 /// GELU in place with the instruction set `isa` (the loop is written to vectorise).
-fn gelu_slice(values: &mut [f32], isa: Isa) {
+pub(crate) fn gelu_slice(values: &mut [f32], isa: Isa) {
     match isa {
         // SAFETY (both): `isa` is at most the detected level.
         #[cfg(target_arch = "x86_64")]

@@ -158,6 +158,12 @@ impl Dense {
         self.q8.is_some()
     }
 
+    /// The int8 weight and the bias, once quantised: for layers that run whole on host
+    /// buffers (see [`crate::nn::host`]).
+    pub(crate) fn q8_parts(&self) -> Option<(&Q8Matrix, Option<&[f32]>)> {
+        self.q8.as_ref().map(|l| (&l.weight, l.bias.as_deref()))
+    }
+
     /// Applies the layer.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         if let Some(q8) = &self.q8 {

@@ -12,7 +12,8 @@ use burn::nn::conv::Conv1d;
 use burn::prelude::*;
 
 use super::WhisperError;
-use crate::nn::{GeluMlp, MultiHeadAttention, gelu, load_conv1d, load_layer_norm};
+use super::host_layers::{self, HostLayer};
+use crate::nn::{GeluMlp, MultiHeadAttention, gelu, is_flex, load_conv1d, load_layer_norm};
 use crate::safetensors_load::TensorStore;
 use serde::{Deserialize, Serialize};
 
@@ -95,6 +96,17 @@ impl EncoderLayer {
     fn forward(&self, x: Tensor<3>) -> Tensor<3> {
         let x = x.clone() + self.self_attn.forward(self.self_attn_layer_norm.forward(x));
         x.clone() + self.mlp.forward(self.final_layer_norm.forward(x))
+    }
+
+    /// The layer on host buffers, once all its projections are quantised for the CPU.
+    fn host(&self) -> Option<HostLayer<'_>> {
+        HostLayer::new(
+            &self.self_attn_layer_norm,
+            self.self_attn.projections(),
+            self.self_attn.n_heads,
+            &self.final_layer_norm,
+            self.mlp.projections(),
+        )
     }
 }
 
@@ -209,23 +221,58 @@ impl WhisperEncoder {
                 self.layers.len()
             )));
         }
-        let mut x = self.embed(features)?;
+        let x = self.embed(features)?;
+        let (x, tapped) = self.run_layers(x, taps);
+        Ok((self.finish(x), tapped))
+    }
+
+    /// The transformer layers over `x`, with the states after `tap` layers for each of
+    /// `taps` (all within `0..=layers`), in the order given. Once the layers are
+    /// quantised on the CPU they run on host buffers ([`host_layers`]); otherwise
+    /// through burn.
+    fn run_layers(&self, x: Tensor<3>, taps: &[usize]) -> (Tensor<3>, Vec<Tensor<3>>) {
         let mut tapped: Vec<Option<Tensor<3>>> = vec![None; taps.len()];
-        let mut keep = |done: usize, x: &Tensor<3>| {
+        let mut keep = |done: usize, x: &dyn Fn() -> Tensor<3>| {
             for (slot, _) in tapped.iter_mut().zip(taps).filter(|(_, t)| **t == done) {
-                *slot = Some(x.clone());
+                *slot = Some(x());
             }
         };
-        keep(0, &x);
-        for (i, layer) in self.layers.iter().enumerate() {
-            x = layer.forward(x);
-            keep(i + 1, &x);
-        }
+        let host: Option<Vec<HostLayer>> =
+            if is_flex(&x.device()) && x.dtype() == burn::tensor::DType::F32 {
+                self.layers.iter().map(EncoderLayer::host).collect()
+            } else {
+                None
+            };
+        let x = match host {
+            Some(layers) => {
+                let (device, dims) = (x.device(), x.dims());
+                let [batch, t, _] = dims;
+                let mut values = match x.into_data().try_into_vec::<f32>() {
+                    Ok(v) => v,
+                    Err(e) => unreachable!("a flex f32 tensor reads as f32: {e:?}"),
+                };
+                let tensor =
+                    |v: Vec<f32>| Tensor::<3>::from_data(TensorData::new(v, dims), &device);
+                host_layers::run(&layers, &mut values, batch, t, |done, x| {
+                    keep(done, &|| tensor(x.to_vec()))
+                });
+                tensor(values)
+            }
+            None => {
+                let mut x = x;
+                keep(0, &|| x.clone());
+                for (i, layer) in self.layers.iter().enumerate() {
+                    x = layer.forward(x);
+                    keep(i + 1, &|| x.clone());
+                }
+                x
+            }
+        };
         let tapped = tapped
             .into_iter()
             .map(|t| t.expect("every tap is within 0..=layers, checked above"))
             .collect();
-        Ok((self.finish(x), tapped))
+        (x, tapped)
     }
 
     /// Quantises every linear layer to int8 for the CPU kernel (see
@@ -254,15 +301,73 @@ impl WhisperEncoder {
     }
 
     /// The transformer layers (bidirectional attention over all given positions).
-    pub fn layers_forward(&self, mut x: Tensor<3>) -> Tensor<3> {
-        for layer in &self.layers {
-            x = layer.forward(x);
-        }
-        x
+    pub fn layers_forward(&self, x: Tensor<3>) -> Tensor<3> {
+        self.run_layers(x, &[]).0
     }
 
     /// The final LayerNorm.
     pub fn finish(&self, x: Tensor<3>) -> Tensor<3> {
         self.layer_norm.forward(x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Whisper;
+    use super::*;
+
+    fn values(t: Tensor<3>) -> Vec<f32> {
+        t.into_data().try_into_vec::<f32>().expect("f32")
+    }
+
+    /// Once quantised, the layers run on host buffers; their states (every tap and the
+    /// output, two sequences, a length that is not a multiple of any block) equal those
+    /// of the same int8 layers run through burn's ops, up to the order of f32 additions
+    /// (which can move an activation across an int8 rounding boundary: hence a bound
+    /// relative to the states' scale, not 1e-6).
+    #[test]
+    fn host_layers_equal_the_tensor_path() {
+        let device = Device::flex();
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/tiny-whisper");
+        let mut encoder = Whisper::load(&dir, &device).expect("tiny whisper").encoder;
+        assert_eq!(encoder.quantize_q8(), 12);
+        let (batch, mels, frames) = (2, encoder.n_mels, 75);
+        let features: Vec<f32> = (0..batch * mels * frames)
+            .map(|i| (i as f32 * 0.013).sin() * 1.5 - 0.3)
+            .collect();
+        let features =
+            Tensor::<3>::from_data(TensorData::new(features, [batch, mels, frames]), &device);
+        assert!(encoder.layers.iter().all(|l| l.host().is_some()));
+
+        let taps = [2, 0, 1];
+        let (host_out, host_taps) = encoder
+            .forward_with_taps(features.clone(), &taps)
+            .expect("host path");
+        let mut x = encoder.embed(features).expect("embed");
+        let mut tensor_states = vec![x.clone()];
+        for layer in &encoder.layers {
+            x = layer.forward(x);
+            tensor_states.push(x.clone());
+        }
+        let tensor_out = encoder.finish(x);
+
+        let check = |what: &str, got: Tensor<3>, want: Tensor<3>| {
+            assert_eq!(got.dims(), want.dims(), "{what}");
+            let (got, want) = (values(got), values(want));
+            let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let diff = got
+                .iter()
+                .zip(&want)
+                .fold(0.0f32, |m, (g, w)| m.max((g - w).abs()));
+            println!("{what}: max |Δ| {diff:.2e}, scale {scale:.2}");
+            assert!(
+                diff <= 1e-4 * scale.max(1.0),
+                "{what}: max |Δ| {diff} (scale {scale})"
+            );
+        };
+        for (tap, got) in taps.iter().zip(host_taps) {
+            check(&format!("tap {tap}"), got, tensor_states[*tap].clone());
+        }
+        check("output", host_out, tensor_out);
     }
 }

@@ -4,6 +4,7 @@
 mod config;
 mod decoder;
 mod encoder;
+mod host_layers;
 
 use std::path::Path;
 
