@@ -148,33 +148,17 @@ pub(crate) fn attention(
             let rows = QUERY_BLOCK.min(t - r0);
             let scores = &mut scores[..rows * t];
             let first = seq * t * d + h * dh;
-            let (d_i, t_i) = (d as isize, t as isize);
-            // SAFETY: every pointer below stays inside its buffer (first row/column and
-            // strides are within `[batch · t, d]`, asserted above; `scores` holds
-            // `rows × t`); the `ctx` rectangle (rows r0.., columns of head h, sequence
-            // seq) is written by this task only.
+            // SAFETY (both products): every view stays inside its buffer (first row and
+            // column and the strides are within `[batch · t, d]`, asserted above;
+            // `scores` holds `rows × t`); the `ctx` rectangle (rows r0.., columns of head
+            // h, sequence seq) is written by this task only.
             unsafe {
                 // scores[i, j] = q[r0 + i, head] · k[j, head]
-                gemm::gemm(
-                    rows,
-                    t,
-                    dh,
-                    scores.as_mut_ptr(),
-                    1,
-                    t_i,
-                    false,
-                    q.as_ptr().add(first + r0 * d),
-                    1,
-                    d_i,
-                    k.as_ptr().add(first),
-                    d_i,
-                    1,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
+                single_thread_matmul(
+                    [rows, t, dh],
+                    Strided::rows(scores.as_mut_ptr(), t),
+                    Strided::rows(q.as_ptr().add(first + r0 * d), d),
+                    Strided::columns(k.as_ptr().add(first), d),
                 );
             }
             for row in scores.chunks_exact_mut(t) {
@@ -183,30 +167,80 @@ pub(crate) fn attention(
             // SAFETY: as above.
             unsafe {
                 // ctx[r0 + i, head] = Σ_j p[i, j] · v[j, head]
-                gemm::gemm(
-                    rows,
-                    dh,
-                    t,
-                    out.at(first + r0 * d),
-                    1,
-                    d_i,
-                    false,
-                    scores.as_ptr(),
-                    1,
-                    t_i,
-                    v.as_ptr().add(first),
-                    1,
-                    d_i,
-                    0.0,
-                    1.0,
-                    false,
-                    false,
-                    false,
-                    gemm::Parallelism::None,
+                single_thread_matmul(
+                    [rows, dh, t],
+                    Strided::rows(out.at(first + r0 * d), d),
+                    Strided::rows(scores.as_ptr(), t),
+                    Strided::rows(v.as_ptr().add(first), d),
                 );
             }
         },
     );
+}
+
+/// A matrix view: element `(i, j)` at `ptr + i·row + j·col`.
+#[derive(Clone, Copy)]
+struct Strided<P> {
+    ptr: P,
+    row: isize,
+    col: isize,
+}
+
+impl<P> Strided<P> {
+    /// Rows of contiguous values, `stride` apart.
+    fn rows(ptr: P, stride: usize) -> Self {
+        Self {
+            ptr,
+            row: stride as isize,
+            col: 1,
+        }
+    }
+
+    /// The transpose of [`rows`](Self::rows): element `(i, j)` is row `j`'s value `i`.
+    fn columns(ptr: P, stride: usize) -> Self {
+        Self {
+            ptr,
+            row: 1,
+            col: stride as isize,
+        }
+    }
+}
+
+/// `dst[m, n] = lhs[m, k] · rhs[k, n]` on the calling thread (the callers run many of
+/// these side by side), with `gemm`'s kernels for this CPU.
+///
+/// # Safety
+/// Every view addresses valid memory for its shape; `dst` is written by no one else.
+unsafe fn single_thread_matmul(
+    [m, n, k]: [usize; 3],
+    dst: Strided<*mut f32>,
+    lhs: Strided<*const f32>,
+    rhs: Strided<*const f32>,
+) {
+    // SAFETY: the caller's contract.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.ptr,
+            dst.col,
+            dst.row,
+            false,
+            lhs.ptr,
+            lhs.col,
+            lhs.row,
+            rhs.ptr,
+            rhs.col,
+            rhs.row,
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::None,
+        );
+    }
 }
 
 /// The output pointer the attention tasks share (they write disjoint rectangles).
