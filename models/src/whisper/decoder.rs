@@ -331,29 +331,6 @@ impl WhisperDecoder {
         Ok(last.matmul(w.transpose()))
     }
 
-    /// Quantises every linear layer to int8 for the CPU kernel (see
-    /// [`crate::nn::Dense::quantize_q8`]); the output projection (the token embedding)
-    /// stays f32. Returns how many were. `--quant q8` leaves the decoder in f32 (in int8
-    /// it moves Whisper base's label logits by up to 0.36, over the 0.25 guard); this is
-    /// for experiments.
-    pub fn quantize_q8(&mut self) -> usize {
-        self.layers
-            .iter_mut()
-            .map(|l| {
-                let [a, b, c, d] = l.self_attn.projections_mut();
-                let [e, f, g, h] = l.encoder_attn.projections_mut();
-                let [i, j] = l.mlp.projections_mut();
-                let done = [a, b, c, d, e, f, g, h, i, j]
-                    .into_iter()
-                    .map(|dense| dense.quantize_q8())
-                    .filter(|&done| done)
-                    .count();
-                l.refresh_cross_heads();
-                done
-            })
-            .sum()
-    }
-
     /// How many of the layers' matrices are held in f16 (see `DecoderLayer::hold_f16`:
     /// eight a layer on the CPU backend with an f16 checkpoint).
     pub fn f16_matrices(&self) -> usize {
