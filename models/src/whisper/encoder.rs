@@ -324,7 +324,7 @@ mod tests {
     /// output, two sequences, a length that is not a multiple of any block) equal those
     /// of the same int8 layers run through burn's ops, up to the order of f32 additions
     /// (which can move an activation across an int8 rounding boundary: hence a bound
-    /// relative to the states' scale, not 1e-6).
+    /// relative to the states' scale, not 1e-6), on every instruction set's host kernels.
     #[test]
     fn host_layers_equal_the_tensor_path() {
         let device = Device::flex();
@@ -340,6 +340,7 @@ mod tests {
         assert!(encoder.layers.iter().all(|l| l.host().is_some()));
 
         let taps = [2, 0, 1];
+        let features_again = features.clone();
         let (host_out, host_taps) = encoder
             .forward_with_taps(features.clone(), &taps)
             .expect("host path");
@@ -369,5 +370,23 @@ mod tests {
             check(&format!("tap {tap}"), got, tensor_states[*tap].clone());
         }
         check("output", host_out, tensor_out);
+
+        // Every instruction set's host kernels give the same states (the int8 sums are
+        // exact on every path; softmax and GELU agree within 1e-6).
+        let layers: Vec<HostLayer> = encoder
+            .layers
+            .iter()
+            .filter_map(EncoderLayer::host)
+            .collect();
+        let embedded = encoder.embed(features_again).expect("embed");
+        let dims = embedded.dims();
+        let start = values(embedded);
+        let want = tensor_states.last().expect("layers ran").clone();
+        for isa in crate::kernels::Isa::available() {
+            let mut x = start.clone();
+            host_layers::run_with(&layers, &mut x, batch, dims[1], isa, |_, _| {});
+            let got = Tensor::<3>::from_data(TensorData::new(x, dims), &device);
+            check(&format!("{isa:?} after every layer"), got, want.clone());
+        }
     }
 }

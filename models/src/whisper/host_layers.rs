@@ -161,9 +161,20 @@ pub(super) fn run(
     x: &mut [f32],
     batch: usize,
     t: usize,
+    tap: impl FnMut(usize, &[f32]),
+) {
+    run_with(layers, x, batch, t, isa(), tap);
+}
+
+/// [`run`] with the kernels of `isa` (one of [`Isa::available`]).
+pub(super) fn run_with(
+    layers: &[HostLayer],
+    x: &mut [f32],
+    batch: usize,
+    t: usize,
+    isa: Isa,
     mut tap: impl FnMut(usize, &[f32]),
 ) {
-    let isa = isa();
     BUFFERS.with_borrow_mut(|buf| {
         tap(0, x);
         for (i, layer) in layers.iter().enumerate() {
