@@ -3,9 +3,11 @@
 //! Two ways, chosen on the command line:
 //! * **Online clustering** (`--speakers N`): each embedding joins the most similar known
 //!   speaker, or opens a new one (`S1`, `S2`, … in order of first appearance) when it is
-//!   less similar than [`NEW_SPEAKER_BELOW`] to all of them and fewer than `N` exist. A
-//!   label once given is never changed: the past is not relabelled, so what the log and
-//!   the dashboard showed stays true. Centroids are running sums of member embeddings.
+//!   less similar than [`NEW_SPEAKER_BELOW`] to all of them, fewer than `N` exist and the
+//!   utterance lasts at least [`OPENS_FROM_S`] (a shorter one is too noisy to found a
+//!   voice on, and joins the nearest). A label once given is never changed: the past is
+//!   not relabelled, so what the log and the dashboard showed stays true. Centroids are
+//!   running sums of member embeddings.
 //! * **Enrolment** (`--enroll NAME=FILE`): each embedding goes to the most similar
 //!   enrolled voice, or to [`UNKNOWN`] when even that is less similar than
 //!   [`ENROLLED_AT_LEAST`].
@@ -20,6 +22,15 @@ pub const UNKNOWN: &str = "unknown";
 /// exist). Same-speaker utterances of 1–10 s sit mostly above it, different speakers
 /// mostly below.
 pub const NEW_SPEAKER_BELOW: f32 = 0.75;
+
+/// Shortest utterance, seconds, that may open a new speaker: 0.75 of the encoder's 1.6 s
+/// partial window, resemblyzer's own minimum coverage of a window. Shorter utterances are
+/// embedded from one window that is mostly padding; their same-speaker similarities spread
+/// widest, and in `bench speakers` (seeds 1, 3, 4) most wrongly opened second speakers
+/// were the second utterance of the first speaker's first turn, short and unlike the
+/// first. Opening only from 1.2 s raised `--speakers 2` from 78.7 % to 81.6 % there
+/// (README, "Who is speaking").
+pub const OPENS_FROM_S: f32 = 1.2;
 
 /// Cosine similarity an utterance needs to an enrolled voice to be given its name.
 /// Chosen on `bench speakers --seed 1`: 0.65 names 91 % of utterances right with 4 %
@@ -83,8 +94,14 @@ impl Voice {
 
 #[derive(Debug, Clone)]
 enum Mode {
-    Cluster { max: usize, threshold: f32 },
-    Enrolled { threshold: f32 },
+    Cluster {
+        max: usize,
+        threshold: f32,
+        opens_from_s: f32,
+    },
+    Enrolled {
+        threshold: f32,
+    },
 }
 
 /// Assigns a speaker to each utterance embedding, in session order.
@@ -98,16 +115,25 @@ pub struct SpeakerTracker {
 impl SpeakerTracker {
     /// Online clustering into at most `max` speakers.
     pub fn clustering(max: usize) -> Result<Self, TrackError> {
-        Self::clustering_with(max, NEW_SPEAKER_BELOW)
+        Self::clustering_with(max, NEW_SPEAKER_BELOW, OPENS_FROM_S)
     }
 
-    /// Online clustering with an explicit new-speaker threshold.
-    pub fn clustering_with(max: usize, threshold: f32) -> Result<Self, TrackError> {
+    /// Online clustering with an explicit new-speaker threshold and shortest opening
+    /// utterance (seconds).
+    pub fn clustering_with(
+        max: usize,
+        threshold: f32,
+        opens_from_s: f32,
+    ) -> Result<Self, TrackError> {
         if max == 0 {
             return Err(TrackError::NoSpeakers);
         }
         Ok(Self {
-            mode: Mode::Cluster { max, threshold },
+            mode: Mode::Cluster {
+                max,
+                threshold,
+                opens_from_s,
+            },
             voices: Vec::new(),
             dim: None,
         })
@@ -142,9 +168,14 @@ impl SpeakerTracker {
     /// How this tracker tells speakers apart, for the session log.
     pub fn setup(&self) -> super::SpeakerSetup {
         match self.mode {
-            Mode::Cluster { max, threshold } => super::SpeakerSetup::Cluster {
+            Mode::Cluster {
+                max,
+                threshold,
+                opens_from_s,
+            } => super::SpeakerSetup::Cluster {
                 max,
                 new_speaker_below: threshold,
+                opens_from_s,
             },
             Mode::Enrolled { threshold } => super::SpeakerSetup::Enrolled {
                 names: self.voices.iter().map(|v| v.label.clone()).collect(),
@@ -171,8 +202,18 @@ impl SpeakerTracker {
         }
     }
 
-    /// The speaker of the next utterance, whose embedding is `embedding`.
+    /// The speaker of the next utterance, whose embedding is `embedding`, when its length
+    /// is not known (it may open a new speaker); see [`assign_speech`](Self::assign_speech).
     pub fn assign(&mut self, embedding: &[f32]) -> Result<Assignment, TrackError> {
+        self.assign_speech(embedding, f32::INFINITY)
+    }
+
+    /// The speaker of the next utterance, `seconds` long, whose embedding is `embedding`.
+    pub fn assign_speech(
+        &mut self,
+        embedding: &[f32],
+        seconds: f32,
+    ) -> Result<Assignment, TrackError> {
         self.check_dim(embedding)?;
         let best = self
             .voices
@@ -193,9 +234,17 @@ impl SpeakerTracker {
                     new: false,
                 },
             }),
-            Mode::Cluster { max, threshold } => {
+            Mode::Cluster {
+                max,
+                threshold,
+                opens_from_s,
+            } => {
                 let join = match best {
-                    Some((i, sim)) if sim >= threshold || self.voices.len() >= max => {
+                    Some((i, sim))
+                        if sim >= threshold
+                            || self.voices.len() >= max
+                            || seconds < opens_from_s =>
+                    {
                         Some((i, sim))
                     }
                     _ => None,
@@ -278,6 +327,22 @@ mod tests {
         let late = t.assign(&voice(2, 4, 0.2)).unwrap();
         assert_eq!((late.label.as_str(), late.new), ("S2", true));
         assert_eq!(t.assign(&voice(0, 7, 0.3)).unwrap().label, "S1");
+    }
+
+    #[test]
+    fn only_an_utterance_long_enough_to_trust_opens_a_speaker() {
+        let mut t = SpeakerTracker::clustering(2).unwrap();
+        // The very first utterance opens S1 whatever its length: there is no one to join.
+        assert_eq!(t.assign_speech(&voice(0, 3, 0.1), 0.5).unwrap().label, "S1");
+        let short = t
+            .assign_speech(&voice(1, 3, 0.1), OPENS_FROM_S - 0.1)
+            .unwrap();
+        assert_eq!((short.label.as_str(), short.new), ("S1", false));
+        assert!(short.similarity < NEW_SPEAKER_BELOW);
+        let long = t.assign_speech(&voice(1, 4, 0.1), OPENS_FROM_S).unwrap();
+        assert_eq!((long.label.as_str(), long.new), ("S2", true));
+        // Once both exist a short one goes to its nearest, as any other.
+        assert_eq!(t.assign_speech(&voice(1, 5, 0.2), 0.4).unwrap().label, "S2");
     }
 
     #[test]
