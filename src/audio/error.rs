@@ -65,7 +65,8 @@ pub enum AudioError {
     /// The input has no configuration with the channel count a mode needs
     /// (`--speakers channels` needs 2).
     #[error(
-        "input device \"{name}\" offers no {wanted}-channel input (it offers {offers}); {hint}"
+        "input device \"{name}\" offers no {wanted}-channel input, which --speakers channels \
+         needs (it offers {offers}); {hint}"
     )]
     NoChannelConfig {
         name: String,

@@ -527,8 +527,9 @@ mod tests {
         };
         assert_eq!(
             err.to_string(),
-            "input device \"USB mono mic\" offers no 2-channel input (it offers 1 ch); choose one \
-             that does with --mic NAME: \"Built-in\", \"Interface\", \"Narrow\""
+            "input device \"USB mono mic\" offers no 2-channel input, which --speakers channels \
+             needs (it offers 1 ch); choose one that does with --mic NAME: \"Built-in\", \
+             \"Interface\", \"Narrow\""
         );
         let mono_only = &list[..1];
         assert!(
