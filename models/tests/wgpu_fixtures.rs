@@ -188,3 +188,79 @@ fn voxtral_logits_on_wgpu() {
     );
     assert!(dp <= 1e-4, "{dp}");
 }
+
+/// The GE2E speaker encoder on wgpu (the burn LSTM path; flex runs emomon's own recurrence
+/// kernel) equals flex on real clips of the shared data: every partial window's embedding
+/// within 1e-5 per value (lavapipe: 2.1e-6) and the utterance embeddings at cosine
+/// ≥ 0.9999, and both match resemblyzer's own embedding (`fixtures/speaker-encoder-ref.json`)
+/// at cosine ≥ 0.9999.
+/// Needs the set-up weights and `../shared/data`; skips with a notice otherwise.
+#[test]
+fn speaker_encoder_on_wgpu_equals_flex() {
+    use emomon_models::speaker::{SpeakerEncoder, WEIGHTS_FILE, cosine, default_dir};
+    const PARTIAL_TOL: f32 = 1e-5;
+    const MIN_COSINE: f32 = 0.9999;
+    let dir = std::env::var_os("EMOMON_SPEAKER_ENCODER")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(default_dir);
+    if !dir.join(WEIGHTS_FILE).is_file() && !dir.is_file() {
+        let why = format!(
+            "no {WEIGHTS_FILE} in {} (run `emomon setup`)",
+            dir.display()
+        );
+        return common::skip("speaker_encoder_on_wgpu_equals_flex", why);
+    }
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/data");
+    if !data.join("manifest.csv").is_file() {
+        let why = format!("{} not found", data.display());
+        return common::skip("speaker_encoder_on_wgpu_equals_flex", why);
+    }
+    #[derive(serde::Deserialize)]
+    struct Clip {
+        file: String,
+        samples: usize,
+        embedding: Vec<f32>,
+    }
+    #[derive(serde::Deserialize)]
+    struct Reference {
+        clips: Vec<Clip>,
+    }
+    let text = std::fs::read_to_string(fixture("speaker-encoder-ref.json")).expect("reference");
+    let reference: Reference = serde_json::from_str(&text).expect("reference format");
+    let flex = SpeakerEncoder::load(&dir, &Device::flex()).expect("load on flex");
+    let gpu = SpeakerEncoder::load(&dir, &wgpu()).expect("load on wgpu");
+    assert!(reference.clips.len() >= 4);
+    for clip in &reference.clips {
+        let path = data.join(&clip.file);
+        let mut reader =
+            hound::WavReader::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let wav: Vec<f32> = reader
+            .samples::<i16>()
+            .take(clip.samples)
+            .map(|s| f32::from(s.expect("sample")) / 32768.0)
+            .collect();
+        let (want, got) = (
+            flex.embed_partials(&wav).expect("flex"),
+            gpu.embed_partials(&wav).expect("wgpu"),
+        );
+        assert_eq!(want.len(), got.len(), "{}: partial windows", clip.file);
+        let d = want
+            .iter()
+            .zip(&got)
+            .map(|(a, b)| max_abs_diff(a, b))
+            .fold(0.0f32, f32::max);
+        let (e_flex, e_gpu) = (flex.embed(&wav).unwrap(), gpu.embed(&wav).unwrap());
+        let (c, c_ref) = (cosine(&e_flex, &e_gpu), cosine(&e_gpu, &clip.embedding));
+        println!(
+            "wgpu speaker {}: {} partials, max |Δ| {d:.2e}, cosine to flex {c:.7}, to resemblyzer {c_ref:.7}",
+            clip.file,
+            got.len()
+        );
+        assert!(d <= PARTIAL_TOL, "{}: partials differ by {d}", clip.file);
+        assert!(
+            c >= MIN_COSINE && c_ref >= MIN_COSINE,
+            "{}: {c} / {c_ref}",
+            clip.file
+        );
+    }
+}

@@ -62,4 +62,17 @@ pub enum AudioError {
     DeviceLost { name: String, detail: String },
     #[error("input device \"{name}\": {detail}")]
     Device { name: String, detail: String },
+    /// The input has no configuration with the channel count a mode needs
+    /// (`--speakers channels` needs 2).
+    #[error(
+        "input device \"{name}\" offers no {wanted}-channel input, which --speakers channels \
+         needs (it offers {offers}); {hint}"
+    )]
+    NoChannelConfig {
+        name: String,
+        wanted: u16,
+        offers: String,
+        /// What to do instead: which inputs do offer it.
+        hint: String,
+    },
 }

@@ -4,7 +4,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use cpal::traits::{DeviceTrait, HostTrait, StreamTrait};
-use cpal::{Device, SampleFormat, Stream, StreamConfig};
+use cpal::{
+    Device, SampleFormat, Stream, StreamConfig, SupportedStreamConfig, SupportedStreamConfigRange,
+};
 
 use super::ring::{CaptureReader, CaptureWriter, capture_ring};
 use super::{AudioError, AudioSource, SourceInfo};
@@ -87,8 +89,18 @@ impl MicSource {
     /// Opens `device` (a case-insensitive substring of its name) or the default
     /// input, in the device's own default rate, format and channel count.
     pub fn open(device: Option<&str>) -> Result<Self, AudioError> {
+        Self::open_with_channels(device, None)
+    }
+
+    /// Like [`open`](Self::open), but with `channels` channels when given (see
+    /// [`choose_config`]): `--speakers channels` opens a device whose default is mono in
+    /// its 2-channel configuration, and refuses one that has none, naming the inputs that do.
+    pub fn open_with_channels(
+        device: Option<&str>,
+        channels: Option<u16>,
+    ) -> Result<Self, AudioError> {
         let device = find_device(device)?;
-        let (info, supported) = default_format(&device)?;
+        let (info, supported) = input_config(&device, channels)?;
         let name = info.name.clone();
         let config: StreamConfig = supported.config();
         let (writer, ring) = RingSource::new(info, RING_SECONDS);
@@ -109,24 +121,140 @@ impl MicSource {
     }
 }
 
-/// What [`MicSource::open`] would open `device` with (its name, rate and channels),
-/// without opening a stream: for checks made before a session starts, such as
-/// `--speakers channels` needing two channels.
-pub fn input_format(device: Option<&str>) -> Result<SourceInfo, AudioError> {
-    default_format(&find_device(device)?).map(|(info, _)| info)
+/// What [`MicSource::open_with_channels`] would open `device` with (its name, rate and
+/// channels), without opening a stream: for checks made before a session starts, so
+/// `--speakers channels` refuses an input without two channels before a log is created.
+pub fn input_format(device: Option<&str>, channels: Option<u16>) -> Result<SourceInfo, AudioError> {
+    input_config(&find_device(device)?, channels).map(|(info, _)| info)
 }
 
-/// A device's default input configuration, and the source format it gives.
-fn default_format(
+/// The configuration to open an input in: the device's `default`, or — when `channels`
+/// asks for a count the default does not have — one of its `supported` configurations
+/// with that many channels, at the default's rate when it offers it (else its nearest
+/// rate), in the default's sample format when several are left (any format is converted
+/// to f32). `None` when no supported configuration has that many channels in a format
+/// emomon reads.
+pub fn choose_config(
+    default: &SupportedStreamConfig,
+    supported: &[SupportedStreamConfigRange],
+    channels: Option<u16>,
+) -> Option<SupportedStreamConfig> {
+    let Some(wanted) = channels.filter(|&c| c != default.channels()) else {
+        return Some(default.clone());
+    };
+    let rate = default.sample_rate();
+    supported
+        .iter()
+        .filter(|r| r.channels() == wanted && readable(r.sample_format()))
+        .map(|r| {
+            let at = rate.clamp(r.min_sample_rate(), r.max_sample_rate());
+            (
+                at.0.abs_diff(rate.0),
+                r.sample_format() != default.sample_format(),
+                *r,
+                at,
+            )
+        })
+        .min_by_key(|&(distance, other_format, ..)| (distance, other_format))
+        .map(|(.., range, at)| range.with_sample_rate(at))
+}
+
+/// What to do when an input lacks `wanted` channels: the `devices` (name and supported
+/// configurations) that have them, to pick with `--mic`, or where to look.
+pub fn channels_hint(wanted: u16, devices: &[(String, Vec<SupportedStreamConfigRange>)]) -> String {
+    let offering: Vec<&str> = devices
+        .iter()
+        .filter(|(_, configs)| {
+            configs
+                .iter()
+                .any(|c| c.channels() == wanted && readable(c.sample_format()))
+        })
+        .map(|(name, _)| name.as_str())
+        .collect();
+    if offering.is_empty() {
+        format!(
+            "no input here offers {wanted} channels: connect a {wanted}-channel interface, or \
+             record to a file and use --input FILE (`emomon devices` lists each input's channels)"
+        )
+    } else {
+        format!(
+            "choose one that does with --mic NAME: {}",
+            offering
+                .iter()
+                .map(|n| format!("\"{n}\""))
+                .collect::<Vec<_>>()
+                .join(", ")
+        )
+    }
+}
+
+/// The sample formats [`build_stream`] reads.
+fn readable(format: SampleFormat) -> bool {
+    matches!(
+        format,
+        SampleFormat::I8
+            | SampleFormat::I16
+            | SampleFormat::I32
+            | SampleFormat::U8
+            | SampleFormat::U16
+            | SampleFormat::U32
+            | SampleFormat::F32
+            | SampleFormat::F64
+    )
+}
+
+/// The configuration [`choose_config`] picks for `device`, and the source format it gives;
+/// an error naming the inputs that offer `channels` when it has none.
+fn input_config(
     device: &Device,
-) -> Result<(SourceInfo, cpal::SupportedStreamConfig), AudioError> {
+    channels: Option<u16>,
+) -> Result<(SourceInfo, SupportedStreamConfig), AudioError> {
     let name = device.name().unwrap_or_else(|_| "<unnamed>".into());
-    let supported = device
+    let default = device
         .default_input_config()
         .map_err(|e| AudioError::Device {
             name: name.clone(),
             detail: e.to_string(),
         })?;
+    let configs: Vec<SupportedStreamConfigRange> = if channels.is_some() {
+        device
+            .supported_input_configs()
+            .map(Iterator::collect)
+            .unwrap_or_default()
+    } else {
+        Vec::new()
+    };
+    let Some(supported) = choose_config(&default, &configs, channels) else {
+        let wanted = channels.unwrap_or_default();
+        let host = cpal::default_host();
+        let devices: Vec<(String, Vec<SupportedStreamConfigRange>)> = host
+            .input_devices()
+            .map(|devices| {
+                devices
+                    .map(|d| {
+                        let configs = d
+                            .supported_input_configs()
+                            .map(Iterator::collect)
+                            .unwrap_or_default();
+                        (d.name().unwrap_or_default(), configs)
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut offers: Vec<String> = configs
+            .iter()
+            .map(|c| format!("{} ch", c.channels()))
+            .chain(std::iter::once(format!("{} ch", default.channels())))
+            .collect();
+        offers.sort();
+        offers.dedup();
+        return Err(AudioError::NoChannelConfig {
+            name,
+            wanted,
+            offers: offers.join(", "),
+            hint: channels_hint(wanted, &devices),
+        });
+    };
     let info = SourceInfo {
         name,
         sample_rate: supported.sample_rate().0,
@@ -308,4 +436,106 @@ where
             None,
         )
         .map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cpal::{SampleRate, SupportedBufferSize};
+
+    fn range(ch: u16, lo: u32, hi: u32, f: SampleFormat) -> SupportedStreamConfigRange {
+        let any = SupportedBufferSize::Unknown;
+        SupportedStreamConfigRange::new(ch, SampleRate(lo), SampleRate(hi), any, f)
+    }
+
+    fn config(ch: u16, rate: u32, f: SampleFormat) -> SupportedStreamConfig {
+        SupportedStreamConfig::new(ch, SampleRate(rate), SupportedBufferSize::Unknown, f)
+    }
+
+    /// (name, default, supported) of a few devices as cpal describes them.
+    fn devices() -> Vec<(
+        &'static str,
+        SupportedStreamConfig,
+        Vec<SupportedStreamConfigRange>,
+    )> {
+        use SampleFormat::{F32, I16};
+        vec![
+            (
+                "USB mono mic",
+                config(1, 48_000, I16),
+                vec![range(1, 8_000, 48_000, I16)],
+            ),
+            (
+                "Built-in",
+                config(1, 44_100, F32),
+                vec![
+                    range(1, 44_100, 44_100, F32),
+                    range(2, 44_100, 48_000, I16),
+                    range(2, 44_100, 44_100, F32),
+                    range(2, 8_000, 16_000, F32),
+                ],
+            ),
+            (
+                "Interface",
+                config(2, 48_000, F32),
+                vec![range(2, 48_000, 96_000, F32)],
+            ),
+            (
+                "Narrow",
+                config(1, 16_000, I16),
+                vec![range(2, 44_100, 96_000, I16)],
+            ),
+        ]
+    }
+
+    #[test]
+    fn a_mono_default_is_kept_unless_two_channels_are_needed_then_a_stereo_config_is_chosen() {
+        use SampleFormat::{F32, I16};
+        for (name, default, supported) in devices() {
+            assert_eq!(
+                choose_config(&default, &supported, None).as_ref(),
+                Some(&default),
+                "{name}"
+            );
+        }
+        let chosen: Vec<Option<SupportedStreamConfig>> = devices()
+            .iter()
+            .map(|(_, default, supported)| choose_config(default, supported, Some(2)))
+            .collect();
+        assert_eq!(
+            chosen,
+            [
+                None,                         // mono only: refused
+                Some(config(2, 44_100, F32)), // the default's rate and format
+                Some(config(2, 48_000, F32)), // already stereo: its default
+                Some(config(2, 44_100, I16)), // the nearest rate it offers
+            ]
+        );
+    }
+
+    #[test]
+    fn without_a_stereo_config_the_error_names_the_inputs_that_have_one() {
+        let list: Vec<(String, Vec<SupportedStreamConfigRange>)> = devices()
+            .into_iter()
+            .map(|(name, _, supported)| (name.to_string(), supported))
+            .collect();
+        let err = AudioError::NoChannelConfig {
+            name: "USB mono mic".into(),
+            wanted: 2,
+            offers: "1 ch".into(),
+            hint: channels_hint(2, &list),
+        };
+        assert_eq!(
+            err.to_string(),
+            "input device \"USB mono mic\" offers no 2-channel input, which --speakers channels \
+             needs (it offers 1 ch); choose one that does with --mic NAME: \"Built-in\", \
+             \"Interface\", \"Narrow\""
+        );
+        let mono_only = &list[..1];
+        assert!(
+            channels_hint(2, mono_only).starts_with("no input here offers 2 channels"),
+            "{}",
+            channels_hint(2, mono_only)
+        );
+    }
 }

@@ -22,7 +22,8 @@ use emomon::audio::memory::MemorySource;
 use emomon::capture::{FrontEndConfig, run_capture};
 use emomon::speaker::conversation::{Clip, Conversation, TurnPlan, clustering_accuracy};
 use emomon::speaker::{
-    ENROLLED_AT_LEAST, NEW_SPEAKER_BELOW, SpeakerTracker, UNKNOWN, enrolment_voice, load_encoder,
+    ENROLLED_AT_LEAST, NEW_SPEAKER_BELOW, OPENS_FROM_S, SpeakerTracker, UNKNOWN, enrolment_voice,
+    load_encoder,
 };
 
 #[derive(Debug, Args)]
@@ -42,6 +43,9 @@ pub struct SpeakersBenchArgs {
     /// Cosine similarity below which clustering opens a new speaker (to tune it).
     #[arg(long, default_value_t = NEW_SPEAKER_BELOW)]
     pub new_speaker_below: f32,
+    /// Shortest utterance, seconds, that may open a new speaker (to tune it).
+    #[arg(long, default_value_t = OPENS_FROM_S)]
+    pub opens_from_s: f32,
     /// Cosine similarity an utterance needs to an enrolled voice (to tune it).
     #[arg(long, default_value_t = ENROLLED_AT_LEAST)]
     pub enrolled_at_least: f32,
@@ -58,7 +62,9 @@ pub struct SpeakersBenchArgs {
 /// One speaker's clips from the manifest.
 struct Voice {
     gender: String,
-    paths: Vec<PathBuf>,
+    /// Each clip and its emotion label (for the `--dump` study of how emotion moves a
+    /// voice's embedding).
+    paths: Vec<(PathBuf, String)>,
 }
 
 /// Speakers of `dataset` in the manifest, by speaker id.
@@ -72,7 +78,7 @@ fn voices(data: &Path, dataset: &str) -> anyhow::Result<BTreeMap<String, Voice>>
         if row.get(1) != Some(dataset) {
             continue;
         }
-        let (Some(path), Some(speaker)) = (row.get(0), row.get(2)) else {
+        let (Some(path), Some(speaker), Some(label)) = (row.get(0), row.get(2), row.get(3)) else {
             continue;
         };
         let gender = row
@@ -88,7 +94,7 @@ fn voices(data: &Path, dataset: &str) -> anyhow::Result<BTreeMap<String, Voice>>
                 paths: Vec::new(),
             })
             .paths
-            .push(data.join(path));
+            .push((data.join(path), label.to_string()));
     }
     if out.len() < 3 {
         bail!(
@@ -127,7 +133,7 @@ impl Tally {
     fn print(&self, name: &str) {
         let pct = |n: f64, d: usize| 100.0 * n / d.max(1) as f64;
         println!(
-            "  {name:<16} {:>5} {:>6} {:>10.1} {:>10.1} {:>8.1} {:>8.1} {:>10.1}",
+            "  {name:<19} {:>5} {:>6} {:>10.1} {:>10.1} {:>8.1} {:>8.1} {:>10.1}",
             self.conversations,
             self.utterances,
             pct(self.clustered_right, self.utterances),
@@ -158,11 +164,16 @@ pub fn run(args: &SpeakersBenchArgs) -> anyhow::Result<()> {
         })
         .transpose()?;
     println!(
-        "bench speakers: {} conversation(s) per group, {} turns, seed {}; new speaker below {}, enrolled at least {}",
-        args.conversations, args.turns, args.seed, args.new_speaker_below, args.enrolled_at_least
+        "bench speakers: {} conversation(s) per group, {} turns, seed {}; new speaker below {} from {} s, enrolled at least {}",
+        args.conversations,
+        args.turns,
+        args.seed,
+        args.new_speaker_below,
+        args.opens_from_s,
+        args.enrolled_at_least
     );
     println!(
-        "  {:<16} {:>5} {:>6} {:>10} {:>10} {:>8} {:>8} {:>10}",
+        "  {:<19} {:>5} {:>6} {:>10} {:>10} {:>8} {:>8} {:>10}",
         "group", "conv", "utts", "cluster %", "enroll %", "unkn %", "wrong %", "stranger %"
     );
     for dataset in ["emodb", "ravdess"] {
@@ -188,12 +199,14 @@ pub fn run(args: &SpeakersBenchArgs) -> anyhow::Result<()> {
                 let mut clips: Vec<Vec<Clip>> = Vec::new();
                 let mut enrol: Vec<(String, Vec<f32>)> = Vec::new();
                 let mut enrol_clips: Vec<Vec<f32>> = Vec::new();
+                // The emotion of each speaker's conversation clips, in the order they are used.
+                let mut emotions: Vec<Vec<String>> = Vec::new();
                 for (k, &who) in [a, b].iter().enumerate() {
                     let mut paths = voices[ids[who]].paths.clone();
                     rng.shuffle(&mut paths);
                     // One enrolment recording: three clips with a pause after each.
                     let mut audio = Vec::new();
-                    for p in &paths[..3] {
+                    for (p, _) in &paths[..3] {
                         let clip = emomon::audio::whole_file::read_16k(p)?;
                         if dump.is_some() {
                             enrol_clips.push(encoder.embed(&clip)?);
@@ -203,7 +216,9 @@ pub fn run(args: &SpeakersBenchArgs) -> anyhow::Result<()> {
                     }
                     enrol.push((format!("voice{k}"), audio));
                     let mut mine = Vec::new();
-                    for p in &paths[3..paths.len().min(23)] {
+                    let used = &paths[3..paths.len().min(23)];
+                    emotions.push(used.iter().map(|(_, label)| label.clone()).collect());
+                    for (p, _) in used {
                         mine.push(Clip {
                             speaker: k,
                             samples: emomon::audio::whole_file::read_16k(p)?,
@@ -216,6 +231,7 @@ pub fn run(args: &SpeakersBenchArgs) -> anyhow::Result<()> {
                 }
                 let conv =
                     Conversation::alternating(&clips, args.turns, TurnPlan::default(), &mut rng);
+                let span_emotions = span_emotions(&conv, &emotions);
                 let mut utterances = Vec::new();
                 let mut source = MemorySource::new("conversation", conv.audio.clone(), 16_000, 1);
                 run_capture(&mut source, &config, &never, &mut |u| utterances.push(u))?;
@@ -226,7 +242,8 @@ pub fn run(args: &SpeakersBenchArgs) -> anyhow::Result<()> {
                     .collect::<Result<_, emomon::speaker::SpeakerError>>()?;
                 let by_name_voices = enrolled.clone();
                 let mut by_name = SpeakerTracker::enrolled(enrolled, args.enrolled_at_least)?;
-                let mut clusters = SpeakerTracker::clustering_with(2, args.new_speaker_below)?;
+                let mut clusters =
+                    SpeakerTracker::clustering_with(2, args.new_speaker_below, args.opens_from_s)?;
                 let mut pairs = Vec::new();
                 let mut dumped = Vec::new();
                 for u in &utterances {
@@ -244,10 +261,12 @@ pub fn run(args: &SpeakersBenchArgs) -> anyhow::Result<()> {
                         dumped.push(serde_json::json!({
                             "start_s": u.start_s, "end_s": u.end_s, "truth": truth,
                             "purity": purity(&conv, u.start_s, u.end_s, truth),
+                            "emotion": main_emotion(&conv, &span_emotions, u.start_s, u.end_s, truth),
                             "embedding": &e, "partials": encoder.embed_partials(&u.samples)?,
                         }));
                     }
-                    pairs.push((clusters.assign(&e)?.label, truth));
+                    let seconds = u.duration_s() as f32;
+                    pairs.push((clusters.assign_speech(&e, seconds)?.label, truth));
                     let named = by_name.assign(&e)?.label;
                     if named == format!("voice{truth}") {
                         tally.enrolled_right += 1;
@@ -261,7 +280,7 @@ pub fn run(args: &SpeakersBenchArgs) -> anyhow::Result<()> {
                 tally.utterances += pairs.len();
                 tally.conversations += 1;
                 let mut stranger_embeddings = Vec::new();
-                for p in voices[ids[c]].paths.iter().take(5) {
+                for (p, _) in voices[ids[c]].paths.iter().take(5) {
                     let e = encoder.embed(&emomon::audio::whole_file::read_16k(p)?)?;
                     if dump.is_some() {
                         stranger_embeddings.push(e.clone());
@@ -336,6 +355,37 @@ fn process_cpu_s() -> Option<f64> {
     None
 }
 
+/// The emotion label of each span of `conv`, given each speaker's clip labels in the order
+/// [`Conversation::alternating`] uses the clips (round-robin from the first).
+fn span_emotions<'a>(conv: &Conversation, emotions: &'a [Vec<String>]) -> Vec<&'a str> {
+    let mut next = vec![0usize; emotions.len()];
+    conv.spans
+        .iter()
+        .map(|&(_, _, who)| {
+            let labels = &emotions[who];
+            next[who] += 1;
+            labels[(next[who] - 1) % labels.len()].as_str()
+        })
+        .collect()
+}
+
+/// The emotion of the clip of `truth` that overlaps `start_s..end_s` most.
+fn main_emotion<'a>(
+    conv: &Conversation,
+    span_emotions: &[&'a str],
+    start_s: f64,
+    end_s: f64,
+    truth: usize,
+) -> &'a str {
+    conv.spans
+        .iter()
+        .zip(span_emotions)
+        .filter(|((_, _, who), _)| *who == truth)
+        .map(|(&(s, e, _), label)| (end_s.min(e) - start_s.max(s), *label))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map_or("?", |(_, label)| label)
+}
+
 /// Share of the speech inside `start_s..end_s` that `truth` spoke (1 when the utterance
 /// holds one voice only; below 1 when the segmenter merged the end of one turn into the
 /// next).
@@ -353,7 +403,27 @@ fn purity(conv: &Conversation, start_s: f64, end_s: f64, truth: usize) -> f64 {
 
 #[cfg(test)]
 mod tests {
-    use super::median_p95;
+    use super::{main_emotion, median_p95, span_emotions};
+    use emomon::speaker::conversation::Conversation;
+
+    #[test]
+    fn each_utterance_gets_the_emotion_of_its_speakers_clip_it_overlaps_most() {
+        let mut conv = Conversation::default();
+        // Speaker 1 (two clips, reused round-robin) and speaker 0 alternate.
+        for (who, seconds) in [(1, 1.0), (0, 2.0), (1, 1.0), (1, 0.5)] {
+            conv.speak(who, &vec![0.1; 32_000], seconds);
+            conv.pause(0.5);
+        }
+        let emotions = vec![
+            vec!["neutral".to_string()],
+            vec!["angry".into(), "sad".into()],
+        ];
+        let spans = span_emotions(&conv, &emotions);
+        assert_eq!(spans, ["angry", "neutral", "sad", "angry"]);
+        // 4.0-5.5 s holds speaker 1's "sad" clip (4.0-5.0 s) and its next "angry" (5.5-6.0).
+        assert_eq!(main_emotion(&conv, &spans, 4.0, 5.7, 1), "sad");
+        assert_eq!(main_emotion(&conv, &spans, 1.5, 3.0, 0), "neutral");
+    }
 
     #[test]
     fn median_and_p95_are_nearest_ranks() {

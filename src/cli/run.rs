@@ -143,16 +143,19 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         None => {
             let device = args.mic.clone();
             if channels {
-                require_stereo(&input_format(device.as_deref())?)?;
+                require_stereo(&input_format(device.as_deref(), Some(2))?)?;
             }
             let name = match &device {
                 Some(d) => format!("microphone:{d}"),
                 None => "microphone".into(),
             };
+            // A device whose default is mono opens in its 2-channel configuration.
+            let wanted = channels.then_some(2);
             (
                 // The stream must be opened on the capture thread that reads it.
                 Box::new(move || {
-                    MicSource::open(device.as_deref()).map(|m| Box::new(m) as Box<dyn AudioSource>)
+                    MicSource::open_with_channels(device.as_deref(), wanted)
+                        .map(|m| Box::new(m) as Box<dyn AudioSource>)
                 }),
                 name,
                 ClockKind::Wall,

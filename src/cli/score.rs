@@ -134,7 +134,8 @@ pub fn run(args: &ScoreArgs) -> anyhow::Result<()> {
     if let Some(stage) = speakers.as_mut() {
         // In utterance order, so labels follow first appearance.
         for segment in &mut segments {
-            segment.speaker = Some(stage.assign(&segment.samples)?.label);
+            let seconds = (segment.end_s - segment.start_s) as f32;
+            segment.speaker = Some(stage.assign_speech(&segment.samples, seconds)?.label);
         }
     }
     let device = model

@@ -351,7 +351,7 @@ impl Recorder {
             None => self.speakers.as_mut().map(|tracker| {
                 s.embedding
                     .as_deref()
-                    .and_then(|e| tracker.assign(e).ok())
+                    .and_then(|e| tracker.assign_speech(e, (u.end_s - u.start_s) as f32).ok())
                     .map_or_else(|| crate::speaker::UNKNOWN.to_string(), |a| a.label)
             }),
         };

@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 pub use emomon_models::speaker::{SpeakerEncoder, SpeakerError, cosine};
 pub use track::{
-    Assignment, ENROLLED_AT_LEAST, NEW_SPEAKER_BELOW, SpeakerTracker, TrackError, UNKNOWN,
+    Assignment, ENROLLED_AT_LEAST, NEW_SPEAKER_BELOW, OPENS_FROM_S, SpeakerTracker, TrackError,
+    UNKNOWN,
 };
 
 /// How the speakers of a session are told apart.
@@ -37,6 +38,10 @@ pub enum SpeakerSetup {
         max: usize,
         /// Cosine similarity below which a new speaker is opened.
         new_speaker_below: f32,
+        /// Shortest utterance (seconds) that may open one (0 in logs written before it
+        /// was recorded, when any utterance could).
+        #[serde(default)]
+        opens_from_s: f32,
     },
     /// `--enroll NAME=FILE`: the nearest enrolled voice, or `unknown`.
     Enrolled {
@@ -61,9 +66,16 @@ impl SpeakerSetup {
             Self::Cluster {
                 max,
                 new_speaker_below,
+                opens_from_s,
             } => format!(
-                "online clustering into at most {max} speaker{} (a new one below cosine {new_speaker_below})",
-                if *max == 1 { "" } else { "s" }
+                "online clustering into at most {max} speaker{} (a new one below cosine \
+                 {new_speaker_below}{})",
+                if *max == 1 { "" } else { "s" },
+                if *opens_from_s > 0.0 {
+                    format!(", from an utterance of {opens_from_s} s or more")
+                } else {
+                    String::new()
+                }
             ),
             Self::Enrolled {
                 names,
@@ -159,11 +171,23 @@ impl SpeakerStage {
         &self.encoder
     }
 
-    /// The speaker of the next utterance (in session order). An utterance with no voice
-    /// to embed (digital silence) is [`UNKNOWN`] and leaves the tracker unchanged.
+    /// The speaker of the next utterance (in session order), all of whose `samples` are
+    /// speech (a clip). An utterance with no voice to embed (digital silence) is
+    /// [`UNKNOWN`] and leaves the tracker unchanged.
     pub fn assign(&mut self, samples: &[f32]) -> Result<Assignment, TrackError> {
+        let seconds = samples.len() as f32 / crate::audio::TARGET_RATE as f32;
+        self.assign_speech(samples, seconds)
+    }
+
+    /// The speaker of the next utterance, whose speech lasts `seconds` (its `start_s` to
+    /// `end_s`, without the segmenter's pre- and post-roll that `samples` also hold).
+    pub fn assign_speech(
+        &mut self,
+        samples: &[f32],
+        seconds: f32,
+    ) -> Result<Assignment, TrackError> {
         match self.encoder.embed(samples) {
-            Ok(e) => self.tracker.assign(&e),
+            Ok(e) => self.tracker.assign_speech(&e, seconds),
             Err(_) => Ok(Assignment {
                 label: UNKNOWN.to_string(),
                 similarity: 0.0,
@@ -172,9 +196,14 @@ impl SpeakerStage {
         }
     }
 
-    /// Assigns an embedding computed elsewhere (see [`encoder`](Self::encoder)).
-    pub fn assign_embedding(&mut self, embedding: &[f32]) -> Result<Assignment, TrackError> {
-        self.tracker.assign(embedding)
+    /// Assigns the embedding, computed elsewhere (see [`encoder`](Self::encoder)), of an
+    /// utterance `seconds` long.
+    pub fn assign_embedding(
+        &mut self,
+        embedding: &[f32],
+        seconds: f32,
+    ) -> Result<Assignment, TrackError> {
+        self.tracker.assign_speech(embedding, seconds)
     }
 
     /// The encoder (for the pipeline's workers) and the tracker (for the session, which
@@ -241,7 +270,8 @@ mod tests {
         }
         assert_eq!(
             serde_json::to_value(&clustering).unwrap(),
-            serde_json::json!({"mode": "cluster", "max": 2, "new_speaker_below": NEW_SPEAKER_BELOW})
+            serde_json::json!({"mode": "cluster", "max": 2, "new_speaker_below": NEW_SPEAKER_BELOW,
+                               "opens_from_s": OPENS_FROM_S})
         );
         assert_eq!(
             enrolled.describe(),
@@ -249,7 +279,19 @@ mod tests {
         );
         assert_eq!(
             clustering.describe(),
-            "online clustering into at most 2 speakers (a new one below cosine 0.75)"
+            "online clustering into at most 2 speakers (a new one below cosine 0.75, from an \
+             utterance of 1.2 s or more)"
+        );
+        // A log written before the shortest opening utterance was recorded still reads.
+        let old = serde_json::json!({"speakers": {"mode": "cluster", "max": 2,
+                                                  "new_speaker_below": 0.75}});
+        assert_eq!(
+            SpeakerSetup::from_config(&old),
+            Some(SpeakerSetup::Cluster {
+                max: 2,
+                new_speaker_below: 0.75,
+                opens_from_s: 0.0
+            })
         );
         // A log written before the setup was recorded, or of a session without speakers.
         assert_eq!(
