@@ -154,12 +154,13 @@ fn score(args: &ScoreBenchArgs) -> anyhow::Result<()> {
     }
     let threads = std::thread::available_parallelism().map_or(1, usize::from);
     println!(
-        "bench score: {} | {} | device {} | {:.1} s utterances, batch {batch}, {} runs after 1 warm-up | {threads} CPU threads visible | load {load_s:.2} s",
+        "bench score: {} | {} | device {} | {} | {:.1} s utterances, batch {batch}, {} runs after 1 warm-up | {threads} CPU threads visible | load {load_s:.2} s",
         model.id(),
         model.method(),
         model
             .remote_device()
             .unwrap_or(emomon_models::device::DeviceKind::from(args.model.device).as_str()),
+        if args.model.quantize() { "q8" } else { "f32" },
         args.seconds,
         runs.len(),
     );
