@@ -3,7 +3,7 @@
 //!
 //! Why outside burn: between two int8 matmuls, flex's ops each allocate (and zero) a new
 //! tensor, and splitting heads for attention copies `[t, d]` into `[heads, t, d/heads]`
-//! and back; with the matmuls themselves fast, that glue was a third of the int8
+//! and back; with the matmuls themselves fast, that glue was a fifth to a quarter of the int8
 //! encoder's time. Here attention reads each head's columns where the projections wrote
 //! them (strided views through the `gemm` crate, which burn-flex itself multiplies with),
 //! and layer norms write into buffers the caller reuses.
