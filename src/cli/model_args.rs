@@ -58,10 +58,10 @@ impl From<DeviceArg> for DeviceKind {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum QuantArg {
-    /// `q8` for the built-in default model on the CPU (the same held-out accuracy within
-    /// 0.2 points, about 1.6× faster, 50 MB less; docs/performance.md), `f32` otherwise (your
-    /// own `--model`, which you may compare with transformers; `--device wgpu`, where q8
-    /// is not faster).
+    /// `q8` for the built-in default model on a CPU with AVX2 or better (the same
+    /// held-out accuracy within 0.2 points, about 1.6× faster, 50 MB less;
+    /// docs/performance.md), `f32` otherwise (your own `--model`, which you may compare
+    /// with transformers; `--device wgpu` or a CPU without AVX2, where q8 is not faster).
     #[default]
     Auto,
     /// Full precision (f32; f16/bf16 checkpoints are converted on load).
@@ -158,13 +158,17 @@ impl ModelArgs {
     }
 
     /// Whether weights are quantised: `--quant q8`, or `auto` for the built-in default
-    /// model scored on this machine's CPU.
+    /// model scored on this machine's CPU when it has at least AVX2.
     pub fn quantize(&self) -> bool {
         match self.quant {
             QuantArg::Q8 => true,
             QuantArg::F32 => false,
+            // Without AVX2 the int8 kernel is plain Rust, slower than f32's `gemm`.
             QuantArg::Auto => {
-                self.model.is_none() && self.remote.is_none() && self.device == DeviceArg::Cpu
+                self.model.is_none()
+                    && self.remote.is_none()
+                    && self.device == DeviceArg::Cpu
+                    && emomon_models::kernels::isa() != emomon_models::kernels::Isa::Scalar
             }
         }
     }
@@ -186,6 +190,45 @@ impl ModelArgs {
                 timeout: Duration::from_secs_f64(self.remote_timeout),
                 ..RemoteOptions::new(url, self.remote_model.clone().unwrap_or_default())
             }),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use emomon_models::kernels::{Isa, isa};
+
+    /// `auto` quantises only the built-in model, scored on this CPU with vector kernels;
+    /// an explicit precision is always obeyed.
+    #[test]
+    fn auto_precision_is_int8_only_for_the_built_in_model_on_the_cpu() {
+        let built_in = ModelArgs::default();
+        assert_eq!(built_in.quant, QuantArg::Auto);
+        assert_eq!(built_in.quantize(), isa() != Isa::Scalar);
+        assert_eq!(built_in.options().quantize, built_in.quantize());
+        let own_model = ModelArgs {
+            model: Some("my-whisper".into()),
+            ..ModelArgs::default()
+        };
+        assert!(!own_model.quantize());
+        let on_gpu = ModelArgs {
+            device: DeviceArg::Wgpu,
+            ..ModelArgs::default()
+        };
+        assert!(!on_gpu.quantize());
+        let remote = ModelArgs {
+            remote: Some("http://127.0.0.1:8000/v1".into()),
+            ..ModelArgs::default()
+        };
+        assert!(!remote.quantize());
+        for args in [&built_in, &own_model, &on_gpu] {
+            let forced = |quant| ModelArgs {
+                quant,
+                ..(*args).clone()
+            };
+            assert!(forced(QuantArg::Q8).quantize());
+            assert!(!forced(QuantArg::F32).quantize());
         }
     }
 }
