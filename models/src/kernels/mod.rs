@@ -26,6 +26,12 @@ pub(crate) fn check_matmul_shapes(
     [m, k, n]: [usize; 3],
 ) {
     assert_eq!(x.len(), m * k, "input of {} values for [{m}, {k}]", x.len());
+    check_output_shapes(out, bias, [m, n]);
+}
+
+/// The output half of [`check_matmul_shapes`], for kernels whose input is checked
+/// elsewhere (activations quantised beforehand): `out` is `[m, n]`, `bias` has `n`.
+pub(crate) fn check_output_shapes(out: &[f32], bias: Option<&[f32]>, [m, n]: [usize; 2]) {
     assert_eq!(
         out.len(),
         m * n,
@@ -34,6 +40,27 @@ pub(crate) fn check_matmul_shapes(
     );
     if let Some(b) = bias {
         assert_eq!(b.len(), n, "bias of {} values for {n} outputs", b.len());
+    }
+}
+
+/// An output pointer that parallel tasks share, each writing its own disjoint part of
+/// the buffer (rows × columns rectangles of a matmul, heads of an attention).
+#[derive(Clone, Copy)]
+pub(crate) struct SendPtr(pub *mut f32);
+// SAFETY: only used for disjoint writes, which the users' own SAFETY comments argue.
+unsafe impl Send for SendPtr {}
+// SAFETY: as above.
+unsafe impl Sync for SendPtr {}
+
+impl SendPtr {
+    /// The pointer `i` values on (a method, so that closures capture the whole `Sync`
+    /// wrapper rather than its raw field).
+    ///
+    /// # Safety
+    /// `i` is within the buffer.
+    pub unsafe fn at(self, i: usize) -> *mut f32 {
+        // SAFETY: the caller keeps `i` within the buffer.
+        unsafe { self.0.add(i) }
     }
 }
 

@@ -37,7 +37,7 @@
 
 use rayon::prelude::*;
 
-use super::Isa;
+use super::{Isa, SendPtr};
 
 /// Inputs per quantisation group (one scale per group on both sides).
 pub const GROUP: usize = 32;
@@ -162,7 +162,7 @@ impl Q8Matrix {
         out: &mut [f32],
         isa: Isa,
     ) {
-        super::check_matmul_shapes(x, out, bias, [m, self.k, self.n]);
+        // `quantize` checks the input's shape, `matmul_quantized` the output's.
         let acts = Activations::quantize(x, m, self.k, isa);
         self.matmul_quantized(&acts, bias, out, Epilogue::Store, isa);
     }
@@ -180,26 +180,11 @@ impl Q8Matrix {
     ) {
         let m = acts.m;
         assert_eq!(
-            acts.groups, self.groups,
-            "activations of {} groups for a {}-input matrix",
-            acts.groups, self.k
+            acts.k, self.k,
+            "activations of {} inputs for a {}-input matrix",
+            acts.k, self.k
         );
-        assert_eq!(
-            out.len(),
-            m * self.n,
-            "output of {} values for [{m}, {}]",
-            out.len(),
-            self.n
-        );
-        if let Some(b) = bias {
-            assert_eq!(
-                b.len(),
-                self.n,
-                "bias of {} values for {} outputs",
-                b.len(),
-                self.n
-            );
-        }
+        super::check_output_shapes(out, bias, [m, self.n]);
         if m == 0 || self.n == 0 {
             return;
         }
@@ -261,6 +246,8 @@ impl Q8Matrix {
             Isa::Avx512 => 6,
             Isa::Avx2 | Isa::Scalar => 4,
         };
+        let zeros = [0.0f32; PANEL_N];
+        let bias = bias.map_or(&zeros[..], |b| &b[c0..c0 + cols]);
         let mut sums = [[0.0f32; PANEL_N]; ROWS_MAX];
         let mut r0 = rows.start;
         while r0 < rows.end {
@@ -271,7 +258,7 @@ impl Q8Matrix {
             // and each would otherwise miss the cache when its sums are stored.
             for row in r0..r0 + n_rows {
                 // SAFETY: row < m and c0 < n: inside the caller's buffer.
-                prefetch(unsafe { out.0.add(row * self.n + c0) }, cols);
+                prefetch(unsafe { out.at(row * self.n + c0) }, cols);
             }
             match isa {
                 // SAFETY: `isa` is one the CPU supports (checked by the caller).
@@ -285,10 +272,8 @@ impl Q8Matrix {
                 let row = r0 + r;
                 // SAFETY: row < m and c0 + cols ≤ n, inside the caller's buffer.
                 let dst =
-                    unsafe { std::slice::from_raw_parts_mut(out.0.add(row * self.n + c0), cols) };
-                let zeros = [0.0f32; PANEL_N];
-                let b = bias.map_or(&zeros[..cols], |b| &b[c0..c0 + cols]);
-                finish_row(dst, &row_sums[..cols], b, epilogue);
+                    unsafe { std::slice::from_raw_parts_mut(out.at(row * self.n + c0), cols) };
+                finish_row(dst, &row_sums[..cols], &bias[..cols], epilogue);
             }
             r0 += n_rows;
         }
@@ -346,8 +331,12 @@ struct Rows<'a> {
 type RowParts<'a> = (((&'a [f32], &'a mut [i8]), &'a mut [f32]), &'a mut [i32]);
 
 /// Activations quantised per (row, group): `q = round(x / s)`, `s = max |x| / 127`.
+/// The default holds no rows (buffers to [`requantize`](Self::requantize) into).
+#[derive(Default)]
 pub struct Activations {
     m: usize,
+    /// Inputs per row (before padding to whole groups).
+    k: usize,
     groups: usize,
     /// `[m][groups · 32]`, zero in the padding.
     q: Vec<i8>,
@@ -358,13 +347,7 @@ pub struct Activations {
 impl Activations {
     /// `x` (`[m, k]`) quantised with `isa` (one of [`Isa::available`]).
     pub fn quantize(x: &[f32], m: usize, k: usize, isa: Isa) -> Self {
-        let mut acts = Self {
-            m: 0,
-            groups: 0,
-            q: Vec::new(),
-            scales: Vec::new(),
-            sums: Vec::new(),
-        };
+        let mut acts = Self::default();
         acts.requantize(x, m, k, isa);
         acts
     }
@@ -376,6 +359,7 @@ impl Activations {
         let groups = k.div_ceil(GROUP);
         let k32 = groups * GROUP;
         self.m = m;
+        self.k = k;
         self.groups = groups;
         // Every byte is rewritten below (a last part-group is padded with zeros), so
         // the buffers are only resized.
@@ -492,14 +476,6 @@ fn quantize_group(x: &[f32; GROUP], q: &mut [i8; GROUP]) -> (f32, i32) {
     }
     (amax / 127.0, sum)
 }
-
-/// A raw output pointer the tasks share (they write disjoint rectangles).
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: used only for disjoint writes, see `Q8Matrix::matmul_with`.
-unsafe impl Send for SendPtr {}
-// SAFETY: as above.
-unsafe impl Sync for SendPtr {}
 
 /// Where a matmul's tasks write: the output buffer, the bias and what to do with each
 /// finished value.

@@ -14,7 +14,7 @@ use rayon::prelude::*;
 
 use super::LAYER_NORM_EPSILON;
 use super::cpu::softmax_row;
-use crate::kernels::Isa;
+use crate::kernels::{Isa, SendPtr};
 
 /// A LayerNorm's parameters as plain vectors (`torch.nn.LayerNorm` over the last axis).
 #[derive(Debug, Clone)]
@@ -240,26 +240,6 @@ unsafe fn single_thread_matmul(
             false,
             gemm::Parallelism::None,
         );
-    }
-}
-
-/// The output pointer the attention tasks share (they write disjoint rectangles).
-#[derive(Clone, Copy)]
-struct SendPtr(*mut f32);
-// SAFETY: used only for disjoint writes, see `attention`.
-unsafe impl Send for SendPtr {}
-// SAFETY: as above.
-unsafe impl Sync for SendPtr {}
-
-impl SendPtr {
-    /// The pointer `i` values on (a method, so that closures capture the whole `Sync`
-    /// wrapper rather than its raw field).
-    ///
-    /// # Safety
-    /// `i` is within the buffer.
-    unsafe fn at(self, i: usize) -> *mut f32 {
-        // SAFETY: the caller keeps `i` within the buffer.
-        unsafe { self.0.add(i) }
     }
 }
 

@@ -115,7 +115,8 @@ impl<'a> HostLayer<'a> {
     }
 }
 
-/// Scratch buffers the layers share (sized once per forward pass).
+/// Scratch buffers the layers share, kept per thread (each layer resizes them to its
+/// shape, which allocates only when an utterance is longer than any before).
 struct Buffers {
     normed: Vec<f32>,
     q: Vec<f32>,
@@ -135,7 +136,7 @@ impl Buffers {
             v: Vec::new(),
             ctx: Vec::new(),
             hidden: Vec::new(),
-            acts: Activations::quantize(&[], 0, 0, Isa::Scalar),
+            acts: Activations::default(),
         }
     }
 
