@@ -157,6 +157,14 @@ impl LoadedModel {
         }
     }
 
+    /// See [`EmotionModel::label_subset_exponent`]; 1 for a server's model.
+    pub fn label_subset_exponent(&self, labels: &[String]) -> f64 {
+        match self {
+            Self::Local(m) => m.label_subset_exponent(labels),
+            Self::Remote(_) => 1.0,
+        }
+    }
+
     /// The scoring method.
     pub fn method(&self) -> Method {
         match self {

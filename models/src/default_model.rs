@@ -155,7 +155,8 @@ pub struct DefaultScorer {
 
 impl DefaultScorer {
     /// Wraps a loaded model, logged as `name`, scoring `labels` (a subset of the
-    /// adapter's; all when `None`) at `temperature` (the calibrated one when `None`).
+    /// adapter's; all when `None`) at `temperature` (the adapter's calibrated one for
+    /// those labels when `None`).
     pub fn new(
         name: String,
         model: EmotionWhisper,
@@ -218,6 +219,19 @@ impl EmotionModel for DefaultScorer {
 
     fn question_for(&self, _method: Method) -> String {
         String::new()
+    }
+
+    /// Scores are `softmax(z / T)` at `T` = the temperature of the opened labels, so over
+    /// a subset with its own temperature `T'` they are `p^(T / T')` renormalised. A
+    /// temperature given by the user holds for every subset.
+    fn label_subset_exponent(&self, labels: &[String]) -> f64 {
+        let config = self.model.adapter_config();
+        match (self.temperature, config.label_set_temperature(labels)) {
+            (None, Some(subset)) => {
+                f64::from(config.temperature_for(&self.labels)) / f64::from(subset)
+            }
+            _ => 1.0,
+        }
     }
 
     fn score(&self, utterances: &[&[f32]]) -> Result<BatchScores, AlmError> {

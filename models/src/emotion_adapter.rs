@@ -14,7 +14,7 @@
 //! mid-stack and largely lost by the final layer (docs/default-model.md measures +0.17
 //! accuracy on EmoDB for layer 3 over the final states).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::Instant;
 
@@ -77,6 +77,12 @@ pub struct AdapterConfig {
     pub label_tokens: Vec<u32>,
     /// Softmax temperature fitted on out-of-fold validation logits.
     pub temperature: f32,
+    /// Temperatures for scoring over exactly one training dataset's labels, fitted on
+    /// that dataset's out-of-fold logits: one temperature cannot calibrate all of them
+    /// (URDU's talk shows come out over-confident where EmoDB's studio speech comes out
+    /// under-confident). Absent in older adapters.
+    #[serde(default)]
+    pub label_set_temperatures: Vec<LabelSetTemperature>,
     /// Which labels each training dataset has (documentation of the training data).
     #[serde(default)]
     pub dataset_labels: BTreeMap<String, Vec<String>>,
@@ -87,6 +93,77 @@ pub struct AdapterConfig {
     /// How the encoder states become the shift; absent = `pooled` (the first format).
     #[serde(default)]
     pub readout: Option<ReadoutConfig>,
+}
+
+/// One entry of `adapter.json`'s `label_set_temperatures`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct LabelSetTemperature {
+    /// The training dataset it was fitted on (documentation).
+    pub dataset: String,
+    /// The label set, in any order.
+    pub labels: Vec<String>,
+    /// The temperature for scoring over exactly these labels.
+    pub temperature: f32,
+}
+
+impl AdapterConfig {
+    /// The temperature for scoring over `labels`: the label set's own when the adapter
+    /// has one for exactly these labels (in any order), otherwise the shipped one.
+    pub fn temperature_for(&self, labels: &[String]) -> f32 {
+        self.label_set_temperature(labels)
+            .unwrap_or(self.temperature)
+    }
+
+    /// The temperature fitted for exactly the label set `labels`, if any.
+    pub fn label_set_temperature(&self, labels: &[String]) -> Option<f32> {
+        let asked: BTreeSet<&str> = labels.iter().map(String::as_str).collect();
+        self.label_set_temperatures
+            .iter()
+            .find(|set| {
+                set.labels.len() == labels.len()
+                    && set
+                        .labels
+                        .iter()
+                        .map(String::as_str)
+                        .collect::<BTreeSet<_>>()
+                        == asked
+            })
+            .map(|set| set.temperature)
+    }
+
+    /// Checks the label sets name known labels, once each, at a positive temperature.
+    fn check_label_sets(&self) -> Result<(), String> {
+        let mut seen: Vec<BTreeSet<&str>> = Vec::new();
+        for set in &self.label_set_temperatures {
+            let labels: BTreeSet<&str> = set.labels.iter().map(String::as_str).collect();
+            if let Some(unknown) = set.labels.iter().find(|l| !self.labels.contains(l)) {
+                return Err(format!(
+                    "label_set_temperatures ({}): `{unknown}` is not one of the labels",
+                    set.dataset
+                ));
+            }
+            if labels.len() != set.labels.len() || labels.is_empty() {
+                return Err(format!(
+                    "label_set_temperatures ({}): the labels must be distinct and not empty",
+                    set.dataset
+                ));
+            }
+            if !(set.temperature.is_finite() && set.temperature > 0.0) {
+                return Err(format!(
+                    "label_set_temperatures ({}): temperature must be > 0, got {}",
+                    set.dataset, set.temperature
+                ));
+            }
+            if seen.contains(&labels) {
+                return Err(format!(
+                    "label_set_temperatures ({}): that label set appears twice",
+                    set.dataset
+                ));
+            }
+            seen.push(labels);
+        }
+        Ok(())
+    }
 }
 
 /// `adapter.json`'s `readout` block.
@@ -235,6 +312,7 @@ impl EmotionAdapter {
                 config.temperature
             )));
         }
+        config.check_label_sets().map_err(bad)?;
         if config.prompt.is_empty() {
             return Err(bad("empty prompt".into()));
         }
@@ -605,7 +683,8 @@ impl EmotionWhisper {
         &self.adapter.config.labels
     }
 
-    /// The calibrated temperature shipped with the adapter.
+    /// The calibrated temperature shipped with the adapter (for all its labels; see
+    /// [`AdapterConfig::temperature_for`] for a label subset).
     pub fn temperature(&self) -> f32 {
         self.adapter.config.temperature
     }
@@ -674,8 +753,8 @@ impl EmotionWhisper {
     }
 
     /// `first-token` distributions over `labels` (a subset of [`labels`](Self::labels),
-    /// any order; all of them when `None`) at `temperature` (the shipped one when
-    /// `None`).
+    /// any order; all of them when `None`) at `temperature` (the adapter's one for that
+    /// label set when `None`).
     pub fn score(
         &self,
         utterances: &[&[f32]],
@@ -706,7 +785,8 @@ impl EmotionWhisper {
     }
 
     /// The `first-token` scorer of `labels` (all when `None`; each must be one of the
-    /// adapter's) at `temperature` (the shipped one when `None`).
+    /// adapter's) at `temperature` (the adapter's one for that label set when `None`:
+    /// [`AdapterConfig::temperature_for`]).
     fn scorer(
         &self,
         labels: Option<&[String]>,
@@ -723,7 +803,7 @@ impl EmotionWhisper {
         let verbaliser = Verbaliser::new(labels, &[Form::Space], self.stages.tokenizer())?;
         Ok(FirstTokenScorer::new(
             verbaliser,
-            temperature.unwrap_or(self.temperature()),
+            temperature.unwrap_or_else(|| self.adapter.config.temperature_for(labels)),
         )?)
     }
 }
@@ -873,6 +953,77 @@ mod tests {
         ];
         for (config, st, expected) in cases {
             let err = EmotionAdapter::from_bytes(config.as_bytes(), &st, "toy").unwrap_err();
+            assert!(
+                err.to_string().contains(expected),
+                "{err} lacks {expected:?}"
+            );
+        }
+    }
+
+    /// `json` with a `label_set_temperatures` block.
+    fn json_with_sets(sets: &str) -> String {
+        json("[1]", r#"["a", "b", "c"]"#, "[5, 6, 7]").replace(
+            r#""temperature": 1.5"#,
+            &format!(r#""temperature": 1.5, "label_set_temperatures": {sets}"#),
+        )
+    }
+
+    #[test]
+    fn a_label_set_scores_at_its_own_temperature_in_any_order() {
+        let sets = r#"[{"dataset": "x", "labels": ["c", "a"], "temperature": 0.8},
+                       {"dataset": "y", "labels": ["a", "b"], "temperature": 2.5}]"#;
+        let a = EmotionAdapter::from_bytes(json_with_sets(sets).as_bytes(), &good_tensors(), "toy")
+            .unwrap();
+        let labels = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let config = &a.config;
+        assert_eq!(config.temperature_for(&labels(&["a", "c"])), 0.8);
+        assert_eq!(config.temperature_for(&labels(&["c", "a"])), 0.8);
+        assert_eq!(config.temperature_for(&labels(&["b", "a"])), 2.5);
+        // Any other set, a superset or a subset included, gets the shipped temperature.
+        for other in [&["a", "b", "c"][..], &["a"], &["b", "c"]] {
+            assert_eq!(config.temperature_for(&labels(other)), 1.5, "{other:?}");
+            assert_eq!(config.label_set_temperature(&labels(other)), None);
+        }
+        // Older adapters have none.
+        let plain = EmotionAdapter::from_bytes(
+            json("[1]", r#"["a", "b"]"#, "[5, 6]").as_bytes(),
+            &good_tensors(),
+            "toy",
+        )
+        .unwrap();
+        assert!(plain.config.label_set_temperatures.is_empty());
+    }
+
+    #[test]
+    fn malformed_label_sets_are_rejected_naming_the_dataset() {
+        let cases = [
+            (
+                r#"[{"dataset": "x", "labels": ["a", "z"], "temperature": 1.0}]"#,
+                "(x): `z` is not one of the labels",
+            ),
+            (
+                r#"[{"dataset": "x", "labels": ["a", "a"], "temperature": 1.0}]"#,
+                "(x): the labels must be distinct",
+            ),
+            (
+                r#"[{"dataset": "x", "labels": [], "temperature": 1.0}]"#,
+                "(x): the labels must be distinct and not empty",
+            ),
+            (
+                r#"[{"dataset": "x", "labels": ["a"], "temperature": 0.0}]"#,
+                "(x): temperature must be > 0",
+            ),
+            (
+                r#"[{"dataset": "x", "labels": ["a", "b"], "temperature": 1.0},
+                    {"dataset": "y", "labels": ["b", "a"], "temperature": 2.0}]"#,
+                "(y): that label set appears twice",
+            ),
+            (r#"[{"dataset": "x", "labels": ["a"]}]"#, "temperature"),
+        ];
+        for (sets, expected) in cases {
+            let err =
+                EmotionAdapter::from_bytes(json_with_sets(sets).as_bytes(), &good_tensors(), "toy")
+                    .unwrap_err();
             assert!(
                 err.to_string().contains(expected),
                 "{err} lacks {expected:?}"

@@ -279,14 +279,35 @@ class Trainer:
                     acc = 0.5 * (acc + self.balanced_acc(oof[e][n:], everyone[n:]))
                 scores[(ci, e + 1)] = (acc, oof[e])
         (ci, epochs), (acc, oof) = max(scores.items(), key=lambda kv: (kv[1][0], -kv[0][1], -kv[0][0]))
-        t = C.fit_temperature(oof, self.data["y"][everyone], self.data["mask"][everyone])
+        y, mask = self.data["y"][everyone], self.data["mask"][everyone]
+        t = C.fit_temperature(oof, y, mask)
+        # One temperature per dataset's label set as well: the same logits are over-confident
+        # on URDU's talk shows and under-confident on EmoDB's studio speech, which no single
+        # temperature fixes; `emomon` uses a set's temperature when scoring over exactly it.
+        ds = self.ds[everyone]
+        set_t = {C.DATASETS[d]: C.fit_temperature(oof[ds == d], y[ds == d], mask[ds == d]) for d in np.unique(ds)}
         table = {f"{self.args.grid[c].name} @ {e}": round(s[0], 4) for (c, e), s in scores.items()}
-        print(f"{tag}chose {self.args.grid[ci].name}, {epochs} epochs, T {t:.3f} (inner acc {acc:.3f})", flush=True)
-        return {"cand": ci, "epochs": epochs, "temperature": t, "inner_acc": acc, "table": table}
+        print(f"{tag}chose {self.args.grid[ci].name}, {epochs} epochs, T {t:.3f} "
+              f"({', '.join(f'{d} {v:.3f}' for d, v in set_t.items())}; inner acc {acc:.3f})", flush=True)
+        return {"cand": ci, "epochs": epochs, "temperature": t, "set_temperatures": set_t, "inner_acc": acc,
+                "table": table}
 
 
-def per_dataset(trainer: Trainer, raw: np.ndarray, scaled: np.ndarray, idx: np.ndarray) -> dict:
-    """Per-dataset metrics of logits at T=1 (`raw`) and at the chosen temperature (`scaled`)."""
+def label_set_temperatures(choice: dict) -> list[dict]:
+    """`adapter.json`'s per-label-set temperatures (see `Trainer.select`)."""
+    return [{"dataset": d, "labels": C.DATASET_LABELS[d], "temperature": round(t, 4)}
+            for d, t in sorted(choice["set_temperatures"].items())]
+
+
+def scale_by_set(logits: np.ndarray, ds: np.ndarray, choice: dict) -> np.ndarray:
+    """Logits divided by each clip's label-set temperature."""
+    t = np.array([choice["set_temperatures"][C.DATASETS[d]] for d in ds], dtype=np.float32)
+    return logits / t[:, None]
+
+
+def per_dataset(trainer: Trainer, raw: np.ndarray, scaled: np.ndarray, by_set: np.ndarray, idx: np.ndarray) -> dict:
+    """Per-dataset metrics of logits at T=1 (`raw`), at the one chosen temperature (`scaled`)
+    and at each label set's temperature (`by_set`, what `emomon` scores over a dataset's labels)."""
     out = {}
     y, mask, ds = trainer.data["y"][idx], trainer.data["mask"][idx], trainer.ds[idx]
     probs = lambda lg, m: C.masked_log_softmax(torch.tensor(lg[m]), torch.tensor(mask[m])).exp().numpy()
@@ -295,20 +316,21 @@ def per_dataset(trainer: Trainer, raw: np.ndarray, scaled: np.ndarray, idx: np.n
         if not m.any():
             continue
         classes = [C.LABELS.index(l) for l in C.DATASET_LABELS[dname]]
-        a, b = C.metrics(probs(raw, m), y[m], classes), C.metrics(probs(scaled, m), y[m], classes)
+        a, b, c = (C.metrics(probs(lg, m), y[m], classes) for lg in (raw, scaled, by_set))
         out[dname] = {"n": int(a["n"]), "acc": round(float(a["acc"]), 3), "uar": round(float(a["uar"]), 3),
-                      "macro_f1": round(float(a["macro_f1"]), 3), "ece": round(float(b["ece"]), 3),
-                      "ece_t1": round(float(a["ece"]), 3), "nll": round(float(b["nll"]), 3),
-                      "confusion": a["confusion"].tolist()}
+                      "macro_f1": round(float(a["macro_f1"]), 3), "ece": round(float(c["ece"]), 3),
+                      "ece_one_t": round(float(b["ece"]), 3), "ece_t1": round(float(a["ece"]), 3),
+                      "nll": round(float(c["nll"]), 3), "confusion": a["confusion"].tolist()}
     return out
 
 
 def table(res: dict) -> list[str]:
-    lines = ["| dataset (classes) | n | acc | UAR | macro-F1 | ECE (shipped T) | ECE (T=1) | NLL |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| dataset (classes) | n | acc | UAR | macro-F1 | ECE (label-set T) | ECE (one T) | ECE (T=1) | NLL |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for dname, r in res.items():
         lines.append(f"| {dname} ({len(C.DATASET_LABELS[dname])}) | {r['n']} | {r['acc']:.3f} | {r['uar']:.3f} | "
-                     f"{r['macro_f1']:.3f} | {r['ece']:.3f} | {r['ece_t1']:.3f} | {r['nll']:.3f} |")
+                     f"{r['macro_f1']:.3f} | {r['ece']:.3f} | {r['ece_one_t']:.3f} | {r['ece_t1']:.3f} | "
+                     f"{r['nll']:.3f} |")
     return lines
 
 
@@ -403,7 +425,8 @@ def main() -> None:
     recipe = (f"nested speaker-independent CV: outer {args.folds} folds (seed 0), inner {args.inner_folds} folds "
               f"of the training speakers (seed 1); grid: " + "; ".join(f"{c.name} = {c.describe()}" for c in args.grid)
               + f"; epochs 1..{args.max_epochs} (warm-up + cosine over {args.max_epochs}), batch {args.batch}, "
-              f"AdamW wd {args.weight_decay}; choice by dataset-averaged inner accuracy, temperature by NLL on the "
+              f"AdamW wd {args.weight_decay}; choice by dataset-averaged inner accuracy, temperatures (one, and one per "
+              f"dataset label set) by NLL on the "
               f"inner out-of-fold logits")
     if data["aug_sources"]:
         k = (len(data["clips"]) - len(clips)) / len(clips)
@@ -420,6 +443,7 @@ def main() -> None:
         folds = []
     outer = np.full((len(clips), len(C.LABELS)), np.nan, dtype=np.float32)
     scaled = np.full_like(outer, np.nan)
+    by_set = np.full_like(outer, np.nan)
     if args.export is not None and args.only_folds:
         raise SystemExit("--export needs the full outer CV (drop --only-folds)")
     # Every task (an outer fold, or the shipped model's selection and fit) is seeded on its
@@ -438,15 +462,17 @@ def main() -> None:
         ro, ch, outer[te] = results[k]
         cand = args.grid[ch["cand"]]
         scaled[te] = outer[te] / ch["temperature"]
+        by_set[te] = scale_by_set(outer[te], trainer.ds[te], ch)
         fold_models.append((k, ro, ch, te))
         choices.append(ch)
         lines.append(f"outer fold {k}: chose {cand.name}, {ch['epochs']} epochs, T {ch['temperature']:.3f} "
-                     f"(inner accuracy {ch['inner_acc']:.3f}); held out {len(te)} clips")
+                     f"({', '.join(f'{d} {t:.3f}' for d, t in sorted(ch['set_temperatures'].items()))}; "
+                     f"inner accuracy {ch['inner_acc']:.3f}); held out {len(te)} clips")
     res = {}
     if folds:
         sel = np.where(~np.isnan(outer[:, 0]))[0]
-        res = per_dataset(trainer, outer[sel], scaled[sel], sel)
-        lines += ["", f"## Outer folds {folds} (each scored once, temperature from its inner folds)", ""]
+        res = per_dataset(trainer, outer[sel], scaled[sel], by_set[sel], sel)
+        lines += ["", f"## Outer folds {folds} (each scored once, temperatures from its inner folds)", ""]
         lines += table(res)
         for dname, r in res.items():
             lines.append(f"\nconfusion {dname} (rows true, cols pred; {', '.join(C.DATASET_LABELS[dname])}):  ")
@@ -476,7 +502,8 @@ def main() -> None:
         for k, ro, ch, te in fold_models:
             out = args.export_folds / f"fold-{k}"
             cand = args.grid[ch["cand"]]
-            fmeta = meta | {"temperature": round(ch["temperature"], 4), "training": meta["training"] | {
+            fmeta = meta | {"temperature": round(ch["temperature"], 4),
+                            "label_set_temperatures": label_set_temperatures(ch), "training": meta["training"] | {
                 "fold": k, "of_folds": args.folds, "chosen": f"{cand.name}, {ch['epochs']} epochs",
                 "clips": len(clips) - len(te), "held_out_clips": len(te)}}
             export_adapter(ro, out, fmeta)
@@ -489,10 +516,11 @@ def main() -> None:
         cand = args.grid[ch["cand"]]
         lines += ["", "## The shipped model", "",
                   f"The same selection on all {len(clips)} clips (inner {args.inner_folds} speaker folds): "
-                  f"{cand.name} ({cand.describe()}), {ch['epochs']} epochs, temperature {ch['temperature']:.3f} "
+                  f"{cand.name} ({cand.describe()}), {ch['epochs']} epochs, temperature {ch['temperature']:.3f}; "
+                  f"per label set {', '.join(f'{d} {t:.3f}' for d, t in sorted(ch['set_temperatures'].items()))} "
                   f"(inner accuracy {ch['inner_acc']:.3f}).", "",
                   "Inner accuracy per candidate @ epochs: " + ", ".join(f"{n} {v:.3f}" for n, v in ch["table"].items())]
-        meta |= {"temperature": round(ch["temperature"], 4),
+        meta |= {"temperature": round(ch["temperature"], 4), "label_set_temperatures": label_set_temperatures(ch),
                  "training": meta["training"] | {"chosen": f"{cand.name}, {ch['epochs']} epochs"}}
         export_adapter(ro, args.export, meta)
     if args.model_card is not None and res:

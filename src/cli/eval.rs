@@ -42,7 +42,8 @@ pub struct EvalArgs {
     #[arg(long)]
     pub label_map: Option<String>,
     /// Evaluate each dataset over the labels it has (probabilities renormalised over
-    /// them), as a classifier restricted to that dataset's label set would be.
+    /// them, at the model's temperature for that label set where it has one), as a
+    /// classifier restricted to that dataset's label set would be.
     #[arg(long)]
     pub per_dataset_labels: bool,
     /// Score cache (JSON lines) [default: OUT/cache.jsonl].

@@ -405,7 +405,8 @@ pub fn markdown(s: &Summary) -> String {
         s.method,
         s.labels.join(", "),
         if s.per_dataset_labels {
-            " (each dataset evaluated over its own labels: probabilities renormalised over them)"
+            " (each dataset evaluated over its own labels: probabilities renormalised over them, at the \
+             model's temperature for that label set where it has one)"
         } else {
             ""
         },

@@ -48,7 +48,7 @@ mod tests;
 
 use evaluate::evaluate;
 pub use evaluate::table;
-use scoring::{Job, Outcome, score_all};
+use scoring::{Job, Outcome, score_all, set_subset_exponents};
 
 /// What `emomon eval` does: plain options that the binary's flags (or a library
 /// user) fill in. The flags' help (`emomon eval --help`) documents each in full.
@@ -200,6 +200,19 @@ fn reference_labels(item: &ManifestItem) -> Vec<&str> {
 }
 
 impl LabelPlan {
+    /// For each dataset scored over a subset of `model`'s labels, the exponent that
+    /// gives the model's calibration for exactly that subset, where it has one
+    /// ([`LoadedModel::label_subset_exponent`]: the default model's adapter has a
+    /// temperature per training dataset).
+    fn subset_exponents(&self, model: &LoadedModel) -> BTreeMap<String, f64> {
+        self.eval_labels
+            .iter()
+            .filter(|(_, labels)| labels.as_slice() != model.labels())
+            .map(|(dataset, labels)| (dataset.clone(), model.label_subset_exponent(labels)))
+            .filter(|(_, e)| *e != 1.0)
+            .collect()
+    }
+
     /// Says which reference labels the model does not output.
     fn print_unmapped(&self) {
         for (dataset, labels) in &self.unmapped {
@@ -410,7 +423,11 @@ pub fn run(args: &EvalOptions) -> anyhow::Result<EvalReport> {
             eprintln!("{method}:");
         }
         let per_strategy = score_all(&job, &selected, &mut cache, args.workers)?;
-        for ((st, identity), outcomes) in strategies.iter().zip(&job.identities).zip(per_strategy) {
+        let exponents = plan.subset_exponents(&model);
+        for ((st, identity), mut outcomes) in
+            strategies.iter().zip(&job.identities).zip(per_strategy)
+        {
+            set_subset_exponents(&mut outcomes, &selected, &exponents);
             let mut rel = PathBuf::new();
             if args.methods.is_some() {
                 rel.push(method.as_str());

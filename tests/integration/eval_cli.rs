@@ -898,6 +898,9 @@ fn chat_model_ensemble_records_every_answer_for_every_method() {
 /// the folds are pooled. Fold 1's adapter is the shipped one at another temperature,
 /// so its clips must carry exactly that adapter's scores (`emomon score --adapter`),
 /// and fold 0's the shipped adapter's; a clip in no fold is reported and left out.
+/// Fold 1 also has a temperature of its own for the label set happy/sad/angry: with
+/// `--per-dataset-labels` that dataset's clips are scored at it, as `emomon score
+/// --labels` over that set scores them.
 #[test]
 fn folds_score_each_clip_with_its_own_folds_adapter() {
     if let Err(e) = emomon_models::default_model::resolve() {
@@ -927,6 +930,9 @@ fn folds_score_each_clip_with_its_own_folds_adapter() {
             serde_json::from_slice(&std::fs::read(shipped.join("adapter.json")).unwrap()).unwrap();
         if let Some(t) = temperature {
             meta["temperature"] = serde_json::json!(t);
+            meta["label_set_temperatures"] = serde_json::json!([
+                {"dataset": "acted", "labels": ["sad", "angry", "happy"], "temperature": 0.7}
+            ]);
         }
         std::fs::write(fold.join("adapter.json"), meta.to_string()).unwrap();
         std::fs::write(
@@ -982,6 +988,65 @@ fn folds_score_each_clip_with_its_own_folds_adapter() {
             .contains("speaker-independent 2-fold CV"),
         "{summary}"
     );
+
+    let own_dir = dir.path().join("own-labels");
+    let out = emomon(&[
+        "eval",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--data-root",
+        audio.to_str().unwrap(),
+        "--folds",
+        folds.to_str().unwrap(),
+        "--per-dataset-labels",
+        "-o",
+        own_dir.to_str().unwrap(),
+    ]);
+    ok(&out);
+    let preds = by_path(&own_dir);
+    let score_over_set = |fold: usize, clip: &str, temperature: Option<&str>| {
+        let fold_dir = folds.join(format!("fold-{fold}"));
+        let mut args = vec![
+            "score",
+            "--whole",
+            "--format",
+            "jsonl",
+            "--adapter",
+            fold_dir.to_str().unwrap(),
+            "--labels",
+            "happy,sad,angry",
+        ];
+        if let Some(t) = temperature {
+            args.extend(["--temperature", t]);
+        }
+        let clip_path = audio.join(clip);
+        args.extend(["--input", clip_path.to_str().unwrap()]);
+        let scored = emomon(&args);
+        ok(&scored);
+        let v: Value = serde_json::from_slice(&scored.stdout).unwrap();
+        (strings(&v["labels"]), floats(&v["probs"]))
+    };
+    for (clip, fold) in [("03.wav", 0), ("07.wav", 1)] {
+        let got = &preds[clip];
+        let (labels, want) = score_over_set(fold, clip, None);
+        // The eval lists the set in the model's order, `score` in the asked order.
+        let got_labels = strings(&got["labels"]);
+        let got_probs = floats(&got["probs"]);
+        let reordered: Vec<f64> = labels
+            .iter()
+            .map(|l| got_probs[got_labels.iter().position(|g| g == l).unwrap()])
+            .collect();
+        assert_close(&reordered, &want, 1e-6, clip);
+    }
+    // Without the set's temperature (fold 1's general 3.0) the scores would differ.
+    let (_, general) = score_over_set(1, "07.wav", Some("3.0"));
+    let (_, own) = score_over_set(1, "07.wav", None);
+    let moved = general
+        .iter()
+        .zip(&own)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0, f64::max);
+    assert!(moved > 0.01, "{general:?} vs {own:?}");
 
     // A clip held out by two folds is refused by name.
     std::fs::write(

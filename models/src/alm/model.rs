@@ -32,6 +32,15 @@ pub trait EmotionModel: Send + Sync {
     /// Scores each utterance with the opened method and question.
     fn score(&self, utterances: &[&[f32]]) -> Result<BatchScores, AlmError>;
 
+    /// The exponent `e` that makes [`score`](Self::score)'s distribution over
+    /// [`labels`](Self::labels), restricted to the subset `labels` as `p^e` and
+    /// renormalised, the distribution the model is calibrated for over exactly those
+    /// labels. 1 (plain renormalisation) unless the model ships a temperature for that
+    /// label set, as the default model's adapter does for each training dataset's.
+    fn label_subset_exponent(&self, _labels: &[String]) -> f64 {
+        1.0
+    }
+
     /// Scores one utterance with `method` under every question, greedily or with
     /// `sampling` (`n` seeded samples per question). The audio is featurised and
     /// encoded once; each question then gets one prompt pass of the decoder, whose

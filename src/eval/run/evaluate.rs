@@ -152,7 +152,7 @@ pub(super) fn predict(
                             model_labels
                                 .iter()
                                 .position(|m| m == l)
-                                .map_or(0.0, |k| full[k])
+                                .map_or(0.0, |k| full[k].powf(outcome.subset_exponent))
                         })
                         .collect();
                     let total: f64 = sub.iter().sum();

@@ -21,7 +21,7 @@ use emomon_models::scorer::Method;
 
 use super::{
     EvalOptions, EvalReport, Job, LabelPlan, Outcome, evaluate, identity_options, open_cache,
-    read_items, score_all, select, user_label_map,
+    read_items, score_all, select, set_subset_exponents, user_label_map,
 };
 
 /// One fold: its adapter directory and the manifest paths it held out.
@@ -73,6 +73,7 @@ pub(super) fn run(args: &EvalOptions, dir: &Path) -> anyhow::Result<EvalReport> 
 
     let mut outcomes: Vec<Option<Outcome>> = scored.iter().map(|_| None).collect();
     let mut labels: Option<Vec<String>> = None;
+    let mut plan: Option<LabelPlan> = None;
     for (k, fold) in folds.iter().enumerate() {
         let idx: Vec<usize> = (0..scored.len())
             .filter(|&i| fold_of[scored[i].path.as_str()] == k)
@@ -90,7 +91,16 @@ pub(super) fn run(args: &EvalOptions, dir: &Path) -> anyhow::Result<EvalReport> 
         open_args.adapter = Some(fold.dir.clone());
         let model = open_model(&open_args)?;
         match &labels {
-            None => labels = Some(model.labels().to_vec()),
+            None => {
+                labels = Some(model.labels().to_vec());
+                plan = Some(LabelPlan::new(
+                    &in_datasets,
+                    &scored,
+                    model.labels(),
+                    LabelMap::new(&user_map),
+                    args.per_dataset_labels,
+                ));
+            }
             Some(l) if l.as_slice() != model.labels() => bail!(
                 "{}: its adapter's labels ({}) differ from the other folds' ({})",
                 fold.name,
@@ -117,27 +127,25 @@ pub(super) fn run(args: &EvalOptions, dir: &Path) -> anyhow::Result<EvalReport> 
             identities: vec![identity],
         };
         let fold_items: Vec<&ManifestItem> = idx.iter().map(|&i| scored[i]).collect();
-        let per_clip = score_all(&job, &fold_items, &mut cache, args.workers)?
+        let mut per_clip = score_all(&job, &fold_items, &mut cache, args.workers)?
             .into_iter()
             .next()
             .unwrap_or_default();
+        // Each fold's adapter has its own temperatures per label set.
+        if let Some(plan) = &plan {
+            set_subset_exponents(&mut per_clip, &fold_items, &plan.subset_exponents(&model));
+        }
         for (&i, outcome) in idx.iter().zip(per_clip) {
             outcomes[i] = Some(outcome);
         }
     }
-    let labels = labels.unwrap_or_default();
+    let (Some(labels), Some(plan)) = (labels, plan) else {
+        bail!("no fold in {} holds out a selected clip", dir.display());
+    };
     let outcomes: Vec<Outcome> = outcomes
         .into_iter()
         .map(|o| o.unwrap_or_else(Outcome::new))
         .collect();
-
-    let plan = LabelPlan::new(
-        &in_datasets,
-        &scored,
-        &labels,
-        LabelMap::new(&user_map),
-        args.per_dataset_labels,
-    );
     plan.print_unmapped();
     let pooled = ScoringIdentity {
         model: format!(

@@ -9,6 +9,11 @@ pub(super) struct Outcome {
     pub(super) score: Option<CachedScore>,
     pub(super) cached: bool,
     pub(super) error: Option<String>,
+    /// Applied to the probabilities of the clip's dataset labels before they are
+    /// renormalised over them ([`EmotionModel::label_subset_exponent`]); 1 by default.
+    ///
+    /// [`EmotionModel::label_subset_exponent`]: emomon_models::alm::EmotionModel::label_subset_exponent
+    pub(super) subset_exponent: f64,
 }
 
 impl Outcome {
@@ -18,7 +23,20 @@ impl Outcome {
             score: None,
             cached: false,
             error: None,
+            subset_exponent: 1.0,
         }
+    }
+}
+
+/// Sets each outcome's [`subset_exponent`](Outcome::subset_exponent) from its clip's
+/// dataset (`exponents` from [`LabelPlan::subset_exponents`]).
+pub(super) fn set_subset_exponents(
+    outcomes: &mut [Outcome],
+    items: &[&ManifestItem],
+    exponents: &BTreeMap<String, f64>,
+) {
+    for (outcome, item) in outcomes.iter_mut().zip(items) {
+        outcome.subset_exponent = exponents.get(&item.dataset).copied().unwrap_or(1.0);
     }
 }
 
