@@ -106,7 +106,12 @@ def opus_round_trip(x: np.ndarray, level: float) -> np.ndarray:
 
 def apply(x: np.ndarray, spec: str, path: str, others: list[np.ndarray] | None = None) -> np.ndarray:
     """`x` (16 kHz float) corrupted by `spec`; the result is clipped to [-1, 1] as a sound
-    card would."""
+    card would. `A+B` applies A, then B (e.g. `reverb:0.5+babble:10`: a reverberant room
+    with other voices in it)."""
+    if "+" in spec:
+        for part in spec.split("+"):
+            x = apply(x, part, path, others)
+        return x
     kind, level = parse(spec)
     rng = rng_for(path, spec)
     x = x.astype(np.float64)
@@ -129,9 +134,26 @@ def apply(x: np.ndarray, spec: str, path: str, others: list[np.ndarray] | None =
     return np.clip(y, -1.0, 1.0).astype(np.float32)
 
 
-def random_spec(rng: np.random.Generator) -> str:
-    """One training corruption drawn from the issue's ranges: noise 0-30 dB SNR (babble,
-    white or pink), gain +-15 dB, RT60 0.2-0.8 s, or the telephone band."""
+MIXES = ("single", "room")
+
+
+def random_spec(rng: np.random.Generator, mix: str = "single") -> str:
+    """One training corruption drawn from the issue's ranges. `single`: one of noise 0-30 dB
+    SNR (babble, white or pink), gain +-15 dB, RT60 0.2-0.8 s, or the telephone band.
+    `room`: what a laptop in a room hears at once: reverberation (RT60 0.2-0.8 s) half the
+    time, then noise at 0-25 dB SNR (babble 60 %, white or pink), then a gain of +-15 dB
+    a third of the time."""
+    if mix == "room":
+        parts = []
+        if rng.uniform() < 0.5:
+            parts.append(f"reverb:{rng.uniform(0.2, 0.8):.2f}")
+        noise = "babble" if rng.uniform() < 0.6 else rng.choice(["white", "pink"])
+        parts.append(f"{noise}:{rng.uniform(0, 25):.1f}")
+        if rng.uniform() < 1 / 3:
+            parts.append(f"gain:{rng.uniform(-15, 15):.1f}")
+        return "+".join(parts)
+    if mix != "single":
+        raise ValueError(f"augmentation mix {mix!r}: expected one of {', '.join(MIXES)}")
     kind = rng.choice(["babble", "babble", "white", "pink", "gain", "reverb", "band"])
     if kind in ("babble", "white", "pink"):
         return f"{kind}:{rng.uniform(0, 30):.1f}"

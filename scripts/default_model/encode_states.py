@@ -95,6 +95,9 @@ def main() -> None:
                     help="encode K corrupted copies of every clip instead of the clean clip (augmentation): "
                          "each a random corruption of corruptions.random_spec; babble from other speakers "
                          "of the clip's own outer speaker fold, so no held-out voice leaks into training")
+    ap.add_argument("--augment-mix", choices=corruptions.MIXES, default="single",
+                    help="how --corrupt-copies are drawn (corruptions.random_spec): `single` = one "
+                         "corruption each, `room` = reverberation, noise and gain together")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.use_deterministic_algorithms(True)
@@ -114,6 +117,8 @@ def main() -> None:
         rows = [r for r in rows if r["dataset"] in keep]
     out = {"model": str(args.model), "padding": "none (real clip length)", "trim_db": args.trim_db,
            "ravdess_repetition": args.ravdess_repetition or "all", "corrupt_copies": args.corrupt_copies, "clips": []}
+    if args.corrupt_copies and args.augment_mix != "single":
+        out["augment_mix"] = args.augment_mix  # absent for `single`: older files stay as they were
     jobs = [(r, None) for r in rows]
     if args.corrupt_copies:
         fold = C.speaker_folds(rows, 4, 0)  # the outer folds of train.py
@@ -123,7 +128,7 @@ def main() -> None:
             rng = corruptions.rng_for(r["path"], "augment")
             others = [raw[o["path"]] for j, o in enumerate(rows)
                       if fold[j] == fold[i] and o["dataset"] == r["dataset"] and o["speaker"] != r["speaker"]]
-            jobs += [(r, (corruptions.random_spec(rng), others)) for _ in range(args.corrupt_copies)]
+            jobs += [(r, (corruptions.random_spec(rng, args.augment_mix), others)) for _ in range(args.corrupt_copies)]
     dec = model.decoder
     t0 = time.time()
     for i, (r, corrupt) in enumerate(jobs):

@@ -67,6 +67,30 @@ class Corruptions(unittest.TestCase):
         self.assertAlmostEqual(10 * np.log10(np.mean(y.astype(np.float64) ** 2) / np.mean(self.x.astype(np.float64) ** 2)),
                                -15.0, delta=0.01)
 
+    def test_chained_corruptions_apply_in_order(self):
+        both = corruptions.apply(self.x, "reverb:0.5+babble:10", "p", self.others)
+        one = corruptions.apply(corruptions.apply(self.x, "reverb:0.5", "p", self.others), "babble:10", "p", self.others)
+        np.testing.assert_array_equal(both, one)
+        self.assertFalse(np.array_equal(both, corruptions.apply(self.x, "babble:10", "p", self.others)))
+
+    def test_room_mix_draws_noise_every_time_within_the_ranges(self):
+        rng = np.random.default_rng(0)
+        specs = [corruptions.random_spec(rng, "room") for _ in range(300)]
+        for spec in specs:
+            parts = [corruptions.parse(p) for p in spec.split("+")]
+            kinds = [k for k, _ in parts]
+            noise = [lv for k, lv in parts if k in ("babble", "white", "pink")]
+            self.assertEqual(len(noise), 1, spec)
+            self.assertTrue(0 <= noise[0] <= 25, spec)
+            self.assertTrue(all(0.2 <= lv <= 0.8 for k, lv in parts if k == "reverb"), spec)
+            self.assertEqual(kinds, sorted(kinds, key=["reverb", "babble", "white", "pink", "gain"].index), spec)
+        share = lambda kind: np.mean([kind in s for s in specs])
+        self.assertAlmostEqual(share("reverb"), 0.5, delta=0.08)
+        self.assertAlmostEqual(share("babble"), 0.6, delta=0.08)
+        with self.assertRaisesRegex(ValueError, "single, room"):
+            corruptions.random_spec(rng, "studio")
+
+
 class Filters(unittest.TestCase):
     def test_band_limit_keeps_the_telephone_band_only(self):
         t = np.arange(16000) / 16000
