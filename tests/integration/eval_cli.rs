@@ -941,19 +941,45 @@ fn folds_score_each_clip_with_its_own_folds_adapter() {
         )
         .unwrap();
     }
+    let eval_folds = |out_dir: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "eval",
+            "--manifest",
+            manifest.to_str().unwrap(),
+            "--data-root",
+            audio.to_str().unwrap(),
+            "--folds",
+            folds.to_str().unwrap(),
+            "-o",
+            out_dir.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        let out = emomon(&args);
+        ok(&out);
+        out
+    };
+    // `emomon score` of one clip with a fold's adapter: its labels and probabilities.
+    let score_with_fold = |fold: usize, clip: &str, extra: &[&str]| {
+        let fold_dir = folds.join(format!("fold-{fold}"));
+        let clip_path = audio.join(clip);
+        let mut args = vec![
+            "score",
+            "--whole",
+            "--format",
+            "jsonl",
+            "--adapter",
+            fold_dir.to_str().unwrap(),
+            "--input",
+            clip_path.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        let scored = emomon(&args);
+        ok(&scored);
+        let v: Value = serde_json::from_slice(&scored.stdout).unwrap();
+        (strings(&v["labels"]), floats(&v["probs"]))
+    };
     let out_dir = dir.path().join("out");
-    let out = emomon(&[
-        "eval",
-        "--manifest",
-        manifest.to_str().unwrap(),
-        "--data-root",
-        audio.to_str().unwrap(),
-        "--folds",
-        folds.to_str().unwrap(),
-        "-o",
-        out_dir.to_str().unwrap(),
-    ]);
-    ok(&out);
+    let out = eval_folds(&out_dir, &[]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
         stderr.contains("1 selected clip(s) are in no fold"),
@@ -962,22 +988,10 @@ fn folds_score_each_clip_with_its_own_folds_adapter() {
     let preds = by_path(&out_dir);
     assert_eq!(preds.len(), 2, "{preds:?}");
     for (clip, fold) in [("03.wav", 0), ("07.wav", 1)] {
-        let fold_dir = folds.join(format!("fold-{fold}"));
-        let scored = emomon(&[
-            "score",
-            "--whole",
-            "--format",
-            "jsonl",
-            "--adapter",
-            fold_dir.to_str().unwrap(),
-            "--input",
-            audio.join(clip).to_str().unwrap(),
-        ]);
-        ok(&scored);
-        let want: Value = serde_json::from_slice(&scored.stdout).unwrap();
+        let (labels, want) = score_with_fold(fold, clip, &[]);
         let got = &preds[clip];
-        assert_eq!(got["labels"], want["labels"]);
-        assert_close(&floats(&got["probs"]), &floats(&want["probs"]), 1e-6, clip);
+        assert_eq!(strings(&got["labels"]), labels);
+        assert_close(&floats(&got["probs"]), &want, 1e-6, clip);
     }
     let summary = read_json(&out_dir.join("summary.json"));
     assert_eq!(summary["n_items"], 2);
@@ -990,45 +1004,12 @@ fn folds_score_each_clip_with_its_own_folds_adapter() {
     );
 
     let own_dir = dir.path().join("own-labels");
-    let out = emomon(&[
-        "eval",
-        "--manifest",
-        manifest.to_str().unwrap(),
-        "--data-root",
-        audio.to_str().unwrap(),
-        "--folds",
-        folds.to_str().unwrap(),
-        "--per-dataset-labels",
-        "-o",
-        own_dir.to_str().unwrap(),
-    ]);
-    ok(&out);
+    eval_folds(&own_dir, &["--per-dataset-labels"]);
     let preds = by_path(&own_dir);
-    let score_over_set = |fold: usize, clip: &str, temperature: Option<&str>| {
-        let fold_dir = folds.join(format!("fold-{fold}"));
-        let mut args = vec![
-            "score",
-            "--whole",
-            "--format",
-            "jsonl",
-            "--adapter",
-            fold_dir.to_str().unwrap(),
-            "--labels",
-            "happy,sad,angry",
-        ];
-        if let Some(t) = temperature {
-            args.extend(["--temperature", t]);
-        }
-        let clip_path = audio.join(clip);
-        args.extend(["--input", clip_path.to_str().unwrap()]);
-        let scored = emomon(&args);
-        ok(&scored);
-        let v: Value = serde_json::from_slice(&scored.stdout).unwrap();
-        (strings(&v["labels"]), floats(&v["probs"]))
-    };
+    let over_set = ["--labels", "happy,sad,angry"];
     for (clip, fold) in [("03.wav", 0), ("07.wav", 1)] {
         let got = &preds[clip];
-        let (labels, want) = score_over_set(fold, clip, None);
+        let (labels, want) = score_with_fold(fold, clip, &over_set);
         // The eval lists the set in the model's order, `score` in the asked order.
         let got_labels = strings(&got["labels"]);
         let got_probs = floats(&got["probs"]);
@@ -1039,8 +1020,12 @@ fn folds_score_each_clip_with_its_own_folds_adapter() {
         assert_close(&reordered, &want, 1e-6, clip);
     }
     // Without the set's temperature (fold 1's general 3.0) the scores would differ.
-    let (_, general) = score_over_set(1, "07.wav", Some("3.0"));
-    let (_, own) = score_over_set(1, "07.wav", None);
+    let (_, general) = score_with_fold(
+        1,
+        "07.wav",
+        &[&over_set[..], &["--temperature", "3.0"]].concat(),
+    );
+    let (_, own) = score_with_fold(1, "07.wav", &over_set);
     let moved = general
         .iter()
         .zip(&own)
