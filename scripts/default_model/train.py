@@ -288,9 +288,14 @@ class Trainer:
         set_t = {C.DATASETS[d]: C.fit_temperature(oof[ds == d], y[ds == d], mask[ds == d]) for d in np.unique(ds)}
         table = {f"{self.args.grid[c].name} @ {e}": round(s[0], 4) for (c, e), s in scores.items()}
         print(f"{tag}chose {self.args.grid[ci].name}, {epochs} epochs, T {t:.3f} "
-              f"({', '.join(f'{d} {v:.3f}' for d, v in set_t.items())}; inner acc {acc:.3f})", flush=True)
+              f"({describe_set_temperatures(set_t)}; inner acc {acc:.3f})", flush=True)
         return {"cand": ci, "epochs": epochs, "temperature": t, "set_temperatures": set_t, "inner_acc": acc,
                 "table": table}
+
+
+def describe_set_temperatures(set_t: dict) -> str:
+    """`emodb 1.241, ravdess 1.920, …` for reports and logs."""
+    return ", ".join(f"{d} {t:.3f}" for d, t in sorted(set_t.items()))
 
 
 def label_set_temperatures(choice: dict) -> list[dict]:
@@ -466,7 +471,7 @@ def main() -> None:
         fold_models.append((k, ro, ch, te))
         choices.append(ch)
         lines.append(f"outer fold {k}: chose {cand.name}, {ch['epochs']} epochs, T {ch['temperature']:.3f} "
-                     f"({', '.join(f'{d} {t:.3f}' for d, t in sorted(ch['set_temperatures'].items()))}; "
+                     f"({describe_set_temperatures(ch['set_temperatures'])}; "
                      f"inner accuracy {ch['inner_acc']:.3f}); held out {len(te)} clips")
     res = {}
     if folds:
@@ -517,7 +522,7 @@ def main() -> None:
         lines += ["", "## The shipped model", "",
                   f"The same selection on all {len(clips)} clips (inner {args.inner_folds} speaker folds): "
                   f"{cand.name} ({cand.describe()}), {ch['epochs']} epochs, temperature {ch['temperature']:.3f}; "
-                  f"per label set {', '.join(f'{d} {t:.3f}' for d, t in sorted(ch['set_temperatures'].items()))} "
+                  f"per label set {describe_set_temperatures(ch['set_temperatures'])} "
                   f"(inner accuracy {ch['inner_acc']:.3f}).", "",
                   "Inner accuracy per candidate @ epochs: " + ", ".join(f"{n} {v:.3f}" for n, v in ch["table"].items())]
         meta |= {"temperature": round(ch["temperature"], 4), "label_set_temperatures": label_set_temperatures(ch),

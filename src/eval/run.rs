@@ -372,6 +372,7 @@ pub fn run(args: &EvalOptions) -> anyhow::Result<EvalReport> {
         args.per_dataset_labels,
     );
     plan.print_unmapped();
+    let exponents = plan.subset_exponents(&model);
     let mut cache = open_cache(args)?;
 
     let mut rows = Vec::new();
@@ -423,7 +424,6 @@ pub fn run(args: &EvalOptions) -> anyhow::Result<EvalReport> {
             eprintln!("{method}:");
         }
         let per_strategy = score_all(&job, &selected, &mut cache, args.workers)?;
-        let exponents = plan.subset_exponents(&model);
         for ((st, identity), mut outcomes) in
             strategies.iter().zip(&job.identities).zip(per_strategy)
         {

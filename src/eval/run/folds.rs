@@ -72,8 +72,9 @@ pub(super) fn run(args: &EvalOptions, dir: &Path) -> anyhow::Result<EvalReport> 
     let mut cache = open_cache(args)?;
 
     let mut outcomes: Vec<Option<Outcome>> = scored.iter().map(|_| None).collect();
-    let mut labels: Option<Vec<String>> = None;
-    let mut plan: Option<LabelPlan> = None;
+    // The labels every fold's adapter must share, and the plan over them (made when the
+    // first adapter is open).
+    let mut shared: Option<(Vec<String>, LabelPlan)> = None;
     for (k, fold) in folds.iter().enumerate() {
         let idx: Vec<usize> = (0..scored.len())
             .filter(|&i| fold_of[scored[i].path.as_str()] == k)
@@ -90,24 +91,24 @@ pub(super) fn run(args: &EvalOptions, dir: &Path) -> anyhow::Result<EvalReport> 
         let mut open_args = args.model.clone();
         open_args.adapter = Some(fold.dir.clone());
         let model = open_model(&open_args)?;
-        match &labels {
-            None => {
-                labels = Some(model.labels().to_vec());
-                plan = Some(LabelPlan::new(
-                    &in_datasets,
-                    &scored,
-                    model.labels(),
-                    LabelMap::new(&user_map),
-                    args.per_dataset_labels,
-                ));
-            }
-            Some(l) if l.as_slice() != model.labels() => bail!(
+        let (labels, plan) = shared.get_or_insert_with(|| {
+            let labels = model.labels().to_vec();
+            let plan = LabelPlan::new(
+                &in_datasets,
+                &scored,
+                &labels,
+                LabelMap::new(&user_map),
+                args.per_dataset_labels,
+            );
+            (labels, plan)
+        });
+        if labels.as_slice() != model.labels() {
+            bail!(
                 "{}: its adapter's labels ({}) differ from the other folds' ({})",
                 fold.name,
                 model.labels().join(", "),
-                l.join(", ")
-            ),
-            Some(_) => {}
+                labels.join(", ")
+            );
         }
         let identity = ScoringIdentity {
             model: model.id().to_string(),
@@ -132,14 +133,12 @@ pub(super) fn run(args: &EvalOptions, dir: &Path) -> anyhow::Result<EvalReport> 
             .next()
             .unwrap_or_default();
         // Each fold's adapter has its own temperatures per label set.
-        if let Some(plan) = &plan {
-            set_subset_exponents(&mut per_clip, &fold_items, &plan.subset_exponents(&model));
-        }
+        set_subset_exponents(&mut per_clip, &fold_items, &plan.subset_exponents(&model));
         for (&i, outcome) in idx.iter().zip(per_clip) {
             outcomes[i] = Some(outcome);
         }
     }
-    let (Some(labels), Some(plan)) = (labels, plan) else {
+    let Some((labels, plan)) = shared else {
         bail!("no fold in {} holds out a selected clip", dir.display());
     };
     let outcomes: Vec<Outcome> = outcomes
